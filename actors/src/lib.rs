@@ -1,0 +1,1 @@
+//! smpp-connector service.
