@@ -3,6 +3,13 @@
 //!
 //! Module map:
 //! - [`pdu`]: SMPP 3.4 framing and PDUs over `smpp34`.
+//! - [`session`]: the bind state machine (sans-IO: `handle_*` in, `poll_*` out).
+//! - [`window`]: in-flight window by sequence number, deadlines, adaptive size.
+//! - [`backoff`]: reconnect schedule.
+//! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
+//! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
+//! - [`dlr`]: delivery receipt parsing, message-id normalisation.
+//! - [`config`]: typed configuration and its validation.
 //!
 //! Invariants:
 //! - This crate never depends on actix, tokio runtimes, fred, tokio-postgres or async-nats;
@@ -10,4 +17,12 @@
 //! - Nothing here logs. Errors are values that carry fields, not formatted strings.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
+pub mod config;
+pub mod dispatch;
+pub mod dlr;
+pub mod encoding;
 pub mod pdu;
+pub mod session;
+pub mod taxonomy;
+pub mod window;

@@ -1,0 +1,475 @@
+//! `CorrelationActor`: the PostgreSQL side of a dispatch and of a receipt.
+//!
+//! It owns the connection pool and batches every hot path: rows recorded after
+//! `submit_sm_resp` ESME_ROK go in one multi-row `INSERT … SELECT FROM UNNEST` per batch,
+//! receipts are matched (and their status written) in one `UPDATE … FROM UNNEST …
+//! RETURNING` per batch. A batch is flushed as soon as a connection is free, so at low
+//! load a row is written at once and under load rows accumulate while the previous
+//! batches are in flight. A request is answered only after its batch committed: the
+//! dispatch path ACKs the NATS message on that answer, never before.
+//!
+//! Migrations are versioned SQL files in `actors/migrations/`, applied under an
+//! advisory lock (several pods may start at once), followed by ANALYZE so receipt
+//! lookups use the index from the first minute.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::future::BoxFuture;
+use smpp_connector::config::BindKey;
+use tokio::sync::oneshot;
+
+use crate::telemetry::metric;
+
+/// The migrations, in order. Each is applied once, in its own transaction.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "correlations_and_binds",
+    include_str!("../migrations/0001_correlations_and_binds.sql"),
+)];
+
+/// Key of the advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x534d_5050_4d49_4752; // "SMPPMIGR"
+
+/// Why a correlation request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CorrelationError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("query failed: {0}")]
+    Query(String),
+    #[error("correlation actor stopped")]
+    Stopped,
+}
+
+impl From<deadpool_postgres::PoolError> for CorrelationError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        CorrelationError::Unavailable(err.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for CorrelationError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        if err.is_closed() {
+            CorrelationError::Unavailable(err.to_string())
+        } else {
+            CorrelationError::Query(err.to_string())
+        }
+    }
+}
+
+/// One submitted segment, as stored.
+#[derive(Debug, Clone)]
+pub struct CorrelationRow {
+    pub message_id: String,
+    pub segment_index: u16,
+    pub segment_count: u16,
+    pub bind: BindKey,
+    pub operator_message_id: String,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// A receipt to match: the operator, its normalised message id and the status to store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReceiptKey {
+    pub operator_id: String,
+    pub operator_message_id: String,
+}
+
+/// The segment a receipt belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptMatch {
+    pub message_id: String,
+    pub segment_index: u16,
+    pub segment_count: u16,
+}
+
+/// Storage behind the actor; [`PgStore`] is the real one.
+pub trait CorrelationStore: Send + Sync + 'static {
+    /// Insert rows (idempotent on (message_id, segment_index)).
+    fn insert(&self, rows: Vec<CorrelationRow>) -> BoxFuture<'static, Result<(), CorrelationError>>;
+    /// Match receipts, store their status, return what matched.
+    fn apply_receipts(
+        &self,
+        receipts: Vec<(ReceiptKey, &'static str)>,
+    ) -> BoxFuture<'static, Result<HashMap<ReceiptKey, ReceiptMatch>, CorrelationError>>;
+    /// Segment indexes already correlated for a message.
+    fn correlated_segments(
+        &self,
+        message_id: String,
+    ) -> BoxFuture<'static, Result<Vec<u16>, CorrelationError>>;
+}
+
+/// PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+const INSERT_ROWS: &str = "\
+INSERT INTO smpp.message_correlations \
+  (message_id, segment_index, segment_count, operator_id, direction, bind_id, \
+   operator_message_id, submitted_at, expires_at) \
+SELECT m, s, c, o, d, b, om, t, t + interval '72 hours' \
+FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::int4[], \
+            $7::text[], $8::timestamptz[]) AS r(m, s, c, o, d, b, om, t) \
+ON CONFLICT (message_id, segment_index) DO NOTHING";
+
+const APPLY_RECEIPTS: &str = "\
+UPDATE smpp.message_correlations c \
+SET dlr_status = r.st, dlr_received_at = now() \
+FROM UNNEST($1::text[], $2::text[], $3::text[]) AS r(o, om, st) \
+WHERE c.operator_id = r.o AND c.operator_message_id = r.om \
+RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
+          c.segment_count, c.submitted_at";
+
+const CORRELATED_SEGMENTS: &str =
+    "SELECT segment_index FROM smpp.message_correlations WHERE message_id = $1";
+
+impl PgStore {
+    /// A pool for `DATABASE_URL`; connections are opened lazily.
+    pub fn connect(url: &str, pool_size: usize) -> anyhow::Result<Self> {
+        let pg_config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+        let manager = Manager::from_config(
+            pg_config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Apply pending migrations under an advisory lock, then ANALYZE.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<i32>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS smpp; \
+             CREATE TABLE IF NOT EXISTS smpp.schema_migrations ( \
+               version integer PRIMARY KEY, name text NOT NULL, \
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM smpp.schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut newly = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| anyhow::anyhow!("migration {version} {name} failed: {e}"))?;
+            tx.execute(
+                "INSERT INTO smpp.schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await?;
+            newly.push(*version);
+        }
+        tx.commit().await?;
+        // Statistics first, so receipt lookups use the index on a fresh table.
+        client
+            .batch_execute("ANALYZE smpp.message_correlations; ANALYZE ops.smpp_binds")
+            .await?;
+        Ok(newly)
+    }
+}
+
+impl CorrelationStore for PgStore {
+    fn insert(&self, rows: Vec<CorrelationRow>) -> BoxFuture<'static, Result<(), CorrelationError>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let n = rows.len();
+            let mut message_ids = Vec::with_capacity(n);
+            let mut segment_indexes = Vec::with_capacity(n);
+            let mut segment_counts = Vec::with_capacity(n);
+            let mut operator_ids = Vec::with_capacity(n);
+            let mut directions = Vec::with_capacity(n);
+            let mut bind_ids = Vec::with_capacity(n);
+            let mut operator_message_ids = Vec::with_capacity(n);
+            let mut submitted_ats = Vec::with_capacity(n);
+            for row in rows {
+                message_ids.push(row.message_id);
+                segment_indexes.push(i32::from(row.segment_index));
+                segment_counts.push(i32::from(row.segment_count));
+                operator_ids.push(row.bind.operator_id.as_str().to_owned());
+                directions.push(row.bind.direction.as_str());
+                bind_ids.push(i32::from(row.bind.bind_id));
+                operator_message_ids.push(row.operator_message_id);
+                submitted_ats.push(row.submitted_at);
+            }
+            let client = pool.get().await?;
+            let statement = client.prepare_cached(INSERT_ROWS).await?;
+            client
+                .execute(
+                    &statement,
+                    &[
+                        &message_ids,
+                        &segment_indexes,
+                        &segment_counts,
+                        &operator_ids,
+                        &directions,
+                        &bind_ids,
+                        &operator_message_ids,
+                        &submitted_ats,
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn apply_receipts(
+        &self,
+        receipts: Vec<(ReceiptKey, &'static str)>,
+    ) -> BoxFuture<'static, Result<HashMap<ReceiptKey, ReceiptMatch>, CorrelationError>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut operators = Vec::with_capacity(receipts.len());
+            let mut ids = Vec::with_capacity(receipts.len());
+            let mut statuses = Vec::with_capacity(receipts.len());
+            for (key, status) in receipts {
+                operators.push(key.operator_id);
+                ids.push(key.operator_message_id);
+                statuses.push(status);
+            }
+            let client = pool.get().await?;
+            let statement = client.prepare_cached(APPLY_RECEIPTS).await?;
+            let rows = client
+                .query(&statement, &[&operators, &ids, &statuses])
+                .await?;
+            // An operator may reuse a message id within 72 h: the latest submit wins.
+            let mut found: HashMap<ReceiptKey, (DateTime<Utc>, ReceiptMatch)> = HashMap::new();
+            for row in rows {
+                let key = ReceiptKey {
+                    operator_id: row.get(0),
+                    operator_message_id: row.get(1),
+                };
+                let submitted_at: DateTime<Utc> = row.get(5);
+                let matched = ReceiptMatch {
+                    message_id: row.get(2),
+                    segment_index: u16::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                    segment_count: u16::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+                };
+                match found.get(&key) {
+                    Some((at, _)) if *at >= submitted_at => {}
+                    _ => {
+                        found.insert(key, (submitted_at, matched));
+                    }
+                }
+            }
+            Ok(found.into_iter().map(|(k, (_, m))| (k, m)).collect())
+        })
+    }
+
+    fn correlated_segments(
+        &self,
+        message_id: String,
+    ) -> BoxFuture<'static, Result<Vec<u16>, CorrelationError>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let client = pool.get().await?;
+            let statement = client.prepare_cached(CORRELATED_SEGMENTS).await?;
+            let rows = client.query(&statement, &[&message_id]).await?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| u16::try_from(row.get::<_, i32>(0)).ok())
+                .collect())
+        })
+    }
+}
+
+/// Record a segment; answered after the row is committed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), CorrelationError>")]
+pub struct RecordCorrelation(pub CorrelationRow);
+
+/// Match a receipt and store its status; answered with the segment or `None`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<ReceiptMatch>, CorrelationError>")]
+pub struct ApplyReceipt {
+    pub key: ReceiptKey,
+    pub status: &'static str,
+}
+
+/// Segment indexes of a message already correlated (redelivery after a crash).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<u16>, CorrelationError>")]
+pub struct FindCorrelated {
+    pub message_id: String,
+}
+
+/// Requests waiting for a batch, and how many batches are in flight.
+struct Batches<T, R> {
+    waiting: Vec<(T, oneshot::Sender<R>)>,
+    in_flight: usize,
+}
+
+impl<T, R> Default for Batches<T, R> {
+    fn default() -> Self {
+        Batches {
+            waiting: Vec::new(),
+            in_flight: 0,
+        }
+    }
+}
+
+impl<T, R> Batches<T, R> {
+    /// The next batch to flush, if a flush slot is free and anything waits.
+    fn take(&mut self, max_in_flight: usize, max_batch: usize) -> Option<Vec<(T, oneshot::Sender<R>)>> {
+        if self.in_flight >= max_in_flight || self.waiting.is_empty() {
+            return None;
+        }
+        self.in_flight += 1;
+        let n = self.waiting.len().min(max_batch);
+        Some(self.waiting.drain(..n).collect())
+    }
+
+    fn done(&mut self) {
+        self.in_flight -= 1;
+    }
+}
+
+/// The PostgreSQL actor.
+pub struct CorrelationActor {
+    store: Arc<dyn CorrelationStore>,
+    max_batch: usize,
+    max_in_flight: usize,
+    inserts: Batches<CorrelationRow, Result<(), CorrelationError>>,
+    receipts: Batches<(ReceiptKey, &'static str), Result<Option<ReceiptMatch>, CorrelationError>>,
+}
+
+impl std::fmt::Debug for CorrelationActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CorrelationActor")
+            .field("waiting_inserts", &self.inserts.waiting.len())
+            .field("waiting_receipts", &self.receipts.waiting.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CorrelationActor {
+    /// `max_in_flight` batches of each kind run at once (keep it below the pool size).
+    pub fn new(store: Arc<dyn CorrelationStore>, max_batch: usize, max_in_flight: usize) -> Self {
+        CorrelationActor {
+            store,
+            max_batch,
+            max_in_flight: max_in_flight.max(1),
+            inserts: Batches::default(),
+            receipts: Batches::default(),
+        }
+    }
+
+    fn flush_inserts(&mut self, ctx: &mut Context<Self>) {
+        while let Some(batch) = self.inserts.take(self.max_in_flight, self.max_batch) {
+            let (rows, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            metrics::histogram!(metric::CORRELATION_BATCH).record(rows.len() as f64);
+            let write = self.store.insert(rows);
+            ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+                if let Err(err) = &result {
+                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
+                    tracing::warn!(error = %err, rows = waiters.len(), "correlation insert failed");
+                }
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+                act.inserts.done();
+                act.flush_inserts(ctx);
+            }));
+        }
+    }
+
+    fn flush_receipts(&mut self, ctx: &mut Context<Self>) {
+        while let Some(batch) = self.receipts.take(self.max_in_flight, self.max_batch) {
+            let (keys, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let wanted: Vec<ReceiptKey> = keys.iter().map(|(k, _)| k.clone()).collect();
+            let lookup = self.store.apply_receipts(keys);
+            ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
+                match result {
+                    Ok(found) => {
+                        for (key, waiter) in wanted.iter().zip(waiters) {
+                            let _ = waiter.send(Ok(found.get(key).cloned()));
+                        }
+                    }
+                    Err(err) => {
+                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
+                        tracing::warn!(error = %err, "receipt lookup failed");
+                        for waiter in waiters {
+                            let _ = waiter.send(Err(err.clone()));
+                        }
+                    }
+                }
+                act.receipts.done();
+                act.flush_receipts(ctx);
+            }));
+        }
+    }
+}
+
+impl Actor for CorrelationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Many binds talk to this actor; a deep mailbox keeps send() from stalling them.
+        ctx.set_mailbox_capacity(100_000);
+    }
+}
+
+impl Handler<RecordCorrelation> for CorrelationActor {
+    type Result = ResponseFuture<Result<(), CorrelationError>>;
+
+    fn handle(&mut self, msg: RecordCorrelation, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.inserts.waiting.push((msg.0, tx));
+        self.flush_inserts(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
+    }
+}
+
+impl Handler<ApplyReceipt> for CorrelationActor {
+    type Result = ResponseFuture<Result<Option<ReceiptMatch>, CorrelationError>>;
+
+    fn handle(&mut self, msg: ApplyReceipt, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.receipts.waiting.push(((msg.key, msg.status), tx));
+        self.flush_receipts(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
+    }
+}
+
+impl Handler<FindCorrelated> for CorrelationActor {
+    type Result = ResponseFuture<Result<Vec<u16>, CorrelationError>>;
+
+    fn handle(&mut self, msg: FindCorrelated, _ctx: &mut Context<Self>) -> Self::Result {
+        self.store.correlated_segments(msg.message_id)
+    }
+}

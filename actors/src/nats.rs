@@ -1,0 +1,209 @@
+//! NATS adapter: connection, the two streams (created when absent, used as they are
+//! otherwise), dispatch consumers, and JetStream publishing with acknowledgements.
+//!
+//! Every event goes out with `Nats-Msg-Id` when it has a deterministic id (so a
+//! redelivered receipt is de-duplicated by the stream) and with the dispatch's
+//! `traceparent` when there is one.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use serde::Serialize;
+use smpp_connector::config::{Config, Direction, Lane, OperatorId};
+
+use crate::events::subject;
+
+/// Connect to NATS, retrying for up to `deadline` before giving up with a clear error.
+pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<async_nats::Client> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("smpp-connector/{}", config.pod_name))
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(creds) = &config.nats_creds {
+            options = options
+                .credentials_file(creds)
+                .await
+                .with_context(|| format!("NATS_CREDS {creds} could not be read"))?;
+        }
+        match options.connect(config.nats_url.as_str()).await {
+            Ok(client) => return Ok(client),
+            Err(err) if started.elapsed() < deadline => {
+                tracing::warn!(error = %err, "nats not reachable yet, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => {
+                return Err(anyhow::anyhow!(err))
+                    .context(format!("NATS_URL {} unreachable", config.nats_url));
+            }
+        }
+    }
+}
+
+/// Make sure SMS_DISPATCH and SMS_EVENTS exist (SPEC §4).
+pub async fn ensure_streams(js: &jetstream::Context, config: &Config) -> anyhow::Result<()> {
+    let wanted = [
+        (
+            config.dispatch_stream.as_str(),
+            subject::DISPATCH_STREAM_SUBJECTS.map(String::from).to_vec(),
+            stream::RetentionPolicy::WorkQueue,
+            Duration::ZERO,
+        ),
+        (
+            config.events_stream.as_str(),
+            subject::EVENTS_STREAM_SUBJECTS.map(String::from).to_vec(),
+            stream::RetentionPolicy::Limits,
+            Duration::from_secs(7 * 24 * 3600),
+        ),
+    ];
+    for (name, subjects, retention, max_age) in wanted {
+        match js.get_stream(name).await {
+            Ok(_) => continue,
+            Err(err) if !config.nats_ensure_streams => {
+                return Err(anyhow::anyhow!(err)).context(format!(
+                    "stream {name} is not available and NATS_ENSURE_STREAMS=false"
+                ));
+            }
+            Err(_) => {}
+        }
+        js.get_or_create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects,
+            retention,
+            max_age,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating stream {name}"))?;
+        tracing::info!(stream = name, "stream created");
+    }
+    Ok(())
+}
+
+/// Name of the shared consumer of one operator, direction and lane.
+pub fn lane_consumer_name(operator_id: &OperatorId, direction: Direction, lane: Lane) -> String {
+    format!(
+        "smpp-connector-{}-{}-{}",
+        operator_id,
+        direction,
+        lane.subject_token()
+    )
+}
+
+/// Subjects one lane consumer reads: lane P2 also carries the platform subject
+/// `smpp.operator.{operatorId}`.
+pub fn lane_subjects(operator_id: &OperatorId, direction: Direction, lane: Lane) -> Vec<String> {
+    let mut subjects = vec![subject::lane_dispatch(
+        lane.subject_token(),
+        operator_id.as_str(),
+        direction.as_str(),
+    )];
+    if lane == Lane::P2 {
+        subjects.insert(0, subject::operator_dispatch(operator_id.as_str()));
+    }
+    subjects
+}
+
+/// Create (or update) the durable pull consumer of one lane.
+pub async fn lane_consumer(
+    js: &jetstream::Context,
+    config: &Config,
+    operator_id: &OperatorId,
+    lane: Lane,
+) -> anyhow::Result<consumer::PullConsumer> {
+    let name = lane_consumer_name(operator_id, config.direction, lane);
+    let stream = js
+        .get_stream(&config.dispatch_stream)
+        .await
+        .with_context(|| format!("stream {}", config.dispatch_stream))?;
+    let ack_wait = config.timers.submit_resp_timeout * 2 + Duration::from_secs(10);
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subjects: lane_subjects(operator_id, config.direction, lane),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait,
+            max_deliver: config.max_deliver,
+            max_ack_pending: 20_000,
+            max_waiting: 512,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating consumer {name}"))
+}
+
+/// Why an event was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("encoding the event: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("publishing to {subject}: {source}")]
+    Nats {
+        subject: &'static str,
+        source: async_nats::Error,
+    },
+}
+
+/// Publishes events with JetStream acknowledgements.
+#[derive(Clone, Debug)]
+pub struct EventPublisher {
+    js: jetstream::Context,
+}
+
+impl EventPublisher {
+    pub fn new(js: jetstream::Context) -> Self {
+        EventPublisher { js }
+    }
+
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Send one event; the returned future resolves when the stream acknowledged it.
+    /// The message is on the wire (in order with earlier calls) once this first await
+    /// returns, so callers that need ordering await it before publishing the next.
+    pub async fn send<T: Serialize>(
+        &self,
+        subject: &'static str,
+        payload: &T,
+        msg_id: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<jetstream::context::PublishAckFuture, PublishError> {
+        let body = Bytes::from(serde_json::to_vec(payload)?);
+        let mut headers = HeaderMap::new();
+        if let Some(id) = msg_id {
+            headers.insert("Nats-Msg-Id", id);
+        }
+        if let Some(tp) = traceparent {
+            headers.insert("traceparent", tp);
+        }
+        self.js
+            .publish_with_headers(subject, headers, body)
+            .await
+            .map_err(|e| PublishError::Nats {
+                subject,
+                source: Box::new(e),
+            })
+    }
+
+    /// Send and wait for the acknowledgement.
+    pub async fn publish<T: Serialize>(
+        &self,
+        subject: &'static str,
+        payload: &T,
+        msg_id: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<(), PublishError> {
+        let ack = self.send(subject, payload, msg_id, traceparent).await?;
+        ack.await.map_err(|e| PublishError::Nats {
+            subject,
+            source: Box::new(e),
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! Metric names, each written once, and their descriptions. Labels are bounded: operator,
+//! direction, bind id, state, ESME status name, outcome — never anything per message.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+pub const SESSIONS: &str = "smpp_connector_sessions_total";
+pub const BIND_UP: &str = "smpp_connector_bind_up";
+pub const STATE_CHANGES: &str = "smpp_connector_bind_state_changes_total";
+pub const SUBMITS: &str = "smpp_connector_submit_total";
+pub const RESPONSE_STATUS: &str = "smpp_response_status_total";
+pub const RECONNECT_ATTEMPTS: &str = "smpp_connector_reconnect_attempts_total";
+pub const ENQUIRE_LINK_TIMEOUTS: &str = "smpp_connector_enquire_link_timeout_total";
+pub const WINDOW_INFLIGHT: &str = "smpp_window_inflight";
+pub const WINDOW_DYNAMIC: &str = "smpp_window_dynamic";
+pub const SEQ_SKIPS: &str = "smpp_seq_skip_total";
+pub const MALFORMED_PDUS: &str = "smpp_connector_malformed_pdus_total";
+pub const UNEXPECTED_PDUS: &str = "smpp_connector_unexpected_pdus_total";
+pub const SUBMIT_TIMEOUTS: &str = "smpp_connector_submit_timeout_total";
+pub const DISPATCH_OUTCOMES: &str = "smpp_connector_dispatch_total";
+pub const DEAD_LETTERS: &str = "smpp_connector_dead_letter_total";
+pub const DLR_EVENTS: &str = "smpp_connector_dlr_total";
+pub const SUBMIT_LATENCY: &str = "smpp_connector_submit_latency_seconds";
+pub const DISPATCH_LATENCY: &str = "smpp_connector_dispatch_latency_seconds";
+pub const DLR_LATENCY: &str = "smpp_connector_dlr_latency_seconds";
+pub const BACKEND_ERRORS: &str = "smpp_connector_backend_errors_total";
+pub const BIND_CRASHES: &str = "smpp_connector_bind_crashes_total";
+pub const CORRELATION_BATCH: &str = "smpp_connector_correlation_batch_rows";
+pub const POSSIBLE_DUPLICATES: &str = "smpp_connector_possible_duplicate_submits_total";
+pub const LONG_MESSAGE_SEGMENTS: &str = "smpp_connector_long_message_segments_total";
+pub const ENCODING: &str = "smpp_encoding_total";
+pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_total";
+pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
+
+/// Register descriptions (called once at startup).
+pub fn describe_all() {
+    describe_gauge!(SESSIONS, "Binds by operator, direction and state.");
+    describe_gauge!(BIND_UP, "1 while the bind is BOUND, else 0.");
+    describe_counter!(STATE_CHANGES, "Bind state transitions.");
+    describe_counter!(SUBMITS, "submit_sm PDUs written.");
+    describe_counter!(RESPONSE_STATUS, "submit_sm_resp by ESME status.");
+    describe_counter!(RECONNECT_ATTEMPTS, "Failed connection or bind attempts.");
+    describe_counter!(ENQUIRE_LINK_TIMEOUTS, "enquire_link without an answer in time.");
+    describe_gauge!(WINDOW_INFLIGHT, "submit_sm waiting for submit_sm_resp.");
+    describe_gauge!(WINDOW_DYNAMIC, "Current (adaptive) window size.");
+    describe_counter!(SEQ_SKIPS, "Sequence numbers skipped because still in flight (should stay 0).");
+    describe_counter!(MALFORMED_PDUS, "PDUs from the SMSC that did not decode (answered with generic_nack).");
+    describe_counter!(UNEXPECTED_PDUS, "Legal PDUs the SMSC sent where they do not belong.");
+    describe_counter!(SUBMIT_TIMEOUTS, "submit_sm without submit_sm_resp in time.");
+    describe_counter!(DISPATCH_OUTCOMES, "Dispatch commands by outcome (ack, nak, dead_letter, rejected).");
+    describe_counter!(DEAD_LETTERS, "Dispatch commands dead-lettered, by reason.");
+    describe_counter!(DLR_EVENTS, "Delivery receipts published, by status and correlation.");
+    describe_histogram!(SUBMIT_LATENCY, Unit::Seconds, "submit_sm written to submit_sm_resp read.");
+    describe_histogram!(DISPATCH_LATENCY, Unit::Seconds, "Dispatch command fetched to ACK sent.");
+    describe_histogram!(DLR_LATENCY, Unit::Seconds, "deliver_sm read to deliver_sm_resp written.");
+    describe_counter!(BACKEND_ERRORS, "Errors talking to NATS, PostgreSQL, Redis or OMS.");
+    describe_counter!(BIND_CRASHES, "Bind actors that ended without stopping cleanly and were respawned.");
+    describe_histogram!(CORRELATION_BATCH, "Rows per correlation INSERT batch.");
+    describe_counter!(POSSIBLE_DUPLICATES, "Submits NAKed after being written without a response (the SMSC may have them).");
+    describe_counter!(LONG_MESSAGE_SEGMENTS, "Segments of long messages, by strategy.");
+    describe_counter!(ENCODING, "Messages by encoding and detection (auto, forced).");
+    describe_counter!(FINGERPRINT_MISMATCHES, "segmentFingerprint in a command that differs from ours.");
+    describe_counter!(GSM7_FORCE_REPLACEMENTS, "Characters replaced by '?' under GSM7_FORCE.");
+}

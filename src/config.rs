@@ -1,0 +1,743 @@
+//! Typed configuration and its validation, plus the identity types every layer shares.
+//!
+//! The `actors` crate reads the process environment into a map and hands it to
+//! [`Config::from_env`]; everything here is pure so every rule is unit-tested. A missing
+//! or invalid variable is a [`ConfigError`] naming the variable: startup stops with that
+//! one line, it never carries on with a default after a load error.
+//!
+//! Secrets ([`Secret`]) have a redacting `Debug`; nothing here logs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Names of every environment variable, written once (SPEC §3).
+pub mod env {
+    pub const MNO_ID: &str = "MNO_ID";
+    pub const OPERATOR_IDS: &str = "OPERATOR_IDS";
+    pub const BIND_DIRECTION: &str = "BIND_DIRECTION";
+    pub const LANES: &str = "LANES";
+    pub const POD_NAME: &str = "POD_NAME";
+    pub const NATS_URL: &str = "NATS_URL";
+    pub const NATS_CREDS: &str = "NATS_CREDS";
+    pub const REDIS_URL: &str = "REDIS_URL";
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    pub const DATABASE_POOL_SIZE: &str = "DATABASE_POOL_SIZE";
+    pub const OMS_BASE_URL: &str = "OMS_BASE_URL";
+    pub const OMS_CA_FILE: &str = "OMS_CA_FILE";
+    pub const OMS_CERT_FILE: &str = "OMS_CERT_FILE";
+    pub const OMS_KEY_FILE: &str = "OMS_KEY_FILE";
+    pub const OMS_TIMEOUT_MS: &str = "OMS_TIMEOUT_MS";
+    pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+    pub const HTTP_HOST: &str = "HTTP_HOST";
+    pub const HTTP_PORT: &str = "HTTP_PORT";
+    pub const ADMIN_PORT: &str = "ADMIN_PORT";
+    pub const SHADOW_MODE: &str = "SHADOW_MODE";
+    pub const NATS_ENSURE_STREAMS: &str = "NATS_ENSURE_STREAMS";
+    pub const DISPATCH_STREAM: &str = "DISPATCH_STREAM";
+    pub const EVENTS_STREAM: &str = "EVENTS_STREAM";
+    pub const MAX_DELIVER: &str = "MAX_DELIVER";
+    pub const FETCH_BATCH: &str = "FETCH_BATCH";
+    pub const ENQUIRE_LINK_INTERVAL_MS: &str = "ENQUIRE_LINK_INTERVAL_MS";
+    pub const ENQUIRE_LINK_TIMEOUT_MS: &str = "ENQUIRE_LINK_TIMEOUT_MS";
+    pub const BIND_TIMEOUT_MS: &str = "BIND_TIMEOUT_MS";
+    pub const RECONNECT_BACKOFF_BASE_MS: &str = "RECONNECT_BACKOFF_BASE_MS";
+    pub const RECONNECT_BACKOFF_MAX_MS: &str = "RECONNECT_BACKOFF_MAX_MS";
+    pub const RECONNECT_JITTER: &str = "RECONNECT_JITTER";
+    pub const SUBMIT_RESP_TIMEOUT_MS: &str = "SUBMIT_RESP_TIMEOUT_MS";
+    pub const RECEIPT_CORRELATION_WAIT_MS: &str = "RECEIPT_CORRELATION_WAIT_MS";
+    pub const WINDOW_RELOAD_MS: &str = "WINDOW_RELOAD_MS";
+    pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
+    pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
+    pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+}
+
+/// An operator id: `[A-Za-z0-9_-]{1,64}` (UUIDs and short codes like `awcc`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OperatorId(Arc<str>);
+
+impl OperatorId {
+    /// Validate an operator id.
+    pub fn try_new(raw: &str) -> Result<Self, InvalidOperatorId> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(OperatorId(Arc::from(raw)))
+        } else {
+            Err(InvalidOperatorId { length: raw.len() })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OperatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OperatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// An operator id that is not `[A-Za-z0-9_-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("operator id must match [A-Za-z0-9_-]{{1,64}} (got {length} characters)")]
+pub struct InvalidOperatorId {
+    pub length: usize,
+}
+
+/// The bind direction of a deployment (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Trx,
+    Tx,
+    Rx,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Trx => "trx",
+            Direction::Tx => "tx",
+            Direction::Rx => "rx",
+        }
+    }
+
+    /// True when binds of this direction send submit_sm.
+    pub fn submits(self) -> bool {
+        matches!(self, Direction::Trx | Direction::Tx)
+    }
+}
+
+impl FromStr for Direction {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "trx" => Ok(Direction::Trx),
+            "tx" => Ok(Direction::Tx),
+            "rx" => Ok(Direction::Rx),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Priority lanes, served strictly P0 > P1 > P2 > P3 (US-SC-018).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    P0,
+    P1,
+    P2,
+    P3,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 4] = [Lane::P0, Lane::P1, Lane::P2, Lane::P3];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::P0 => "P0",
+            Lane::P1 => "P1",
+            Lane::P2 => "P2",
+            Lane::P3 => "P3",
+        }
+    }
+
+    /// Lower-case form used in subjects and consumer names.
+    pub fn subject_token(self) -> &'static str {
+        match self {
+            Lane::P0 => "p0",
+            Lane::P1 => "p1",
+            Lane::P2 => "p2",
+            Lane::P3 => "p3",
+        }
+    }
+}
+
+impl FromStr for Lane {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "P0" => Ok(Lane::P0),
+            "P1" => Ok(Lane::P1),
+            "P2" => Ok(Lane::P2),
+            "P3" => Ok(Lane::P3),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The identity of one bind: used for actors, spans, metric labels, logs and keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BindKey {
+    pub operator_id: OperatorId,
+    pub direction: Direction,
+    pub bind_id: u16,
+}
+
+impl BindKey {
+    pub fn new(operator_id: OperatorId, direction: Direction, bind_id: u16) -> Self {
+        BindKey {
+            operator_id,
+            direction,
+            bind_id,
+        }
+    }
+}
+
+impl fmt::Display for BindKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.operator_id, self.direction, self.bind_id)
+    }
+}
+
+/// A secret string: `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used (a bind PDU, a header compare).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// SMPP and intake timers; every one is overridable so tests can scale them down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timers {
+    /// Overrides the operator's `enquireLinkSeconds` when set.
+    pub enquire_link_interval: Option<Duration>,
+    pub enquire_link_timeout: Duration,
+    pub bind_timeout: Duration,
+    pub reconnect_backoff_base: Duration,
+    pub reconnect_backoff_max: Duration,
+    /// Jitter fraction (0 = off), against reconnect storms.
+    pub reconnect_jitter: f64,
+    pub submit_resp_timeout: Duration,
+    pub receipt_correlation_wait: Duration,
+    pub window_reload: Duration,
+    pub drain_timeout: Duration,
+    pub oms_timeout: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            enquire_link_interval: None,
+            enquire_link_timeout: Duration::from_secs(10),
+            bind_timeout: Duration::from_secs(10),
+            reconnect_backoff_base: Duration::from_secs(5),
+            reconnect_backoff_max: Duration::from_secs(60),
+            reconnect_jitter: 0.0,
+            submit_resp_timeout: Duration::from_secs(30),
+            receipt_correlation_wait: Duration::from_secs(30),
+            window_reload: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(10),
+            oms_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The whole service configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub operator_ids: Vec<OperatorId>,
+    pub direction: Direction,
+    pub lanes: Vec<Lane>,
+    pub pod_name: String,
+    pub nats_url: String,
+    pub nats_creds: Option<String>,
+    pub redis_url: String,
+    pub database_url: Secret,
+    pub database_pool_size: usize,
+    pub oms_base_url: String,
+    pub oms_ca_file: Option<String>,
+    pub oms_cert_file: Option<String>,
+    pub oms_key_file: Option<String>,
+    pub admin_token: Secret,
+    pub http_host: String,
+    pub http_port: u16,
+    pub admin_port: u16,
+    pub shadow_mode: bool,
+    pub nats_ensure_streams: bool,
+    pub dispatch_stream: String,
+    pub events_stream: String,
+    pub max_deliver: i64,
+    pub fetch_batch: usize,
+    pub max_pdu_bytes: usize,
+    pub correlation_batch: usize,
+    pub timers: Timers,
+    pub log_format: LogFormat,
+}
+
+/// A configuration error: the variable and what is wrong with it. Never the value of a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+struct Vars<'a>(&'a BTreeMap<String, String>);
+
+impl Vars<'_> {
+    fn get(&self, name: &'static str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
+        self.get(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    fn parse<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| ConfigError::new(name, format!("must be {what} (got {raw:?})"))),
+        }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+            Some(v) => Err(ConfigError::new(
+                name,
+                format!("must be true or false (got {v:?})"),
+            )),
+        }
+    }
+
+    fn millis(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+                _ => Err(ConfigError::new(
+                    name,
+                    format!("must be a positive number of milliseconds (got {raw:?})"),
+                )),
+            },
+        }
+    }
+
+    fn url(&self, name: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {
+        let raw = self.required(name)?;
+        let ok = schemes.iter().any(|s| {
+            raw.strip_prefix(s)
+                .and_then(|rest| rest.strip_prefix("://"))
+                .is_some_and(|rest| !rest.is_empty())
+        });
+        if ok {
+            Ok(raw.to_owned())
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!("must be a URL with scheme {}", schemes.join(" or ")),
+            ))
+        }
+    }
+}
+
+impl Config {
+    /// Build and validate the configuration from environment variables.
+    pub fn from_env(vars: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let v = Vars(vars);
+
+        let operator_ids = match (v.get(env::MNO_ID), v.get(env::OPERATOR_IDS)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    env::OPERATOR_IDS,
+                    "must not be set together with MNO_ID",
+                ));
+            }
+            (Some(one), None) => vec![
+                OperatorId::try_new(one).map_err(|e| ConfigError::new(env::MNO_ID, e.to_string()))?,
+            ],
+            (None, Some(list)) => {
+                let mut ids = Vec::new();
+                for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let id = OperatorId::try_new(raw)
+                        .map_err(|e| ConfigError::new(env::OPERATOR_IDS, e.to_string()))?;
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                if ids.is_empty() {
+                    return Err(ConfigError::new(env::OPERATOR_IDS, "lists no operator"));
+                }
+                ids
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    env::MNO_ID,
+                    "is required (or OPERATOR_IDS, a comma list)",
+                ));
+            }
+        };
+
+        let direction = match v.get(env::BIND_DIRECTION) {
+            None => Direction::Trx,
+            Some(raw) => raw.parse().map_err(|_| {
+                ConfigError::new(
+                    env::BIND_DIRECTION,
+                    format!("must be trx, tx or rx (got {raw:?})"),
+                )
+            })?,
+        };
+
+        let lanes = match v.get(env::LANES) {
+            None => Lane::ALL.to_vec(),
+            Some(raw) if raw.eq_ignore_ascii_case("all") => Lane::ALL.to_vec(),
+            Some(raw) => {
+                let mut lanes = Vec::new();
+                for token in raw.split(',').filter(|s| !s.trim().is_empty()) {
+                    let lane: Lane = token.parse().map_err(|_| {
+                        ConfigError::new(
+                            env::LANES,
+                            format!("must be a comma list of P0..P3 (got {token:?})"),
+                        )
+                    })?;
+                    if !lanes.contains(&lane) {
+                        lanes.push(lane);
+                    }
+                }
+                if lanes.is_empty() {
+                    return Err(ConfigError::new(env::LANES, "lists no lane"));
+                }
+                lanes.sort();
+                lanes
+            }
+        };
+
+        let admin_token = v.required(env::ADMIN_TOKEN)?;
+        if admin_token.len() < 16 {
+            return Err(ConfigError::new(
+                env::ADMIN_TOKEN,
+                "must be at least 16 characters",
+            ));
+        }
+
+        let http_port: u16 = v.parse(env::HTTP_PORT, 8080, "a TCP port")?;
+        let admin_port: u16 = v.parse(env::ADMIN_PORT, 8081, "a TCP port")?;
+        if http_port == admin_port && http_port != 0 {
+            return Err(ConfigError::new(
+                env::ADMIN_PORT,
+                "must differ from HTTP_PORT",
+            ));
+        }
+
+        let oms_base_url = v
+            .url(env::OMS_BASE_URL, &["http", "https"])?
+            .trim_end_matches('/')
+            .to_owned();
+        let oms_cert_file = v.get(env::OMS_CERT_FILE).map(str::to_owned);
+        let oms_key_file = v.get(env::OMS_KEY_FILE).map(str::to_owned);
+        if oms_cert_file.is_some() != oms_key_file.is_some() {
+            return Err(ConfigError::new(
+                env::OMS_KEY_FILE,
+                "and OMS_CERT_FILE must be set together (mTLS client identity)",
+            ));
+        }
+
+        let max_deliver: i64 = v.parse(env::MAX_DELIVER, 10, "a number of deliveries")?;
+        if max_deliver < 1 {
+            return Err(ConfigError::new(env::MAX_DELIVER, "must be at least 1"));
+        }
+        let fetch_batch: usize = v.parse(env::FETCH_BATCH, 500, "a batch size")?;
+        if !(1..=10_000).contains(&fetch_batch) {
+            return Err(ConfigError::new(env::FETCH_BATCH, "must be 1..=10000"));
+        }
+        let correlation_batch: usize =
+            v.parse(env::CORRELATION_BATCH, 500, "a batch size")?;
+        if !(1..=10_000).contains(&correlation_batch) {
+            return Err(ConfigError::new(env::CORRELATION_BATCH, "must be 1..=10000"));
+        }
+        let max_pdu_bytes: usize = v.parse(
+            env::MAX_PDU_BYTES,
+            crate::pdu::DEFAULT_MAX_PDU_LEN,
+            "a number of octets",
+        )?;
+        if !(1024..=1024 * 1024).contains(&max_pdu_bytes) {
+            return Err(ConfigError::new(
+                env::MAX_PDU_BYTES,
+                "must be between 1024 and 1048576",
+            ));
+        }
+        let database_pool_size: usize = v.parse(env::DATABASE_POOL_SIZE, 8, "a pool size")?;
+        if database_pool_size == 0 {
+            return Err(ConfigError::new(env::DATABASE_POOL_SIZE, "must be at least 1"));
+        }
+
+        let defaults = Timers::default();
+        let jitter: f64 = v.parse(env::RECONNECT_JITTER, 0.0, "a fraction between 0 and 1")?;
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(ConfigError::new(
+                env::RECONNECT_JITTER,
+                "must be a fraction between 0 and 1",
+            ));
+        }
+        let timers = Timers {
+            enquire_link_interval: match v.get(env::ENQUIRE_LINK_INTERVAL_MS) {
+                None => None,
+                Some(_) => Some(v.millis(env::ENQUIRE_LINK_INTERVAL_MS, Duration::ZERO)?),
+            },
+            enquire_link_timeout: v.millis(
+                env::ENQUIRE_LINK_TIMEOUT_MS,
+                defaults.enquire_link_timeout,
+            )?,
+            bind_timeout: v.millis(env::BIND_TIMEOUT_MS, defaults.bind_timeout)?,
+            reconnect_backoff_base: v.millis(
+                env::RECONNECT_BACKOFF_BASE_MS,
+                defaults.reconnect_backoff_base,
+            )?,
+            reconnect_backoff_max: v.millis(
+                env::RECONNECT_BACKOFF_MAX_MS,
+                defaults.reconnect_backoff_max,
+            )?,
+            reconnect_jitter: jitter,
+            submit_resp_timeout: v.millis(
+                env::SUBMIT_RESP_TIMEOUT_MS,
+                defaults.submit_resp_timeout,
+            )?,
+            receipt_correlation_wait: v.millis(
+                env::RECEIPT_CORRELATION_WAIT_MS,
+                defaults.receipt_correlation_wait,
+            )?,
+            window_reload: v.millis(env::WINDOW_RELOAD_MS, defaults.window_reload)?,
+            drain_timeout: v.millis(env::DRAIN_TIMEOUT_MS, defaults.drain_timeout)?,
+            oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
+        };
+        if timers.reconnect_backoff_max < timers.reconnect_backoff_base {
+            return Err(ConfigError::new(
+                env::RECONNECT_BACKOFF_MAX_MS,
+                "must not be below RECONNECT_BACKOFF_BASE_MS",
+            ));
+        }
+
+        let log_format = match v.get(env::LOG_FORMAT) {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    env::LOG_FORMAT,
+                    format!("must be json or text (got {other:?})"),
+                ));
+            }
+        };
+
+        let stream_name = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let value = v.get(name).unwrap_or(default);
+            if value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                Ok(value.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    name,
+                    "must be a JetStream stream name ([A-Za-z0-9_-])",
+                ))
+            }
+        };
+
+        Ok(Config {
+            operator_ids,
+            direction,
+            lanes,
+            pod_name: v.get(env::POD_NAME).unwrap_or("smpp-connector").to_owned(),
+            nats_url: v.required(env::NATS_URL)?.to_owned(),
+            nats_creds: v.get(env::NATS_CREDS).map(str::to_owned),
+            redis_url: v.url(env::REDIS_URL, &["redis", "rediss"])?,
+            database_url: Secret::new(v.url(env::DATABASE_URL, &["postgres", "postgresql"])?),
+            database_pool_size,
+            oms_base_url,
+            oms_ca_file: v.get(env::OMS_CA_FILE).map(str::to_owned),
+            oms_cert_file,
+            oms_key_file,
+            admin_token: Secret::new(admin_token),
+            http_host: v.get(env::HTTP_HOST).unwrap_or("0.0.0.0").to_owned(),
+            http_port,
+            admin_port,
+            shadow_mode: v.flag(env::SHADOW_MODE, false)?,
+            nats_ensure_streams: v.flag(env::NATS_ENSURE_STREAMS, true)?,
+            dispatch_stream: stream_name(env::DISPATCH_STREAM, "SMS_DISPATCH")?,
+            events_stream: stream_name(env::EVENTS_STREAM, "SMS_EVENTS")?,
+            max_deliver,
+            fetch_batch,
+            max_pdu_bytes,
+            correlation_batch,
+            timers,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BTreeMap<String, String> {
+        [
+            ("MNO_ID", "awcc"),
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1/smpp"),
+            ("OMS_BASE_URL", "http://127.0.0.1:8090/"),
+            ("ADMIN_TOKEN", "0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn with(key: &str, value: &str) -> BTreeMap<String, String> {
+        let mut vars = base();
+        vars.insert(key.to_owned(), value.to_owned());
+        vars
+    }
+
+    fn without(key: &str) -> BTreeMap<String, String> {
+        let mut vars = base();
+        vars.remove(key);
+        vars
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let config = Config::from_env(&base()).unwrap();
+        assert_eq!(config.operator_ids, vec![OperatorId::try_new("awcc").unwrap()]);
+        assert_eq!(config.direction, Direction::Trx);
+        assert_eq!(config.lanes, Lane::ALL.to_vec());
+        assert_eq!((config.http_port, config.admin_port), (8080, 8081));
+        assert_eq!(config.oms_base_url, "http://127.0.0.1:8090");
+        assert_eq!(config.dispatch_stream, "SMS_DISPATCH");
+        assert_eq!(config.events_stream, "SMS_EVENTS");
+        assert_eq!(config.timers, Timers::default());
+        assert_eq!(config.timers.reconnect_backoff_base, Duration::from_secs(5));
+        assert!(!config.shadow_mode);
+        assert!(config.nats_ensure_streams);
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        let cases: Vec<(BTreeMap<String, String>, &str)> = vec![
+            (without("MNO_ID"), "MNO_ID"),
+            (with("MNO_ID", "bad id!"), "MNO_ID"),
+            (with("OPERATOR_IDS", "a,b"), "OPERATOR_IDS"),
+            (without("NATS_URL"), "NATS_URL"),
+            (with("REDIS_URL", "localhost:6379"), "REDIS_URL"),
+            (with("DATABASE_URL", "mysql://x"), "DATABASE_URL"),
+            (without("OMS_BASE_URL"), "OMS_BASE_URL"),
+            (without("ADMIN_TOKEN"), "ADMIN_TOKEN"),
+            (with("ADMIN_TOKEN", "short"), "ADMIN_TOKEN"),
+            (with("BIND_DIRECTION", "both"), "BIND_DIRECTION"),
+            (with("LANES", "P0,P9"), "LANES"),
+            (with("HTTP_PORT", "http"), "HTTP_PORT"),
+            (with("HTTP_PORT", "70000"), "HTTP_PORT"),
+            (with("ADMIN_PORT", "8080"), "ADMIN_PORT"),
+            (with("SHADOW_MODE", "maybe"), "SHADOW_MODE"),
+            (with("ENQUIRE_LINK_TIMEOUT_MS", "0"), "ENQUIRE_LINK_TIMEOUT_MS"),
+            (with("RECONNECT_BACKOFF_MAX_MS", "10"), "RECONNECT_BACKOFF_MAX_MS"),
+            (with("RECONNECT_JITTER", "2"), "RECONNECT_JITTER"),
+            (with("MAX_PDU_BYTES", "10"), "MAX_PDU_BYTES"),
+            (with("LOG_FORMAT", "xml"), "LOG_FORMAT"),
+            (with("DISPATCH_STREAM", "a.b"), "DISPATCH_STREAM"),
+            (with("OMS_CERT_FILE", "/x.pem"), "OMS_KEY_FILE"),
+        ];
+        for (vars, variable) in cases {
+            let err = Config::from_env(&vars).unwrap_err();
+            assert_eq!(err.variable, variable, "{err}");
+            assert!(err.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug() {
+        let config = Config::from_env(&base()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("0123456789abcdef"));
+        assert!(!debug.contains("u:p@"));
+    }
+
+    #[test]
+    fn operator_list_and_lanes_parse() {
+        let mut vars = without("MNO_ID");
+        vars.insert("OPERATOR_IDS".into(), "awcc, roshan,awcc".into());
+        vars.insert("LANES".into(), "p1,P0".into());
+        vars.insert("BIND_DIRECTION".into(), "tx".into());
+        let config = Config::from_env(&vars).unwrap();
+        assert_eq!(config.operator_ids.len(), 2);
+        assert_eq!(config.lanes, vec![Lane::P0, Lane::P1]);
+        assert_eq!(config.direction, Direction::Tx);
+    }
+
+    #[test]
+    fn operator_ids_accept_uuids_and_codes_only() {
+        assert!(OperatorId::try_new("3f2b8c1e-0d4a-4b7e-9f00-123456789abc").is_ok());
+        assert!(OperatorId::try_new("awcc_2").is_ok());
+        assert!(OperatorId::try_new("").is_err());
+        assert!(OperatorId::try_new(&"a".repeat(65)).is_err());
+        assert!(OperatorId::try_new("a.b").is_err());
+        assert!(OperatorId::try_new("a*").is_err());
+    }
+}
