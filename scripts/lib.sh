@@ -46,7 +46,7 @@ pg_bin() {
     printf '%s\n' "$PG_BINDIR/$name"
     return 0
   fi
-  dir="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1)"
+  dir="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1 || true)"
   if [ -n "$dir" ] && [ -x "$dir/$name" ]; then
     printf '%s\n' "$dir/$name"
     return 0
@@ -166,12 +166,13 @@ for s in socks:
 EOF
 }
 
-# port_in_use PORT: true when something accepts TCP connections on 127.0.0.1:PORT
-# or the port cannot be bound.
+# port_in_use PORT: true when 127.0.0.1:PORT cannot be bound for listening (another
+# listener). SO_REUSEADDR, as servers use, so that TIME_WAIT leftovers do not count.
 port_in_use() {
   ! python3 - "$1" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -192,7 +193,7 @@ wait_port() {
   local deadline=$((SECONDS + timeout))
   while :; do
     tcp_open "$host" "$port" && return 0
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && ! proc_running "$pid"; then
       return 1
     fi
     [ "$SECONDS" -lt "$deadline" ] || return 1
@@ -220,7 +221,7 @@ wait_http() {
   local deadline=$((SECONDS + timeout))
   while :; do
     [ "$(http_status "$url")" = 200 ] && return 0
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && ! proc_running "$pid"; then
       return 1
     fi
     [ "$SECONDS" -lt "$deadline" ] || return 1
@@ -238,9 +239,11 @@ pid_alive() {
   [ -s "$pidfile" ] || return 1
   pid="$(head -n 1 "$pidfile" | tr -dc '0-9')"
   [ -n "$pid" ] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  proc_running "$pid" || return 1
   if [ -n "$name" ]; then
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name" || return 1
+    local cmdline
+    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+    [[ "$cmdline" == *"$name"* ]] || return 1
   fi
   return 0
 }
@@ -250,14 +253,23 @@ read_pid() {
   head -n 1 "$1" 2>/dev/null | tr -dc '0-9'
 }
 
+# proc_running PID: the process exists and is not a zombie (an exited child that its
+# parent has not reaped yet counts as gone).
+proc_running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true)"
+  [ "$state" != Z ]
+}
+
 # stop_pid PID LABEL [GRACE_SECONDS]: SIGTERM, wait up to GRACE (default 10) s, then SIGKILL.
 stop_pid() {
   local pid="$1" label="$2" grace="${3:-10}"
-  kill -0 "$pid" 2>/dev/null || return 0
+  proc_running "$pid" || return 0
   info "stopping $label (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || return 0
   local deadline=$((SECONDS + grace))
-  while kill -0 "$pid" 2>/dev/null; do
+  while proc_running "$pid"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       info "$label (pid $pid) still running after ${grace}s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true

@@ -144,7 +144,10 @@ impl Backoff {
                     random_unit.clamp(0.0, 1.0)
                 };
                 // min(): rounding must never take the factor above the documented bound.
-                scale(delay, (1.0 - fraction + 2.0 * fraction * unit).min(1.0 + fraction))
+                scale(
+                    delay,
+                    (1.0 - fraction + 2.0 * fraction * unit).min(1.0 + fraction),
+                )
             }
             None => delay,
         }
@@ -233,7 +236,10 @@ mod tests {
         assert_eq!(backoff.delay_for_attempt(1, 0.5), Duration::from_secs(5));
         assert_eq!(backoff.delay_for_attempt(1, 1.0), Duration::from_secs(6));
         assert_eq!(backoff.delay_for_attempt(9, 1.0), Duration::from_secs(72));
-        assert_eq!(backoff.delay_for_attempt(9, f64::NAN), Duration::from_secs(60));
+        assert_eq!(
+            backoff.delay_for_attempt(9, f64::NAN),
+            Duration::from_secs(60)
+        );
         assert_eq!(backoff.delay_for_attempt(1, 7.0), Duration::from_secs(6));
         assert_eq!(backoff.max_delay(), Duration::from_secs(72));
     }

@@ -203,7 +203,11 @@ impl BindKey {
 
 impl fmt::Display for BindKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.operator_id, self.direction, self.bind_id)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.operator_id, self.direction, self.bind_id
+        )
     }
 }
 
@@ -219,6 +223,12 @@ impl Secret {
     /// The secret itself; call only where it is used (a bind PDU, a header compare).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 
@@ -330,10 +340,7 @@ struct Vars<'a>(&'a BTreeMap<String, String>);
 
 impl Vars<'_> {
     fn get(&self, name: &'static str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
@@ -411,7 +418,8 @@ impl Config {
                 ));
             }
             (Some(one), None) => vec![
-                OperatorId::try_new(one).map_err(|e| ConfigError::new(env::MNO_ID, e.to_string()))?,
+                OperatorId::try_new(one)
+                    .map_err(|e| ConfigError::new(env::MNO_ID, e.to_string()))?,
             ],
             (None, Some(list)) => {
                 let mut ids = Vec::new();
@@ -507,10 +515,12 @@ impl Config {
         if !(1..=10_000).contains(&fetch_batch) {
             return Err(ConfigError::new(env::FETCH_BATCH, "must be 1..=10000"));
         }
-        let correlation_batch: usize =
-            v.parse(env::CORRELATION_BATCH, 500, "a batch size")?;
+        let correlation_batch: usize = v.parse(env::CORRELATION_BATCH, 500, "a batch size")?;
         if !(1..=10_000).contains(&correlation_batch) {
-            return Err(ConfigError::new(env::CORRELATION_BATCH, "must be 1..=10000"));
+            return Err(ConfigError::new(
+                env::CORRELATION_BATCH,
+                "must be 1..=10000",
+            ));
         }
         let max_pdu_bytes: usize = v.parse(
             env::MAX_PDU_BYTES,
@@ -525,7 +535,10 @@ impl Config {
         }
         let database_pool_size: usize = v.parse(env::DATABASE_POOL_SIZE, 8, "a pool size")?;
         if database_pool_size == 0 {
-            return Err(ConfigError::new(env::DATABASE_POOL_SIZE, "must be at least 1"));
+            return Err(ConfigError::new(
+                env::DATABASE_POOL_SIZE,
+                "must be at least 1",
+            ));
         }
 
         let defaults = Timers::default();
@@ -541,10 +554,8 @@ impl Config {
                 None => None,
                 Some(_) => Some(v.millis(env::ENQUIRE_LINK_INTERVAL_MS, Duration::ZERO)?),
             },
-            enquire_link_timeout: v.millis(
-                env::ENQUIRE_LINK_TIMEOUT_MS,
-                defaults.enquire_link_timeout,
-            )?,
+            enquire_link_timeout: v
+                .millis(env::ENQUIRE_LINK_TIMEOUT_MS, defaults.enquire_link_timeout)?,
             bind_timeout: v.millis(env::BIND_TIMEOUT_MS, defaults.bind_timeout)?,
             reconnect_backoff_base: v.millis(
                 env::RECONNECT_BACKOFF_BASE_MS,
@@ -555,10 +566,8 @@ impl Config {
                 defaults.reconnect_backoff_max,
             )?,
             reconnect_jitter: jitter,
-            submit_resp_timeout: v.millis(
-                env::SUBMIT_RESP_TIMEOUT_MS,
-                defaults.submit_resp_timeout,
-            )?,
+            submit_resp_timeout: v
+                .millis(env::SUBMIT_RESP_TIMEOUT_MS, defaults.submit_resp_timeout)?,
             receipt_correlation_wait: v.millis(
                 env::RECEIPT_CORRELATION_WAIT_MS,
                 defaults.receipt_correlation_wait,
@@ -665,7 +674,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let config = Config::from_env(&base()).unwrap();
-        assert_eq!(config.operator_ids, vec![OperatorId::try_new("awcc").unwrap()]);
+        assert_eq!(
+            config.operator_ids,
+            vec![OperatorId::try_new("awcc").unwrap()]
+        );
         assert_eq!(config.direction, Direction::Trx);
         assert_eq!(config.lanes, Lane::ALL.to_vec());
         assert_eq!((config.http_port, config.admin_port), (8080, 8081));
@@ -696,8 +708,14 @@ mod tests {
             (with("HTTP_PORT", "70000"), "HTTP_PORT"),
             (with("ADMIN_PORT", "8080"), "ADMIN_PORT"),
             (with("SHADOW_MODE", "maybe"), "SHADOW_MODE"),
-            (with("ENQUIRE_LINK_TIMEOUT_MS", "0"), "ENQUIRE_LINK_TIMEOUT_MS"),
-            (with("RECONNECT_BACKOFF_MAX_MS", "10"), "RECONNECT_BACKOFF_MAX_MS"),
+            (
+                with("ENQUIRE_LINK_TIMEOUT_MS", "0"),
+                "ENQUIRE_LINK_TIMEOUT_MS",
+            ),
+            (
+                with("RECONNECT_BACKOFF_MAX_MS", "10"),
+                "RECONNECT_BACKOFF_MAX_MS",
+            ),
             (with("RECONNECT_JITTER", "2"), "RECONNECT_JITTER"),
             (with("MAX_PDU_BYTES", "10"), "MAX_PDU_BYTES"),
             (with("LOG_FORMAT", "xml"), "LOG_FORMAT"),

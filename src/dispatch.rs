@@ -113,10 +113,9 @@ impl Fields<'_> {
 
     fn required_str(&self, name: &str) -> Result<&str, Rejection> {
         match self.object.get(name) {
-            None | Some(Value::Null) => Err(self.reject(
-                DeadLetterReason::MissingField,
-                format!("{name}: required"),
-            )),
+            None | Some(Value::Null) => {
+                Err(self.reject(DeadLetterReason::MissingField, format!("{name}: required")))
+            }
             Some(Value::String(s)) => Ok(s),
             Some(_) => Err(self.reject(
                 DeadLetterReason::InvalidField,
@@ -178,7 +177,12 @@ pub fn parse_command(payload: &[u8]) -> Result<DispatchCommand, Rejection> {
         // Only the position: serde_json's message may quote the payload.
         anonymous(
             DeadLetterReason::InvalidJson,
-            &format!("not JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column()),
+            &format!(
+                "not JSON ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let Value::Object(object) = &value else {
@@ -351,7 +355,10 @@ pub fn plan_submits(
             reason: DeadLetterReason::TooLarge,
             detail: match err {
                 SegmentError::TooManySegments { count, max } => {
-                    format!("text: needs {count} segments, at most {max} allowed ({})", strategy.as_str())
+                    format!(
+                        "text: needs {count} segments, at most {max} allowed ({})",
+                        strategy.as_str()
+                    )
                 }
                 SegmentError::PayloadTooLarge { octets, max } => {
                     format!("text: {octets} octets exceed the message_payload limit of {max}")
@@ -381,21 +388,31 @@ pub fn plan_submits(
         .unwrap_or_default();
     let bodies = parts
         .into_iter()
-        .map(|Part { short_message, esm_class_flags, tlvs, .. }| SmBody {
-            source_addr_ton: source_ton,
-            source_addr_npi: source_npi,
-            source_addr: source_addr.clone(),
-            dest_addr_ton: profile.dest_ton,
-            dest_addr_npi: profile.dest_npi,
-            destination_addr: command.to.clone(),
-            esm_class: esm_class_flags,
-            registered_delivery: u8::from(command.registered_delivery),
-            validity_period: validity_period.clone(),
-            data_coding: encoded.data_coding(),
-            short_message,
-            tlvs: tlvs.into_iter().map(|(tag, value)| Tlv::new(tag, value)).collect(),
-            ..SmBody::default()
-        })
+        .map(
+            |Part {
+                 short_message,
+                 esm_class_flags,
+                 tlvs,
+                 ..
+             }| SmBody {
+                source_addr_ton: source_ton,
+                source_addr_npi: source_npi,
+                source_addr: source_addr.clone(),
+                dest_addr_ton: profile.dest_ton,
+                dest_addr_npi: profile.dest_npi,
+                destination_addr: command.to.clone(),
+                esm_class: esm_class_flags,
+                registered_delivery: u8::from(command.registered_delivery),
+                validity_period: validity_period.clone(),
+                data_coding: encoded.data_coding(),
+                short_message,
+                tlvs: tlvs
+                    .into_iter()
+                    .map(|(tag, value)| Tlv::new(tag, value))
+                    .collect(),
+                ..SmBody::default()
+            },
+        )
         .collect();
     Ok(SubmitPlan {
         encoded_as: encoded.encoding(),

@@ -293,7 +293,11 @@ impl<T> Session<T> {
         if matches!(self.state, State::Closed) {
             return;
         }
-        self.queue(Frame::with_status(sequence_number, status, Pdu::DeliverSmResp));
+        self.queue(Frame::with_status(
+            sequence_number,
+            status,
+            Pdu::DeliverSmResp,
+        ));
     }
 
     /// Send unbind now. Responses to in-flight submits are still taken until the
@@ -380,7 +384,10 @@ impl<T> Session<T> {
                     outstanding,
                 };
             }
-            State::Binding { .. } | State::Bound { .. } | State::Unbinding { .. } | State::Closed => {}
+            State::Binding { .. }
+            | State::Bound { .. }
+            | State::Unbinding { .. }
+            | State::Closed => {}
         }
     }
 
@@ -435,9 +442,10 @@ impl<T> Session<T> {
                         self.close(CloseReason::BindRejected(status));
                     }
                 }
-                State::Binding { .. } | State::Bound { .. } | State::Unbinding { .. } | State::Closed => {
-                    self.unexpected(command_id, sequence_number)
-                }
+                State::Binding { .. }
+                | State::Bound { .. }
+                | State::Unbinding { .. }
+                | State::Closed => self.unexpected(command_id, sequence_number),
             },
             Pdu::GenericNack => match self.state {
                 State::Binding {
@@ -480,18 +488,20 @@ impl<T> Session<T> {
                         outstanding: None,
                     };
                 }
-                State::Binding { .. } | State::Bound { .. } | State::Unbinding { .. } | State::Closed => {
-                    self.unexpected(command_id, sequence_number)
-                }
+                State::Binding { .. }
+                | State::Bound { .. }
+                | State::Unbinding { .. }
+                | State::Closed => self.unexpected(command_id, sequence_number),
             },
             Pdu::UnbindResp => match self.state {
                 State::Unbinding {
                     sequence_number: expected,
                     ..
                 } if expected == sequence_number => self.close(CloseReason::Unbound),
-                State::Binding { .. } | State::Bound { .. } | State::Unbinding { .. } | State::Closed => {
-                    self.unexpected(command_id, sequence_number)
-                }
+                State::Binding { .. }
+                | State::Bound { .. }
+                | State::Unbinding { .. }
+                | State::Closed => self.unexpected(command_id, sequence_number),
             },
             Pdu::DeliverSm(body) => match self.state {
                 State::Bound { .. } | State::Unbinding { .. } if self.config.mode.can_receive() => {
@@ -500,7 +510,10 @@ impl<T> Session<T> {
                         body,
                     });
                 }
-                State::Binding { .. } | State::Bound { .. } | State::Unbinding { .. } | State::Closed => {
+                State::Binding { .. }
+                | State::Bound { .. }
+                | State::Unbinding { .. }
+                | State::Closed => {
                     self.queue(Frame::with_status(
                         sequence_number,
                         CommandStatus::ESME_RINVBNDSTS,
@@ -522,9 +535,7 @@ impl<T> Session<T> {
                 self.unexpected(command_id, sequence_number);
             }
             // Responses to requests we never send.
-            Pdu::DeliverSmResp => {
-                self.unexpected(command_id, sequence_number)
-            }
+            Pdu::DeliverSmResp => self.unexpected(command_id, sequence_number),
         }
     }
 
@@ -560,7 +571,8 @@ impl<T> Session<T> {
 
     fn next_sequence_number(&mut self) -> u32 {
         let window = &self.window;
-        self.sequence.next_unused(|candidate| window.contains(candidate))
+        self.sequence
+            .next_unused(|candidate| window.contains(candidate))
     }
 }
 

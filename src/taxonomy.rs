@@ -443,7 +443,11 @@ mod tests {
     #[test]
     fn every_named_status_is_classified_as_the_table_says() {
         let named = named_statuses();
-        assert_eq!(named.len(), TABLE.len(), "a named status is missing from TABLE");
+        assert_eq!(
+            named.len(),
+            TABLE.len(),
+            "a named status is missing from TABLE"
+        );
         for status in named {
             let name = status.known_name().unwrap();
             let (_, submit, bind) = TABLE
@@ -518,7 +522,14 @@ mod tests {
 
     #[test]
     fn vendor_statuses_are_temporary() {
-        for raw in [0x0000_0009, 0x0000_0100, 0x0000_0400, 0x0000_0401, 0x0000_04FF, 0xFFFF_FFFF] {
+        for raw in [
+            0x0000_0009,
+            0x0000_0100,
+            0x0000_0400,
+            0x0000_0401,
+            0x0000_04FF,
+            0xFFFF_FFFF,
+        ] {
             let status = CommandStatus(raw);
             assert_eq!(status.known_name(), None);
             assert_eq!(
@@ -529,10 +540,7 @@ mod tests {
                 },
                 "{status}"
             );
-            assert_eq!(
-                classify_bind(status),
-                Err(BindFailure::Rejected { status })
-            );
+            assert_eq!(classify_bind(status), Err(BindFailure::Rejected { status }));
         }
     }
 
@@ -547,7 +555,10 @@ mod tests {
         assert_eq!(temporary.nak_delay_after(u64::MAX), Some(MAX_NAK_DELAY));
         let throttled = classify_submit(CommandStatus::ESME_RTHROTTLED);
         assert_eq!(throttled.nak_delay_after(9), Some(THROTTLED_NAK_DELAY));
-        assert_eq!(classify_submit(CommandStatus::ESME_ROK).nak_delay_after(1), None);
+        assert_eq!(
+            classify_submit(CommandStatus::ESME_ROK).nak_delay_after(1),
+            None
+        );
         assert_eq!(
             classify_submit(CommandStatus::ESME_RINVMSGLEN).nak_delay_after(1),
             None

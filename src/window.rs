@@ -520,9 +520,17 @@ mod tests {
     fn insert_until_full_then_free_once() {
         let now = Instant::now();
         let mut window = Window::new(2);
-        assert_eq!(window.try_insert(1, now + SECOND, "a").map_err(|e| e.error()), Ok(()));
         assert_eq!(
-            window.try_insert(1, now + SECOND, "dup").unwrap_err().error(),
+            window
+                .try_insert(1, now + SECOND, "a")
+                .map_err(|e| e.error()),
+            Ok(())
+        );
+        assert_eq!(
+            window
+                .try_insert(1, now + SECOND, "dup")
+                .unwrap_err()
+                .error(),
             WindowError::DuplicateSeq { sequence_number: 1 }
         );
         window.try_insert(2, now + SECOND, "b").unwrap();
@@ -575,7 +583,7 @@ mod tests {
         assert_eq!(window.tick(t0 + 119 * SECOND), 15);
         assert_eq!(window.tick(t0 + 120 * SECOND), 20);
         // A long pause grows several steps at once, up to the maximum.
-        assert_eq!(window.tick(t0 + 600 * SECOND), 70);
+        assert_eq!(window.tick(t0 + 600 * SECOND), 60);
         assert_eq!(window.tick(t0 + 6000 * SECOND), 100);
         assert!(!window.is_reduced());
         assert_eq!(window.tick(t0 + 7000 * SECOND), 100);

@@ -91,7 +91,8 @@ pub struct ReceiptMatch {
 /// Storage behind the actor; [`PgStore`] is the real one.
 pub trait CorrelationStore: Send + Sync + 'static {
     /// Insert rows (idempotent on (message_id, segment_index)).
-    fn insert(&self, rows: Vec<CorrelationRow>) -> BoxFuture<'static, Result<(), CorrelationError>>;
+    fn insert(&self, rows: Vec<CorrelationRow>)
+    -> BoxFuture<'static, Result<(), CorrelationError>>;
     /// Match receipts, store their status, return what matched.
     fn apply_receipts(
         &self,
@@ -205,7 +206,10 @@ impl PgStore {
 }
 
 impl CorrelationStore for PgStore {
-    fn insert(&self, rows: Vec<CorrelationRow>) -> BoxFuture<'static, Result<(), CorrelationError>> {
+    fn insert(
+        &self,
+        rows: Vec<CorrelationRow>,
+    ) -> BoxFuture<'static, Result<(), CorrelationError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
             let n = rows.len();
@@ -345,7 +349,11 @@ impl<T, R> Default for Batches<T, R> {
 
 impl<T, R> Batches<T, R> {
     /// The next batch to flush, if a flush slot is free and anything waits.
-    fn take(&mut self, max_in_flight: usize, max_batch: usize) -> Option<Vec<(T, oneshot::Sender<R>)>> {
+    fn take(
+        &mut self,
+        max_in_flight: usize,
+        max_batch: usize,
+    ) -> Option<Vec<(T, oneshot::Sender<R>)>> {
         if self.in_flight >= max_in_flight || self.waiting.is_empty() {
             return None;
         }
@@ -421,7 +429,8 @@ impl CorrelationActor {
                         }
                     }
                     Err(err) => {
-                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
+                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
+                            .increment(1);
                         tracing::warn!(error = %err, "receipt lookup failed");
                         for waiter in waiters {
                             let _ = waiter.send(Err(err.clone()));

@@ -33,8 +33,13 @@ pub mod subject {
     pub const DISPATCH_STREAM_SUBJECTS: [&str; 3] =
         ["smpp.operator.*", "lane.*.smpp.*.*", "smpp.*.*.*.dispatch"];
     /// Subjects of the SMS_EVENTS stream.
-    pub const EVENTS_STREAM_SUBJECTS: [&str; 5] =
-        [DLR_INBOUND, MO_INBOUND, OPERATOR_HEALTH, BIND_DEGRADED, DISPATCH_DLQ];
+    pub const EVENTS_STREAM_SUBJECTS: [&str; 5] = [
+        DLR_INBOUND,
+        MO_INBOUND,
+        OPERATOR_HEALTH,
+        BIND_DEGRADED,
+        DISPATCH_DLQ,
+    ];
 }
 
 /// `DlrInboundEvent` v1.0.
@@ -112,4 +117,33 @@ pub struct BindDegradedEvent {
 /// RFC 3339 UTC with milliseconds, as every `at` / `receivedAt` field.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `MoInboundEvent` v1.0 (the contract carries the text; it is never logged).
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoInboundEvent {
+    pub version: &'static str,
+    pub event_id: String,
+    pub operator_id: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub data_coding: u8,
+    pub binary: bool,
+    pub parts: u32,
+    pub parts_received: u32,
+    pub incomplete: bool,
+    pub bind_id: u16,
+    pub received_at: String,
+}
+
+impl std::fmt::Debug for MoInboundEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoInboundEvent")
+            .field("event_id", &self.event_id)
+            .field("operator_id", &self.operator_id)
+            .field("parts", &self.parts)
+            .finish_non_exhaustive()
+    }
 }

@@ -49,7 +49,7 @@ pub struct Credentials {
     pub tps_limit: Option<u32>,
     #[serde(default)]
     pub backup_operator_id: Option<String>,
-    #[serde(default)]
+    #[serde(default = "default_strategy")]
     pub long_message_strategy: Strategy,
     #[serde(default = "default_concat_ref_bits")]
     pub concat_ref_bits: u8,
@@ -71,6 +71,9 @@ pub struct Credentials {
     pub enquire_link_seconds: u64,
 }
 
+fn default_strategy() -> Strategy {
+    Strategy::Csms
+}
 fn default_bind_count() -> u16 {
     1
 }
@@ -88,12 +91,6 @@ fn default_one() -> u8 {
 }
 fn default_enquire_link_seconds() -> u64 {
     30
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret::new)
-    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -180,18 +177,15 @@ impl OmsClient {
             .connect_timeout(Duration::from_secs(3))
             .user_agent(concat!("smpp-connector/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.oms_ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("OMS_CA_FILE {ca}: {e}"))?;
+            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("OMS_CA_FILE {ca}: {e}"))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("OMS_CA_FILE {ca}: {e}"))?;
             builder = builder.add_root_certificate(cert);
         }
         if let (Some(cert), Some(key)) = (&config.oms_cert_file, &config.oms_key_file) {
-            let mut pem = std::fs::read(cert)
-                .map_err(|e| anyhow::anyhow!("OMS_CERT_FILE {cert}: {e}"))?;
-            pem.extend(
-                std::fs::read(key).map_err(|e| anyhow::anyhow!("OMS_KEY_FILE {key}: {e}"))?,
-            );
+            let mut pem =
+                std::fs::read(cert).map_err(|e| anyhow::anyhow!("OMS_CERT_FILE {cert}: {e}"))?;
+            pem.extend(std::fs::read(key).map_err(|e| anyhow::anyhow!("OMS_KEY_FILE {key}: {e}"))?);
             let identity = reqwest::Identity::from_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("OMS_CERT_FILE/OMS_KEY_FILE: {e}"))?;
             builder = builder.identity(identity);

@@ -41,34 +41,103 @@ fn bad_payloads_get_the_contract_reason_and_no_content() {
     let cases: &[(&str, DeadLetterReason, &str)] = &[
         ("not json", DeadLetterReason::InvalidJson, "not JSON"),
         ("[1,2]", DeadLetterReason::InvalidJson, "object"),
-        (r#"{"operatorId":"o","to":"123","text":"t"}"#, DeadLetterReason::MissingField, "messageId"),
-        (r#"{"messageId":"m","to":"123","text":"t"}"#, DeadLetterReason::MissingField, "operatorId"),
-        (r#"{"messageId":"m","operatorId":"o","text":"t"}"#, DeadLetterReason::MissingField, "to"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123"}"#, DeadLetterReason::MissingField, "text"),
-        (r#"{"messageId":7,"operatorId":"o","to":"123","text":"t"}"#, DeadLetterReason::InvalidField, "messageId"),
-        (r#"{"messageId":"m","operatorId":"o o","to":"123","text":"t"}"#, DeadLetterReason::InvalidField, "operatorId"),
-        (r#"{"messageId":"m","operatorId":"o","to":"12a45","text":"t"}"#, DeadLetterReason::InvalidField, "to"),
-        (r#"{"messageId":"m","operatorId":"o","to":"12","text":"t"}"#, DeadLetterReason::InvalidField, "to"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":5}"#, DeadLetterReason::InvalidField, "text"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","encoding":"UTF8"}"#, DeadLetterReason::InvalidField, "encoding"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","longMessageStrategy":"X"}"#, DeadLetterReason::InvalidField, "longMessageStrategy"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","registeredDelivery":"yes"}"#, DeadLetterReason::InvalidField, "registeredDelivery"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","validityPeriodSeconds":0}"#, DeadLetterReason::InvalidField, "validityPeriodSeconds"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","segmentFingerprint":"ABC"}"#, DeadLetterReason::InvalidField, "segmentFingerprint"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","version":"2.0"}"#, DeadLetterReason::InvalidField, "version"),
-        (r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","from":""}"#, DeadLetterReason::InvalidField, "from"),
+        (
+            r#"{"operatorId":"o","to":"123","text":"t"}"#,
+            DeadLetterReason::MissingField,
+            "messageId",
+        ),
+        (
+            r#"{"messageId":"m","to":"123","text":"t"}"#,
+            DeadLetterReason::MissingField,
+            "operatorId",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","text":"t"}"#,
+            DeadLetterReason::MissingField,
+            "to",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123"}"#,
+            DeadLetterReason::MissingField,
+            "text",
+        ),
+        (
+            r#"{"messageId":7,"operatorId":"o","to":"123","text":"t"}"#,
+            DeadLetterReason::InvalidField,
+            "messageId",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o o","to":"123","text":"t"}"#,
+            DeadLetterReason::InvalidField,
+            "operatorId",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"12a45","text":"t"}"#,
+            DeadLetterReason::InvalidField,
+            "to",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"12","text":"t"}"#,
+            DeadLetterReason::InvalidField,
+            "to",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":5}"#,
+            DeadLetterReason::InvalidField,
+            "text",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","encoding":"UTF8"}"#,
+            DeadLetterReason::InvalidField,
+            "encoding",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","longMessageStrategy":"X"}"#,
+            DeadLetterReason::InvalidField,
+            "longMessageStrategy",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","registeredDelivery":"yes"}"#,
+            DeadLetterReason::InvalidField,
+            "registeredDelivery",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","validityPeriodSeconds":0}"#,
+            DeadLetterReason::InvalidField,
+            "validityPeriodSeconds",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","segmentFingerprint":"ABC"}"#,
+            DeadLetterReason::InvalidField,
+            "segmentFingerprint",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","version":"2.0"}"#,
+            DeadLetterReason::InvalidField,
+            "version",
+        ),
+        (
+            r#"{"messageId":"m","operatorId":"o","to":"123","text":"t","from":""}"#,
+            DeadLetterReason::InvalidField,
+            "from",
+        ),
     ];
     for (payload, reason, field) in cases {
         let rejection = command(payload).unwrap_err();
         assert_eq!(rejection.reason, *reason, "{payload}");
-        assert!(rejection.detail.contains(field), "{payload}: {}", rejection.detail);
+        assert!(
+            rejection.detail.contains(field),
+            "{payload}: {}",
+            rejection.detail
+        );
         assert!(!rejection.detail.contains("12a45"));
     }
 }
 
 #[test]
 fn rejections_keep_the_ids_they_could_read() {
-    let rejection = command(r#"{"messageId":"m-9","operatorId":"awcc","to":"x","text":"t"}"#).unwrap_err();
+    let rejection =
+        command(r#"{"messageId":"m-9","operatorId":"awcc","to":"x","text":"t"}"#).unwrap_err();
     assert_eq!(rejection.message_id.as_deref(), Some("m-9"));
     assert_eq!(rejection.operator_id.as_deref(), Some("awcc"));
 }
@@ -77,7 +146,10 @@ fn rejections_keep_the_ids_they_could_read() {
 fn text_over_64_kib_is_too_large() {
     let text = "a".repeat(MAX_TEXT_CHARS + 1);
     let payload = format!(r#"{{"messageId":"m","operatorId":"o","to":"123","text":"{text}"}}"#);
-    assert_eq!(command(&payload).unwrap_err().reason, DeadLetterReason::TooLarge);
+    assert_eq!(
+        command(&payload).unwrap_err().reason,
+        DeadLetterReason::TooLarge
+    );
     let at_limit = "a".repeat(MAX_TEXT_CHARS);
     let payload = format!(r#"{{"messageId":"m","operatorId":"o","to":"123","text":"{at_limit}"}}"#);
     assert!(command(&payload).is_ok());
@@ -109,12 +181,20 @@ fn long_text_follows_the_strategy() {
 
     let csms = plan_submits(&cmd, &encoded, &profile(Strategy::Csms), 0x1234).unwrap();
     assert_eq!(csms.bodies.len(), 2);
-    assert_eq!(&csms.bodies[0].short_message[..6], &[0x05, 0x00, 0x03, 0x34, 2, 1]);
+    assert_eq!(
+        &csms.bodies[0].short_message[..6],
+        &[0x05, 0x00, 0x03, 0x34, 2, 1]
+    );
     assert_eq!(csms.bodies[1].esm_class, 0x40);
 
     let sar = plan_submits(&cmd, &encoded, &profile(Strategy::Sar), 7).unwrap();
     assert_eq!(sar.bodies.len(), 2);
-    assert!(sar.bodies[1].tlvs.iter().any(|t| t.tag == tlv_tag::SAR_SEGMENT_SEQNUM && t.value == [2]));
+    assert!(
+        sar.bodies[1]
+            .tlvs
+            .iter()
+            .any(|t| t.tag == tlv_tag::SAR_SEGMENT_SEQNUM && t.value == [2])
+    );
 
     let tlv = plan_submits(&cmd, &encoded, &profile(Strategy::Tlv), 0).unwrap();
     assert_eq!(tlv.bodies.len(), 1);
@@ -124,7 +204,10 @@ fn long_text_follows_the_strategy() {
 
 #[test]
 fn gsm7_requested_for_arabic_is_rejected_with_a_position_only() {
-    let cmd = command(r#"{"messageId":"m","operatorId":"o","to":"123","text":"ab سلام","encoding":"GSM7"}"#).unwrap();
+    let cmd = command(
+        r#"{"messageId":"m","operatorId":"o","to":"123","text":"ab سلام","encoding":"GSM7"}"#,
+    )
+    .unwrap();
     let rejection = encode_text(&cmd).unwrap_err();
     assert_eq!(rejection.reason, DeadLetterReason::InvalidField);
     assert!(rejection.detail.contains("character 3"));
@@ -134,9 +217,17 @@ fn gsm7_requested_for_arabic_is_rejected_with_a_position_only() {
 #[test]
 fn fingerprint_is_compared() {
     let fp = encoding::fingerprint_text("hello");
-    let payload = format!(r#"{{"messageId":"m","operatorId":"o","to":"123","text":"hello","segmentFingerprint":"{fp}"}}"#);
+    let payload = format!(
+        r#"{{"messageId":"m","operatorId":"o","to":"123","text":"hello","segmentFingerprint":"{fp}"}}"#
+    );
     let cmd = command(&payload).unwrap();
-    let plan = plan_submits(&cmd, &encode_text(&cmd).unwrap(), &profile(Strategy::Csms), 0).unwrap();
+    let plan = plan_submits(
+        &cmd,
+        &encode_text(&cmd).unwrap(),
+        &profile(Strategy::Csms),
+        0,
+    )
+    .unwrap();
     assert_eq!(plan.fingerprint_matches, Some(true));
 }
 

@@ -90,6 +90,11 @@ fn corpus_library_api_agrees_with_the_filter() {
         assert_eq!(r.septets_or_units() as u64, case["septets_or_units"]);
         assert_eq!(r.segment_count_8bit() as u64, case["segment_count_8bit"]);
         assert_eq!(r.segment_count_16bit() as u64, case["segment_count_16bit"]);
-        assert_eq!(fingerprint_text(text), case["fingerprint"], "{}", case["id"]);
+        assert_eq!(
+            fingerprint_text(text),
+            case["fingerprint"],
+            "{}",
+            case["id"]
+        );
     }
 }

@@ -229,8 +229,12 @@ fn answer(line: &[u8]) -> Result<Record, Rejected> {
         Err(e) => return Err(Rejected::new(id, e.to_string())),
     };
     let payload = report.encoded.payload();
-    let hex_segments =
-        |ranges: &[Range<usize>]| -> Vec<String> { ranges.iter().map(|r| hex::encode(&payload[r.clone()])).collect() };
+    let hex_segments = |ranges: &[Range<usize>]| -> Vec<String> {
+        ranges
+            .iter()
+            .map(|r| hex::encode(&payload[r.clone()]))
+            .collect()
+    };
     Ok(Record {
         id,
         encoding: report.encoding(),
@@ -286,7 +290,9 @@ mod tests {
 
     #[test]
     fn answers_a_good_line() {
-        let (out, summary) = run("{\"id\": \"a-1\", \"text\": \"\u{0633}\u{0644}\u{0627}\u{0645}\", \"note\": \"x\"}\n");
+        let (out, summary) = run(
+            "{\"id\": \"a-1\", \"text\": \"\u{0633}\u{0644}\u{0627}\u{0645}\", \"note\": \"x\"}\n",
+        );
         assert_eq!(
             summary,
             Summary {
@@ -364,10 +370,20 @@ mod tests {
         assert_eq!(errors[2], "missing field \"text\"");
         assert_eq!(errors[3], "field \"text\" must be a string, not number");
         assert_eq!(errors[4], "missing or null field \"id\"");
-        assert_eq!(errors[5], "field \"id\" must be a string or a number, not array");
-        assert!(errors[6].contains("surrogates must come in pairs"), "{}", errors[6]);
+        assert_eq!(
+            errors[5],
+            "field \"id\" must be a string or a number, not array"
+        );
+        assert!(
+            errors[6].contains("surrogates must come in pairs"),
+            "{}",
+            errors[6]
+        );
         assert!(errors[7].contains("not valid UTF-8"), "{}", errors[7]);
-        assert_eq!(out[7]["fingerprint"], crate::encoding::fingerprint_text("ok"));
+        assert_eq!(
+            out[7]["fingerprint"],
+            crate::encoding::fingerprint_text("ok")
+        );
         assert_eq!(out[9]["segments_8bit"], serde_json::json!([""]));
     }
 

@@ -161,7 +161,7 @@ impl fmt::Debug for Encoded {
 /// The encoding RULES.md §2 detects: GSM7 when every character is GSM (the empty text
 /// included), otherwise UCS2.
 pub fn detect(text: &str) -> Encoding {
-    if text.chars().all(gsm7::is_gsm) {
+    if gsm7::first_non_gsm(text).is_none() {
         Encoding::Gsm7
     } else {
         Encoding::Ucs2
@@ -279,14 +279,20 @@ mod tests {
         ];
         for (text, encoding) in table {
             assert_eq!(detect(text), encoding, "{text:?}");
-            assert_eq!(encode(text, EncodingRequest::Auto).unwrap().encoding(), encoding);
+            assert_eq!(
+                encode(text, EncodingRequest::Auto).unwrap().encoding(),
+                encoding
+            );
         }
     }
 
     #[test]
     fn encodes_exact_octets() {
         let e = encode("\u{0633}\u{0644}\u{0627}\u{0645}", EncodingRequest::Auto).unwrap();
-        assert_eq!(e.payload(), [0x06, 0x33, 0x06, 0x44, 0x06, 0x27, 0x06, 0x45]);
+        assert_eq!(
+            e.payload(),
+            [0x06, 0x33, 0x06, 0x44, 0x06, 0x27, 0x06, 0x45]
+        );
         assert_eq!((e.units(), e.data_coding()), (4, 0x08));
         assert_eq!(e.detection(), Detection::Auto);
 
@@ -303,10 +309,16 @@ mod tests {
     fn explicit_requests() {
         let e = encode("abc", EncodingRequest::Ucs2).unwrap();
         assert_eq!(e.payload(), [0, 0x61, 0, 0x62, 0, 0x63]);
-        assert_eq!((e.encoding(), e.detection()), (Encoding::Ucs2, Detection::Forced));
+        assert_eq!(
+            (e.encoding(), e.detection()),
+            (Encoding::Ucs2, Detection::Forced)
+        );
 
         let e = encode("abc", EncodingRequest::Gsm7).unwrap();
-        assert_eq!((e.payload(), e.detection()), (&b"abc"[..], Detection::Forced));
+        assert_eq!(
+            (e.payload(), e.detection()),
+            (&b"abc"[..], Detection::Forced)
+        );
 
         let err = encode("ok \u{0633}", EncodingRequest::Gsm7).unwrap_err();
         assert_eq!(
@@ -324,11 +336,7 @@ mod tests {
         // One emoji → one '?'; a five-code-point ZWJ family → five; e + U+0301 → "e?".
         let table: &[(&str, &[u8], usize)] = &[
             ("\u{1F600}", b"?", 1),
-            (
-                "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
-                b"?????",
-                5,
-            ),
+            ("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", b"?????", 5),
             ("e\u{0301}", b"e?", 1),
             ("\u{00E1}", b"?", 1),
             ("{ok}", &[0x1B, 0x28, b'o', b'k', 0x1B, 0x29], 0),
@@ -338,7 +346,10 @@ mod tests {
             assert_eq!(e.payload(), *payload, "{text:?}");
             assert_eq!(e.replaced(), *replaced);
             assert_eq!(e.units(), payload.len());
-            assert_eq!((e.encoding(), e.detection()), (Encoding::Gsm7, Detection::Forced));
+            assert_eq!(
+                (e.encoding(), e.detection()),
+                (Encoding::Gsm7, Detection::Forced)
+            );
         }
     }
 

@@ -17,23 +17,21 @@ pub const ESCAPE: u8 = 0x1B;
 /// the encoder table skips it.
 const DEFAULT: [char; 128] = [
     // 0x00
-    '@', '\u{00A3}', '$', '\u{00A5}', '\u{00E8}', '\u{00E9}', '\u{00F9}', '\u{00EC}',
-    '\u{00F2}', '\u{00C7}', '\n', '\u{00D8}', '\u{00F8}', '\r', '\u{00C5}', '\u{00E5}',
+    '@', '\u{00A3}', '$', '\u{00A5}', '\u{00E8}', '\u{00E9}', '\u{00F9}', '\u{00EC}', '\u{00F2}',
+    '\u{00C7}', '\n', '\u{00D8}', '\u{00F8}', '\r', '\u{00C5}', '\u{00E5}',
     // 0x10: Δ _ Φ Γ Λ Ω Π Ψ Σ Θ Ξ (escape) Æ æ ß É
     '\u{0394}', '_', '\u{03A6}', '\u{0393}', '\u{039B}', '\u{03A9}', '\u{03A0}', '\u{03A8}',
-    '\u{03A3}', '\u{0398}', '\u{039E}', '\u{001B}', '\u{00C6}', '\u{00E6}', '\u{00DF}',
-    '\u{00C9}',
+    '\u{03A3}', '\u{0398}', '\u{039E}', '\u{001B}', '\u{00C6}', '\u{00E6}', '\u{00DF}', '\u{00C9}',
     // 0x20: ¤ at 0x24 instead of $
     ' ', '!', '"', '#', '\u{00A4}', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/',
     // 0x30
     '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?',
     // 0x40: ¡ A-Z Ä Ö Ñ Ü §
-    '\u{00A1}', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O',
-    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', '\u{00C4}', '\u{00D6}', '\u{00D1}',
-    '\u{00DC}', '\u{00A7}',
-    // 0x60: ¿ a-z ä ö ñ ü à
-    '\u{00BF}', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
-    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '\u{00E4}', '\u{00F6}', '\u{00F1}',
+    '\u{00A1}', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', 'P', 'Q',
+    'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', '\u{00C4}', '\u{00D6}', '\u{00D1}', '\u{00DC}',
+    '\u{00A7}', // 0x60: ¿ a-z ä ö ñ ü à
+    '\u{00BF}', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p',
+    'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '\u{00E4}', '\u{00F6}', '\u{00F1}',
     '\u{00FC}', '\u{00E0}',
 ];
 
@@ -127,35 +125,128 @@ pub fn is_gsm(c: char) -> bool {
     septets(c).is_some()
 }
 
+/// UTF-8 byte → its single septet when the byte is an ASCII character of the default
+/// alphabet, otherwise [`NOT_SINGLE`] (extension characters, non-GSM ASCII and every byte
+/// of a multi-byte character). The fast path of encoding: most GSM text is long runs of
+/// such bytes, mapped without decoding UTF-8.
+static BYTE_SINGLE: [u8; 256] = build_byte_single();
+/// Marks "not one septet" in [`BYTE_SINGLE`].
+const NOT_SINGLE: u8 = 0xFF;
+
+const fn build_byte_single() -> [u8; 256] {
+    let mut table = [NOT_SINGLE; 256];
+    let mut b = 0;
+    while b < 128 {
+        let code = LATIN1[b];
+        if code < 0x80 {
+            table[b] = code as u8;
+        }
+        b += 1;
+    }
+    table
+}
+
 /// Appends the GSM 7-bit form of `text` to `out`, stopping at the first character that is
 /// not GSM. Returns `Err((char index, byte offset))` of that character; `out` then holds
 /// the septets of the characters before it.
 pub(crate) fn encode_into(text: &str, out: &mut Vec<u8>) -> Result<(), (usize, usize)> {
-    for (index, (offset, c)) in text.char_indices().enumerate() {
-        match septets(c) {
-            Some(Septets::One(s)) => out.push(s),
-            Some(Septets::Escaped(code)) => out.extend_from_slice(&[ESCAPE, code]),
-            None => return Err((index, offset)),
-        }
-    }
-    Ok(())
+    encode_with(text, out, |offset| {
+        Err((text[..offset].chars().count(), offset))
+    })
 }
 
 /// Appends the GSM7_FORCE form of `text` to `out`: every non-GSM character (per code
 /// point, RULES.md §4) becomes `?` (0x3F). Returns how many characters were replaced.
 pub(crate) fn encode_forced_into(text: &str, out: &mut Vec<u8>) -> usize {
     let mut replaced = 0;
-    for c in text.chars() {
-        match septets(c) {
-            Some(Septets::One(s)) => out.push(s),
-            Some(Septets::Escaped(code)) => out.extend_from_slice(&[ESCAPE, code]),
-            None => {
-                out.push(b'?');
-                replaced += 1;
-            }
-        }
-    }
+    let done: Result<(), ()> = encode_with(text, out, |_| {
+        replaced += 1;
+        Ok(b'?')
+    });
+    debug_assert!(done.is_ok());
     replaced
+}
+
+/// The encoding loop: runs of ASCII through [`BYTE_SINGLE`], everything else one
+/// character at a time through [`septets`]. `not_gsm(byte offset)` gives the septet that
+/// replaces a non-GSM character, or an error that stops the loop.
+///
+/// Writes into `out` sized up front instead of pushing, so the hot loop has no capacity
+/// check. Invariant: room left in `out` ≥ bytes left in `text`. Every character takes at
+/// least as many bytes as septets except the one-byte extension characters (`{`, FF...),
+/// which grow `out` by one.
+#[inline]
+fn encode_with<E>(
+    text: &str,
+    out: &mut Vec<u8>,
+    mut not_gsm: impl FnMut(usize) -> Result<u8, E>,
+) -> Result<(), E> {
+    let bytes = text.as_bytes();
+    let mut w = out.len();
+    out.resize(w + bytes.len(), 0);
+    let mut i = 0;
+    loop {
+        let mut run = 0;
+        for (dst, &b) in out[w..].iter_mut().zip(&bytes[i..]) {
+            let septet = BYTE_SINGLE[b as usize];
+            if septet == NOT_SINGLE {
+                break;
+            }
+            *dst = septet;
+            run += 1;
+        }
+        i += run;
+        w += run;
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        match septets(c) {
+            Some(Septets::One(septet)) => {
+                out[w] = septet;
+                w += 1;
+            }
+            Some(Septets::Escaped(code)) => {
+                if c.len_utf8() == 1 {
+                    out.push(0);
+                }
+                out[w] = ESCAPE;
+                out[w + 1] = code;
+                w += 2;
+            }
+            None => match not_gsm(i) {
+                Ok(septet) => {
+                    out[w] = septet;
+                    w += 1;
+                }
+                Err(e) => {
+                    out.truncate(w);
+                    return Err(e);
+                }
+            },
+        }
+        i += c.len_utf8();
+    }
+    out.truncate(w);
+    Ok(())
+}
+
+/// Byte offset of the first non-GSM character of `text`, if any.
+pub(crate) fn first_non_gsm(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // ASCII GSM characters, single or escaped, need no decoding.
+        i += bytes[i..]
+            .iter()
+            .position(|&b| LATIN1[b as usize] == NOT_GSM || b >= 0x80)
+            .unwrap_or(bytes.len() - i);
+        let c = text[i..].chars().next()?;
+        if !is_gsm(c) {
+            return Some(i);
+        }
+        i += c.len_utf8();
+    }
+    None
 }
 
 /// The character of an extension code, if the extension table defines it.
@@ -241,7 +332,11 @@ mod tests {
             if septet == ESCAPE as usize {
                 continue;
             }
-            assert_eq!(septets(*c), Some(Septets::One(septet as u8)), "{septet:#04x}");
+            assert_eq!(
+                septets(*c),
+                Some(Septets::One(septet as u8)),
+                "{septet:#04x}"
+            );
         }
         for (c, code) in EXTENSION {
             assert_eq!(septets(c), Some(Septets::Escaped(code)));
@@ -290,7 +385,10 @@ mod tests {
     fn encodes_unpacked_with_escapes() {
         let mut out = Vec::new();
         assert_eq!(encode_into("@a{\u{20AC}}\r\n", &mut out), Ok(()));
-        assert_eq!(out, [0x00, 0x61, 0x1B, 0x28, 0x1B, 0x65, 0x1B, 0x29, 0x0D, 0x0A]);
+        assert_eq!(
+            out,
+            [0x00, 0x61, 0x1B, 0x28, 0x1B, 0x65, 0x1B, 0x29, 0x0D, 0x0A]
+        );
 
         let mut out = Vec::new();
         assert_eq!(encode_into("ab\u{00E7}d", &mut out), Err((2, 2)));

@@ -251,16 +251,33 @@ mod tests {
         let e = gsm(&"a".repeat(161));
         let p = parts(&e, Strategy::Csms, RefBits::Eight, 0x1234).unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!(p[0].short_message[..6], [0x05, 0x00, 0x03, 0x34, 0x02, 0x01]);
+        assert_eq!(
+            p[0].short_message[..6],
+            [0x05, 0x00, 0x03, 0x34, 0x02, 0x01]
+        );
         assert_eq!(p[0].short_message.len(), 6 + 153);
-        assert_eq!(p[1].short_message, [0x05, 0x00, 0x03, 0x34, 0x02, 0x02, b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a']);
-        assert!(p.iter().all(|p| p.esm_class_flags == 0x40 && p.tlvs.is_empty()));
+        assert_eq!(
+            p[1].short_message,
+            [
+                0x05, 0x00, 0x03, 0x34, 0x02, 0x02, b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a'
+            ]
+        );
+        assert!(
+            p.iter()
+                .all(|p| p.esm_class_flags == 0x40 && p.tlvs.is_empty())
+        );
         assert_eq!((p[1].index, p[1].count), (2, 2));
 
         let p = parts(&e, Strategy::Csms, RefBits::Sixteen, 0x1234).unwrap();
-        assert_eq!(p[0].short_message[..7], [0x06, 0x08, 0x04, 0x12, 0x34, 0x02, 0x01]);
+        assert_eq!(
+            p[0].short_message[..7],
+            [0x06, 0x08, 0x04, 0x12, 0x34, 0x02, 0x01]
+        );
         assert_eq!(p[0].short_message.len(), 7 + 152);
-        assert_eq!(p[1].short_message[..7], [0x06, 0x08, 0x04, 0x12, 0x34, 0x02, 0x02]);
+        assert_eq!(
+            p[1].short_message[..7],
+            [0x06, 0x08, 0x04, 0x12, 0x34, 0x02, 0x02]
+        );
         assert_eq!(p[1].short_message.len(), 7 + 9);
     }
 
@@ -315,9 +332,16 @@ mod tests {
 
     #[test]
     fn strategy_serde_names() {
-        for (s, name) in [(Strategy::Csms, "CSMS"), (Strategy::Sar, "SAR"), (Strategy::Tlv, "TLV")] {
+        for (s, name) in [
+            (Strategy::Csms, "CSMS"),
+            (Strategy::Sar, "SAR"),
+            (Strategy::Tlv, "TLV"),
+        ] {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{name}\""));
-            assert_eq!(serde_json::from_str::<Strategy>(&format!("\"{name}\"")).unwrap(), s);
+            assert_eq!(
+                serde_json::from_str::<Strategy>(&format!("\"{name}\"")).unwrap(),
+                s
+            );
             assert_eq!(s.as_str(), name);
         }
     }

@@ -8,13 +8,17 @@ use super::error::DecodeError;
 
 /// Appends the UTF-16BE form of `text` to `out`; returns the number of code units.
 pub(crate) fn encode_into(text: &str, out: &mut Vec<u8>) -> usize {
-    // A UTF-8 text of n bytes has at most n UTF-16 units, so 2n bytes never reallocate.
-    out.reserve(text.len() * 2);
+    // A UTF-8 text of n bytes has at most n UTF-16 units, so 2n octets always suffice;
+    // writing into them directly keeps capacity checks out of the loop.
     let start = out.len();
-    for unit in text.encode_utf16() {
-        out.extend_from_slice(&unit.to_be_bytes());
+    out.resize(start + text.len() * 2, 0);
+    let mut units = 0;
+    for (dst, unit) in out[start..].chunks_exact_mut(2).zip(text.encode_utf16()) {
+        dst.copy_from_slice(&unit.to_be_bytes());
+        units += 1;
     }
-    (out.len() - start) / 2
+    out.truncate(start + units * 2);
+    units
 }
 
 /// Whether a big-endian UTF-16 unit whose first octet is `first_octet` is a high
@@ -121,6 +125,9 @@ mod tests {
     #[test]
     fn latin1_maps_octets_to_code_points() {
         assert_eq!(decode_latin1(b""), "");
-        assert_eq!(decode_latin1(&[0x41, 0xE9, 0xA0, 0xFF, 0x00]), "A\u{E9}\u{A0}\u{FF}\0");
+        assert_eq!(
+            decode_latin1(&[0x41, 0xE9, 0xA0, 0xFF, 0x00]),
+            "A\u{E9}\u{A0}\u{FF}\0"
+        );
     }
 }

@@ -65,7 +65,8 @@ fn submit_resp(seq: u32, status: CommandStatus, id: &str) -> Inbound {
 #[test]
 fn binds_as_transceiver_with_interface_version_0x34() {
     let t0 = Instant::now();
-    let mut session = Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
+    let mut session =
+        Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
     assert_eq!(session.state(), SessionState::Binding);
     let frames = sent(&mut session);
     assert_eq!(frames.len(), 1);
@@ -82,7 +83,8 @@ fn binds_as_transceiver_with_interface_version_0x34() {
 #[test]
 fn a_rejected_bind_closes_with_the_status() {
     let t0 = Instant::now();
-    let mut session = Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
+    let mut session =
+        Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
     sent(&mut session);
     session.handle_inbound(
         t0,
@@ -94,7 +96,9 @@ fn a_rejected_bind_closes_with_the_status() {
     );
     assert!(matches!(
         events(&mut session)[..],
-        [Event::Closed(CloseReason::BindRejected(CommandStatus::ESME_RINVCMDID))]
+        [Event::Closed(CloseReason::BindRejected(
+            CommandStatus::ESME_RINVCMDID
+        ))]
     ));
     assert_eq!(session.state(), SessionState::Closed);
 }
@@ -102,27 +106,38 @@ fn a_rejected_bind_closes_with_the_status() {
 #[test]
 fn a_generic_nack_to_the_bind_is_a_rejection() {
     let t0 = Instant::now();
-    let mut session = Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
+    let mut session =
+        Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
     sent(&mut session);
     session.handle_inbound(
         t0,
-        Inbound::Frame(Frame::with_status(1, CommandStatus::ESME_RINVCMDID, Pdu::GenericNack)),
+        Inbound::Frame(Frame::with_status(
+            1,
+            CommandStatus::ESME_RINVCMDID,
+            Pdu::GenericNack,
+        )),
     );
     assert!(matches!(
         events(&mut session)[..],
-        [Event::Closed(CloseReason::BindRejected(CommandStatus::ESME_RINVCMDID))]
+        [Event::Closed(CloseReason::BindRejected(
+            CommandStatus::ESME_RINVCMDID
+        ))]
     ));
 }
 
 #[test]
 fn the_bind_times_out() {
     let t0 = Instant::now();
-    let mut session = Session::<u32>::try_new(config(BindMode::Transmitter), SequenceNumbers::new(), t0).unwrap();
+    let mut session =
+        Session::<u32>::try_new(config(BindMode::Transmitter), SequenceNumbers::new(), t0).unwrap();
     assert_eq!(session.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     session.handle_timeout(t0 + Duration::from_secs(9));
     assert!(events(&mut session).is_empty());
     session.handle_timeout(t0 + Duration::from_secs(10));
-    assert!(matches!(events(&mut session)[..], [Event::Closed(CloseReason::BindTimedOut)]));
+    assert!(matches!(
+        events(&mut session)[..],
+        [Event::Closed(CloseReason::BindTimedOut)]
+    ));
 }
 
 #[test]
@@ -138,8 +153,12 @@ fn submits_are_answered_by_sequence_number() {
     session.handle_inbound(t0, submit_resp(b, CommandStatus::ESME_ROK, "ff"));
     session.handle_inbound(t0, submit_resp(a, CommandStatus::ESME_RTHROTTLED, ""));
     let evs = events(&mut session);
-    assert!(matches!(&evs[0], Event::SubmitResponse { token: 11, status, message_id: Some(id), .. } if status.is_ok() && id == "ff"));
-    assert!(matches!(&evs[1], Event::SubmitResponse { token: 10, status, .. } if *status == CommandStatus::ESME_RTHROTTLED));
+    assert!(
+        matches!(&evs[0], Event::SubmitResponse { token: 11, status, message_id: Some(id), .. } if status.is_ok() && id == "ff")
+    );
+    assert!(
+        matches!(&evs[1], Event::SubmitResponse { token: 10, status, .. } if *status == CommandStatus::ESME_RTHROTTLED)
+    );
     assert_eq!(session.in_flight(), 0);
 }
 
@@ -151,17 +170,27 @@ fn the_window_is_never_exceeded() {
         session.submit(t0, SmBody::default(), token).unwrap();
     }
     assert_eq!(session.free_slots(), 0);
-    assert!(matches!(session.submit(t0, SmBody::default(), 9), Err(SubmitError::WindowFull(9))));
+    assert!(matches!(
+        session.submit(t0, SmBody::default(), 9),
+        Err(SubmitError::WindowFull(9))
+    ));
 }
 
 #[test]
 fn submits_need_a_bound_transmitter() {
     let t0 = Instant::now();
-    let mut binding = Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
-    assert!(matches!(binding.submit(t0, SmBody::default(), 1), Err(SubmitError::NotBound(1))));
+    let mut binding =
+        Session::<u32>::try_new(config(BindMode::Transceiver), SequenceNumbers::new(), t0).unwrap();
+    assert!(matches!(
+        binding.submit(t0, SmBody::default(), 1),
+        Err(SubmitError::NotBound(1))
+    ));
     let mut receiver = bound(BindMode::Receiver, t0);
     assert_eq!(receiver.free_slots(), 0);
-    assert!(matches!(receiver.submit(t0, SmBody::default(), 2), Err(SubmitError::NotTransmitter(2))));
+    assert!(matches!(
+        receiver.submit(t0, SmBody::default(), 2),
+        Err(SubmitError::NotTransmitter(2))
+    ));
 }
 
 #[test]
@@ -172,7 +201,10 @@ fn an_invalid_body_is_refused_before_it_takes_a_slot() {
         short_message: vec![0; 255],
         ..SmBody::default()
     };
-    assert!(matches!(session.submit(t0, body, 4), Err(SubmitError::Encode(_, 4))));
+    assert!(matches!(
+        session.submit(t0, body, 4),
+        Err(SubmitError::Encode(_, 4))
+    ));
     assert_eq!(session.in_flight(), 0);
     assert!(sent(&mut session).is_empty());
 }
@@ -188,7 +220,10 @@ fn a_submit_without_response_times_out_and_frees_its_slot() {
     assert_eq!(session.in_flight(), 0);
     // A late response is only unexpected.
     session.handle_inbound(t0, submit_resp(seq, CommandStatus::ESME_ROK, "1"));
-    assert!(matches!(events(&mut session)[..], [Event::Unexpected { .. }]));
+    assert!(matches!(
+        events(&mut session)[..],
+        [Event::Unexpected { .. }]
+    ));
 }
 
 #[test]
@@ -199,9 +234,18 @@ fn enquire_link_every_interval_and_a_timeout_closes() {
     let t1 = t0 + Duration::from_secs(30);
     session.handle_timeout(t1);
     let frames = sent(&mut session);
-    assert!(matches!(frames[..], [Frame { pdu: Pdu::EnquireLink, .. }]));
+    assert!(matches!(
+        frames[..],
+        [Frame {
+            pdu: Pdu::EnquireLink,
+            ..
+        }]
+    ));
     // Answered: no close; the next one 30 s later.
-    session.handle_inbound(t1, Inbound::Frame(Frame::new(frames[0].sequence_number, Pdu::EnquireLinkResp)));
+    session.handle_inbound(
+        t1,
+        Inbound::Frame(Frame::new(frames[0].sequence_number, Pdu::EnquireLinkResp)),
+    );
     assert!(events(&mut session).is_empty());
     let t2 = t1 + Duration::from_secs(30);
     session.handle_timeout(t2);
@@ -210,7 +254,10 @@ fn enquire_link_every_interval_and_a_timeout_closes() {
     session.handle_timeout(t2 + Duration::from_secs(9));
     assert!(events(&mut session).is_empty());
     session.handle_timeout(t2 + Duration::from_secs(10));
-    assert!(matches!(events(&mut session)[..], [Event::Closed(CloseReason::EnquireLinkTimedOut)]));
+    assert!(matches!(
+        events(&mut session)[..],
+        [Event::Closed(CloseReason::EnquireLinkTimedOut)]
+    ));
 }
 
 #[test]
@@ -221,17 +268,28 @@ fn closing_fails_every_submit_in_flight_exactly_once() {
     session.submit(t0, SmBody::default(), 2).unwrap();
     session.handle_inbound(t0, Inbound::Frame(Frame::new(77, Pdu::Unbind)));
     let frames = sent(&mut session);
-    assert!(frames.iter().any(|f| f.pdu == Pdu::UnbindResp && f.sequence_number == 77));
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.pdu == Pdu::UnbindResp && f.sequence_number == 77)
+    );
     let evs = events(&mut session);
     let failed: Vec<u32> = evs
         .iter()
         .filter_map(|e| match e {
-            Event::SubmitFailed { token, reason: SubmitFailure::SessionClosed, .. } => Some(*token),
+            Event::SubmitFailed {
+                token,
+                reason: SubmitFailure::SessionClosed,
+                ..
+            } => Some(*token),
             _ => None,
         })
         .collect();
     assert_eq!(failed.len(), 2);
-    assert!(matches!(evs.last(), Some(Event::Closed(CloseReason::PeerUnbound))));
+    assert!(matches!(
+        evs.last(),
+        Some(Event::Closed(CloseReason::PeerUnbound))
+    ));
     session.handle_timeout(t0 + Duration::from_secs(3600));
     assert!(events(&mut session).is_empty());
 }
@@ -255,7 +313,9 @@ fn a_malformed_pdu_is_nacked_and_the_session_stays_bound() {
             command_id: 5,
             command_status: 0,
             sequence_number: 9,
-            error: DecodeError::InvalidBody { command_id: CommandId::DeliverSm },
+            error: DecodeError::InvalidBody {
+                command_id: CommandId::DeliverSm,
+            },
         }),
     );
     let frames = sent(&mut session);
@@ -271,9 +331,23 @@ fn a_generic_nack_breaks_the_session() {
     let t0 = Instant::now();
     let mut session = bound(BindMode::Transceiver, t0);
     let seq = session.submit(t0, SmBody::default(), 3).unwrap();
-    session.handle_inbound(t0, Inbound::Frame(Frame::with_status(seq, CommandStatus::ESME_RSYSERR, Pdu::GenericNack)));
+    session.handle_inbound(
+        t0,
+        Inbound::Frame(Frame::with_status(
+            seq,
+            CommandStatus::ESME_RSYSERR,
+            Pdu::GenericNack,
+        )),
+    );
     let evs = events(&mut session);
-    assert!(matches!(evs[0], Event::SubmitFailed { token: 3, reason: SubmitFailure::GenericNack(_), .. }));
+    assert!(matches!(
+        evs[0],
+        Event::SubmitFailed {
+            token: 3,
+            reason: SubmitFailure::GenericNack(_),
+            ..
+        }
+    ));
     assert!(matches!(evs[1], Event::Closed(CloseReason::GenericNack(_))));
 }
 
@@ -281,8 +355,17 @@ fn a_generic_nack_breaks_the_session() {
 fn deliver_sm_goes_to_the_owner_who_answers_it() {
     let t0 = Instant::now();
     let mut session = bound(BindMode::Receiver, t0);
-    session.handle_inbound(t0, Inbound::Frame(Frame::new(5, Pdu::DeliverSm(Box::default()))));
-    assert!(matches!(events(&mut session)[..], [Event::DeliverSm { sequence_number: 5, .. }]));
+    session.handle_inbound(
+        t0,
+        Inbound::Frame(Frame::new(5, Pdu::DeliverSm(Box::default()))),
+    );
+    assert!(matches!(
+        events(&mut session)[..],
+        [Event::DeliverSm {
+            sequence_number: 5,
+            ..
+        }]
+    ));
     assert!(sent(&mut session).is_empty());
     session.respond_deliver_sm(5, CommandStatus::ESME_ROK);
     assert_eq!(sent(&mut session), vec![Frame::new(5, Pdu::DeliverSmResp)]);
@@ -292,7 +375,10 @@ fn deliver_sm_goes_to_the_owner_who_answers_it() {
 fn a_transmitter_refuses_deliver_sm() {
     let t0 = Instant::now();
     let mut session = bound(BindMode::Transmitter, t0);
-    session.handle_inbound(t0, Inbound::Frame(Frame::new(5, Pdu::DeliverSm(Box::default()))));
+    session.handle_inbound(
+        t0,
+        Inbound::Frame(Frame::new(5, Pdu::DeliverSm(Box::default()))),
+    );
     let frames = sent(&mut session);
     assert_eq!(frames[0].command_status, CommandStatus::ESME_RINVBNDSTS);
 }
@@ -309,7 +395,10 @@ fn graceful_unbind_keeps_taking_responses_until_unbind_resp() {
     let unbind = sent(&mut session).remove(0);
     assert_eq!(unbind.pdu, Pdu::Unbind);
     session.handle_inbound(t0, submit_resp(seq, CommandStatus::ESME_ROK, "a"));
-    session.handle_inbound(t0, Inbound::Frame(Frame::new(unbind.sequence_number, Pdu::UnbindResp)));
+    session.handle_inbound(
+        t0,
+        Inbound::Frame(Frame::new(unbind.sequence_number, Pdu::UnbindResp)),
+    );
     let evs = events(&mut session);
     assert!(matches!(evs[0], Event::SubmitResponse { token: 8, .. }));
     assert!(matches!(evs[1], Event::Closed(CloseReason::Unbound)));
@@ -323,5 +412,8 @@ fn rinvbndsts_on_a_submit_breaks_the_session() {
     session.handle_inbound(t0, submit_resp(seq, CommandStatus::ESME_RINVBNDSTS, ""));
     let evs = events(&mut session);
     assert!(matches!(evs[0], Event::SubmitResponse { token: 1, .. }));
-    assert!(matches!(evs[1], Event::Closed(CloseReason::InvalidBindStatus)));
+    assert!(matches!(
+        evs[1],
+        Event::Closed(CloseReason::InvalidBindStatus)
+    ));
 }

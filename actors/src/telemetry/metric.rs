@@ -39,25 +39,76 @@ pub fn describe_all() {
     describe_counter!(SUBMITS, "submit_sm PDUs written.");
     describe_counter!(RESPONSE_STATUS, "submit_sm_resp by ESME status.");
     describe_counter!(RECONNECT_ATTEMPTS, "Failed connection or bind attempts.");
-    describe_counter!(ENQUIRE_LINK_TIMEOUTS, "enquire_link without an answer in time.");
+    describe_counter!(
+        ENQUIRE_LINK_TIMEOUTS,
+        "enquire_link without an answer in time."
+    );
     describe_gauge!(WINDOW_INFLIGHT, "submit_sm waiting for submit_sm_resp.");
     describe_gauge!(WINDOW_DYNAMIC, "Current (adaptive) window size.");
-    describe_counter!(SEQ_SKIPS, "Sequence numbers skipped because still in flight (should stay 0).");
-    describe_counter!(MALFORMED_PDUS, "PDUs from the SMSC that did not decode (answered with generic_nack).");
-    describe_counter!(UNEXPECTED_PDUS, "Legal PDUs the SMSC sent where they do not belong.");
+    describe_counter!(
+        SEQ_SKIPS,
+        "Sequence numbers skipped because still in flight (should stay 0)."
+    );
+    describe_counter!(
+        MALFORMED_PDUS,
+        "PDUs from the SMSC that did not decode (answered with generic_nack)."
+    );
+    describe_counter!(
+        UNEXPECTED_PDUS,
+        "Legal PDUs the SMSC sent where they do not belong."
+    );
     describe_counter!(SUBMIT_TIMEOUTS, "submit_sm without submit_sm_resp in time.");
-    describe_counter!(DISPATCH_OUTCOMES, "Dispatch commands by outcome (ack, nak, dead_letter, rejected).");
+    describe_counter!(
+        DISPATCH_OUTCOMES,
+        "Dispatch commands by outcome (ack, nak, dead_letter, rejected)."
+    );
     describe_counter!(DEAD_LETTERS, "Dispatch commands dead-lettered, by reason.");
-    describe_counter!(DLR_EVENTS, "Delivery receipts published, by status and correlation.");
-    describe_histogram!(SUBMIT_LATENCY, Unit::Seconds, "submit_sm written to submit_sm_resp read.");
-    describe_histogram!(DISPATCH_LATENCY, Unit::Seconds, "Dispatch command fetched to ACK sent.");
-    describe_histogram!(DLR_LATENCY, Unit::Seconds, "deliver_sm read to deliver_sm_resp written.");
-    describe_counter!(BACKEND_ERRORS, "Errors talking to NATS, PostgreSQL, Redis or OMS.");
-    describe_counter!(BIND_CRASHES, "Bind actors that ended without stopping cleanly and were respawned.");
+    describe_counter!(
+        DLR_EVENTS,
+        "Delivery receipts published, by status and correlation."
+    );
+    describe_histogram!(
+        SUBMIT_LATENCY,
+        Unit::Seconds,
+        "submit_sm written to submit_sm_resp read."
+    );
+    describe_histogram!(
+        DISPATCH_LATENCY,
+        Unit::Seconds,
+        "Dispatch command fetched to ACK sent."
+    );
+    describe_histogram!(
+        DLR_LATENCY,
+        Unit::Seconds,
+        "deliver_sm read to deliver_sm_resp written."
+    );
+    describe_counter!(
+        BACKEND_ERRORS,
+        "Errors talking to NATS, PostgreSQL, Redis or OMS."
+    );
+    describe_counter!(
+        BIND_CRASHES,
+        "Bind actors that ended without stopping cleanly and were respawned."
+    );
     describe_histogram!(CORRELATION_BATCH, "Rows per correlation INSERT batch.");
-    describe_counter!(POSSIBLE_DUPLICATES, "Submits NAKed after being written without a response (the SMSC may have them).");
-    describe_counter!(LONG_MESSAGE_SEGMENTS, "Segments of long messages, by strategy.");
-    describe_counter!(ENCODING, "Messages by encoding and detection (auto, forced).");
-    describe_counter!(FINGERPRINT_MISMATCHES, "segmentFingerprint in a command that differs from ours.");
-    describe_counter!(GSM7_FORCE_REPLACEMENTS, "Characters replaced by '?' under GSM7_FORCE.");
+    describe_counter!(
+        POSSIBLE_DUPLICATES,
+        "Submits NAKed after being written without a response (the SMSC may have them)."
+    );
+    describe_counter!(
+        LONG_MESSAGE_SEGMENTS,
+        "Segments of long messages, by strategy."
+    );
+    describe_counter!(
+        ENCODING,
+        "Messages by encoding and detection (auto, forced)."
+    );
+    describe_counter!(
+        FINGERPRINT_MISMATCHES,
+        "segmentFingerprint in a command that differs from ours."
+    );
+    describe_counter!(
+        GSM7_FORCE_REPLACEMENTS,
+        "Characters replaced by '?' under GSM7_FORCE."
+    );
 }

@@ -19,7 +19,8 @@ pub const DEFAULT_LOG_FILTER: &str = "info,smpp34=warn,async_nats=warn,tokio_pos
 /// Install the global tracing subscriber (and the `log` bridge). `RUST_LOG` overrides
 /// the default filter. Logs go to stdout.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
     // `log` records (smpp34) become tracing events and pass the same filter.
     let _ = tracing_log::LogTracer::init();

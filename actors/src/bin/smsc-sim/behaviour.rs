@@ -26,10 +26,7 @@ impl Status {
 
     fn parse(text: &str) -> Option<Status> {
         let text = text.trim();
-        if let Some(hex) = text
-            .strip_prefix("0x")
-            .or_else(|| text.strip_prefix("0X"))
-        {
+        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             return u32::from_str_radix(hex, 16).ok().map(Status);
         }
         if let Ok(value) = text.parse::<u32>() {

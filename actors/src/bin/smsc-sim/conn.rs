@@ -20,8 +20,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use smpp_connector::pdu::{
     BindMode, BindRequest, BindResponse, CommandId, CommandStatus, Frame, Inbound,
-    MAX_SEQUENCE_NUMBER, MAX_SHORT_MESSAGE_LEN, Malformed, Pdu, SmBody, SmppCodec,
-    SubmitSmResp, Tlv, tlv_tag,
+    MAX_SEQUENCE_NUMBER, MAX_SHORT_MESSAGE_LEN, Malformed, Pdu, SmBody, SmppCodec, SubmitSmResp,
+    Tlv, tlv_tag,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -241,7 +241,9 @@ fn queue_out(state: &SimState, conn: &ConnShared, item: Out, buf: &mut BytesMut)
             buf.extend_from_slice(&bytes);
             state.stats.count_sent(kind);
             if state.recorder.enabled() {
-                state.recorder.write(record::raw_line(conn.id, kind, &bytes));
+                state
+                    .recorder
+                    .write(record::raw_line(conn.id, kind, &bytes));
             }
         }
         Out::Frame(frame) => {
@@ -266,7 +268,10 @@ fn queue_out(state: &SimState, conn: &ConnShared, item: Out, buf: &mut BytesMut)
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 CommandId::EnquireLink => {
-                    state.stats.enquire_link_sent.fetch_add(1, Ordering::Relaxed);
+                    state
+                        .stats
+                        .enquire_link_sent
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {}
             }
@@ -330,7 +335,11 @@ impl Reader<'_> {
         }
     }
 
-    fn record_in(&self, frame: &Frame, extra: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    fn record_in(
+        &self,
+        frame: &Frame,
+        extra: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) {
         if self.state.recorder.enabled() {
             let mut line = record::frame_line(self.conn.id, Dir::In, frame);
             extra(&mut line);
@@ -374,26 +383,34 @@ impl Reader<'_> {
         let behaviour = self.state.behaviour.snapshot();
         self.state.stats.count_received(frame.command_id().name());
         if self.drop_now(&behaviour) {
-            let password_ok = bind_request(&frame.pdu).map(|r| r.password == self.state.config.password);
+            let password_ok =
+                bind_request(&frame.pdu).map(|r| r.password == self.state.config.password);
             self.record_in(&frame, |line| {
                 if let Some(ok) = password_ok {
                     line.insert("password_ok".to_owned(), ok.into());
                 }
             });
-            tracing::info!(conn = self.conn.id, pdus = self.pdus, "drop_after_pdus reached, closing");
+            tracing::info!(
+                conn = self.conn.id,
+                pdus = self.pdus,
+                "drop_after_pdus reached, closing"
+            );
             return Some(End::Dropped);
         }
         let seq = frame.sequence_number;
         let bound = self.conn.bound();
         match &frame.pdu {
             Pdu::BindTransmitter(req) => {
-                self.on_bind(&frame, BindMode::Transmitter, req, &behaviour).await;
+                self.on_bind(&frame, BindMode::Transmitter, req, &behaviour)
+                    .await;
             }
             Pdu::BindReceiver(req) => {
-                self.on_bind(&frame, BindMode::Receiver, req, &behaviour).await;
+                self.on_bind(&frame, BindMode::Receiver, req, &behaviour)
+                    .await;
             }
             Pdu::BindTransceiver(req) => {
-                self.on_bind(&frame, BindMode::Transceiver, req, &behaviour).await;
+                self.on_bind(&frame, BindMode::Transceiver, req, &behaviour)
+                    .await;
             }
             Pdu::EnquireLink => {
                 self.record_in(&frame, |_| {});
@@ -408,8 +425,12 @@ impl Reader<'_> {
                     self.reply(Frame::new(seq, Pdu::UnbindResp)).await;
                     return Some(End::Unbound);
                 }
-                self.reply(Frame::with_status(seq, CommandStatus::ESME_RINVBNDSTS, Pdu::UnbindResp))
-                    .await;
+                self.reply(Frame::with_status(
+                    seq,
+                    CommandStatus::ESME_RINVBNDSTS,
+                    Pdu::UnbindResp,
+                ))
+                .await;
             }
             Pdu::SubmitSm(body) => self.on_submit(&frame, body, bound, &behaviour).await,
             Pdu::DeliverSm(_) => {
@@ -420,7 +441,8 @@ impl Reader<'_> {
                 } else {
                     CommandStatus::ESME_RINVBNDSTS
                 };
-                self.reply(Frame::with_status(seq, status, Pdu::GenericNack)).await;
+                self.reply(Frame::with_status(seq, status, Pdu::GenericNack))
+                    .await;
             }
             Pdu::DeliverSmResp => {
                 self.record_in(&frame, |_| {});
@@ -468,7 +490,13 @@ impl Reader<'_> {
         None
     }
 
-    async fn on_bind(&self, frame: &Frame, mode: BindMode, req: &BindRequest, behaviour: &Behaviour) {
+    async fn on_bind(
+        &self,
+        frame: &Frame,
+        mode: BindMode,
+        req: &BindRequest,
+        behaviour: &Behaviour,
+    ) {
         let config = &self.state.config;
         let stats = &self.state.stats;
         let password_ok = req.password == config.password;
@@ -537,7 +565,11 @@ impl Reader<'_> {
             stats.submit_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let status = self.state.behaviour.next_submit_status(behaviour).command_status();
+        let status = self
+            .state
+            .behaviour
+            .next_submit_status(behaviour)
+            .command_status();
         let message_id = status
             .is_ok()
             .then(|| self.state.next_message_id(behaviour.message_id_format));
@@ -561,7 +593,8 @@ impl Reader<'_> {
                     Some(target) => {
                         stats.receipts_queued.fetch_add(1, Ordering::Relaxed);
                         let receipt = receipt_body(body, id, behaviour);
-                        let frame = Frame::new(target.next_seq(), Pdu::DeliverSm(Box::new(receipt)));
+                        let frame =
+                            Frame::new(target.next_seq(), Pdu::DeliverSm(Box::new(receipt)));
                         Some((target, frame))
                     }
                     None => {
@@ -648,7 +681,10 @@ fn receipt_body(submit: &SmBody, message_id: &str, behaviour: &Behaviour) -> SmB
     let tlvs = if behaviour.receipt_tlvs {
         vec![
             Tlv::from_c_string(tlv_tag::RECEIPTED_MESSAGE_ID, message_id),
-            Tlv::from_u8(tlv_tag::MESSAGE_STATE, message_state(&behaviour.receipt_stat)),
+            Tlv::from_u8(
+                tlv_tag::MESSAGE_STATE,
+                message_state(&behaviour.receipt_stat),
+            ),
         ]
     } else {
         Vec::new()
@@ -703,7 +739,12 @@ impl Inject {
             }
             Inject::Oversize => {
                 let mut bytes = BytesMut::with_capacity(32);
-                header(&mut bytes, 0xFFFF_FFF0, CommandId::DeliverSm as u32, conn.next_seq());
+                header(
+                    &mut bytes,
+                    0xFFFF_FFF0,
+                    CommandId::DeliverSm as u32,
+                    conn.next_seq(),
+                );
                 bytes.extend_from_slice(&[b'X'; 16]);
                 Out::Raw {
                     kind: "oversize",
@@ -746,7 +787,11 @@ fn header(dst: &mut BytesMut, length: u32, command_id: u32, seq: u32) {
 /// explicit connection id is unknown.
 pub async fn inject(state: &SimState, inject: &Inject, conn: Option<u64>) -> Result<usize, String> {
     let targets = match conn {
-        Some(id) => vec![state.conn(id).ok_or_else(|| format!("no connection {id}"))?],
+        Some(id) => vec![
+            state
+                .conn(id)
+                .ok_or_else(|| format!("no connection {id}"))?,
+        ],
         None => state
             .conns()
             .into_iter()
@@ -759,7 +804,12 @@ pub async fn inject(state: &SimState, inject: &Inject, conn: Option<u64>) -> Res
     let mut sent = 0;
     for target in targets {
         let out = inject.out_for(&target);
-        if target.tx.send_timeout(out, INJECT_SEND_TIMEOUT).await.is_ok() {
+        if target
+            .tx
+            .send_timeout(out, INJECT_SEND_TIMEOUT)
+            .await
+            .is_ok()
+        {
             sent += 1;
         }
     }

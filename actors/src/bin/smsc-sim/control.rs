@@ -292,7 +292,9 @@ mod tests {
 
         assert!(parse_inject(&json!({"kind": "raw", "hex": "zz"})).is_err());
         assert!(parse_inject(&json!({"kind": "nope"})).is_err());
-        assert!(parse_inject(&json!({"kind": "deliver_sm", "source_addr": "x".repeat(30)})).is_err());
+        assert!(
+            parse_inject(&json!({"kind": "deliver_sm", "source_addr": "x".repeat(30)})).is_err()
+        );
         assert!(matches!(
             parse_inject(&json!({"kind": "oversize"})),
             Ok((Inject::Oversize, None))

@@ -165,10 +165,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(options: SimOptions) -> anyhow::Result<()> {
     let sim = start(options).await?;
-    let control = sim
-        .control
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let control = sim.control.map(|a| a.to_string()).unwrap_or_default();
     let ready = serde_json::json!({"smpp": sim.smpp.to_string(), "control": control});
     {
         let mut stdout = std::io::stdout().lock();

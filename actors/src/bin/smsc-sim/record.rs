@@ -103,7 +103,8 @@ impl Recorder {
         if tx.send(Msg::Flush(ack_tx)).is_err() {
             return;
         }
-        let waited = tokio::task::spawn_blocking(move || ack_rx.recv_timeout(Duration::from_secs(5)));
+        let waited =
+            tokio::task::spawn_blocking(move || ack_rx.recv_timeout(Duration::from_secs(5)));
         match waited.await {
             Ok(Ok(())) => {}
             _ => tracing::warn!("record flush did not complete"),

@@ -144,8 +144,12 @@ async fn submits_get_ok_responses_receipts_and_records() {
 
     let destinations = ["447700900001", "447700900002", "447700900003"];
     for (i, dest) in destinations.iter().enumerate() {
-        esme.send(submit(10 + i as u32, dest, "hello there, this is a long text"))
-            .await;
+        esme.send(submit(
+            10 + i as u32,
+            dest,
+            "hello there, this is a long text",
+        ))
+        .await;
     }
     let mut message_ids = Vec::new();
     let mut receipts = Vec::new();
@@ -185,7 +189,9 @@ async fn submits_get_ok_responses_receipts_and_records() {
     esme.send(Frame::new(20, Pdu::Unbind)).await;
     let frame = esme.recv().await;
     assert_eq!(frame.pdu, Pdu::UnbindResp);
-    let closed = timeout(WAIT, esme.framed.next()).await.expect("closed in time");
+    let closed = timeout(WAIT, esme.framed.next())
+        .await
+        .expect("closed in time");
     assert!(closed.is_none());
 
     sim.state.recorder.flush().await;
@@ -207,9 +213,11 @@ async fn submits_get_ok_responses_receipts_and_records() {
         .find(|l| l["command"] == "bind_transceiver")
         .expect("bind recorded");
     assert_eq!(bind["password_ok"], true);
-    assert!(!std::fs::read_to_string(&record)
-        .expect("record")
-        .contains("\"password\""));
+    assert!(
+        !std::fs::read_to_string(&record)
+            .expect("record")
+            .contains("\"password\"")
+    );
     let resps = lines
         .iter()
         .filter(|l| l["command"] == "deliver_sm_resp")
@@ -250,10 +258,16 @@ async fn bind_transceiver_rejected_then_tx_rx_with_routed_receipts() {
 
     // A receiver may not submit; bad credentials are refused with the right status.
     rx.send(submit(3, "447700900009", "hi")).await;
-    assert_eq!(rx.recv().await.command_status, CommandStatus::ESME_RINVBNDSTS);
+    assert_eq!(
+        rx.recv().await.command_status,
+        CommandStatus::ESME_RINVBNDSTS
+    );
     let mut other = Esme::connect(&sim).await;
     assert_eq!(
-        other.bind(BindMode::Transmitter, "wrong").await.command_status,
+        other
+            .bind(BindMode::Transmitter, "wrong")
+            .await
+            .command_status,
         CommandStatus::ESME_RINVPASWD
     );
 }
@@ -284,7 +298,10 @@ async fn enquire_link_ignored_when_configured() {
         .expect("valid patch");
     esme.send(Frame::new(4, Pdu::EnquireLink)).await;
     let frame = esme.recv().await;
-    assert_eq!((frame.sequence_number, frame.pdu), (4, Pdu::EnquireLinkResp));
+    assert_eq!(
+        (frame.sequence_number, frame.pdu),
+        (4, Pdu::EnquireLinkResp)
+    );
 }
 
 #[tokio::test]
@@ -333,7 +350,10 @@ async fn control_api_changes_behaviour_and_injects() {
     assert_eq!(status, 400, "{body}");
 
     esme.send(submit(2, "1", "x")).await;
-    assert_eq!(esme.recv().await.command_status, CommandStatus::ESME_RTHROTTLED);
+    assert_eq!(
+        esme.recv().await.command_status,
+        CommandStatus::ESME_RTHROTTLED
+    );
     esme.send(submit(3, "1", "x")).await;
     assert_eq!(esme.recv().await.command_status, CommandStatus::ESME_ROK);
     let receipt = esme.recv().await;
@@ -352,7 +372,9 @@ async fn control_api_changes_behaviour_and_injects() {
 
     let (status, body) = http(control, "POST", "/disconnect", "").await;
     assert_eq!((status, &body), (200, &json!({"closed": 1})));
-    let closed = timeout(WAIT, esme.framed.next()).await.expect("closed in time");
+    let closed = timeout(WAIT, esme.framed.next())
+        .await
+        .expect("closed in time");
     assert!(!matches!(closed, Some(Ok(_))));
 }
 

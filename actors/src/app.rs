@@ -1,0 +1,140 @@
+//! Wiring of the running service: listeners, adapters, actors, and the shutdown sequence.
+//!
+//! Start order: probes first (`/health` answers 200 from process start, `/ready` 503),
+//! then NATS (streams ensured), PostgreSQL (migrations), the actors, the admin listener.
+//! Shutdown (SIGTERM): `/ready` 503, every bind stops fetching, drains its in-flight
+//! submits (bounded), NAKs the rest and unbinds; then the listeners stop and NATS is
+//! flushed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use smpp_connector::config::Config;
+
+use crate::correlation::{CorrelationActor, PgStore};
+use crate::health::HealthPublisherActor;
+use crate::http::{AdminState, ProbeState};
+use crate::nats::{self, EventPublisher};
+use crate::oms::OmsClient;
+use crate::supervisor::{Readiness, Shutdown, Supervisor};
+
+/// Run the service until `shutdown` resolves, then stop gracefully.
+pub async fn run(
+    config: Config,
+    prometheus: Option<PrometheusHandle>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let readiness = Arc::new(Readiness::default());
+    tracing::info!(
+        operators = ?config.operator_ids.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        direction = %config.direction,
+        pod = %config.pod_name,
+        shadow_mode = config.shadow_mode,
+        "smpp-connector starting"
+    );
+
+    let probe_state = ProbeState {
+        readiness: readiness.clone(),
+        prometheus,
+    };
+    let probe_server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(probe_state.clone()))
+            .configure(crate::http::probes)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind((config.http_host.as_str(), config.http_port))
+    .with_context(|| format!("HTTP_PORT {} cannot be bound", config.http_port))?;
+    log_listening("http", &probe_server.addrs());
+    let probe_server = probe_server.run();
+    let probe_handle = probe_server.handle();
+    actix::spawn(probe_server);
+
+    let client = nats::connect(&config, Duration::from_secs(30)).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    nats::ensure_streams(&js, &config).await?;
+    let publisher = EventPublisher::new(js);
+
+    let store = PgStore::connect(config.database_url.expose(), config.database_pool_size)?;
+    migrate_with_retry(&store, Duration::from_secs(60)).await?;
+    let max_in_flight = config.database_pool_size.saturating_sub(2).max(1);
+    let correlation =
+        CorrelationActor::new(Arc::new(store), config.correlation_batch, max_in_flight).start();
+
+    let health = HealthPublisherActor::new(publisher.clone(), config.pod_name.clone()).start();
+    let oms = OmsClient::try_new(&config)?;
+    let supervisor = Supervisor::new(
+        config.clone(),
+        Arc::new(oms),
+        correlation,
+        publisher,
+        health,
+        readiness.clone(),
+    )
+    .start();
+
+    let admin_state = AdminState {
+        token: config.admin_token.clone(),
+        list: supervisor.clone().recipient(),
+        restart: supervisor.clone().recipient(),
+    };
+    let admin_server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(admin_state.clone()))
+            .configure(crate::http::admin)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind((config.http_host.as_str(), config.admin_port))
+    .with_context(|| format!("ADMIN_PORT {} cannot be bound", config.admin_port))?;
+    log_listening("admin", &admin_server.addrs());
+    let admin_server = admin_server.run();
+    let admin_handle = admin_server.handle();
+    actix::spawn(admin_server);
+
+    shutdown.await;
+    tracing::info!("shutdown requested: draining binds");
+    readiness.begin_shutdown();
+    let deadline =
+        config.timers.drain_timeout + config.timers.bind_timeout + Duration::from_secs(2);
+    let _ = supervisor.send(Shutdown { deadline }).await;
+    admin_handle.stop(true).await;
+    probe_handle.stop(true).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    tracing::info!("smpp-connector stopped");
+    Ok(())
+}
+
+fn log_listening(listener: &'static str, addrs: &[SocketAddr]) {
+    for addr in addrs {
+        tracing::info!(listener, addr = %addr, "listening");
+    }
+}
+
+/// Apply migrations, waiting up to `deadline` for PostgreSQL to come up.
+pub async fn migrate_with_retry(store: &PgStore, deadline: Duration) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match store.migrate().await {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(versions = ?applied, "migrations applied");
+                }
+                return Ok(());
+            }
+            Err(err) if started.elapsed() < deadline => {
+                tracing::warn!(error = %format!("{err:#}"), "database not ready for migrations, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => return Err(err).context("DATABASE_URL: migrations could not be applied"),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The socket of a session: TCP (TLS later, per operator `tls: true`), split into a read
+//! half framed by [`SmppCodec`] and a raw write half the actor writes encoded PDUs to.
+
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use smpp_connector::pdu::{FrameError, Inbound, SmppCodec};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+pub type BoxedRead = Pin<Box<dyn AsyncRead + Send>>;
+pub type BoxedWrite = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// A connected socket, not yet bound.
+pub struct Connection {
+    pub read: BoxedRead,
+    pub write: BoxedWrite,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect to {address} timed out after {timeout:?}")]
+    TimedOut { address: String, timeout: Duration },
+    #[error("connect to {address}: {source}")]
+    Io { address: String, source: io::Error },
+    #[error("TLS to the SMSC is not supported yet (operator has tls: true)")]
+    TlsUnsupported,
+}
+
+/// Open a TCP connection to the SMSC.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    tls: bool,
+    timeout: Duration,
+) -> Result<Connection, ConnectError> {
+    if tls {
+        return Err(ConnectError::TlsUnsupported);
+    }
+    let address = format!("{host}:{port}");
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(&address)).await {
+        Err(_) => return Err(ConnectError::TimedOut { address, timeout }),
+        Ok(Err(source)) => return Err(ConnectError::Io { address, source }),
+        Ok(Ok(stream)) => stream,
+    };
+    // Small PDUs, latency matters: no Nagle.
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    Ok(Connection {
+        read: Box::pin(read),
+        write: Box::pin(write),
+    })
+}
+
+/// Frame the read half.
+pub fn framed(read: BoxedRead, max_pdu: usize) -> FramedRead<BoxedRead, SmppCodec> {
+    FramedRead::with_capacity(read, SmppCodec::new(max_pdu), 64 * 1024)
+}
+
+/// What a framed read yields.
+pub type ReadItem = Result<Inbound, FrameError>;

@@ -1,0 +1,135 @@
+use actix::prelude::*;
+use actix_web::{App, test};
+
+use super::*;
+use crate::bind::BindStatus;
+use crate::supervisor::UnknownBind;
+
+/// Stands in for the supervisor: one known bind, `awcc/trx/0`.
+struct FakeSupervisor;
+
+impl Actor for FakeSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<ListBinds> for FakeSupervisor {
+    type Result = MessageResult<ListBinds>;
+    fn handle(&mut self, _: ListBinds, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(vec![BindStatus {
+            operator_id: "awcc".into(),
+            direction: "trx",
+            bind_id: 0,
+            state: "BOUND",
+            sessions: vec!["trx"],
+            in_flight: 3,
+            window: 100,
+            queued_segments: 0,
+            dispatches: 3,
+            reconnect_attempts: 0,
+            last_error: None,
+            bound_since: None,
+        }])
+    }
+}
+
+impl Handler<RestartOne> for FakeSupervisor {
+    type Result = Result<(), UnknownBind>;
+    fn handle(&mut self, msg: RestartOne, _: &mut Context<Self>) -> Self::Result {
+        if msg.key.to_string() == "awcc/trx/0" {
+            Ok(())
+        } else {
+            Err(UnknownBind(msg.key.to_string()))
+        }
+    }
+}
+
+const TOKEN: &str = "0123456789abcdef0123";
+
+fn admin_state() -> AdminState {
+    let fake = FakeSupervisor.start();
+    AdminState {
+        token: Secret::new(TOKEN),
+        list: fake.clone().recipient(),
+        restart: fake.recipient(),
+    }
+}
+
+#[actix_web::test]
+async fn admin_requires_the_bearer_token() {
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(admin_state()))
+            .configure(admin),
+    )
+    .await;
+    for auth in [
+        None,
+        Some("Bearer wrong-token-of-some-len"),
+        Some("Basic abc"),
+        Some("Bearer "),
+    ] {
+        let mut req = test::TestRequest::get().uri("/admin/binds");
+        if let Some(auth) = auth {
+            req = req.insert_header((header::AUTHORIZATION, auth));
+        }
+        let resp = test::call_service(&app, req.to_request()).await;
+        assert_eq!(resp.status(), 401, "{auth:?}");
+    }
+    let req = test::TestRequest::post()
+        .uri("/admin/binds/awcc/trx/0/restart")
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn admin_lists_and_restarts_with_the_token() {
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(admin_state()))
+            .configure(admin),
+    )
+    .await;
+    let bearer = (header::AUTHORIZATION, format!("Bearer {TOKEN}"));
+    let req = test::TestRequest::get()
+        .uri("/admin/binds")
+        .insert_header(bearer.clone())
+        .to_request();
+    let body: serde_json::Value = test::call_and_read_body_json(&app, req).await;
+    assert_eq!(body["binds"][0]["inFlight"], 3);
+    assert_eq!(body["binds"][0]["state"], "BOUND");
+
+    let req = test::TestRequest::post()
+        .uri("/admin/binds/awcc/trx/0/restart")
+        .insert_header(bearer.clone())
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 202);
+    let req = test::TestRequest::post()
+        .uri("/admin/binds/awcc/trx/7/restart")
+        .insert_header(bearer.clone())
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 404);
+    let req = test::TestRequest::post()
+        .uri("/admin/binds/awcc/both/0/restart")
+        .insert_header(bearer)
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 400);
+}
+
+#[actix_web::test]
+async fn ready_follows_the_binds_and_shutdown() {
+    let readiness = Arc::new(Readiness::default());
+    let state = ProbeState {
+        readiness: readiness.clone(),
+        prometheus: None,
+    };
+    let app =
+        test::init_service(App::new().app_data(web::Data::new(state)).configure(probes)).await;
+    let get = |uri: &str| test::TestRequest::get().uri(uri).to_request();
+    assert_eq!(test::call_service(&app, get("/health")).await.status(), 200);
+    assert_eq!(test::call_service(&app, get("/ready")).await.status(), 503);
+    readiness.set_bound_for_test(1);
+    assert_eq!(test::call_service(&app, get("/ready")).await.status(), 200);
+    readiness.begin_shutdown();
+    assert_eq!(test::call_service(&app, get("/ready")).await.status(), 503);
+    assert_eq!(test::call_service(&app, get("/health")).await.status(), 200);
+}

@@ -1,0 +1,408 @@
+//! `Supervisor`: spawns one `BindActor` per (operatorId, direction, bindId), keeps the
+//! latest state of each, and is the one place the admin API and `/ready` ask.
+//!
+//! Each bind runs under its own `actix::Supervisor`, so a bind that stops (every
+//! failure does) is restarted alone. A bind whose task ended without stopping (a panic
+//! in a handler closes its mailbox) is detected by a periodic check and respawned — no
+//! other bind notices either way. State changes are forwarded to
+//! `HealthPublisherActor` with the operator's bound/total counts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use async_nats::jetstream::consumer::PullConsumer;
+use smpp_connector::backoff::Backoff;
+use smpp_connector::config::{BindKey, Config, Lane, OperatorId};
+use smpp_connector::session::BindState;
+
+use crate::bind::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};
+use crate::correlation::CorrelationActor;
+use crate::health::{HealthPublisherActor, PublishHealth};
+use crate::nats::{self, EventPublisher};
+use crate::oms::CredentialSource;
+use crate::telemetry::metric;
+
+/// What `/ready` reads: binds bound now, and whether shutdown began.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    bound: AtomicUsize,
+    shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    /// Ready while at least one bind is BOUND and the process is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::Relaxed) && self.bound.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub fn set_bound_for_test(&self, bound: usize) {
+        self.bound.store(bound, Ordering::Relaxed);
+    }
+}
+
+/// A bind changed state (sent by the bind itself).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct BindStateChanged {
+    pub key: BindKey,
+    pub state: BindState,
+    pub reason: Option<String>,
+}
+
+/// List every bind with its live status.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<BindStatus>")]
+pub struct ListBinds;
+
+/// Restart one bind (admin).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), UnknownBind>")]
+pub struct RestartOne {
+    pub key: BindKey,
+}
+
+/// The bind named does not exist in this process.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no bind {0} in this process")]
+pub struct UnknownBind(pub String);
+
+/// Stop every bind gracefully (SIGTERM); answered when they are down or the deadline passed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub deadline: Duration,
+}
+
+/// An operator is ready to get its binds: how many and from which consumers.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct OperatorReady {
+    operator_id: OperatorId,
+    bind_count: u16,
+    lanes: Vec<(Lane, PullConsumer)>,
+}
+
+struct BindEntry {
+    addr: Addr<BindActor>,
+    state: BindState,
+    reason: Option<String>,
+    lanes: Vec<(Lane, PullConsumer)>,
+}
+
+/// The supervisor of all binds of this process.
+pub struct Supervisor {
+    config: Arc<Config>,
+    credentials: Arc<dyn CredentialSource>,
+    correlation: Addr<CorrelationActor>,
+    publisher: EventPublisher,
+    health: Addr<HealthPublisherActor>,
+    readiness: Arc<Readiness>,
+    deps: Option<Arc<BindDeps>>,
+    binds: BTreeMap<BindKey, BindEntry>,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("binds", &self.binds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    pub fn new(
+        config: Arc<Config>,
+        credentials: Arc<dyn CredentialSource>,
+        correlation: Addr<CorrelationActor>,
+        publisher: EventPublisher,
+        health: Addr<HealthPublisherActor>,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        Supervisor {
+            config,
+            credentials,
+            correlation,
+            publisher,
+            health,
+            readiness,
+            deps: None,
+            binds: BTreeMap::new(),
+            shutting_down: false,
+        }
+    }
+
+    /// Learn the operator's bind count from OMS (retrying with backoff while OMS is
+    /// down) and create its consumers, then spawn its binds.
+    fn start_operator(&self, operator_id: OperatorId, ctx: &mut Context<Self>) {
+        let credentials = self.credentials.clone();
+        let config = self.config.clone();
+        let js = self.publisher.context().clone();
+        let me = ctx.address();
+        actix::spawn(async move {
+            let mut backoff = Backoff::new(
+                config.timers.reconnect_backoff_base,
+                config.timers.reconnect_backoff_max,
+                None,
+            );
+            let bind_count = loop {
+                match credentials.fetch(&operator_id).await {
+                    Ok(credentials) => break credentials.bind_count,
+                    Err(err) => {
+                        backoff.record_failure();
+                        let delay = backoff.next_delay(0.0);
+                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
+                        tracing::warn!(
+                            operatorId = %operator_id,
+                            error = %err,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "credentials unavailable; binds of this operator wait"
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            };
+            let mut lanes = Vec::new();
+            if config.direction.submits() {
+                for lane in &config.lanes {
+                    loop {
+                        match nats::lane_consumer(&js, &config, &operator_id, *lane).await {
+                            Ok(consumer) => {
+                                lanes.push((*lane, consumer));
+                                break;
+                            }
+                            Err(err) => {
+                                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
+                                    .increment(1);
+                                tracing::warn!(operatorId = %operator_id, lane = lane.as_str(), error = %format!("{err:#}"), "consumer not created; retrying");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                }
+            }
+            me.do_send(OperatorReady {
+                operator_id,
+                bind_count,
+                lanes,
+            });
+        });
+    }
+
+    fn spawn_bind(&self, key: BindKey, lanes: Vec<(Lane, PullConsumer)>) -> Addr<BindActor> {
+        let deps = self.deps.clone().expect("deps are set in started()");
+        let actor_key = key;
+        actix::Supervisor::start(move |_| BindActor::new(actor_key, deps, lanes))
+    }
+
+    fn publish_health(&self, key: &BindKey, state: BindState, reason: Option<String>) {
+        let of_operator = self
+            .binds
+            .iter()
+            .filter(|(k, _)| k.operator_id == key.operator_id && k.direction == key.direction);
+        let (bound, total) = of_operator.fold((0u32, 0u32), |(b, t), (_, e)| {
+            (b + u32::from(e.state.is_bound()), t + 1)
+        });
+        self.health.do_send(PublishHealth {
+            key: key.clone(),
+            state,
+            failback: false,
+            reason,
+            bound_binds: bound,
+            total_binds: total,
+            backup_operator_id: None,
+        });
+    }
+
+    fn update_gauges(&self) {
+        let mut counts: BTreeMap<(String, &'static str, &'static str), usize> = BTreeMap::new();
+        for operator in &self.config.operator_ids {
+            for state in BindState::ALL {
+                counts.insert(
+                    (
+                        operator.to_string(),
+                        self.config.direction.as_str(),
+                        state.as_str(),
+                    ),
+                    0,
+                );
+            }
+        }
+        for (key, entry) in &self.binds {
+            *counts
+                .entry((
+                    key.operator_id.to_string(),
+                    key.direction.as_str(),
+                    entry.state.as_str(),
+                ))
+                .or_default() += 1;
+        }
+        for ((mno, direction, state), n) in counts {
+            metrics::gauge!(metric::SESSIONS, "mno" => mno, "direction" => direction, "state" => state)
+                .set(n as f64);
+        }
+        let bound = self.binds.values().filter(|e| e.state.is_bound()).count();
+        self.readiness.bound.store(bound, Ordering::Relaxed);
+    }
+
+    fn check_binds(&mut self, _ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let crashed: Vec<BindKey> = self
+            .binds
+            .iter()
+            .filter(|(_, e)| !e.addr.connected())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in crashed {
+            metrics::counter!(metric::BIND_CRASHES, "mno" => key.operator_id.to_string(), "direction" => key.direction.as_str(), "bindId" => key.bind_id.to_string()).increment(1);
+            tracing::error!(operatorId = %key.operator_id, direction = %key.direction, bindId = key.bind_id, "bind actor ended unexpectedly; respawning it");
+            let lanes = self.binds[&key].lanes.clone();
+            let addr = self.spawn_bind(key.clone(), lanes);
+            if let Some(entry) = self.binds.get_mut(&key) {
+                entry.addr = addr;
+                entry.state = BindState::Disconnected;
+                entry.reason = Some("crashed".into());
+            }
+            self.publish_health(&key, BindState::Disconnected, Some("crashed".into()));
+            self.update_gauges();
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.deps = Some(Arc::new(BindDeps {
+            config: self.config.clone(),
+            credentials: self.credentials.clone(),
+            correlation: self.correlation.clone(),
+            supervisor: ctx.address().recipient(),
+            publisher: self.publisher.clone(),
+        }));
+        self.update_gauges();
+        for operator_id in self.config.operator_ids.clone() {
+            self.start_operator(operator_id, ctx);
+        }
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.check_binds(ctx));
+    }
+}
+
+impl Handler<OperatorReady> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OperatorReady, _ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        tracing::info!(operatorId = %msg.operator_id, binds = msg.bind_count, direction = %self.config.direction, "starting binds");
+        for bind_id in 0..msg.bind_count {
+            let key = BindKey::new(msg.operator_id.clone(), self.config.direction, bind_id);
+            if self.binds.contains_key(&key) {
+                continue;
+            }
+            let addr = self.spawn_bind(key.clone(), msg.lanes.clone());
+            self.binds.insert(
+                key,
+                BindEntry {
+                    addr,
+                    state: BindState::Disconnected,
+                    reason: None,
+                    lanes: msg.lanes.clone(),
+                },
+            );
+        }
+        self.update_gauges();
+    }
+}
+
+impl Handler<BindStateChanged> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BindStateChanged, _ctx: &mut Context<Self>) {
+        if let Some(entry) = self.binds.get_mut(&msg.key) {
+            entry.state = msg.state;
+            entry.reason = msg.reason.clone();
+        }
+        self.update_gauges();
+        self.publish_health(&msg.key, msg.state, msg.reason);
+    }
+}
+
+impl Handler<ListBinds> for Supervisor {
+    type Result = ResponseFuture<Vec<BindStatus>>;
+
+    fn handle(&mut self, _: ListBinds, _ctx: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = self
+            .binds
+            .iter()
+            .map(|(key, entry)| {
+                let fallback = BindStatus {
+                    operator_id: key.operator_id.to_string(),
+                    direction: key.direction.as_str(),
+                    bind_id: key.bind_id,
+                    state: entry.state.as_str(),
+                    sessions: Vec::new(),
+                    in_flight: 0,
+                    window: 0,
+                    queued_segments: 0,
+                    dispatches: 0,
+                    reconnect_attempts: 0,
+                    last_error: entry.reason.clone(),
+                    bound_since: None,
+                };
+                let ask = entry
+                    .addr
+                    .send(GetBindStatus)
+                    .timeout(Duration::from_secs(2));
+                async move { ask.await.unwrap_or(fallback) }
+            })
+            .collect();
+        Box::pin(futures::future::join_all(asks))
+    }
+}
+
+impl Handler<RestartOne> for Supervisor {
+    type Result = Result<(), UnknownBind>;
+
+    fn handle(&mut self, msg: RestartOne, _ctx: &mut Context<Self>) -> Self::Result {
+        let entry = self
+            .binds
+            .get(&msg.key)
+            .ok_or_else(|| UnknownBind(msg.key.to_string()))?;
+        entry.addr.do_send(RestartBind {
+            reason: "admin_restart",
+        });
+        Ok(())
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.shutting_down = true;
+        self.readiness.begin_shutdown();
+        let stops: Vec<_> = self
+            .binds
+            .values()
+            .map(|entry| entry.addr.send(ShutdownBind))
+            .collect();
+        Box::pin(async move {
+            let all = futures::future::join_all(stops);
+            if tokio::time::timeout(msg.deadline, all).await.is_err() {
+                tracing::warn!("shutdown deadline passed with binds still unbinding");
+            }
+        })
+    }
+}
