@@ -528,9 +528,17 @@ impl Frame {
         Ok(out.freeze())
     }
 
-    /// Encode, appending to `dst`.
+    /// Encode, appending to `dst`. On error `dst` is left as it was.
     pub fn encode_into(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let start = dst.len();
+        let result = self.encode_unchecked(dst, start);
+        if result.is_err() {
+            dst.truncate(start);
+        }
+        result
+    }
+
+    fn encode_unchecked(&self, dst: &mut BytesMut, start: usize) -> Result<(), EncodeError> {
         let id = self.command_id() as u32;
         match &self.pdu {
             Pdu::SubmitSm(body) => {
@@ -1030,7 +1038,7 @@ impl SmppCodec {
             .big_endian()
             .length_field_offset(0)
             .length_field_length(4)
-            .length_adjustment(-4)
+            .length_adjustment(0)
             .num_skip(0)
             .max_frame_length(max_len)
             .new_codec();

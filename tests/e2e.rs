@@ -1,1 +1,12 @@
+//! Whole-service tests: the `smpp-connector` binary against real NATS (JetStream),
+//! PostgreSQL and Redis started by the project's scripts, the project's SMSC simulator
+//! and the OMS stub. Timers are scaled down; tests assert sequences, not wall clock.
+//! Every wait is bounded.
 
+mod support;
+
+mod admin;
+mod bind;
+mod dispatch;
+mod receipts;
+mod robustness;

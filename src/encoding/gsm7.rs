@@ -9,30 +9,30 @@
 use super::error::DecodeError;
 
 /// The escape to the extension table, septet 0x1B.
-pub const ESCAPE: u8 = 0x1B;
+pub(crate) const ESCAPE: u8 = 0x1B;
 
 /// Default alphabet, indexed by septet. Non-ASCII entries are written as escapes so that
 /// look-alikes (U+2206 vs U+0394, U+2126 vs U+03A9) cannot slip in. Index 0x1B is the
 /// escape and is never looked up as a character: decoding handles it before indexing and
 /// the encoder table skips it.
+#[rustfmt::skip]
 const DEFAULT: [char; 128] = [
-    // 0x00
-    '@', '\u{00A3}', '$', '\u{00A5}', '\u{00E8}', '\u{00E9}', '\u{00F9}', '\u{00EC}', '\u{00F2}',
-    '\u{00C7}', '\n', '\u{00D8}', '\u{00F8}', '\r', '\u{00C5}', '\u{00E5}',
-    // 0x10: Δ _ Φ Γ Λ Ω Π Ψ Σ Θ Ξ (escape) Æ æ ß É
-    '\u{0394}', '_', '\u{03A6}', '\u{0393}', '\u{039B}', '\u{03A9}', '\u{03A0}', '\u{03A8}',
+    // 0x00: @ £ $ ¥ è é ù ì / ò Ç LF Ø ø CR Å å
+    '@',        '\u{00A3}', '$',        '\u{00A5}', '\u{00E8}', '\u{00E9}', '\u{00F9}', '\u{00EC}',
+    '\u{00F2}', '\u{00C7}', '\n',       '\u{00D8}', '\u{00F8}', '\r',       '\u{00C5}', '\u{00E5}',
+    // 0x10: Δ _ Φ Γ Λ Ω Π Ψ / Σ Θ Ξ (escape) Æ æ ß É
+    '\u{0394}', '_',        '\u{03A6}', '\u{0393}', '\u{039B}', '\u{03A9}', '\u{03A0}', '\u{03A8}',
     '\u{03A3}', '\u{0398}', '\u{039E}', '\u{001B}', '\u{00C6}', '\u{00E6}', '\u{00DF}', '\u{00C9}',
-    // 0x20: ¤ at 0x24 instead of $
+    // 0x20: ASCII, but ¤ at 0x24
     ' ', '!', '"', '#', '\u{00A4}', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/',
-    // 0x30
+    // 0x30: ASCII
     '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?',
     // 0x40: ¡ A-Z Ä Ö Ñ Ü §
-    '\u{00A1}', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', 'P', 'Q',
-    'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', '\u{00C4}', '\u{00D6}', '\u{00D1}', '\u{00DC}',
-    '\u{00A7}', // 0x60: ¿ a-z ä ö ñ ü à
-    '\u{00BF}', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p',
-    'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '\u{00E4}', '\u{00F6}', '\u{00F1}',
-    '\u{00FC}', '\u{00E0}',
+    '\u{00A1}', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O',
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', '\u{00C4}', '\u{00D6}', '\u{00D1}', '\u{00DC}', '\u{00A7}',
+    // 0x60: ¿ a-z ä ö ñ ü à
+    '\u{00BF}', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '\u{00E4}', '\u{00F6}', '\u{00F1}', '\u{00FC}', '\u{00E0}',
 ];
 
 /// Extension table: (character, code written after 0x1B).
@@ -82,7 +82,7 @@ const fn build_latin1() -> [u16; 256] {
 
 /// How one character is written in GSM 7-bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Septets {
+pub(crate) enum Septets {
     /// One septet of the default alphabet.
     One(u8),
     /// An extension character: 0x1B followed by this code.
@@ -91,12 +91,13 @@ pub enum Septets {
 
 /// The septet(s) for `c`, or `None` when `c` is not GSM (RULES.md §1).
 #[inline]
-pub fn septets(c: char) -> Option<Septets> {
+pub(crate) fn septets(c: char) -> Option<Septets> {
     let cp = c as u32;
     let code = if cp < 256 {
         LATIN1[cp as usize]
     } else {
-        // The only GSM characters above U+00FF: ten Greek capitals and the euro sign.
+        // The only GSM characters above U+00FF: ten Greek capitals and the euro sign
+        // (the tests check this against DEFAULT and EXTENSION).
         match c {
             '\u{0394}' => 0x10,
             '\u{03A6}' => 0x12,
@@ -238,7 +239,7 @@ pub(crate) fn first_non_gsm(text: &str) -> Option<usize> {
         // ASCII GSM characters, single or escaped, need no decoding.
         i += bytes[i..]
             .iter()
-            .position(|&b| LATIN1[b as usize] == NOT_GSM || b >= 0x80)
+            .position(|&b| b >= 0x80 || LATIN1[b as usize] == NOT_GSM)
             .unwrap_or(bytes.len() - i);
         let c = text[i..].chars().next()?;
         if !is_gsm(c) {
@@ -324,6 +325,27 @@ mod tests {
             .filter(|c| is_gsm(*c))
             .count();
         assert_eq!(all_gsm, 137);
+    }
+
+    /// The default table typed a second time, as code points from RULES.md §1 (0x1B
+    /// marks the escape), so a typo in either copy fails.
+    #[rustfmt::skip]
+    const CODE_POINTS: [u32; 128] = [
+        0x40, 0xA3, 0x24, 0xA5, 0xE8, 0xE9, 0xF9, 0xEC, 0xF2, 0xC7, 0x0A, 0xD8, 0xF8, 0x0D, 0xC5, 0xE5,
+        0x394, 0x5F, 0x3A6, 0x393, 0x39B, 0x3A9, 0x3A0, 0x3A8, 0x3A3, 0x398, 0x39E, 0x1B, 0xC6, 0xE6, 0xDF, 0xC9,
+        0x20, 0x21, 0x22, 0x23, 0xA4, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x2D, 0x2E, 0x2F,
+        0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F,
+        0xA1, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B, 0x4C, 0x4D, 0x4E, 0x4F,
+        0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0xC4, 0xD6, 0xD1, 0xDC, 0xA7,
+        0xBF, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D, 0x6E, 0x6F,
+        0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0xE4, 0xF6, 0xF1, 0xFC, 0xE0,
+    ];
+
+    #[test]
+    fn default_table_matches_the_rules() {
+        for (septet, (c, expected)) in DEFAULT.iter().zip(CODE_POINTS).enumerate() {
+            assert_eq!(*c as u32, expected, "septet {septet:#04x}");
+        }
     }
 
     #[test]

@@ -14,6 +14,17 @@
 //! into each `submit_sm`); [`fingerprint`] for billing parity; [`report`] /
 //! [`run_segments`] for the stand-alone segment counter.
 //!
+//! ```
+//! use smpp_connector::encoding::{EncodingRequest, RefBits, Strategy, encode, parts};
+//!
+//! let encoded = encode(&"\u{0633}\u{0644}\u{0627}\u{0645} ".repeat(20), EncodingRequest::Auto)?;
+//! assert_eq!((encoded.data_coding(), encoded.units()), (0x08, 100));
+//! let parts = parts(&encoded, Strategy::Csms, RefBits::Eight, 0x42)?;
+//! assert_eq!(parts.len(), 2); // 67 + 33 units
+//! assert_eq!(parts[1].short_message[..6], [0x05, 0x00, 0x03, 0x42, 0x02, 0x02]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Owns: the character tables, the payload bytes, the limits, the UDH and TLV octets.
 //! Must not: do I/O other than the reader / writer handed to [`run_segments`], read a
 //! clock or the environment, log, build PDUs, choose concatenation references, or put

@@ -714,6 +714,31 @@ fn nack_status_per_decode_error() {
 }
 
 #[test]
+fn encode_into_leaves_dst_untouched_on_error() {
+    let mut dst = BytesMut::from(&b"previous PDU"[..]);
+    let bad = BindRequest {
+        password: "p".repeat(9),
+        ..bind_request()
+    };
+    assert!(
+        Frame::new(1, Pdu::BindTransceiver(bad))
+            .encode_into(&mut dst)
+            .is_err()
+    );
+    assert_eq!(dst.as_ref(), b"previous PDU");
+    let too_long = SmBody {
+        short_message: vec![0; 255],
+        ..sample_body()
+    };
+    assert!(
+        Frame::new(2, Pdu::SubmitSm(Box::new(too_long)))
+            .encode_into(&mut dst)
+            .is_err()
+    );
+    assert_eq!(dst.as_ref(), b"previous PDU");
+}
+
+#[test]
 fn frame_decode_checks_the_length() {
     assert_eq!(
         Frame::decode(&[0, 0, 0, 16, 0, 0]),
@@ -1084,7 +1109,14 @@ mod properties {
             let mut buf = BytesMut::from(&bytes[..]);
             buf.extend_from_slice(&next);
             match codec.decode(&mut buf) {
-                Ok(Some(Inbound::Frame(frame))) => prop_assert_eq!(frame.sequence_number, seq),
+                Ok(Some(Inbound::Frame(frame))) => {
+                    prop_assert_eq!(frame.sequence_number, seq);
+                    // Whatever decodes and re-encodes (fields within what we would send)
+                    // decodes back to itself.
+                    if let Ok(again) = frame.encode() {
+                        prop_assert_eq!(Frame::decode(&again), Ok(frame));
+                    }
+                }
                 Ok(Some(Inbound::Malformed(m))) => {
                     prop_assert_eq!(m.sequence_number, seq);
                     prop_assert_eq!(m.command_id, command_id);

@@ -69,12 +69,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 }
 
 /// An empty body is `{}`.
-fn parse_body(body: &Bytes) -> Result<Value, HttpResponse> {
+fn parse_body(body: &Bytes) -> Result<Value, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
 }
 
 async fn get_stats(state: web::Data<SimState>) -> HttpResponse {
@@ -93,7 +92,7 @@ async fn get_behaviour(state: web::Data<SimState>) -> HttpResponse {
 async fn post_behaviour(state: web::Data<SimState>, body: Bytes) -> HttpResponse {
     let patch = match parse_body(&body) {
         Ok(patch) => patch,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match state.behaviour.update(&patch) {
         Ok(view) => {
@@ -115,7 +114,7 @@ async fn get_connections(state: web::Data<SimState>) -> HttpResponse {
 async fn post_disconnect(state: web::Data<SimState>, body: Bytes) -> HttpResponse {
     let request = match parse_body(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let target = match optional_conn(&request) {
         Ok(target) => target,
@@ -129,7 +128,7 @@ async fn post_disconnect(state: web::Data<SimState>, body: Bytes) -> HttpRespons
 async fn post_inject(state: web::Data<SimState>, body: Bytes) -> HttpResponse {
     let request = match parse_body(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let (inject, target) = match parse_inject(&request) {
         Ok(parsed) => parsed,

@@ -282,11 +282,9 @@ async fn enquire_link_ignored_when_configured() {
     let mut esme = Esme::connect(&sim).await;
     esme.bind(BindMode::Transceiver, "password").await;
     esme.send(Frame::new(2, Pdu::EnquireLink)).await;
-    esme.send(Frame {
-        pdu: Pdu::SubmitSm(Box::new(SmBody::default())),
-        ..submit(3, "1", "x")
-    })
-    .await;
+    // No registered_delivery: the only answer is the submit_sm_resp.
+    esme.send(Frame::new(3, Pdu::SubmitSm(Box::default())))
+        .await;
     // PDUs are handled in order: had enquire_link been answered, its response came first.
     let frame = esme.recv().await;
     assert_eq!(frame.sequence_number, 3);

@@ -1,0 +1,133 @@
+//! Receipts: deliver_sm → correlation → `sms.dlr.inbound`, deliver_sm_resp only after the
+//! publish is acknowledged; receipts that overtake their submit_sm_resp; unknown ids.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::sim::credentials;
+use crate::support::{Nats, Oms, Service, Sim, eventually, schema, unique};
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_receipt_becomes_a_correlated_dlr_event() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("receipt_basic").await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let sim = Sim::start("receipt_basic", json!({"receipt_stat": "DELIVRD"}));
+    let oms = Oms::start("receipt_basic", credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start("receipt_basic", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+
+    let id = nats
+        .send_command(&op, "93700000009", "receipt please")
+        .await;
+    let event = dlrs
+        .wait_for(T, "DLR event", |e| e["messageId"] == json!(id))
+        .await;
+    schema::assert_valid("dlr-inbound-event.v1.schema.json", &event);
+    assert_eq!(event["status"], "DELIVERED");
+    assert_eq!(event["smppMessageState"], 2);
+    assert_eq!(event["correlated"], true);
+    assert_eq!(event["source"], "DELIVER_SM");
+    assert_eq!(event["segmentIndex"], 1);
+    assert_eq!(event["segmentCount"], 1);
+    assert_eq!(event["operatorId"], op.as_str());
+    let submit = &sim.received("submit_sm").await[0];
+    assert_eq!(
+        event["operatorMessageId"].as_str().unwrap(),
+        submit["message_id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('0')
+            .to_lowercase()
+    );
+    // The SMSC got its deliver_sm_resp (ESME_ROK) after the publish.
+    eventually(T, "deliver_sm_resp", || async {
+        let stats = sim.stats().await;
+        (stats["deliver_sm_resp"] == 1 && stats["deliver_sm_unanswered"] == 0).then_some(())
+    })
+    .await;
+    let resps = sim.received("deliver_sm_resp").await;
+    assert_eq!(resps[0]["status"], 0);
+}
+
+#[tokio::test]
+async fn a_receipt_that_overtakes_its_submit_resp_is_still_correlated() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("receipt_early").await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let sim = Sim::start("receipt_early", json!({"receipt_before_resp": true}));
+    let oms = Oms::start("receipt_early", credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start("receipt_early", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+
+    let ids = [
+        nats.send_command(&op, "93700000010", "early one").await,
+        nats.send_command(&op, "93700000011", "early two").await,
+    ];
+    for id in &ids {
+        let event = dlrs
+            .wait_for(T, "early receipt", |e| e["messageId"] == json!(id))
+            .await;
+        assert_eq!(event["correlated"], true);
+        schema::assert_valid("dlr-inbound-event.v1.schema.json", &event);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("receipt_unknown").await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let sim = Sim::start("receipt_unknown", json!({}));
+    let oms = Oms::start(
+        "receipt_unknown",
+        credentials(&op, sim.smpp_port, json!({})),
+    );
+    let service = Service::start(
+        "receipt_unknown",
+        &nats,
+        &oms,
+        &op,
+        &[("RECEIPT_CORRELATION_WAIT_MS", "300")],
+    )
+    .await;
+    service.wait_bound(1).await;
+
+    let text = "id:00FFEE sub:001 dlvrd:001 submit date:2611221015 done date:2611221016 stat:UNDELIV err:034 text:";
+    let receipt = json!({
+        "kind": "deliver_sm",
+        "source_addr": "93700000012",
+        "destination_addr": "Ghasi",
+        "esm_class": 4,
+        "data_coding": 0,
+        "short_message_hex": hex::encode(text),
+    });
+    // The SMSC sends the same receipt twice: one event in the stream (Nats-Msg-Id).
+    sim.inject(receipt.clone()).await;
+    let event = dlrs
+        .wait_for(T, "uncorrelated DLR", |e| e["operatorMessageId"] == "ffee")
+        .await;
+    schema::assert_valid("dlr-inbound-event.v1.schema.json", &event);
+    assert_eq!(event["messageId"], serde_json::Value::Null);
+    assert_eq!(event["correlated"], false);
+    assert_eq!(event["status"], "UNDELIVERABLE");
+    assert_eq!(event["errorCode"], "034");
+    assert_eq!(event["doneDate"], "2026-11-22T10:16:00Z");
+    sim.inject(receipt).await;
+    eventually(T, "both deliver_sm answered", || async {
+        (sim.stats().await["deliver_sm_resp"] == 2).then_some(())
+    })
+    .await;
+    // One DLR event in the stream: the second publish had the same Nats-Msg-Id.
+    let mut stream = nats.js.get_stream("SMS_EVENTS").await.unwrap();
+    let subjects = stream.info_with_subjects("sms.dlr.inbound").await.unwrap();
+    futures::pin_mut!(subjects);
+    let mut total = 0;
+    while let Some(Ok((_, count))) = futures::StreamExt::next(&mut subjects).await {
+        total += count;
+    }
+    assert_eq!(total, 1, "the duplicate receipt was de-duplicated");
+}

@@ -1,0 +1,139 @@
+//! Bad input from the SMSC or the environment: malformed PDUs, an oversize
+//! command_length, a dropped connection, a missing variable.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::sim::credentials;
+use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_malformed_pdu_is_nacked_and_the_bind_stays_up() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("robust_malformed").await;
+    let sim = Sim::start("robust_malformed", json!({}));
+    let oms = Oms::start(
+        "robust_malformed",
+        credentials(&op, sim.smpp_port, json!({})),
+    );
+    let mut service = Service::start("robust_malformed", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+
+    assert!(sim.inject(json!({"kind": "malformed"})).await >= 1);
+    assert!(sim.inject(json!({"kind": "unknown_command"})).await >= 1);
+    eventually(T, "two generic_nack from the ESME", || async {
+        (sim.received_now("generic_nack").len() == 2).then_some(())
+    })
+    .await;
+    let nacks = sim.received("generic_nack").await;
+    assert_ne!(nacks[0]["status"], 0);
+    assert_eq!(
+        nacks[1]["status"], 3,
+        "ESME_RINVCMDID for an unknown command"
+    );
+    // Still the same session: no second bind, and it still sends.
+    assert_eq!(sim.stats().await["binds"], 1);
+    let id = nats
+        .send_command(&op, "93700000020", "after the garbage")
+        .await;
+    eventually(T, "sent after the malformed PDU", || {
+        let ids = vec![id.clone()];
+        async move { (correlation_rows(&ids).await.len() == 1).then_some(()) }
+    })
+    .await;
+    assert!(service.is_running());
+    assert!(
+        !service
+            .logs_with("malformed PDU from SMSC answered with generic_nack")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_command_length_reconnects_without_allocating_it() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("robust_oversize").await;
+    let sim = Sim::start("robust_oversize", json!({}));
+    let oms = Oms::start(
+        "robust_oversize",
+        credentials(&op, sim.smpp_port, json!({})),
+    );
+    let mut service = Service::start("robust_oversize", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    let rss_before = service.rss_kib();
+
+    assert!(sim.inject(json!({"kind": "oversize"})).await >= 1);
+    eventually(T, "a clean reconnect", || async {
+        (sim.stats().await["binds"] == 2).then_some(())
+    })
+    .await;
+    service.wait_bound(1).await;
+    assert!(service.is_running());
+    let rss_after = service.rss_kib();
+    // 0xFFFFFFF0 would be 4 GiB: the process stays small.
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    let framing = service.logs_with("unrecoverable framing error from SMSC; reconnecting");
+    assert!(
+        framing[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the maximum")
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_loses_no_message() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("robust_drop").await;
+    let sim = Sim::start(
+        "robust_drop",
+        json!({"receipts": false, "resp_delay_ms": 50}),
+    );
+    let oms = Oms::start("robust_drop", credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start("robust_drop", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+
+    let mut ids = Vec::new();
+    for n in 0..60 {
+        ids.push(
+            nats.send_command(&op, &format!("937000{n:05}"), "drop test")
+                .await,
+        );
+        if n == 30 {
+            sim.disconnect().await;
+        }
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every message correlated after the drop",
+        || {
+            let ids = ids.clone();
+            async move { (correlation_rows(&ids).await.len() == ids.len()).then_some(()) }
+        },
+    )
+    .await;
+    assert!(sim.stats().await["binds"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn a_missing_variable_stops_startup_with_one_line_naming_it() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smpp-connector"))
+        .env_clear()
+        .env("MNO_ID", "awcc")
+        .env("REDIS_URL", "redis://127.0.0.1:1/0")
+        .env("DATABASE_URL", "postgres://u@127.0.0.1:1/x")
+        .env("OMS_BASE_URL", "http://127.0.0.1:1")
+        .env("ADMIN_TOKEN", "0123456789abcdef")
+        .output()
+        .expect("run smpp-connector");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("NATS_URL"), "{stderr}");
+}

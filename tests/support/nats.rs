@@ -1,0 +1,176 @@
+//! A NATS server with JetStream per test, and helpers to publish commands and watch events.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::{ChildGuard, free_port, root, scratch};
+
+/// One nats-server, killed on drop.
+pub struct Nats {
+    _child: ChildGuard,
+    pub url: String,
+    pub dir: PathBuf,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+}
+
+impl Nats {
+    pub async fn start(test: &str) -> Nats {
+        let dir = scratch(&format!("{test}-nats"));
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("nats.log")).expect("nats log");
+        let child = Command::new(root().join("scripts/stack"))
+            .arg("run-nats")
+            .arg(port.to_string())
+            .arg(dir.join("js"))
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("scripts/stack run-nats");
+        let child = ChildGuard(child);
+        let url = format!("nats://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match async_nats::connect(&url).await {
+                Ok(client) => break client,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(err) => panic!("nats-server on {url} did not start: {err}"),
+            }
+        };
+        let js = jetstream::new(client.clone());
+        // JetStream may need a moment after the port opens.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while js.query_account().await.is_err() {
+            assert!(Instant::now() < deadline, "JetStream did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Nats {
+            _child: child,
+            url,
+            dir,
+            client,
+            js,
+        }
+    }
+
+    /// Publish a dispatch command (as JSON text or raw bytes) on `smpp.operator.{op}`.
+    pub async fn publish_raw(&self, subject: &str, payload: Vec<u8>) -> u64 {
+        let ack = self
+            .js
+            .publish(subject.to_owned(), payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stream acknowledged the command");
+        ack.sequence
+    }
+
+    /// Publish a valid command; returns its messageId.
+    pub async fn send_command(&self, operator: &str, to: &str, text: &str) -> String {
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let command = serde_json::json!({
+            "version": "1.0",
+            "messageId": message_id,
+            "operatorId": operator,
+            "to": to,
+            "text": text,
+        });
+        self.publish_raw(
+            &format!("smpp.operator.{operator}"),
+            serde_json::to_vec(&command).expect("json"),
+        )
+        .await;
+        message_id
+    }
+
+    /// Subscribe to a subject (core NATS; JetStream publishes are seen too).
+    pub async fn subscribe(&self, subject: &str) -> Events {
+        let subscriber = self
+            .client
+            .subscribe(subject.to_owned())
+            .await
+            .expect("subscribe");
+        self.client.flush().await.expect("flush");
+        Events {
+            subscriber,
+            seen: Vec::new(),
+        }
+    }
+
+    /// (pending, ack pending, redelivered) of a consumer.
+    pub async fn consumer_counts(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Option<(u64, usize, usize)> {
+        let stream = self.js.get_stream(stream).await.ok()?;
+        let info = stream.consumer_info(consumer).await.ok()?;
+        Some((info.num_pending, info.num_ack_pending, info.num_redelivered))
+    }
+
+    /// Messages currently in a stream.
+    pub async fn stream_messages(&self, stream: &str) -> Option<u64> {
+        let mut stream = self.js.get_stream(stream).await.ok()?;
+        Some(stream.info().await.ok()?.state.messages)
+    }
+}
+
+/// Events received on one subscription, kept for later assertions.
+pub struct Events {
+    subscriber: async_nats::Subscriber,
+    pub seen: Vec<Value>,
+}
+
+impl Events {
+    /// Wait for an event matching `predicate` (earlier ones are kept in `seen`).
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(found) = self.seen.iter().find(|v| predicate(v)) {
+            return found.clone();
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.subscriber.next()).await;
+            match next {
+                Ok(Some(message)) => {
+                    let value: Value = serde_json::from_slice(&message.payload)
+                        .unwrap_or_else(|_| panic!("event is not JSON on {}", message.subject));
+                    self.seen.push(value.clone());
+                    if predicate(&value) {
+                        return value;
+                    }
+                }
+                Ok(None) => panic!("subscription closed while waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out after {timeout:?} waiting for {what}; saw {} events: {:?}",
+                    self.seen.len(),
+                    self.seen.iter().rev().take(5).collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    /// Take whatever arrives within `window`.
+    pub async fn drain(&mut self, window: Duration) -> &[Value] {
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(message)) =
+            tokio::time::timeout_at(deadline, self.subscriber.next()).await
+        {
+            if let Ok(value) = serde_json::from_slice(&message.payload) {
+                self.seen.push(value);
+            }
+        }
+        &self.seen
+    }
+}

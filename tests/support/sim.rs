@@ -1,0 +1,230 @@
+//! The SMSC simulator and the OMS stub, as child processes.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{ChildGuard, read_announcement, scratch};
+
+/// Credentials every test binds with unless it says otherwise.
+pub const SYSTEM_ID: &str = "smppclient1";
+pub const PASSWORD: &str = "pw4Tst!x";
+
+/// One smsc-sim process.
+pub struct Sim {
+    child: ChildGuard,
+    pub smpp_port: u16,
+    pub control: String,
+    pub record: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Sim {
+    /// Start with an initial behaviour (a partial JSON object, `{}` for defaults).
+    pub fn start(test: &str, behaviour: Value) -> Sim {
+        let dir = scratch(&format!("{test}-sim"));
+        let record = dir.join("pdus.jsonl");
+        let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smsc-sim"))
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(["--system-id", SYSTEM_ID, "--password", PASSWORD])
+            .arg("--record")
+            .arg(&record)
+            .arg("--behaviour")
+            .arg(behaviour.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start smsc-sim");
+        let announced = read_announcement(&mut child, Duration::from_secs(10));
+        let smpp = announced["smpp"].as_str().expect("smpp address");
+        let smpp_port = smpp
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        Sim {
+            child: ChildGuard(child),
+            smpp_port,
+            control: format!(
+                "http://{}",
+                announced["control"].as_str().expect("control address")
+            ),
+            record,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/stats", self.control))
+            .send()
+            .await
+            .expect("sim stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    pub async fn behaviour(&self, change: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/behaviour", self.control))
+            .json(&change)
+            .send()
+            .await
+            .expect("sim behaviour");
+        assert!(
+            response.status().is_success(),
+            "sim refused behaviour {change}"
+        );
+        response.json().await.expect("behaviour JSON")
+    }
+
+    pub async fn inject(&self, what: Value) -> u64 {
+        let response: Value = self
+            .http
+            .post(format!("{}/inject", self.control))
+            .json(&what)
+            .send()
+            .await
+            .expect("sim inject")
+            .json()
+            .await
+            .expect("inject JSON");
+        response["sent"].as_u64().unwrap_or(0)
+    }
+
+    pub async fn disconnect(&self) {
+        self.http
+            .post(format!("{}/disconnect", self.control))
+            .send()
+            .await
+            .expect("sim disconnect");
+    }
+
+    /// Every PDU recorded so far (the record is flushed at least every 100 ms).
+    pub fn records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Recorded PDUs the ESME sent with this command name, after waiting for the
+    /// record to be flushed (it is, at least every 100 ms).
+    pub async fn received(&self, command: &str) -> Vec<Value> {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        self.received_now(command)
+    }
+
+    /// Wait until at least `n` PDUs of this command were recorded.
+    pub async fn received_at_least(&self, command: &str, n: usize) -> Vec<Value> {
+        super::eventually(Duration::from_secs(30), command, || {
+            let found = self.received_now(command);
+            async move { (found.len() >= n).then_some(found) }
+        })
+        .await
+    }
+
+    /// Recorded PDUs the ESME sent with this command name, as flushed so far.
+    pub fn received_now(&self, command: &str) -> Vec<Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["dir"] == "in" && r["command"] == command)
+            .collect()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_running()
+    }
+}
+
+/// One oms-stub process serving a credentials file the test can rewrite.
+pub struct Oms {
+    _child: ChildGuard,
+    pub url: String,
+    pub file: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Oms {
+    pub fn start(test: &str, credentials: Value) -> Oms {
+        let dir = scratch(&format!("{test}-oms"));
+        let file = dir.join("credentials.json");
+        std::fs::write(&file, credentials.to_string()).expect("write credentials");
+        let log = std::fs::File::create(dir.join("oms.log")).expect("oms log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oms-stub"))
+            .args(["--listen", "127.0.0.1:0", "--file"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start oms-stub");
+        let announced = read_announcement(&mut child, Duration::from_secs(10));
+        Oms {
+            _child: ChildGuard(child),
+            url: format!(
+                "http://{}",
+                announced["http"].as_str().expect("http address")
+            ),
+            file,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Replace the credentials the stub serves (rotation, wrong password…).
+    pub fn set(&self, credentials: Value) {
+        std::fs::write(&self.file, credentials.to_string()).expect("rewrite credentials");
+    }
+
+    /// Credential requests served per operator.
+    pub async fn requests(&self) -> Value {
+        self.http
+            .get(format!("{}/requests", self.url))
+            .send()
+            .await
+            .expect("oms requests")
+            .json()
+            .await
+            .expect("requests JSON")
+    }
+}
+
+/// Credentials for one operator pointing at a simulator.
+pub fn credentials(operator: &str, sim_port: u16, extra: Value) -> Value {
+    let mut doc = json!({
+        "operatorId": operator,
+        "host": "127.0.0.1",
+        "port": sim_port,
+        "systemId": SYSTEM_ID,
+        "password": PASSWORD,
+        "systemType": "",
+        "bindMode": "TRX",
+        "bindCount": 1,
+        "window": 50,
+        "tpsLimit": 1000,
+        "longMessageStrategy": "CSMS",
+        "concatRefBits": 8,
+        "msgIdFormat": "HEX",
+        "dlrIdFormat": "HEX",
+        "sourceAddr": "Ghasi",
+        "sourceTon": 5,
+        "sourceNpi": 0,
+        "destTon": 1,
+        "destNpi": 1,
+        "enquireLinkSeconds": 30
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            doc.insert(k.clone(), v.clone());
+        }
+    }
+    json!({ operator: doc })
+}
