@@ -246,8 +246,10 @@ mod tests {
 
     #[test]
     fn counter_saturates() {
-        let mut backoff = Backoff::default();
-        backoff.attempts = u32::MAX - 1;
+        let mut backoff = Backoff {
+            attempts: u32::MAX - 1,
+            ..Backoff::default()
+        };
         assert_eq!(backoff.record_failure(), u32::MAX);
         assert_eq!(backoff.record_failure(), u32::MAX);
         assert_eq!(backoff.next_delay(0.0), DEFAULT_CAP);

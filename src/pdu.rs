@@ -541,13 +541,10 @@ impl Frame {
     fn encode_unchecked(&self, dst: &mut BytesMut, start: usize) -> Result<(), EncodeError> {
         let id = self.command_id() as u32;
         match &self.pdu {
-            Pdu::SubmitSm(body) => {
-                let bytes = encode_sm_body(CommandId::SubmitSm, self.sequence_number, body)?;
-                dst.extend_from_slice(&bytes);
-                return Ok(());
-            }
-            Pdu::DeliverSm(body) => {
-                let bytes = encode_sm_body(CommandId::DeliverSm, self.sequence_number, body)?;
+            Pdu::SubmitSm(body) | Pdu::DeliverSm(body) => {
+                let mut bytes = encode_sm_body(self.command_id(), self.sequence_number, body)?;
+                // smpp34 always writes status 0; keep ours like every other PDU.
+                bytes[8..12].copy_from_slice(&self.command_status.0.to_be_bytes());
                 dst.extend_from_slice(&bytes);
                 return Ok(());
             }

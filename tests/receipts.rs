@@ -122,7 +122,7 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
     })
     .await;
     // One DLR event in the stream: the second publish had the same Nats-Msg-Id.
-    let mut stream = nats.js.get_stream("SMS_EVENTS").await.unwrap();
+    let stream = nats.js.get_stream("SMS_EVENTS").await.unwrap();
     let subjects = stream.info_with_subjects("sms.dlr.inbound").await.unwrap();
     futures::pin_mut!(subjects);
     let mut total = 0;

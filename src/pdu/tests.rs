@@ -824,7 +824,8 @@ fn partial_header_waits_for_more() {
 
 #[test]
 fn encode_refuses_over_long_bind_fields() {
-    let cases: [(fn(&mut BindRequest), &str, usize, usize); 4] = [
+    type Change = fn(&mut BindRequest);
+    let cases: [(Change, &str, usize, usize); 4] = [
         (|r| r.system_id = "s".repeat(16), "system_id", 16, 15),
         (|r| r.password = "p".repeat(9), "password", 9, 8),
         (|r| r.system_type = "t".repeat(13), "system_type", 13, 12),
@@ -876,7 +877,8 @@ fn encode_refuses_over_long_bind_fields() {
 
 #[test]
 fn encode_refuses_over_long_sm_fields() {
-    let cases: [(fn(&mut SmBody), EncodeError); 7] = [
+    type Change = fn(&mut SmBody);
+    let cases: [(Change, EncodeError); 7] = [
         (
             |b| b.short_message = vec![0; 255],
             EncodeError::ShortMessageTooLong {

@@ -595,7 +595,7 @@ impl BindActor {
             Event::DeliverSm {
                 sequence_number,
                 body,
-            } => self.on_deliver_sm(index, sequence_number, body, ctx),
+            } => self.on_deliver_sm(index, sequence_number, *body, ctx),
             Event::Malformed(malformed) => {
                 self.metrics.malformed.increment(1);
                 tracing::warn!(
@@ -1374,7 +1374,7 @@ impl BindActor {
         &mut self,
         index: usize,
         sequence_number: u32,
-        body: Box<SmBody>,
+        body: SmBody,
         ctx: &mut Context<Self>,
     ) {
         let Some(credentials) = self.credentials.clone() else {
@@ -1385,7 +1385,7 @@ impl BindActor {
             self.deps.clone(),
             self.key.clone(),
             credentials,
-            *body,
+            body,
             Instant::now(),
         );
         ctx.spawn(fut.into_actor(self).map(move |status, act, ctx| {

@@ -152,7 +152,7 @@ async fn publish_receipt(
         received_at: now_rfc3339(),
     };
     let correlated = if matched.is_some() { "true" } else { "false" };
-    if !matched.is_some() {
+    if matched.is_none() {
         tracing::info!(
             operatorId = %key.operator_id,
             bindId = key.bind_id,

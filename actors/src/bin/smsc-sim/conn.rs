@@ -720,9 +720,10 @@ pub enum Inject {
 }
 
 impl Inject {
-    /// Whether the default target set is only connections that can receive.
+    /// Whether the default target set is only connections that can receive (everything
+    /// but the raw garbage kinds, which go to every bound connection).
     fn receivers_only(&self) -> bool {
-        matches!(self, Inject::DeliverSm(_))
+        !matches!(self, Inject::Malformed | Inject::Oversize | Inject::Raw(_))
     }
 
     fn out_for(&self, conn: &ConnShared) -> Out {
@@ -782,9 +783,9 @@ fn header(dst: &mut BytesMut, length: u32, command_id: u32, seq: u32) {
     dst.put_u32(seq);
 }
 
-/// Send `inject` to connection `conn`, or by default to every bound connection (only
-/// those that can receive for a deliver_sm). Returns how many were queued; `Err` when an
-/// explicit connection id is unknown.
+/// Send `inject` to connection `conn`, or by default to every bound connection that can
+/// receive (every bound connection for malformed / oversize / raw). Returns how many were
+/// queued; `Err` when an explicit connection id is unknown.
 pub async fn inject(state: &SimState, inject: &Inject, conn: Option<u64>) -> Result<usize, String> {
     let targets = match conn {
         Some(id) => vec![

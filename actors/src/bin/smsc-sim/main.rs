@@ -128,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .init();
     let cli = Cli::parse();
@@ -166,7 +167,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(options: SimOptions) -> anyhow::Result<()> {
     let sim = start(options).await?;
     let control = sim.control.map(|a| a.to_string()).unwrap_or_default();
-    let ready = serde_json::json!({"smpp": sim.smpp.to_string(), "control": control});
+    // Written by hand to keep the documented key order (smpp, control).
+    let ready = format!(
+        "{{\"smpp\":{},\"control\":{}}}",
+        serde_json::Value::String(sim.smpp.to_string()),
+        serde_json::Value::String(control.clone())
+    );
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{ready}")?;
