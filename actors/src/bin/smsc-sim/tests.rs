@@ -407,3 +407,50 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) 
     };
     (status, body)
 }
+
+#[tokio::test]
+async fn drop_after_pdus_unbind_and_oversize_injection() {
+    let behaviour = Behaviour {
+        drop_after_pdus: Some(2),
+        ..Behaviour::default()
+    };
+    let sim = sim(behaviour, None, false).await;
+    // The second PDU closes the connection unanswered.
+    let mut esme = Esme::connect(&sim).await;
+    esme.bind(BindMode::Transceiver, "password").await;
+    esme.send(submit(2, "1", "x")).await;
+    let closed = timeout(WAIT, esme.framed.next())
+        .await
+        .expect("closed in time");
+    assert!(!matches!(closed, Some(Ok(_))), "{closed:?}");
+    sim.state
+        .behaviour
+        .update(&json!({"drop_after_pdus": null}))
+        .expect("valid patch");
+
+    // The SMSC asks to unbind; the ESME's unbind_resp closes the connection.
+    let mut esme = Esme::connect(&sim).await;
+    esme.bind(BindMode::Receiver, "password").await;
+    let sent = crate::conn::inject(&sim.state, &crate::conn::Inject::Unbind, None)
+        .await
+        .expect("inject");
+    assert_eq!(sent, 1);
+    let unbind = esme.recv().await;
+    assert_eq!(unbind.pdu, Pdu::Unbind);
+    esme.send(Frame::new(unbind.sequence_number, Pdu::UnbindResp))
+        .await;
+    let closed = timeout(WAIT, esme.framed.next())
+        .await
+        .expect("closed in time");
+    assert!(closed.is_none());
+
+    // Oversize: the ESME's codec refuses the header without reading the body.
+    let mut esme = Esme::connect(&sim).await;
+    esme.bind(BindMode::Transceiver, "password").await;
+    let sent = crate::conn::inject(&sim.state, &crate::conn::Inject::Oversize, None)
+        .await
+        .expect("inject");
+    assert_eq!(sent, 1);
+    let item = timeout(WAIT, esme.framed.next()).await.expect("in time");
+    assert!(matches!(item, Some(Err(_))), "{item:?}");
+}
