@@ -367,6 +367,8 @@ impl<T, R> Batches<T, R> {
     }
 }
 
+type ReceiptWaiter = oneshot::Sender<Result<Option<ReceiptMatch>, CorrelationError>>;
+
 /// The PostgreSQL actor.
 pub struct CorrelationActor {
     store: Arc<dyn CorrelationStore>,
@@ -374,6 +376,17 @@ pub struct CorrelationActor {
     max_in_flight: usize,
     inserts: Batches<CorrelationRow, Result<(), CorrelationError>>,
     receipts: Batches<(ReceiptKey, &'static str), Result<Option<ReceiptMatch>, CorrelationError>>,
+    /// Rows waiting for or in an INSERT batch, by receipt key: a receipt for one of them
+    /// (the SMSC answers fast) waits for that commit instead of missing and retrying.
+    unwritten: HashMap<ReceiptKey, usize>,
+    parked: HashMap<ReceiptKey, Vec<(&'static str, ReceiptWaiter)>>,
+}
+
+fn receipt_key(row: &CorrelationRow) -> ReceiptKey {
+    ReceiptKey {
+        operator_id: row.bind.operator_id.as_str().to_owned(),
+        operator_message_id: row.operator_message_id.clone(),
+    }
 }
 
 impl std::fmt::Debug for CorrelationActor {
@@ -394,6 +407,8 @@ impl CorrelationActor {
             max_in_flight: max_in_flight.max(1),
             inserts: Batches::default(),
             receipts: Batches::default(),
+            unwritten: HashMap::new(),
+            parked: HashMap::new(),
         }
     }
 
@@ -401,6 +416,7 @@ impl CorrelationActor {
         while let Some(batch) = self.inserts.take(self.max_in_flight, self.max_batch) {
             let (rows, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             metrics::histogram!(metric::CORRELATION_BATCH).record(rows.len() as f64);
+            let keys: Vec<ReceiptKey> = rows.iter().map(receipt_key).collect();
             let write = self.store.insert(rows);
             ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
                 if let Err(err) = &result {
@@ -411,9 +427,26 @@ impl CorrelationActor {
                     let _ = waiter.send(result.clone());
                 }
                 act.inserts.done();
+                act.written(keys, ctx);
                 act.flush_inserts(ctx);
             }));
         }
+    }
+
+    /// Rows of a finished INSERT batch: release the receipts that waited for them.
+    fn written(&mut self, keys: Vec<ReceiptKey>, ctx: &mut Context<Self>) {
+        for key in keys {
+            if let Some(count) = self.unwritten.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.unwritten.remove(&key);
+                    for (status, waiter) in self.parked.remove(&key).unwrap_or_default() {
+                        self.receipts.waiting.push(((key.clone(), status), waiter));
+                    }
+                }
+            }
+        }
+        self.flush_receipts(ctx);
     }
 
     fn flush_receipts(&mut self, ctx: &mut Context<Self>) {
@@ -458,6 +491,7 @@ impl Handler<RecordCorrelation> for CorrelationActor {
 
     fn handle(&mut self, msg: RecordCorrelation, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
+        *self.unwritten.entry(receipt_key(&msg.0)).or_default() += 1;
         self.inserts.waiting.push((msg.0, tx));
         self.flush_inserts(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
@@ -469,8 +503,16 @@ impl Handler<ApplyReceipt> for CorrelationActor {
 
     fn handle(&mut self, msg: ApplyReceipt, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.receipts.waiting.push(((msg.key, msg.status), tx));
-        self.flush_receipts(ctx);
+        if self.unwritten.contains_key(&msg.key) {
+            // Its row is on the way to the database: match it once committed.
+            self.parked
+                .entry(msg.key)
+                .or_default()
+                .push((msg.status, tx));
+        } else {
+            self.receipts.waiting.push(((msg.key, msg.status), tx));
+            self.flush_receipts(ctx);
+        }
         Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
     }
 }

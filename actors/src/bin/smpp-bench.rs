@@ -29,7 +29,10 @@ struct Args {
     #[arg(long, default_value_t = 50_000)]
     count: usize,
     /// Text of every message (GSM7, one segment by default).
-    #[arg(long, default_value = "Benchmark message from smpp-connector, single segment GSM7.")]
+    #[arg(
+        long,
+        default_value = "Benchmark message from smpp-connector, single segment GSM7."
+    )]
     text: String,
     /// Service process id (CPU and RSS are read from /proc).
     #[arg(long)]
@@ -53,7 +56,10 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     Ok(ticks / 100.0)
 }
 
@@ -68,17 +74,25 @@ fn peak_rss_mib(pid: u32) -> f64 {
 }
 
 /// Cumulative buckets (le → count) of the dispatch latency histogram.
-async fn latency_buckets(http: &reqwest::Client, url: &str) -> anyhow::Result<BTreeMap<String, f64>> {
+async fn latency_buckets(
+    http: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<BTreeMap<String, f64>> {
     let text = http.get(url).send().await?.text().await?;
     let mut buckets = BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("smpp_connector_dispatch_latency_seconds_bucket{") else {
+        let Some(rest) = line.strip_prefix("smpp_connector_dispatch_latency_seconds_bucket{")
+        else {
             continue;
         };
         let Some(le) = rest.split("le=\"").nth(1).and_then(|s| s.split('"').next()) else {
             continue;
         };
-        let count: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let count: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
         *buckets.entry(le.to_owned()).or_insert(0.0) += count;
     }
     Ok(buckets)
@@ -99,7 +113,11 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
             }
             let width = le - previous.0;
             let in_bucket = count - previous.1;
-            let fraction = if in_bucket > 0.0 { (rank - previous.1) / in_bucket } else { 1.0 };
+            let fraction = if in_bucket > 0.0 {
+                (rank - previous.1) / in_bucket
+            } else {
+                1.0
+            };
             return Some(previous.0 + width * fraction);
         }
         previous = (le, count);
@@ -120,11 +138,11 @@ async fn main() -> anyhow::Result<()> {
     let client = async_nats::connect(args.nats_url.as_str()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let http = reqwest::Client::new();
-    let consumer_name = format!(
-        "smpp-connector-{}-{}-p2",
-        args.operator, args.direction
-    );
-    let stream = js.get_stream("SMS_DISPATCH").await.context("SMS_DISPATCH stream")?;
+    let consumer_name = format!("smpp-connector-{}-{}-p2", args.operator, args.direction);
+    let stream = js
+        .get_stream("SMS_DISPATCH")
+        .await
+        .context("SMS_DISPATCH stream")?;
 
     let before = latency_buckets(&http, &args.metrics_url).await?;
     let cpu_before = cpu_seconds(args.service_pid)?;
@@ -173,7 +191,11 @@ async fn main() -> anyhow::Result<()> {
     let mut buckets: Vec<(f64, f64)> = after
         .iter()
         .map(|(le, count)| {
-            let le_value = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+            let le_value = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::INFINITY)
+            };
             (le_value, count - before.get(le).copied().unwrap_or(0.0))
         })
         .collect();
@@ -194,14 +216,21 @@ async fn main() -> anyhow::Result<()> {
         "service_peak_rss_mib": rss,
     });
     println!("messages            {}", args.count);
-    println!("elapsed             {:.2} s (publishing took {:.2} s)", elapsed.as_secs_f64(), published.as_secs_f64());
+    println!(
+        "elapsed             {:.2} s (publishing took {:.2} s)",
+        elapsed.as_secs_f64(),
+        published.as_secs_f64()
+    );
     println!("throughput          {rate:.0} msg/s");
     println!(
         "dispatch -> ACK     p50 {} ms, p99 {} ms (service histogram)",
         p50.map_or("n/a".into(), |s| format!("{:.1}", s * 1000.0)),
         p99.map_or("n/a".into(), |s| format!("{:.1}", s * 1000.0))
     );
-    println!("service CPU         {cpu:.2} s ({:.2} s per 100k messages)", cpu * 100_000.0 / args.count as f64);
+    println!(
+        "service CPU         {cpu:.2} s ({:.2} s per 100k messages)",
+        cpu * 100_000.0 / args.count as f64
+    );
     println!("service peak RSS    {rss:.1} MiB");
     if let Some(path) = args.json_out {
         std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;

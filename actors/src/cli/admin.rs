@@ -59,14 +59,16 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<bool> {
                 "operator", "dir", "bind", "state", "in-flight", "window"
             );
             for bind in body["binds"].as_array().into_iter().flatten() {
+                let number =
+                    |v: &serde_json::Value| v.as_u64().map_or("-".into(), |n| n.to_string());
                 println!(
                     "{:<24} {:<4} {:>4}  {:<15} {:>9} {:>6}  {}",
                     bind["operatorId"].as_str().unwrap_or(""),
                     bind["direction"].as_str().unwrap_or(""),
-                    bind["bindId"],
+                    number(&bind["bindId"]),
                     bind["state"].as_str().unwrap_or(""),
-                    bind["inFlight"],
-                    bind["window"],
+                    number(&bind["inFlight"]),
+                    number(&bind["window"]),
                     bind["lastError"].as_str().unwrap_or("-"),
                 );
             }
