@@ -197,8 +197,13 @@ impl Oms {
     }
 }
 
-/// Credentials for one operator pointing at a simulator.
+/// Credentials for one operator pointing at a simulator. The password is added to the
+/// strings no log may contain.
 pub fn credentials(operator: &str, sim_port: u16, extra: Value) -> Value {
+    super::forbid_in_logs(&[PASSWORD]);
+    if let Some(password) = extra.get("password").and_then(Value::as_str) {
+        super::forbid_in_logs(&[password]);
+    }
     let mut doc = json!({
         "operatorId": operator,
         "host": "127.0.0.1",
