@@ -8,5 +8,6 @@ mod support;
 mod admin;
 mod bind;
 mod dispatch;
+mod long_messages;
 mod receipts;
 mod robustness;

@@ -23,6 +23,7 @@ use crate::http::{AdminState, ProbeState};
 use crate::nats::{self, EventPublisher};
 use crate::oms::OmsClient;
 use crate::supervisor::{Readiness, Shutdown, Supervisor};
+use crate::throttle::ThrottleActor;
 
 /// Run the service until `shutdown` resolves, then stop gracefully.
 pub async fn run(
@@ -70,6 +71,7 @@ pub async fn run(
         CorrelationActor::new(Arc::new(store), config.correlation_batch, max_in_flight).start();
 
     let health = HealthPublisherActor::new(publisher.clone(), config.pod_name.clone()).start();
+    let throttle = ThrottleActor::new(crate::throttle::connect(&config.redis_url)?).start();
     let oms = OmsClient::try_new(&config)?;
     let supervisor = Supervisor::new(
         config.clone(),
@@ -77,6 +79,7 @@ pub async fn run(
         correlation,
         publisher,
         health,
+        throttle,
         readiness.clone(),
     )
     .start();

@@ -11,6 +11,7 @@
 //! - [`oms`]: credentials from operator-management-service.
 //! - [`http`]: probes, metrics, admin API.
 //! - [`events`]: the NATS payloads we write.
+//! - [`throttle`]: `ThrottleActor` (Redis: concatenation references; TPS next).
 //! - [`telemetry`]: logs and metric names.
 //! - [`cli`]: `send`, `admin` subcommands.
 #![forbid(unsafe_code)]
@@ -26,3 +27,4 @@ pub mod nats;
 pub mod oms;
 pub mod supervisor;
 pub mod telemetry;
+pub mod throttle;

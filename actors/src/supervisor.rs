@@ -24,6 +24,7 @@ use crate::health::{HealthPublisherActor, PublishHealth};
 use crate::nats::{self, EventPublisher};
 use crate::oms::CredentialSource;
 use crate::telemetry::metric;
+use crate::throttle::ThrottleActor;
 
 /// What `/ready` reads: binds bound now, and whether shutdown began.
 #[derive(Debug, Default)]
@@ -104,6 +105,7 @@ pub struct Supervisor {
     correlation: Addr<CorrelationActor>,
     publisher: EventPublisher,
     health: Addr<HealthPublisherActor>,
+    throttle: Addr<ThrottleActor>,
     readiness: Arc<Readiness>,
     deps: Option<Arc<BindDeps>>,
     binds: BTreeMap<BindKey, BindEntry>,
@@ -125,6 +127,7 @@ impl Supervisor {
         correlation: Addr<CorrelationActor>,
         publisher: EventPublisher,
         health: Addr<HealthPublisherActor>,
+        throttle: Addr<ThrottleActor>,
         readiness: Arc<Readiness>,
     ) -> Self {
         Supervisor {
@@ -133,6 +136,7 @@ impl Supervisor {
             correlation,
             publisher,
             health,
+            throttle,
             readiness,
             deps: None,
             binds: BTreeMap::new(),
@@ -289,6 +293,7 @@ impl Actor for Supervisor {
             correlation: self.correlation.clone(),
             supervisor: ctx.address().recipient(),
             publisher: self.publisher.clone(),
+            throttle: self.throttle.clone(),
         }));
         self.update_gauges();
         for operator_id in self.config.operator_ids.clone() {

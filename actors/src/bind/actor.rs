@@ -46,6 +46,10 @@ use crate::nats::EventPublisher;
 use crate::oms::{BindModePreference, CredentialSource, Credentials};
 use crate::supervisor::BindStateChanged;
 use crate::telemetry::metric;
+use crate::throttle::{ReserveConcatRefs, ThrottleActor};
+
+/// Concatenation references reserved from Redis at a time.
+const CONCAT_REF_BLOCK: u32 = 64;
 
 /// What every bind shares.
 pub struct BindDeps {
@@ -54,6 +58,7 @@ pub struct BindDeps {
     pub correlation: Addr<CorrelationActor>,
     pub supervisor: Recipient<BindStateChanged>,
     pub publisher: EventPublisher,
+    pub throttle: Addr<ThrottleActor>,
 }
 
 impl std::fmt::Debug for BindDeps {
@@ -263,7 +268,11 @@ pub struct BindActor {
     unbinding: Option<Unbinding>,
     last_error: Option<String>,
     bound_since: Option<String>,
-    concat_reference: u16,
+    /// Concatenation references reserved in Redis and not used yet.
+    concat_refs: std::ops::Range<u64>,
+    concat_refill: bool,
+    /// Local references used while Redis could not hand out a block.
+    concat_fallback: u64,
     sequence_skips_reported: u64,
 }
 
@@ -306,7 +315,9 @@ impl BindActor {
             unbinding: None,
             last_error: None,
             bound_since: None,
-            concat_reference: 0,
+            concat_refs: 0..0,
+            concat_refill: false,
+            concat_fallback: 0,
             sequence_skips_reported: 0,
             deps,
         }
@@ -578,6 +589,9 @@ impl BindActor {
                     self.backoff.reset();
                     self.last_error = None;
                     self.set_state(BindState::Bound, None);
+                    if self.key.direction.submits() {
+                        self.refill_concat_refs(ctx);
+                    }
                     self.pull(ctx);
                 }
             }
@@ -828,7 +842,7 @@ impl BindActor {
             }
         };
         let reference = if dispatch::needs_reference(&encoded, profile.ref_bits) {
-            self.next_concat_reference(profile.ref_bits)
+            self.next_concat_reference(profile.ref_bits, ctx)
         } else {
             0
         };
@@ -909,12 +923,53 @@ impl BindActor {
         }
     }
 
-    fn next_concat_reference(&mut self, ref_bits: RefBits) -> u16 {
-        self.concat_reference = self.concat_reference.wrapping_add(1);
-        match ref_bits {
-            RefBits::Eight => self.concat_reference % 256,
-            RefBits::Sixteen => self.concat_reference,
+    /// The reference every segment of one long message shares: from the block reserved
+    /// in Redis, or a local counter while Redis is unavailable.
+    fn next_concat_reference(&mut self, ref_bits: RefBits, ctx: &mut Context<Self>) -> u16 {
+        if self.concat_refs.end - self.concat_refs.start < u64::from(CONCAT_REF_BLOCK / 4) {
+            self.refill_concat_refs(ctx);
         }
+        let value = match self.concat_refs.next() {
+            Some(value) => value,
+            None => {
+                self.concat_fallback += 1;
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    bindId = self.key.bind_id,
+                    "no concatenation reference block from Redis; using a local counter"
+                );
+                self.concat_fallback
+            }
+        };
+        match ref_bits {
+            RefBits::Eight => (value % 256) as u16,
+            RefBits::Sixteen => (value % 65_536) as u16,
+        }
+    }
+
+    fn refill_concat_refs(&mut self, ctx: &mut Context<Self>) {
+        if self.concat_refill {
+            return;
+        }
+        self.concat_refill = true;
+        let reserve = self.deps.throttle.send(ReserveConcatRefs {
+            key: self.key.clone(),
+            count: CONCAT_REF_BLOCK,
+        });
+        ctx.spawn(reserve.into_actor(self).map(|result, act, _ctx| {
+            act.concat_refill = false;
+            match result {
+                Ok(Ok(first)) => {
+                    // Whatever is left of the old block is dropped: references only need
+                    // to differ between messages sent close together.
+                    act.concat_refs = first..first + u64::from(CONCAT_REF_BLOCK);
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
+                }
+                Err(_) => {}
+            }
+        }));
     }
 
     fn enqueue(

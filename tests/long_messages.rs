@@ -1,0 +1,283 @@
+//! Encoding and long messages as the SMSC sees them: UDH, SAR and message_payload, UCS2
+//! detection, GSM7_FORCE, and a half-sent message redelivered.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::sim::credentials;
+use crate::support::{
+    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, unique,
+};
+
+const T: Duration = Duration::from_secs(30);
+
+struct Setup {
+    op: String,
+    nats: Nats,
+    sim: Sim,
+    _oms: Oms,
+    service: Service,
+}
+
+async fn setup(test: &str, creds: Value, sim_behaviour: Value) -> Setup {
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, sim_behaviour);
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, creds));
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    Setup {
+        op,
+        nats,
+        sim,
+        _oms: oms,
+        service,
+    }
+}
+
+/// Publish a command with extra fields; returns its messageId.
+async fn send(setup: &Setup, to: &str, text: &str, extra: Value) -> String {
+    forbid_in_logs(&[to, text]);
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let mut command =
+        json!({"messageId": message_id, "operatorId": setup.op, "to": to, "text": text});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        command[k] = v.clone();
+    }
+    setup
+        .nats
+        .publish_raw(
+            &format!("smpp.operator.{}", setup.op),
+            command.to_string().into_bytes(),
+        )
+        .await;
+    message_id
+}
+
+async fn rows(ids: &[String], n: usize) -> Vec<(String, i32, String)> {
+    eventually(T, "correlation rows", || {
+        let ids = ids.to_vec();
+        async move {
+            let rows = correlation_rows(&ids).await;
+            (rows.len() == n).then_some(rows)
+        }
+    })
+    .await
+}
+
+fn short_message(pdu: &Value) -> Vec<u8> {
+    hex::decode(pdu["short_message_hex"].as_str().unwrap_or("")).expect("hex")
+}
+
+fn tlv(pdu: &Value, tag: u16) -> Option<Vec<u8>> {
+    pdu["tlvs"]
+        .as_array()?
+        .iter()
+        .find(|t| t["tag"] == tag)
+        .and_then(|t| hex::decode(t["value_hex"].as_str()?).ok())
+}
+
+#[tokio::test]
+async fn a_161_character_gsm7_text_is_two_csms_segments() {
+    let s = setup("long_161", json!({}), json!({"receipts": false})).await;
+    let text = "A".repeat(161);
+    let id = send(&s, "93700000101", &text, json!({})).await;
+    let rows = rows(std::slice::from_ref(&id), 2).await;
+    assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1, 2]);
+
+    let pdus = s.sim.received("submit_sm").await;
+    assert_eq!(pdus.len(), 2, "exactly two submit_sm");
+    let mut payload = Vec::new();
+    let reference = short_message(&pdus[0])[3];
+    for (n, pdu) in pdus.iter().enumerate() {
+        assert_eq!(pdu["esm_class"], 0x40);
+        assert_eq!(pdu["data_coding"], 0);
+        let sm = short_message(pdu);
+        assert_eq!(
+            &sm[..6],
+            &[0x05, 0x00, 0x03, reference, 2, n as u8 + 1],
+            "UDH of part {}",
+            n + 1
+        );
+        payload.extend_from_slice(&sm[6..]);
+    }
+    assert_eq!(payload, text.as_bytes());
+    assert_eq!(short_message(&pdus[0]).len(), 6 + 153);
+    let metrics = s.service.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("smpp_connector_long_message_segments_total{strategy=\"csms\"}")
+            && l.ends_with(" 2")),
+        "segments counted by strategy"
+    );
+    assert!(metrics.contains("smpp_encoding_total{encoding=\"GSM7\",detection=\"auto\"}"));
+}
+
+#[tokio::test]
+async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
+    let s = setup("long_ref", json!({}), json!({"receipts": false})).await;
+    let text = "B".repeat(600); // 4 segments of at most 153 septets
+    let first = send(&s, "93700000102", &text, json!({})).await;
+    let second = send(&s, "93700000103", &text, json!({})).await;
+    rows(&[first, second], 8).await;
+    let pdus = s.sim.received("submit_sm").await;
+    assert_eq!(pdus.len(), 8);
+    let udh: Vec<Vec<u8>> = pdus
+        .iter()
+        .map(|p| short_message(p)[..6].to_vec())
+        .collect();
+    let by_message = |to: &str| -> Vec<&Vec<u8>> {
+        pdus.iter()
+            .zip(&udh)
+            .filter(|(p, _)| p["destination_addr"] == to)
+            .map(|(_, u)| u)
+            .collect()
+    };
+    for to in ["93700000102", "93700000103"] {
+        let parts = by_message(to);
+        assert_eq!(parts.len(), 4);
+        assert!(
+            parts.iter().all(|u| u[3] == parts[0][3] && u[4] == 4),
+            "{parts:?}"
+        );
+        let mut seqs: Vec<u8> = parts.iter().map(|u| u[5]).collect();
+        seqs.sort();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+    }
+    assert_ne!(
+        by_message("93700000102")[0][3],
+        by_message("93700000103")[0][3]
+    );
+    // The references came from the bind's counter in Redis (reserved in blocks).
+    use fred::prelude::*;
+    let redis =
+        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
+            .build()
+            .unwrap();
+    redis.init().await.expect("redis");
+    let counter: Option<i64> = redis
+        .get(format!("smpp:concat:ref:{}:0", s.op))
+        .await
+        .expect("GET counter");
+    assert!(
+        counter.unwrap_or(0) >= 64,
+        "reference block reserved: {counter:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_tlv_strategy_sends_one_message_payload() {
+    let s = setup("long_tlv", json!({}), json!({"receipts": false})).await;
+    let text = "C".repeat(400);
+    let id = send(
+        &s,
+        "93700000104",
+        &text,
+        json!({"longMessageStrategy": "TLV"}),
+    )
+    .await;
+    rows(&[id], 1).await;
+    let pdus = s.sim.received("submit_sm").await;
+    assert_eq!(pdus.len(), 1);
+    assert!(short_message(&pdus[0]).is_empty());
+    assert_eq!(pdus[0]["esm_class"], 0);
+    assert_eq!(
+        tlv(&pdus[0], 0x0424).expect("message_payload"),
+        text.as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn the_sar_strategy_uses_consistent_tlvs_and_no_udh() {
+    let s = setup(
+        "long_sar",
+        json!({"longMessageStrategy": "SAR"}),
+        json!({"receipts": false}),
+    )
+    .await;
+    let text = "D".repeat(320); // 3 segments
+    let id = send(&s, "93700000105", &text, json!({})).await;
+    rows(&[id], 3).await;
+    let pdus = s.sim.received("submit_sm").await;
+    assert_eq!(pdus.len(), 3);
+    let reference = tlv(&pdus[0], 0x020C).expect("sar_msg_ref_num");
+    let mut payload = Vec::new();
+    for (n, pdu) in pdus.iter().enumerate() {
+        assert_eq!(pdu["esm_class"], 0, "no UDHI with SAR");
+        assert_eq!(tlv(pdu, 0x020C), Some(reference.clone()));
+        assert_eq!(tlv(pdu, 0x020E), Some(vec![3]));
+        assert_eq!(tlv(pdu, 0x020F), Some(vec![n as u8 + 1]));
+        payload.extend(short_message(pdu));
+    }
+    assert_eq!(payload, text.as_bytes());
+}
+
+#[tokio::test]
+async fn one_pashto_character_makes_the_message_ucs2_in_67_unit_segments() {
+    let s = setup("long_ucs2", json!({}), json!({"receipts": false})).await;
+    let text = format!("{}ښ", "a".repeat(100)); // 101 UTF-16 units
+    let id = send(&s, "93700000106", &text, json!({})).await;
+    rows(&[id], 2).await;
+    let pdus = s.sim.received("submit_sm").await;
+    assert_eq!(pdus.len(), 2);
+    for pdu in &pdus {
+        assert_eq!(pdu["data_coding"], 8);
+    }
+    assert_eq!(short_message(&pdus[0]).len(), 6 + 67 * 2);
+    let units: Vec<u16> = pdus
+        .iter()
+        .flat_map(|p| short_message(p)[6..].to_vec())
+        .collect::<Vec<u8>>()
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    assert_eq!(String::from_utf16(&units).unwrap(), text);
+}
+
+#[tokio::test]
+async fn gsm7_force_replaces_and_audits_without_content() {
+    let s = setup("long_force", json!({}), json!({"receipts": false})).await;
+    let text = "Sal\u{0627}m ñ 😀 done";
+    let id = send(&s, "93700000107", text, json!({"encoding": "GSM7_FORCE"})).await;
+    rows(std::slice::from_ref(&id), 1).await;
+    let pdus = s.sim.received("submit_sm").await;
+    assert_eq!(pdus[0]["data_coding"], 0);
+    // ا → ?, ñ is GSM (0x7D), 😀 → one ?.
+    let expected: Vec<u8> = [b"Sal?m ".as_slice(), &[0x7D], b" ? done"].concat();
+    assert_eq!(short_message(&pdus[0]), expected);
+    let audit = s
+        .service
+        .logs_with("GSM7_FORCE replaced characters outside GSM 03.38");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["messageId"], id.as_str());
+    assert_eq!(audit[0]["replaced"], 2);
+    s.service.assert_no_secrets(&[text, "Sal\u{0627}m"]);
+}
+
+#[tokio::test]
+async fn a_redelivered_half_sent_message_sends_only_the_missing_segment() {
+    // Segment 1 accepted, segment 2 answered ESME_RSYSERR (temporary): the message is
+    // NAKed; on redelivery only segment 2 goes out again.
+    let s = setup(
+        "long_half",
+        json!({}),
+        json!({"receipts": false, "submit_status_next": [0, 8]}),
+    )
+    .await;
+    let text = "E".repeat(200);
+    let id = send(&s, "93700000108", &text, json!({})).await;
+    let rows = rows(std::slice::from_ref(&id), 2).await;
+    assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1, 2]);
+    let pdus = s.sim.received("submit_sm").await;
+    let seqs: Vec<u8> = pdus.iter().map(|p| short_message(p)[5]).collect();
+    assert_eq!(seqs, vec![1, 2, 2], "segment 1 was not sent again");
+    eventually(T, "stream drained", || async {
+        let (pending, ack_pending, _) = s
+            .nats
+            .consumer_counts("SMS_DISPATCH", &format!("smpp-connector-{}-trx-p2", s.op))
+            .await?;
+        (pending == 0 && ack_pending == 0).then_some(())
+    })
+    .await;
+}
