@@ -315,11 +315,19 @@ pub struct SubmitPlan {
     /// Characters GSM7_FORCE replaced by `?` (audit: count only, never the text).
     pub replaced: usize,
     pub strategy: Strategy,
-    /// Our fingerprint (RULES.md §6) and whether the command's matched (None: absent).
-    pub fingerprint: String,
-    pub fingerprint_matches: Option<bool>,
+    /// When the command carries a `segmentFingerprint`: ours, recomputed by the shared
+    /// segment counter's rule (RULES.md §6, over the text as billing sees it), and
+    /// whether they match. `None` when the command has none (nothing is hashed then).
+    pub fingerprint_check: Option<FingerprintCheck>,
     /// One body per part, in order; part `i` has segment index `i + 1`.
     pub bodies: Vec<SmBody>,
+}
+
+/// Our segment fingerprint against the command's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FingerprintCheck {
+    pub ours: String,
+    pub matches: bool,
 }
 
 /// Does the text need a concatenation reference (more than one part)?
@@ -368,11 +376,19 @@ pub fn plan_submits(
             operator_id: Some(command.operator_id.to_string()),
         }
     })?;
-    let fingerprint = encoding::fingerprint(encoded);
-    let fingerprint_matches = command
-        .segment_fingerprint
-        .as_ref()
-        .map(|theirs| *theirs == fingerprint);
+    let fingerprint_check = command.segment_fingerprint.as_ref().map(|theirs| {
+        // The counter detects the encoding itself: with an encoding override the payload
+        // we send is not what it hashes, so hash the text as the counter does.
+        let ours = if command.encoding == EncodingRequest::Auto {
+            encoding::fingerprint(encoded)
+        } else {
+            encoding::fingerprint_text(&command.text)
+        };
+        FingerprintCheck {
+            matches: *theirs == ours,
+            ours,
+        }
+    });
 
     let (source_addr, source_ton, source_npi) = match &command.from {
         Some(from) => sender_address(from),
@@ -419,8 +435,7 @@ pub fn plan_submits(
         detection: encoded.detection(),
         replaced: encoded.replaced(),
         strategy,
-        fingerprint,
-        fingerprint_matches,
+        fingerprint_check,
         bodies,
     })
 }

@@ -82,7 +82,14 @@ fn tlv(pdu: &Value, tag: u16) -> Option<Vec<u8>> {
 async fn a_161_character_gsm7_text_is_two_csms_segments() {
     let s = setup("long_161", json!({}), json!({"receipts": false})).await;
     let text = "A".repeat(161);
-    let id = send(&s, "93700000101", &text, json!({})).await;
+    // A wrong fingerprint is counted and logged, and the message still goes out.
+    let id = send(
+        &s,
+        "93700000101",
+        &text,
+        json!({"segmentFingerprint": "0".repeat(32)}),
+    )
+    .await;
     let rows = rows(std::slice::from_ref(&id), 2).await;
     assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1, 2]);
 
@@ -112,6 +119,15 @@ async fn a_161_character_gsm7_text_is_two_csms_segments() {
         "segments counted by strategy"
     );
     assert!(metrics.contains("smpp_encoding_total{encoding=\"GSM7\",detection=\"auto\"}"));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "smpp_connector_fingerprint_mismatch_total 1")
+    );
+    let mismatch = s
+        .service
+        .logs_with("segmentFingerprint differs from ours (billing parity)");
+    assert_eq!(mismatch[0]["messageId"], id.as_str());
 }
 
 #[tokio::test]

@@ -137,3 +137,39 @@ fn a_missing_variable_stops_startup_with_one_line_naming_it() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("NATS_URL"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_smsc_enquire_link_and_unbind_are_answered() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("robust_smsc_requests").await;
+    let mut health = nats.subscribe("operator.health").await;
+    let sim = Sim::start("robust_smsc_requests", json!({}));
+    let oms = Oms::start(
+        "robust_smsc_requests",
+        credentials(&op, sim.smpp_port, json!({})),
+    );
+    let service = Service::start("robust_smsc_requests", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+
+    assert_eq!(sim.inject(json!({"kind": "enquire_link"})).await, 1);
+    sim.received_at_least("enquire_link_resp", 1).await;
+    assert_eq!(
+        sim.stats().await["binds"],
+        1,
+        "an enquire_link does not disturb the bind"
+    );
+
+    assert_eq!(sim.inject(json!({"kind": "unbind"})).await, 1);
+    sim.received_at_least("unbind_resp", 1).await;
+    let unbound = health
+        .wait_for(T, "UNBOUND after the SMSC's unbind", |e| {
+            e["reason"] == "peer_unbind"
+        })
+        .await;
+    assert_eq!(unbound["state"], "UNBOUND");
+    eventually(T, "rebound", || async {
+        (sim.stats().await["binds"] == 2).then_some(())
+    })
+    .await;
+    service.wait_bound(1).await;
+}

@@ -169,7 +169,7 @@ fn a_short_gsm7_text_is_one_plain_submit() {
     assert_eq!((body.dest_addr_ton, body.dest_addr_npi), (1, 1));
     assert_eq!(body.source_addr, "Ghasi");
     assert_eq!(body.registered_delivery, 1);
-    assert_eq!(plan.fingerprint_matches, None);
+    assert_eq!(plan.fingerprint_check, None);
 }
 
 #[test]
@@ -228,7 +228,27 @@ fn fingerprint_is_compared() {
         0,
     )
     .unwrap();
-    assert_eq!(plan.fingerprint_matches, Some(true));
+    assert_eq!(plan.fingerprint_check.map(|c| c.matches), Some(true));
+
+    // An encoding override does not change what billing's counter computes.
+    let payload = format!(
+        r#"{{"messageId":"m","operatorId":"o","to":"123","text":"hello","encoding":"UCS2","segmentFingerprint":"{fp}"}}"#
+    );
+    let cmd = command(&payload).unwrap();
+    let encoded = encode_text(&cmd).unwrap();
+    let plan = plan_submits(&cmd, &encoded, &profile(Strategy::Csms), 0).unwrap();
+    assert_eq!(plan.fingerprint_check.map(|c| c.matches), Some(true));
+
+    let other = "0".repeat(32);
+    let payload = format!(
+        r#"{{"messageId":"m","operatorId":"o","to":"123","text":"hello","segmentFingerprint":"{other}"}}"#
+    );
+    let cmd = command(&payload).unwrap();
+    let encoded = encode_text(&cmd).unwrap();
+    let plan = plan_submits(&cmd, &encoded, &profile(Strategy::Csms), 0).unwrap();
+    let check = plan.fingerprint_check.unwrap();
+    assert!(!check.matches);
+    assert_eq!(check.ours, fp);
 }
 
 #[test]

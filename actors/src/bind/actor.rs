@@ -274,6 +274,8 @@ pub struct BindActor {
     /// Local references used while Redis could not hand out a block.
     concat_fallback: u64,
     sequence_skips_reported: u64,
+    /// Writers still flushing before the actor stops.
+    closing_writers: usize,
 }
 
 impl std::fmt::Debug for BindActor {
@@ -319,6 +321,7 @@ impl BindActor {
             concat_refill: false,
             concat_fallback: 0,
             sequence_skips_reported: 0,
+            closing_writers: 0,
             deps,
         }
     }
@@ -506,12 +509,25 @@ impl BindActor {
     }
 
     /// Close everything and stop; the supervisor restarts the actor.
+    ///
+    /// What the sessions still queued (an unbind_resp, a generic_nack) is flushed first:
+    /// the actor stops when every writer reported it closed, or after 500 ms at most.
     fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
         self.set_state(BindState::Disconnected, Some(reason));
+        if self.closing_writers > 0 {
+            return;
+        }
+        if self.links.is_empty() {
+            ctx.stop();
+            return;
+        }
+        self.closing_writers = self.links.len();
         for link in &mut self.links {
+            // An empty write wakes the writer task so it sees the close.
+            link.writer.write(&[]);
             link.writer.close();
         }
-        ctx.stop();
+        ctx.run_later(Duration::from_millis(500), |_, ctx| ctx.stop());
     }
 
     fn on_tick(&mut self, ctx: &mut Context<Self>) {
@@ -912,12 +928,12 @@ impl BindActor {
                 "GSM7_FORCE replaced characters outside GSM 03.38"
             );
         }
-        if plan.fingerprint_matches == Some(false) {
+        if let Some(check) = plan.fingerprint_check.as_ref().filter(|c| !c.matches) {
             metrics::counter!(metric::FINGERPRINT_MISMATCHES).increment(1);
             tracing::warn!(
                 messageId = %command.message_id,
                 operatorId = %command.operator_id,
-                ours = %plan.fingerprint,
+                ours = %check.ours,
                 "segmentFingerprint differs from ours (billing parity)"
             );
         }
@@ -1584,6 +1600,7 @@ impl Supervised for BindActor {
         self.profile = None;
         self.fetching = false;
         self.unbinding = None;
+        self.closing_writers = 0;
         self.generation += 1;
         if self.state != BindState::Disconnected {
             self.set_state(BindState::Disconnected, Some("restart".into()));
@@ -1598,7 +1615,10 @@ impl Supervised for BindActor {
 
 impl StreamHandler<LinkItem> for BindActor {
     fn handle(&mut self, item: LinkItem, ctx: &mut Context<Self>) {
-        if item.generation != self.generation || item.link >= self.links.len() {
+        if item.generation != self.generation
+            || item.link >= self.links.len()
+            || self.closing_writers > 0
+        {
             return;
         }
         match item.item {
@@ -1677,12 +1697,23 @@ impl StreamHandler<Pulled> for BindActor {
 
 impl actix::io::WriteHandler<std::io::Error> for BindActor {
     fn error(&mut self, err: std::io::Error, ctx: &mut Context<Self>) -> Running {
+        if self.closing_writers > 0 {
+            // Already going down; the peer may have closed first.
+            return Running::Stop;
+        }
         tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "write to SMSC failed");
         self.fail("connection_reset".into(), err.to_string(), ctx);
         Running::Stop
     }
 
-    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.closing_writers > 0 {
+            self.closing_writers -= 1;
+            if self.closing_writers == 0 {
+                ctx.stop();
+            }
+        }
+    }
 }
 
 impl Handler<GetBindStatus> for BindActor {
