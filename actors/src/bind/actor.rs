@@ -165,7 +165,7 @@ enum AfterUnbind {
 struct Unbinding {
     drain_deadline: Instant,
     unbind_sent: bool,
-    then: AfterUnbind,
+    reason: &'static str,
 }
 
 /// A read-half item, tagged with the link and the connection generation.
@@ -671,17 +671,7 @@ impl BindActor {
                     .iter()
                     .all(|l| l.session.state() == smpp_connector::session::SessionState::Closed)
                 {
-                    let then = self.unbinding.as_ref().map(|u| u.then);
-                    if then == Some(AfterUnbind::Stop) {
-                        self.shutting_down = true;
-                    }
-                    self.reconnect_now = true;
-                    let why = if self.shutting_down {
-                        "shutdown"
-                    } else {
-                        "admin_restart"
-                    };
-                    self.go_down(why.into(), ctx);
+                    self.unbind_done(ctx);
                 }
             }
             CloseReason::BindRejected(status) => match taxonomy::classify_bind(*status) {
@@ -1473,29 +1463,26 @@ impl BindActor {
     // ----- graceful unbind -----------------------------------------------------------
 
     fn begin_unbind(&mut self, then: AfterUnbind, reason: &'static str, ctx: &mut Context<Self>) {
+        if then == AfterUnbind::Stop {
+            // From now on `started` does not reconnect.
+            self.shutting_down = true;
+        }
         if self.links.is_empty() || !self.state.is_bound() {
             // Nothing to drain: go down now.
-            if then == AfterUnbind::Stop {
-                self.shutting_down = true;
-            }
             self.reconnect_now = true;
             self.go_down(reason.into(), ctx);
             return;
         }
         if let Some(unbinding) = &mut self.unbinding {
             if then == AfterUnbind::Stop {
-                unbinding.then = AfterUnbind::Stop;
-                self.shutting_down = true;
+                unbinding.reason = reason;
             }
             return;
-        }
-        if then == AfterUnbind::Stop {
-            self.shutting_down = true;
         }
         self.unbinding = Some(Unbinding {
             drain_deadline: Instant::now() + self.deps.config.timers.drain_timeout,
             unbind_sent: false,
-            then,
+            reason,
         });
         self.set_state(BindState::Unbinding, Some(reason.into()));
         // Segments not yet written go back to the stream now.
@@ -1512,6 +1499,14 @@ impl BindActor {
             );
         }
         self.progress_unbind(Instant::now(), ctx);
+    }
+
+    /// Our graceful unbind is complete: go down, and reconnect at once unless this is
+    /// the shutdown (`shutting_down` keeps `started` from connecting).
+    fn unbind_done(&mut self, ctx: &mut Context<Self>) {
+        let reason = self.unbinding.as_ref().map_or("unbound", |u| u.reason);
+        self.reconnect_now = true;
+        self.go_down(reason.into(), ctx);
     }
 
     fn progress_unbind(&mut self, now: Instant, ctx: &mut Context<Self>) {
@@ -1647,16 +1642,7 @@ impl StreamHandler<LinkItem> for BindActor {
         }
         if self.unbinding.as_ref().is_some_and(|u| u.unbind_sent) {
             // The SMSC closed after our unbind: that is the end we wanted.
-            if self.unbinding.as_ref().map(|u| u.then) == Some(AfterUnbind::Stop) {
-                self.shutting_down = true;
-            }
-            self.reconnect_now = true;
-            let why = if self.shutting_down {
-                "shutdown"
-            } else {
-                "admin_restart"
-            };
-            self.go_down(why.into(), ctx);
+            self.unbind_done(ctx);
             return;
         }
         tracing::warn!(
