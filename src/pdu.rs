@@ -564,14 +564,12 @@ impl Frame {
             Pdu::BindTransmitterResp(resp)
             | Pdu::BindReceiverResp(resp)
             | Pdu::BindTransceiverResp(resp) => {
-                // SMPP 3.4 §4.1.2: the body is omitted on a non-zero status.
-                if self.command_status.is_ok() {
-                    put_c_string(
-                        dst,
-                        "system_id",
-                        resp.system_id.as_deref().unwrap_or(""),
-                        16,
-                    )?;
+                // SMPP 3.4 §4.1.2: the body is omitted on a non-zero status. An OK
+                // response without a system_id has no body (decoded back as None).
+                if let (true, Some(system_id)) =
+                    (self.command_status.is_ok(), resp.system_id.as_deref())
+                {
+                    put_c_string(dst, "system_id", system_id, 16)?;
                     if let Some(version) = resp.sc_interface_version {
                         put_tlv(dst, &Tlv::from_u8(tlv_tag::SC_INTERFACE_VERSION, version))?;
                     }
