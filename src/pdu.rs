@@ -490,6 +490,49 @@ impl Pdu {
     }
 }
 
+/// Our [`BindRequest`] from any of smpp34's three bind request types (same fields).
+macro_rules! bind_request {
+    ($decoded:expr) => {{
+        let b = $decoded;
+        BindRequest {
+            system_id: b.system_id,
+            password: b.password,
+            system_type: b.system_type,
+            interface_version: b.interface_version,
+            addr_ton: b.addr_ton,
+            addr_npi: b.addr_npi,
+            address_range: b.address_range,
+        }
+    }};
+}
+
+/// Our [`SmBody`] from smpp34's `submit_sm` or `deliver_sm` (same fields).
+macro_rules! sm_body {
+    ($decoded:expr) => {{
+        let m = $decoded;
+        SmBody {
+            service_type: m.service_type,
+            source_addr_ton: m.source_addr_ton,
+            source_addr_npi: m.source_addr_npi,
+            source_addr: m.source_addr,
+            dest_addr_ton: m.dest_addr_ton,
+            dest_addr_npi: m.dest_addr_npi,
+            destination_addr: m.destination_addr,
+            esm_class: m.esm_class,
+            protocol_id: m.protocol_id,
+            priority_flag: m.priority_flag,
+            schedule_delivery_time: m.schedule_delivery_time,
+            validity_period: m.validity_period,
+            registered_delivery: m.registered_delivery,
+            replace_if_present_flag: m.replace_if_present_flag,
+            data_coding: m.data_coding,
+            sm_default_msg_id: m.sm_default_msg_id,
+            short_message: m.short_message,
+            tlvs: from_smpp34_tlvs(m.tlvs),
+        }
+    }};
+}
+
 /// A whole PDU: header fields plus the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -627,45 +670,15 @@ impl Frame {
         let status = CommandStatus(header.command_status);
         let invalid = |_| DecodeError::InvalidBody { command_id };
         let pdu = match command_id {
-            CommandId::BindTransmitter => Pdu::BindTransmitter(
-                smpp34::bind_transmitter::decode(smpp_header(), bytes)
-                    .map(|b| BindRequest {
-                        system_id: b.system_id,
-                        password: b.password,
-                        system_type: b.system_type,
-                        interface_version: b.interface_version,
-                        addr_ton: b.addr_ton,
-                        addr_npi: b.addr_npi,
-                        address_range: b.address_range,
-                    })
-                    .map_err(invalid)?,
-            ),
-            CommandId::BindReceiver => Pdu::BindReceiver(
-                smpp34::bind_receiver::decode(smpp_header(), bytes)
-                    .map(|b| BindRequest {
-                        system_id: b.system_id,
-                        password: b.password,
-                        system_type: b.system_type,
-                        interface_version: b.interface_version,
-                        addr_ton: b.addr_ton,
-                        addr_npi: b.addr_npi,
-                        address_range: b.address_range,
-                    })
-                    .map_err(invalid)?,
-            ),
-            CommandId::BindTransceiver => Pdu::BindTransceiver(
-                smpp34::bind_transceiver::decode(smpp_header(), bytes)
-                    .map(|b| BindRequest {
-                        system_id: b.system_id,
-                        password: b.password,
-                        system_type: b.system_type,
-                        interface_version: b.interface_version,
-                        addr_ton: b.addr_ton,
-                        addr_npi: b.addr_npi,
-                        address_range: b.address_range,
-                    })
-                    .map_err(invalid)?,
-            ),
+            CommandId::BindTransmitter => Pdu::BindTransmitter(bind_request!(
+                smpp34::bind_transmitter::decode(smpp_header(), bytes).map_err(invalid)?
+            )),
+            CommandId::BindReceiver => Pdu::BindReceiver(bind_request!(
+                smpp34::bind_receiver::decode(smpp_header(), bytes).map_err(invalid)?
+            )),
+            CommandId::BindTransceiver => Pdu::BindTransceiver(bind_request!(
+                smpp34::bind_transceiver::decode(smpp_header(), bytes).map_err(invalid)?
+            )),
             CommandId::BindTransmitterResp => {
                 Pdu::BindTransmitterResp(decode_bind_resp(status, body))
             }
@@ -673,54 +686,12 @@ impl Frame {
             CommandId::BindTransceiverResp => {
                 Pdu::BindTransceiverResp(decode_bind_resp(status, body))
             }
-            CommandId::SubmitSm => Pdu::SubmitSm(Box::new(
-                smpp34::submit_sm::decode(smpp_header(), bytes)
-                    .map(|m| SmBody {
-                        service_type: m.service_type,
-                        source_addr_ton: m.source_addr_ton,
-                        source_addr_npi: m.source_addr_npi,
-                        source_addr: m.source_addr,
-                        dest_addr_ton: m.dest_addr_ton,
-                        dest_addr_npi: m.dest_addr_npi,
-                        destination_addr: m.destination_addr,
-                        esm_class: m.esm_class,
-                        protocol_id: m.protocol_id,
-                        priority_flag: m.priority_flag,
-                        schedule_delivery_time: m.schedule_delivery_time,
-                        validity_period: m.validity_period,
-                        registered_delivery: m.registered_delivery,
-                        replace_if_present_flag: m.replace_if_present_flag,
-                        data_coding: m.data_coding,
-                        sm_default_msg_id: m.sm_default_msg_id,
-                        short_message: m.short_message,
-                        tlvs: from_smpp34_tlvs(m.tlvs),
-                    })
-                    .map_err(invalid)?,
-            )),
-            CommandId::DeliverSm => Pdu::DeliverSm(Box::new(
-                smpp34::deliver_sm::decode(smpp_header(), bytes)
-                    .map(|m| SmBody {
-                        service_type: m.service_type,
-                        source_addr_ton: m.source_addr_ton,
-                        source_addr_npi: m.source_addr_npi,
-                        source_addr: m.source_addr,
-                        dest_addr_ton: m.dest_addr_ton,
-                        dest_addr_npi: m.dest_addr_npi,
-                        destination_addr: m.destination_addr,
-                        esm_class: m.esm_class,
-                        protocol_id: m.protocol_id,
-                        priority_flag: m.priority_flag,
-                        schedule_delivery_time: m.schedule_delivery_time,
-                        validity_period: m.validity_period,
-                        registered_delivery: m.registered_delivery,
-                        replace_if_present_flag: m.replace_if_present_flag,
-                        data_coding: m.data_coding,
-                        sm_default_msg_id: m.sm_default_msg_id,
-                        short_message: m.short_message,
-                        tlvs: from_smpp34_tlvs(m.tlvs),
-                    })
-                    .map_err(invalid)?,
-            )),
+            CommandId::SubmitSm => Pdu::SubmitSm(Box::new(sm_body!(
+                smpp34::submit_sm::decode(smpp_header(), bytes).map_err(invalid)?
+            ))),
+            CommandId::DeliverSm => Pdu::DeliverSm(Box::new(sm_body!(
+                smpp34::deliver_sm::decode(smpp_header(), bytes).map_err(invalid)?
+            ))),
             CommandId::SubmitSmResp => {
                 // smpp34 requires the NUL; operators sometimes omit it (or send nothing).
                 let message_id = if status.is_ok() && !body.is_empty() {
@@ -865,51 +836,36 @@ fn encode_sm_body(
         .tlvs
         .iter()
         .map(|t| smpp34::Tlv::new(t.tag, t.value.clone()));
+    // smpp34's submit_sm and deliver_sm constructors take the same arguments.
+    macro_rules! encode_with {
+        ($pdu:path) => {
+            <$pdu>::new(
+                sequence_number,
+                body.service_type.clone(),
+                body.source_addr_ton,
+                body.source_addr_npi,
+                body.source_addr.clone(),
+                body.dest_addr_ton,
+                body.dest_addr_npi,
+                body.destination_addr.clone(),
+                body.esm_class,
+                body.protocol_id,
+                body.priority_flag,
+                body.schedule_delivery_time.clone(),
+                body.validity_period.clone(),
+                body.registered_delivery,
+                body.replace_if_present_flag,
+                body.data_coding,
+                body.sm_default_msg_id,
+                body.short_message.clone(),
+            )
+            .with_tlvs(tlvs)
+            .encode()
+        };
+    }
     let bytes = match id {
-        CommandId::SubmitSm => smpp34::submit_sm::new(
-            sequence_number,
-            body.service_type.clone(),
-            body.source_addr_ton,
-            body.source_addr_npi,
-            body.source_addr.clone(),
-            body.dest_addr_ton,
-            body.dest_addr_npi,
-            body.destination_addr.clone(),
-            body.esm_class,
-            body.protocol_id,
-            body.priority_flag,
-            body.schedule_delivery_time.clone(),
-            body.validity_period.clone(),
-            body.registered_delivery,
-            body.replace_if_present_flag,
-            body.data_coding,
-            body.sm_default_msg_id,
-            body.short_message.clone(),
-        )
-        .with_tlvs(tlvs)
-        .encode(),
-        _ => smpp34::deliver_sm::new(
-            sequence_number,
-            body.service_type.clone(),
-            body.source_addr_ton,
-            body.source_addr_npi,
-            body.source_addr.clone(),
-            body.dest_addr_ton,
-            body.dest_addr_npi,
-            body.destination_addr.clone(),
-            body.esm_class,
-            body.protocol_id,
-            body.priority_flag,
-            body.schedule_delivery_time.clone(),
-            body.validity_period.clone(),
-            body.registered_delivery,
-            body.replace_if_present_flag,
-            body.data_coding,
-            body.sm_default_msg_id,
-            body.short_message.clone(),
-        )
-        .with_tlvs(tlvs)
-        .encode(),
+        CommandId::SubmitSm => encode_with!(smpp34::submit_sm),
+        _ => encode_with!(smpp34::deliver_sm),
     };
     Ok(bytes)
 }
