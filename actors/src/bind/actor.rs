@@ -578,7 +578,8 @@ impl BindActor {
             for event in events {
                 self.on_session_event(index, event, ctx);
             }
-            if events_would_stop(self) {
+            // Going down: what is left dies with the connection.
+            if self.state == BindState::Disconnected {
                 return;
             }
         }
@@ -1525,11 +1526,6 @@ impl BindActor {
             }
         }
     }
-}
-
-/// Stop pumping when the actor is going down.
-fn events_would_stop(actor: &BindActor) -> bool {
-    actor.state == BindState::Disconnected
 }
 
 /// The sessions a bind opens.
