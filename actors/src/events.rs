@@ -100,6 +100,28 @@ pub struct DispatchDeadLetter {
     pub at: String,
 }
 
+impl DispatchDeadLetter {
+    /// The dead letter of a rejected command (`detail` names fields, never values).
+    pub fn new(
+        rejection: smpp_connector::dispatch::Rejection,
+        subject: String,
+        stream_sequence: u64,
+        deliveries: u64,
+    ) -> Self {
+        DispatchDeadLetter {
+            version: "1.0",
+            message_id: rejection.message_id,
+            operator_id: rejection.operator_id,
+            reason: rejection.reason.as_str(),
+            detail: rejection.detail,
+            subject,
+            stream_sequence,
+            deliveries,
+            at: now_rfc3339(),
+        }
+    }
+}
+
 /// `BindDegradedEvent` v1.0.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -200,13 +200,7 @@ fn app_config(cfg: &mut web::ServiceConfig) {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OMS_STUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .init();
+    smpp_connector_actors::telemetry::init_tool_logging("OMS_STUB_LOG");
     let cli = Cli::parse();
     if !cli.file.exists() {
         tracing::warn!(file = %cli.file.display(), "credentials file does not exist yet");

@@ -1287,8 +1287,7 @@ impl BindActor {
         }
     }
 
-    /// Publish a REJECTED DLR event (and a dead letter when given), then ACK. If a
-    /// publish fails the message is NAKed so nothing is lost.
+    /// Publish a REJECTED DLR event (and a dead letter when given), then ACK.
     fn reject_and_ack(
         &mut self,
         dispatch: Dispatch,
@@ -1296,9 +1295,6 @@ impl BindActor {
         dead_letter: Option<Rejection>,
         _ctx: &mut Context<Self>,
     ) {
-        let publisher = self.deps.publisher.clone();
-        let shadow = self.deps.config.shadow_mode;
-        let received_at = now_rfc3339();
         let event_id = receipt::event_id(&[
             self.key.operator_id.as_str(),
             &dispatch.message_id,
@@ -1307,7 +1303,7 @@ impl BindActor {
         ]);
         let event = DlrInboundEvent {
             version: "1.0",
-            event_id: event_id.clone(),
+            event_id,
             message_id: Some(dispatch.message_id.clone()),
             operator_id: self.key.operator_id.to_string(),
             operator_message_id: None,
@@ -1323,64 +1319,20 @@ impl BindActor {
             done_date: None,
             direction: self.key.direction.as_str(),
             bind_id: self.key.bind_id,
-            received_at,
+            received_at: now_rfc3339(),
         };
-        let dlq = dead_letter.map(|r| DispatchDeadLetter {
-            version: "1.0",
-            message_id: r.message_id,
-            operator_id: r.operator_id,
-            reason: r.reason.as_str(),
-            detail: r.detail,
-            subject: dispatch.subject.clone(),
-            stream_sequence: dispatch.stream_sequence,
-            deliveries: dispatch.deliveries,
-            at: now_rfc3339(),
+        let letter = dead_letter.map(|rejection| {
+            DispatchDeadLetter::new(
+                rejection,
+                dispatch.subject.clone(),
+                dispatch.stream_sequence,
+                dispatch.deliveries,
+            )
         });
-        let mno = self.key.operator_id.to_string();
-        actix::spawn(async move {
-            let traceparent = dispatch.traceparent.as_deref();
-            let result = async {
-                if let Some(dlq) = &dlq {
-                    publisher
-                        .publish(subject::DISPATCH_DLQ, dlq, None, traceparent)
-                        .await?;
-                }
-                if !shadow {
-                    publisher
-                        .publish(
-                            subject::DLR_INBOUND,
-                            &event,
-                            Some(&format!("dlr-{event_id}")),
-                            traceparent,
-                        )
-                        .await?;
-                }
-                Ok::<_, crate::nats::PublishError>(())
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    let _ = dispatch.acker.ack().await;
-                    let outcome = if dlq.is_some() {
-                        "dead_letter"
-                    } else {
-                        "rejected"
-                    };
-                    metrics::counter!(metric::DISPATCH_OUTCOMES, "mno" => mno, "outcome" => outcome).increment(1);
-                    if let Some(dlq) = dlq {
-                        metrics::counter!(metric::DEAD_LETTERS, "reason" => dlq.reason)
-                            .increment(1);
-                    }
-                }
-                Err(err) => {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                    tracing::warn!(error = %err, messageId = %dispatch.message_id, "rejection event not published; message NAKed");
-                    nak(dispatch.acker, Some(Duration::from_secs(1)));
-                }
-            }
-        });
+        self.settle(dispatch.acker, letter, Some(event), dispatch.traceparent);
     }
 
+    /// Dead-letter a command that will never be sent, then ACK.
     fn dead_letter(
         &mut self,
         acker: jetstream::message::Acker,
@@ -1390,40 +1342,66 @@ impl BindActor {
         deliveries: u64,
         _ctx: &mut Context<Self>,
     ) {
-        tracing::warn!(
-            operatorId = %self.key.operator_id,
-            messageId = rejection.message_id.as_deref().unwrap_or(""),
-            reason = rejection.reason.as_str(),
-            detail = %rejection.detail,
-            streamSequence = stream_sequence,
-            "dispatch command dead-lettered"
-        );
-        let letter = DispatchDeadLetter {
-            version: "1.0",
-            message_id: rejection.message_id,
-            operator_id: rejection.operator_id,
-            reason: rejection.reason.as_str(),
-            detail: rejection.detail,
-            subject,
-            stream_sequence,
-            deliveries,
-            at: now_rfc3339(),
-        };
+        let letter = DispatchDeadLetter::new(rejection, subject, stream_sequence, deliveries);
+        self.settle(acker, Some(letter), None, None);
+    }
+
+    /// End a message that is not simply ACKed: publish its dead letter and its REJECTED
+    /// event (skipped in shadow mode), then ACK. If a publish fails the message is NAKed
+    /// instead, so nothing is lost.
+    fn settle(
+        &self,
+        acker: jetstream::message::Acker,
+        letter: Option<DispatchDeadLetter>,
+        rejected: Option<DlrInboundEvent>,
+        traceparent: Option<String>,
+    ) {
+        if let Some(letter) = &letter {
+            tracing::warn!(
+                operatorId = %self.key.operator_id,
+                messageId = letter.message_id.as_deref().unwrap_or(""),
+                reason = letter.reason,
+                detail = %letter.detail,
+                streamSequence = letter.stream_sequence,
+                "dispatch command dead-lettered"
+            );
+        }
+        let rejected = rejected.filter(|_| !self.deps.config.shadow_mode);
         let publisher = self.deps.publisher.clone();
         let mno = self.key.operator_id.to_string();
         actix::spawn(async move {
-            match publisher
-                .publish(subject::DISPATCH_DLQ, &letter, None, None)
-                .await
-            {
+            let traceparent = traceparent.as_deref();
+            let result = async {
+                if let Some(letter) = &letter {
+                    publisher
+                        .publish(subject::DISPATCH_DLQ, letter, None, traceparent)
+                        .await?;
+                }
+                if let Some(event) = &rejected {
+                    let msg_id = format!("dlr-{}", event.event_id);
+                    publisher
+                        .publish(subject::DLR_INBOUND, event, Some(&msg_id), traceparent)
+                        .await?;
+                }
+                Ok::<_, crate::nats::PublishError>(())
+            }
+            .await;
+            match result {
                 Ok(()) => {
                     let _ = acker.ack().await;
-                    metrics::counter!(metric::DEAD_LETTERS, "reason" => letter.reason).increment(1);
-                    metrics::counter!(metric::DISPATCH_OUTCOMES, "mno" => mno, "outcome" => "dead_letter").increment(1);
+                    let outcome = match &letter {
+                        Some(letter) => {
+                            metrics::counter!(metric::DEAD_LETTERS, "reason" => letter.reason)
+                                .increment(1);
+                            "dead_letter"
+                        }
+                        None => "rejected",
+                    };
+                    metrics::counter!(metric::DISPATCH_OUTCOMES, "mno" => mno, "outcome" => outcome).increment(1);
                 }
                 Err(err) => {
                     metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                    tracing::warn!(error = %err, "dead letter not published; message NAKed");
+                    tracing::warn!(error = %err, "dead letter or rejection event not published; message NAKed");
                     nak(acker, Some(Duration::from_secs(1)));
                 }
             }

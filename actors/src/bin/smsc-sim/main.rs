@@ -124,13 +124,7 @@ pub async fn start(options: SimOptions) -> anyhow::Result<Sim> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSC_SIM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .init();
+    smpp_connector_actors::telemetry::init_tool_logging("SMSC_SIM_LOG");
     let cli = Cli::parse();
     let initial = match &cli.behaviour {
         Some(text) => {
