@@ -50,6 +50,7 @@ pub mod env {
     pub const RECEIPT_CORRELATION_WAIT_MS: &str = "RECEIPT_CORRELATION_WAIT_MS";
     pub const WINDOW_RELOAD_MS: &str = "WINDOW_RELOAD_MS";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
+    pub const NATS_ACK_WAIT_MS: &str = "NATS_ACK_WAIT_MS";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -267,6 +268,9 @@ pub struct Timers {
     pub window_reload: Duration,
     pub drain_timeout: Duration,
     pub oms_timeout: Duration,
+    /// AckWait of the dispatch consumers; held messages get in-progress acks well within
+    /// it, so a killed pod's messages return after about this long.
+    pub ack_wait: Duration,
 }
 
 impl Default for Timers {
@@ -283,6 +287,7 @@ impl Default for Timers {
             window_reload: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
             oms_timeout: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(10),
         }
     }
 }
@@ -574,6 +579,7 @@ impl Config {
             )?,
             window_reload: v.millis(env::WINDOW_RELOAD_MS, defaults.window_reload)?,
             drain_timeout: v.millis(env::DRAIN_TIMEOUT_MS, defaults.drain_timeout)?,
+            ack_wait: v.millis(env::NATS_ACK_WAIT_MS, defaults.ack_wait)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
         };
         if timers.reconnect_backoff_max < timers.reconnect_backoff_base {

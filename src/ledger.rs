@@ -572,6 +572,29 @@ impl<H> Ledger<H> {
         }
     }
 
+    /// A graceful unbind began: what is still queued is not sent and its messages go
+    /// back to the stream now; what is in flight is still answered and recorded.
+    pub fn handle_unbinding(&mut self) {
+        let affected: Vec<DispatchId> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| m.segments.iter().any(|s| s.state == SegmentState::Queued))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in affected {
+            self.fail_message(
+                id,
+                Failure::Temporary {
+                    delay: Duration::ZERO,
+                    cause: FailureCause::Ours(OwnFailure::SessionEnded),
+                },
+            );
+        }
+        for queue in &mut self.queues {
+            queue.clear();
+        }
+    }
+
     /// Re-issue the row writes whose retry is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((&(due, segment), _)) = self.retries.first_key_value() {

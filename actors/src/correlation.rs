@@ -26,11 +26,18 @@ use tokio::sync::oneshot;
 use crate::telemetry::metric;
 
 /// The migrations, in order. Each is applied once, in its own transaction.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "correlations_and_binds",
-    include_str!("../migrations/0001_correlations_and_binds.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "correlations_and_binds",
+        include_str!("../migrations/0001_correlations_and_binds.sql"),
+    ),
+    (
+        2,
+        "concat_ref",
+        include_str!("../migrations/0002_concat_ref.sql"),
+    ),
+];
 
 /// Key of the advisory lock held while migrating.
 const MIGRATION_LOCK: i64 = 0x534d_5050_4d49_4752; // "SMPPMIGR"
@@ -71,6 +78,15 @@ pub struct CorrelationRow {
     pub bind: BindKey,
     pub operator_message_id: String,
     pub submitted_at: DateTime<Utc>,
+    /// The concatenation reference of a long message's segments (reused on redelivery).
+    pub concat_ref: Option<u16>,
+}
+
+/// What an earlier delivery of a message left: segments with rows, and their reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Correlated {
+    pub segments: Vec<u16>,
+    pub concat_ref: Option<u16>,
 }
 
 /// A receipt to match: the operator, its normalised message id and the status to store.
@@ -98,11 +114,11 @@ pub trait CorrelationStore: Send + Sync + 'static {
         &self,
         receipts: Vec<(ReceiptKey, &'static str)>,
     ) -> BoxFuture<'static, Result<HashMap<ReceiptKey, ReceiptMatch>, CorrelationError>>;
-    /// Segment indexes already correlated for a message.
+    /// Segment indexes already correlated for a message, and their reference.
     fn correlated_segments(
         &self,
         message_id: String,
-    ) -> BoxFuture<'static, Result<Vec<u16>, CorrelationError>>;
+    ) -> BoxFuture<'static, Result<Correlated, CorrelationError>>;
 }
 
 /// PostgreSQL store.
@@ -120,10 +136,10 @@ impl std::fmt::Debug for PgStore {
 const INSERT_ROWS: &str = "\
 INSERT INTO smpp.message_correlations \
   (message_id, segment_index, segment_count, operator_id, direction, bind_id, \
-   operator_message_id, submitted_at, expires_at) \
-SELECT m, s, c, o, d, b, om, t, t + interval '72 hours' \
+   operator_message_id, submitted_at, expires_at, concat_ref) \
+SELECT m, s, c, o, d, b, om, t, t + interval '72 hours', cr \
 FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::int4[], \
-            $7::text[], $8::timestamptz[]) AS r(m, s, c, o, d, b, om, t) \
+            $7::text[], $8::timestamptz[], $9::int4[]) AS r(m, s, c, o, d, b, om, t, cr) \
 ON CONFLICT (message_id, segment_index) DO NOTHING";
 
 const APPLY_RECEIPTS: &str = "\
@@ -135,7 +151,7 @@ RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
           c.segment_count, c.submitted_at";
 
 const CORRELATED_SEGMENTS: &str =
-    "SELECT segment_index FROM smpp.message_correlations WHERE message_id = $1";
+    "SELECT segment_index, concat_ref FROM smpp.message_correlations WHERE message_id = $1";
 
 impl PgStore {
     /// A pool for `DATABASE_URL`; connections are opened lazily.
@@ -221,6 +237,7 @@ impl CorrelationStore for PgStore {
             let mut bind_ids = Vec::with_capacity(n);
             let mut operator_message_ids = Vec::with_capacity(n);
             let mut submitted_ats = Vec::with_capacity(n);
+            let mut concat_refs: Vec<Option<i32>> = Vec::with_capacity(n);
             for row in rows {
                 message_ids.push(row.message_id);
                 segment_indexes.push(i32::from(row.segment_index));
@@ -230,6 +247,7 @@ impl CorrelationStore for PgStore {
                 bind_ids.push(i32::from(row.bind.bind_id));
                 operator_message_ids.push(row.operator_message_id);
                 submitted_ats.push(row.submitted_at);
+                concat_refs.push(row.concat_ref.map(i32::from));
             }
             let client = pool.get().await?;
             let statement = client.prepare_cached(INSERT_ROWS).await?;
@@ -245,6 +263,7 @@ impl CorrelationStore for PgStore {
                         &bind_ids,
                         &operator_message_ids,
                         &submitted_ats,
+                        &concat_refs,
                     ],
                 )
                 .await?;
@@ -298,16 +317,23 @@ impl CorrelationStore for PgStore {
     fn correlated_segments(
         &self,
         message_id: String,
-    ) -> BoxFuture<'static, Result<Vec<u16>, CorrelationError>> {
+    ) -> BoxFuture<'static, Result<Correlated, CorrelationError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
             let client = pool.get().await?;
             let statement = client.prepare_cached(CORRELATED_SEGMENTS).await?;
             let rows = client.query(&statement, &[&message_id]).await?;
-            Ok(rows
-                .iter()
-                .filter_map(|row| u16::try_from(row.get::<_, i32>(0)).ok())
-                .collect())
+            let mut found = Correlated::default();
+            for row in &rows {
+                if let Ok(segment) = u16::try_from(row.get::<_, i32>(0)) {
+                    found.segments.push(segment);
+                }
+                let concat_ref: Option<i32> = row.get(1);
+                if let Some(value) = concat_ref.and_then(|v| u16::try_from(v).ok()) {
+                    found.concat_ref = Some(value);
+                }
+            }
+            Ok(found)
         })
     }
 }
@@ -327,7 +353,7 @@ pub struct ApplyReceipt {
 
 /// Segment indexes of a message already correlated (redelivery after a crash).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<u16>, CorrelationError>")]
+#[rtype(result = "Result<Correlated, CorrelationError>")]
 pub struct FindCorrelated {
     pub message_id: String,
 }
@@ -518,7 +544,7 @@ impl Handler<ApplyReceipt> for CorrelationActor {
 }
 
 impl Handler<FindCorrelated> for CorrelationActor {
-    type Result = ResponseFuture<Result<Vec<u16>, CorrelationError>>;
+    type Result = ResponseFuture<Result<Correlated, CorrelationError>>;
 
     fn handle(&mut self, msg: FindCorrelated, _ctx: &mut Context<Self>) -> Self::Result {
         self.store.correlated_segments(msg.message_id)

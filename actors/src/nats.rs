@@ -121,14 +121,19 @@ pub async fn lane_consumer(
         .get_stream(&config.dispatch_stream)
         .await
         .with_context(|| format!("stream {}", config.dispatch_stream))?;
-    let ack_wait = config.timers.submit_resp_timeout * 2 + Duration::from_secs(10);
+    // Short: held messages get in-progress acks (BindActor), so only the messages of a
+    // pod that died wait this long to come back.
+    let ack_wait = config.timers.ack_wait;
     stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(name.clone()),
             filter_subjects: lane_subjects(operator_id, config.direction, lane),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait,
-            max_deliver: config.max_deliver,
+            // Unlimited: the service dead-letters after MAX_DELIVER failures the SMSC
+            // caused; deliveries NAKed for our own reasons (a backend outage, a session
+            // that ended) must never make JetStream stop redelivering.
+            max_deliver: -1,
             max_ack_pending: 20_000,
             max_waiting: 512,
             ..Default::default()

@@ -154,6 +154,40 @@ fn graceful_drain_keeps_in_flight_segments_until_answered() {
 }
 
 #[test]
+fn unbinding_gives_back_queued_messages_and_keeps_in_flight_ones() {
+    let mut l = ledger();
+    l.admit(admission(1, 2));
+    l.admit(admission(2, 1));
+    let (s1, _) = l.next_submit().unwrap();
+    l.handle_unbinding();
+    assert_eq!(l.queued(), 0);
+    assert!(l.next_submit().is_none());
+    // Message 2 never went out: back at once. Message 1 waits for segment 1.
+    assert_eq!(
+        settled(&outputs(&mut l)),
+        vec![(
+            2,
+            Verdict::Nak {
+                delay: Duration::ZERO
+            }
+        )]
+    );
+    l.handle_outcome(s1, &classify_submit(OK), Some("a".into()));
+    l.handle_recorded(s1);
+    let out = outputs(&mut l);
+    assert_eq!(records(&out).len(), 1);
+    assert_eq!(
+        settled(&out),
+        vec![(
+            1,
+            Verdict::Nak {
+                delay: Duration::ZERO
+            }
+        )]
+    );
+}
+
+#[test]
 fn session_end_naks_every_held_message_at_once() {
     let mut l = ledger();
     for h in 0..5 {
@@ -394,6 +428,7 @@ enum Step {
     Recorded { pick: usize },
     RecordFailed { pick: usize },
     SessionEnded,
+    Unbinding,
     Advance { ms: u16 },
 }
 
@@ -407,6 +442,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => any::<usize>().prop_map(|pick| Step::Recorded { pick }),
         2 => any::<usize>().prop_map(|pick| Step::RecordFailed { pick }),
         1 => Just(Step::SessionEnded),
+        1 => Just(Step::Unbinding),
         2 => (1u16..3000).prop_map(|ms| Step::Advance { ms }),
     ]
 }
@@ -556,6 +592,7 @@ proptest! {
                     m.in_flight.clear();
                     l.handle_session_ended();
                 }
+                Step::Unbinding => l.handle_unbinding(),
                 Step::Advance { ms } => {
                     now += Duration::from_millis(u64::from(ms));
                     l.handle_timeout(now);

@@ -1,55 +1,60 @@
 //! `BindActor`: one bind (operatorId, direction, bindId).
 //!
 //! It owns the bind's sessions (one for a transceiver, two after the TX + RX fallback),
-//! their sockets, the dispatches in flight and the intake from JetStream. It runs under
-//! an `actix::Supervisor`: `started` connects after the delay [`Backoff`] gives; any
-//! failure (OMS, TCP, bind rejected, enquire_link timeout, connection lost) stops the
-//! actor so that the restart *is* the reconnect; `restarting` NAKs every dispatch still
-//! held (they are redelivered, and the correlation rows keep what was already sent from
-//! being sent twice) and drops the sockets.
+//! their sockets, the [`Ledger`] of the messages it holds, and the intake from JetStream.
+//! It runs under an `actix::Supervisor`: `started` connects after the delay [`Backoff`]
+//! gives; any failure (OMS, TCP, bind rejected, enquire_link timeout, connection lost)
+//! stops the actor so that the restart *is* the reconnect. The actor value survives the
+//! restart, and with it the ledger: what was queued or in flight is NAKed at once (the
+//! session that would have answered is gone), what waits for its correlation row keeps
+//! waiting — row writes, pulls and lookups answer by address, not through the context
+//! the restart drops.
 //!
-//! Flow of a dispatch: the intake pulls at most as many messages as the window has free
-//! slots, each is validated ([`smpp_connector::dispatch`]), dead-lettered if invalid,
-//! planned into one submit per segment and queued; segments go out while the window has
-//! room. A `submit_sm_resp` ESME_ROK is recorded by `CorrelationActor`; when every segment
-//! of a message is recorded, the message is ACKed. Anything else ends in a NAK (retry), a
-//! dead letter, or an ACK with a REJECTED DLR event, as [`taxonomy`] decides.
+//! What is decided where: the session state machine ([`Session`]) speaks SMPP; the
+//! [`Ledger`] decides what each message's segments mean for the message (ACK, NAK,
+//! reject, dead letter, write a row); [`taxonomy`] classifies every outcome. This file
+//! drives them: connect and link, the session pump, one timer at the earliest deadline,
+//! graceful unbind. Intake is in `intake.rs`, settling in `settle.rs`.
 //!
 //! Invariant: a NATS message is ACKed only after each of its segments has a committed
 //! correlation row, or after it was dead-lettered / rejected with a published event.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use smpp_connector::backoff::Backoff;
 use smpp_connector::config::{BindKey, Config, Lane};
-use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection, SubmitProfile};
-use smpp_connector::dlr;
+use smpp_connector::dispatch::SubmitProfile;
 use smpp_connector::encoding::RefBits;
+use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::pdu::{BindMode, BindRequest, CommandStatus, INTERFACE_VERSION, SmBody};
 use smpp_connector::session::{
-    BindState, CloseReason, Event, Session, SessionConfig, SubmitError, SubmitFailure,
+    BindState, CloseReason, Event, Session, SessionConfig, SessionState, SubmitError,
+    SubmitFailure,
 };
 use smpp_connector::taxonomy::{self, SubmitOutcome};
 use smpp_connector::window::SequenceNumbers;
 
+use super::intake::{ConcatRefs, Held, LookedUp, PullFinished, Pulled};
 use super::io::{self as bind_io, BoxedWrite, Connection, ReadItem};
+use super::metrics::BindMetrics;
 use super::receipt;
-use crate::correlation::{CorrelationActor, CorrelationRow, FindCorrelated, RecordCorrelation};
-use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
+use super::settle::RowWritten;
+use crate::correlation::CorrelationActor;
+use crate::events::now_rfc3339;
 use crate::nats::EventPublisher;
 use crate::oms::{BindModePreference, CredentialSource, Credentials};
 use crate::supervisor::BindStateChanged;
 use crate::telemetry::metric;
-use crate::throttle::{ReserveConcatRefs, ThrottleActor};
+use crate::throttle::ThrottleActor;
 
-/// Concatenation references reserved from Redis at a time.
-const CONCAT_REF_BLOCK: u32 = 64;
+/// How often held messages get an in-progress ack (at most a third of AckWait).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
+/// How often gauges are refreshed and the adaptive window grows.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What every bind shares.
 pub struct BindDeps {
@@ -105,51 +110,14 @@ pub struct ShutdownBind;
 
 /// Token of one submitted segment.
 #[derive(Debug, Clone, Copy)]
-struct SegmentToken {
-    dispatch: u64,
-    segment: u16,
+pub(super) struct SegmentToken {
+    segment: SegmentRef,
     written_at: Instant,
 }
 
-/// A segment waiting for a window slot.
-#[derive(Debug)]
-struct QueuedSegment {
-    dispatch: u64,
-    segment: u16,
-    body: SmBody,
-}
-
-/// How a dispatch ends when its last segment is done.
-#[derive(Debug, Clone)]
-enum Failure {
-    /// Retry later (NAK); dead letter once deliveries reach MAX_DELIVER.
-    Temporary {
-        delay: Duration,
-        status: Option<CommandStatus>,
-        detail: String,
-    },
-    /// The SMSC refused the message for good: ACK + REJECTED DLR event.
-    Rejected { status: CommandStatus },
-}
-
-/// A NATS message being sent.
-struct Dispatch {
-    acker: jetstream::message::Acker,
-    message_id: String,
-    subject: String,
-    stream_sequence: u64,
-    deliveries: u64,
-    segment_count: u16,
-    /// Segments not finished yet (queued, in flight, or being recorded).
-    outstanding: u16,
-    failure: Option<Failure>,
-    fetched_at: Instant,
-    traceparent: Option<String>,
-}
-
 /// A session and the write half of its socket.
-struct Link {
-    session: Session<SegmentToken>,
+pub(super) struct Link {
+    pub(super) session: Session<SegmentToken>,
     writer: actix::io::Writer<BoxedWrite, std::io::Error>,
     bound: bool,
 }
@@ -175,81 +143,12 @@ struct LinkItem {
     item: ReadItem,
 }
 
-/// A message pulled by the intake.
-struct Pulled {
-    generation: u64,
-    message: Result<jetstream::Message, String>,
-}
-
-/// Metric handles of one bind, registered once (labels mno, direction, bindId).
-struct BindMetrics {
-    labels: Vec<metrics::Label>,
-    submits: metrics::Counter,
-    reconnects: metrics::Counter,
-    enquire_link_timeouts: metrics::Counter,
-    state_changes: metrics::Counter,
-    bind_up: metrics::Gauge,
-    window_inflight: metrics::Gauge,
-    window_dynamic: metrics::Gauge,
-    sequence_skips: metrics::Counter,
-    malformed: metrics::Counter,
-    unexpected: metrics::Counter,
-    submit_timeouts: metrics::Counter,
-    possible_duplicates: metrics::Counter,
-    acks: metrics::Counter,
-    naks: metrics::Counter,
-    statuses: HashMap<u32, metrics::Counter>,
-}
-
-impl BindMetrics {
-    fn new(key: &BindKey) -> Self {
-        let labels = vec![
-            metrics::Label::new("mno", key.operator_id.to_string()),
-            metrics::Label::new("direction", key.direction.as_str()),
-            metrics::Label::new("bindId", key.bind_id.to_string()),
-        ];
-        let mno = vec![metrics::Label::new("mno", key.operator_id.to_string())];
-        let outcome = |name: &'static str| {
-            let mut l = mno.clone();
-            l.push(metrics::Label::new("outcome", name));
-            metrics::counter!(metric::DISPATCH_OUTCOMES, l)
-        };
-        BindMetrics {
-            submits: metrics::counter!(metric::SUBMITS, labels.clone()),
-            reconnects: metrics::counter!(metric::RECONNECT_ATTEMPTS, labels.clone()),
-            enquire_link_timeouts: metrics::counter!(metric::ENQUIRE_LINK_TIMEOUTS, labels.clone()),
-            state_changes: metrics::counter!(metric::STATE_CHANGES, labels.clone()),
-            bind_up: metrics::gauge!(metric::BIND_UP, labels.clone()),
-            window_inflight: metrics::gauge!(metric::WINDOW_INFLIGHT, labels.clone()),
-            window_dynamic: metrics::gauge!(metric::WINDOW_DYNAMIC, labels.clone()),
-            sequence_skips: metrics::counter!(metric::SEQ_SKIPS, labels.clone()),
-            malformed: metrics::counter!(metric::MALFORMED_PDUS, labels.clone()),
-            unexpected: metrics::counter!(metric::UNEXPECTED_PDUS, labels.clone()),
-            submit_timeouts: metrics::counter!(metric::SUBMIT_TIMEOUTS, labels.clone()),
-            possible_duplicates: metrics::counter!(metric::POSSIBLE_DUPLICATES, labels.clone()),
-            acks: outcome("ack"),
-            naks: outcome("nak"),
-            statuses: HashMap::new(),
-            labels,
-        }
-    }
-
-    fn status(&mut self, status: CommandStatus) -> &metrics::Counter {
-        let labels = &self.labels;
-        self.statuses.entry(status.0).or_insert_with(|| {
-            let mut l = labels.clone();
-            l.push(metrics::Label::new("esme_status", status.name()));
-            metrics::counter!(metric::RESPONSE_STATUS, l)
-        })
-    }
-}
-
 /// The bind actor.
 pub struct BindActor {
-    metrics: BindMetrics,
-    key: BindKey,
-    deps: Arc<BindDeps>,
-    lanes: Vec<(Lane, PullConsumer)>,
+    pub(super) metrics: BindMetrics,
+    pub(super) key: BindKey,
+    pub(super) deps: Arc<BindDeps>,
+    pub(super) lanes: Vec<(Lane, PullConsumer)>,
     backoff: Backoff,
     /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
     split_bind: bool,
@@ -257,25 +156,26 @@ pub struct BindActor {
     shutting_down: bool,
     shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     state: BindState,
-    generation: u64,
-    links: Vec<Link>,
-    credentials: Option<Arc<Credentials>>,
-    profile: Option<SubmitProfile>,
-    dispatches: HashMap<u64, Dispatch>,
-    backlog: VecDeque<QueuedSegment>,
-    next_dispatch: u64,
-    fetching: bool,
+    /// Connection generation: items of an older connection are ignored.
+    pub(super) generation: u64,
+    pub(super) links: Vec<Link>,
+    pub(super) credentials: Option<Arc<Credentials>>,
+    pub(super) profile: Option<SubmitProfile>,
+    /// Messages held, segment by segment. Survives restarts.
+    pub(super) ledger: Ledger<Held>,
+    pub(super) fetching: bool,
+    pub(super) pending_lookups: usize,
     unbinding: Option<Unbinding>,
     last_error: Option<String>,
     bound_since: Option<String>,
-    /// Concatenation references reserved in Redis and not used yet.
-    concat_refs: std::ops::Range<u64>,
-    concat_refill: bool,
-    /// Local references used while Redis could not hand out a block.
-    concat_fallback: u64,
+    pub(super) concat: ConcatRefs,
+    /// A correlation write is failing (logged once per outage).
+    pub(super) record_outage: bool,
     sequence_skips_reported: u64,
     /// Writers still flushing before the actor stops.
     closing_writers: usize,
+    /// The armed timer: its deadline and handle.
+    timer: Option<(Instant, SpawnHandle)>,
 }
 
 impl std::fmt::Debug for BindActor {
@@ -296,6 +196,7 @@ impl BindActor {
             timers.reconnect_backoff_max,
             jitter,
         );
+        let max_deliver = deps.config.max_deliver.max(1) as u64;
         BindActor {
             metrics: BindMetrics::new(&key),
             key,
@@ -310,20 +211,45 @@ impl BindActor {
             links: Vec::new(),
             credentials: None,
             profile: None,
-            dispatches: HashMap::new(),
-            backlog: VecDeque::new(),
-            next_dispatch: 0,
+            ledger: Ledger::new(max_deliver, RecordRetry::default()),
             fetching: false,
+            pending_lookups: 0,
             unbinding: None,
             last_error: None,
             bound_since: None,
-            concat_refs: 0..0,
-            concat_refill: false,
-            concat_fallback: 0,
+            concat: ConcatRefs::default(),
+            record_outage: false,
             sequence_skips_reported: 0,
             closing_writers: 0,
+            timer: None,
             deps,
         }
+    }
+
+    /// The session that submits (the transceiver, or the transmitter of a split bind).
+    pub(super) fn transmitter(&self) -> Option<&Link> {
+        self.links.iter().find(|l| l.session.mode().can_submit())
+    }
+
+    fn transmitter_index(&self) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| l.session.mode().can_submit())
+    }
+
+    /// The bind takes new messages: bound (not unbinding, not going down).
+    pub(super) fn accepting(&self) -> bool {
+        self.state == BindState::Bound && self.unbinding.is_none() && self.closing_writers == 0
+    }
+
+    /// After every input: submit what the window allows, carry out the ledger's
+    /// decisions, pull more if there is room, re-arm the timer.
+    pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
+        self.send_queued(ctx);
+        self.drain_outputs(ctx);
+        self.pull(ctx);
+        self.progress_unbind(Instant::now(), ctx);
+        self.arm_timer(ctx);
     }
 
     fn set_state(&mut self, state: BindState, reason: Option<String>) {
@@ -489,13 +415,10 @@ impl BindActor {
             },
         });
         self.credentials = Some(Arc::new(credentials));
-        let tick = (enquire_link_interval / 10)
-            .min(Duration::from_millis(100))
-            .max(Duration::from_millis(5));
-        ctx.run_interval(tick, |act, ctx| act.on_tick(ctx));
         for index in 0..self.links.len() {
             self.pump(index, ctx);
         }
+        self.arm_timer(ctx);
     }
 
     /// A failed attempt: count it, go DISCONNECTED and let the supervisor restart us
@@ -517,6 +440,9 @@ impl BindActor {
         if self.closing_writers > 0 {
             return;
         }
+        // Nothing queued or in flight will be answered now: back to the stream at once.
+        self.ledger.handle_session_ended();
+        self.drain_outputs(ctx);
         if self.links.is_empty() {
             ctx.stop();
             return;
@@ -530,14 +456,12 @@ impl BindActor {
         ctx.run_later(Duration::from_millis(500), |_, ctx| ctx.stop());
     }
 
-    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+    /// Housekeeping: gauges and the adaptive window's growth.
+    fn housekeeping(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        for index in 0..self.links.len() {
-            self.links[index].session.handle_timeout(now);
-            self.links[index].session.window_mut().tick(now);
-            self.pump(index, ctx);
-        }
-        if let Some(link) = self.links.iter().find(|l| l.session.mode().can_submit()) {
+        if let Some(index) = self.transmitter_index() {
+            let link = &mut self.links[index];
+            link.session.window_mut().tick(now);
             self.metrics
                 .window_inflight
                 .set(link.session.in_flight() as f64);
@@ -552,7 +476,46 @@ impl BindActor {
                 self.sequence_skips_reported = skips;
             }
         }
-        self.progress_unbind(now, ctx);
+        self.drive(ctx);
+    }
+
+    /// Arm one timer at the earliest deadline of the sessions, the ledger and the drain.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let session_deadlines = self.links.iter().filter_map(|l| l.session.poll_timeout());
+        let drain = self
+            .unbinding
+            .as_ref()
+            .filter(|u| !u.unbind_sent)
+            .map(|u| u.drain_deadline);
+        let Some(deadline) = session_deadlines
+            .chain(self.ledger.poll_timeout())
+            .chain(drain)
+            .min()
+        else {
+            return;
+        };
+        if let Some((armed, handle)) = self.timer {
+            if armed <= deadline {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = deadline.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.on_timer(ctx);
+        });
+        self.timer = Some((deadline, handle));
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        for index in 0..self.links.len() {
+            self.links[index].session.handle_timeout(now);
+            self.pump(index, ctx);
+        }
+        self.ledger.handle_timeout(now);
+        self.drive(ctx);
     }
 
     // ----- session driving -----------------------------------------------------------
@@ -609,7 +572,6 @@ impl BindActor {
                     if self.key.direction.submits() {
                         self.refill_concat_refs(ctx);
                     }
-                    self.pull(ctx);
                 }
             }
             Event::SubmitResponse {
@@ -617,12 +579,12 @@ impl BindActor {
                 sequence_number,
                 status,
                 message_id,
-            } => self.on_submit_response(token, sequence_number, status, message_id, ctx),
+            } => self.on_submit_response(token, sequence_number, status, message_id),
             Event::SubmitFailed {
                 token,
                 sequence_number,
                 reason,
-            } => self.on_submit_failed(token, sequence_number, reason, ctx),
+            } => self.on_submit_failed(token, sequence_number, reason),
             Event::DeliverSm {
                 sequence_number,
                 body,
@@ -670,7 +632,7 @@ impl BindActor {
                 if self
                     .links
                     .iter()
-                    .all(|l| l.session.state() == smpp_connector::session::SessionState::Closed)
+                    .all(|l| l.session.state() == SessionState::Closed)
                 {
                     self.unbind_done(ctx);
                 }
@@ -720,318 +682,29 @@ impl BindActor {
         }
     }
 
-    // ----- intake --------------------------------------------------------------------
-
-    /// Free window slots of the transmitting session, minus what is queued.
-    fn free_slots(&self) -> usize {
-        let free = self
-            .links
-            .iter()
-            .find(|l| l.session.mode().can_submit())
-            .map_or(0, |l| l.session.free_slots());
-        free.saturating_sub(self.backlog.len())
-    }
-
-    /// Pull more dispatch commands if the window has room and no pull is running.
-    fn pull(&mut self, ctx: &mut Context<Self>) {
-        if self.fetching
-            || self.state != BindState::Bound
-            || self.unbinding.is_some()
-            || self.lanes.is_empty()
-        {
-            return;
-        }
-        let free = self.free_slots();
-        if free == 0 {
-            return;
-        }
-        let batch = free.min(self.deps.config.fetch_batch);
-        self.fetching = true;
-        let lanes: Vec<PullConsumer> = self.lanes.iter().map(|(_, c)| c.clone()).collect();
-        let generation = self.generation;
-        // Strict priority: take what the highest lane has (no wait); when every lane is
-        // empty, wait on the lowest-numbered lane that carries the platform subject.
-        let long_poll = self
-            .lanes
-            .iter()
-            .position(|(lane, _)| *lane == Lane::P2)
-            .unwrap_or(0);
-        let fut = async move {
-            for consumer in &lanes {
-                let batch_stream = consumer
-                    .fetch()
-                    .max_messages(batch)
-                    .messages()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let messages: Vec<Result<jetstream::Message, String>> = batch_stream
-                    .map(|m| m.map_err(|e| e.to_string()))
-                    .collect()
-                    .await;
-                if !messages.is_empty() {
-                    return Ok(futures::stream::iter(messages).boxed_local());
-                }
-            }
-            let waiting = lanes[long_poll]
-                .batch()
-                .max_messages(batch)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(waiting.map(|m| m.map_err(|e| e.to_string())).boxed_local())
-        };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(stream) => {
-                ctx.add_stream(stream.map(move |message| Pulled { generation, message }));
-            }
-            Err(err) => {
-                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "pull failed");
-                ctx.run_later(Duration::from_millis(500), |act, ctx| {
-                    act.fetching = false;
-                    act.pull(ctx);
-                });
-            }
-        }));
-    }
-
-    fn on_pulled(&mut self, message: jetstream::Message, ctx: &mut Context<Self>) {
-        let (deliveries, stream_sequence) = match message.info() {
-            Ok(info) => (info.delivered.max(1) as u64, info.stream_sequence),
-            Err(_) => (1, 0),
-        };
-        let traceparent = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("traceparent"))
-            .map(|v| v.as_str().to_owned());
-        let subject = message.subject.to_string();
-        let payload = message.payload.clone();
-        let (_, acker) = message.split();
-        let fetched_at = Instant::now();
-
-        // Not in a state to send (unbinding, or the session went away while the batch
-        // was arriving): give it back at once.
-        if self.state != BindState::Bound || self.unbinding.is_some() {
-            nak(acker, None);
-            self.metrics.naks.increment(1);
-            return;
-        }
-
-        let command = match dispatch::parse_command(&payload) {
-            Ok(command) if command.operator_id != self.key.operator_id => Err(Rejection {
-                reason: DeadLetterReason::InvalidField,
-                detail: "operatorId: does not match the subject's operator".into(),
-                message_id: Some(command.message_id),
-                operator_id: Some(command.operator_id.to_string()),
-            }),
-            other => other,
-        };
-        let command = match command {
-            Ok(command) => command,
-            Err(rejection) => {
-                self.dead_letter(acker, rejection, subject, stream_sequence, deliveries, ctx);
-                return;
-            }
-        };
-        let id = self.next_dispatch;
-        self.next_dispatch += 1;
-        let profile = self
-            .profile
-            .clone()
-            .expect("profile is set once the bind is up");
-        let encoded = match dispatch::encode_text(&command) {
-            Ok(encoded) => encoded,
-            Err(rejection) => {
-                self.dead_letter(acker, rejection, subject, stream_sequence, deliveries, ctx);
-                return;
-            }
-        };
-        let reference = if dispatch::needs_reference(&encoded, profile.ref_bits) {
-            self.next_concat_reference(profile.ref_bits, ctx)
-        } else {
-            0
-        };
-        let plan = match dispatch::plan_submits(&command, &encoded, &profile, reference) {
-            Ok(plan) => plan,
-            Err(rejection) => {
-                self.dead_letter(acker, rejection, subject, stream_sequence, deliveries, ctx);
-                return;
-            }
-        };
-        self.count_plan(&command, &plan);
-        let segment_count = plan.bodies.len() as u16;
-        self.dispatches.insert(
-            id,
-            Dispatch {
-                acker,
-                message_id: command.message_id.clone(),
-                subject,
-                stream_sequence,
-                deliveries,
-                segment_count,
-                outstanding: segment_count,
-                failure: None,
-                fetched_at,
-                traceparent,
-            },
-        );
-        let bodies = plan.bodies;
-        if deliveries > 1 {
-            // Redelivered: segments already correlated were sent; send only the rest.
-            let lookup = self.deps.correlation.send(FindCorrelated {
-                message_id: command.message_id,
-            });
-            ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
-                let done: Vec<u16> = match result {
-                    Ok(Ok(done)) => done,
-                    _ => Vec::new(),
-                };
-                act.enqueue(id, bodies, &done, ctx);
-            }));
-        } else {
-            self.enqueue(id, bodies, &[], ctx);
-        }
-    }
-
-    fn count_plan(&self, command: &DispatchCommand, plan: &dispatch::SubmitPlan) {
-        let detection = match plan.detection {
-            smpp_connector::encoding::Detection::Auto => "auto",
-            smpp_connector::encoding::Detection::Forced => "forced",
-        };
-        metrics::counter!(metric::ENCODING, "encoding" => plan.encoded_as.as_str(), "detection" => detection).increment(1);
-        let long = plan.bodies.len() > 1
-            || plan
-                .bodies
-                .first()
-                .is_some_and(|b| b.short_message.is_empty() && !b.tlvs.is_empty());
-        if long {
-            metrics::counter!(metric::LONG_MESSAGE_SEGMENTS, "strategy" => plan.strategy.as_str().to_ascii_lowercase())
-                .increment(plan.bodies.len() as u64);
-        }
-        if plan.replaced > 0 {
-            metrics::counter!(metric::GSM7_FORCE_REPLACEMENTS).increment(plan.replaced as u64);
-            tracing::info!(
-                messageId = %command.message_id,
-                operatorId = %command.operator_id,
-                replaced = plan.replaced,
-                "GSM7_FORCE replaced characters outside GSM 03.38"
-            );
-        }
-        if let Some(check) = plan.fingerprint_check.as_ref().filter(|c| !c.matches) {
-            metrics::counter!(metric::FINGERPRINT_MISMATCHES).increment(1);
-            tracing::warn!(
-                messageId = %command.message_id,
-                operatorId = %command.operator_id,
-                ours = %check.ours,
-                "segmentFingerprint differs from ours (billing parity)"
-            );
-        }
-    }
-
-    /// The reference every segment of one long message shares: from the block reserved
-    /// in Redis, or a local counter while Redis is unavailable.
-    fn next_concat_reference(&mut self, ref_bits: RefBits, ctx: &mut Context<Self>) -> u16 {
-        if self.concat_refs.end - self.concat_refs.start < u64::from(CONCAT_REF_BLOCK / 4) {
-            self.refill_concat_refs(ctx);
-        }
-        let value = match self.concat_refs.next() {
-            Some(value) => value,
-            None => {
-                self.concat_fallback += 1;
-                tracing::warn!(
-                    operatorId = %self.key.operator_id,
-                    bindId = self.key.bind_id,
-                    "no concatenation reference block from Redis; using a local counter"
-                );
-                self.concat_fallback
-            }
-        };
-        match ref_bits {
-            RefBits::Eight => (value % 256) as u16,
-            RefBits::Sixteen => (value % 65_536) as u16,
-        }
-    }
-
-    fn refill_concat_refs(&mut self, ctx: &mut Context<Self>) {
-        if self.concat_refill {
-            return;
-        }
-        self.concat_refill = true;
-        let reserve = self.deps.throttle.send(ReserveConcatRefs {
-            key: self.key.clone(),
-            count: CONCAT_REF_BLOCK,
-        });
-        ctx.spawn(reserve.into_actor(self).map(|result, act, _ctx| {
-            act.concat_refill = false;
-            match result {
-                Ok(Ok(first)) => {
-                    // Whatever is left of the old block is dropped: references only need
-                    // to differ between messages sent close together.
-                    act.concat_refs = first..first + u64::from(CONCAT_REF_BLOCK);
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
-                }
-                Err(_) => {}
-            }
-        }));
-    }
-
-    fn enqueue(
-        &mut self,
-        id: u64,
-        bodies: Vec<SmBody>,
-        already_done: &[u16],
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(dispatch) = self.dispatches.get_mut(&id) else {
-            return;
-        };
-        for (index, body) in bodies.into_iter().enumerate() {
-            let segment = index as u16 + 1;
-            if already_done.contains(&segment) {
-                dispatch.outstanding -= 1;
-                continue;
-            }
-            self.backlog.push_back(QueuedSegment {
-                dispatch: id,
-                segment,
-                body,
-            });
-        }
-        if dispatch.outstanding == 0 {
-            tracing::info!(messageId = %dispatch.message_id, "redelivered message was already sent; acknowledging");
-            self.finish(id, ctx);
-        }
-        self.send_queued(ctx);
-    }
+    // ----- submitting -----------------------------------------------------------------
 
     /// Submit queued segments while the window has room.
     fn send_queued(&mut self, ctx: &mut Context<Self>) {
-        let Some(index) = self
-            .links
-            .iter()
-            .position(|l| l.session.mode().can_submit())
-        else {
+        if self.closing_writers > 0 || !self.state.is_bound() {
+            return;
+        }
+        let Some(index) = self.transmitter_index() else {
             return;
         };
         let now = Instant::now();
+        let mut wrote = false;
         while self.links[index].session.free_slots() > 0 {
-            let Some(queued) = self.backlog.pop_front() else {
+            let Some((segment, body)) = self.ledger.next_submit() else {
                 break;
             };
-            if !self.dispatches.contains_key(&queued.dispatch) {
-                continue;
-            }
             let token = SegmentToken {
-                dispatch: queued.dispatch,
-                segment: queued.segment,
+                segment,
                 written_at: now,
             };
-            match self.links[index].session.submit(now, queued.body, token) {
+            match self.links[index].session.submit(now, body, token) {
                 Ok(_) => {
+                    wrote = true;
                     self.metrics.submits.increment(1);
                 }
                 Err(
@@ -1040,31 +713,24 @@ impl BindActor {
                     | SubmitError::NotTransmitter(token),
                 ) => {
                     // free_slots() said there was room: the session changed under us.
-                    // Retry the message shortly rather than lose the body.
-                    self.fail_segment(
-                        token.dispatch,
-                        Failure::Temporary {
-                            delay: Duration::from_millis(100),
-                            status: None,
-                            detail: "window full".into(),
-                        },
-                        ctx,
-                    );
+                    self.ledger.handle_not_sent(token.segment);
                     break;
                 }
                 Err(SubmitError::Encode(err, token)) => {
-                    tracing::warn!(error = %err, "submit_sm could not be encoded");
-                    self.fail_segment(
-                        token.dispatch,
-                        Failure::Rejected {
-                            status: CommandStatus::ESME_RINVMSGLEN,
-                        },
-                        ctx,
+                    tracing::warn!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+                        error = %err,
+                        "submit_sm could not be encoded; message rejected"
                     );
+                    self.ledger.handle_unencodable(token.segment);
                 }
             }
         }
-        self.pump(index, ctx);
+        if wrote {
+            self.pump(index, ctx);
+        }
     }
 
     fn on_submit_response(
@@ -1073,7 +739,6 @@ impl BindActor {
         sequence_number: u32,
         status: CommandStatus,
         operator_message_id: Option<String>,
-        ctx: &mut Context<Self>,
     ) {
         self.metrics.status(status).increment(1);
         metrics::histogram!(metric::SUBMIT_LATENCY)
@@ -1083,54 +748,16 @@ impl BindActor {
             tracing::info!(
                 operatorId = %self.key.operator_id,
                 bindId = self.key.bind_id,
-                messageId = self.dispatches.get(&token.dispatch).map_or("", |d| d.message_id.as_str()),
+                messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
                 pduSeqNum = sequence_number,
                 esme_status = %status,
                 outcome = outcome.as_str(),
                 "submit_sm not accepted"
             );
         }
-        match outcome {
-            SubmitOutcome::Accepted => {
-                self.record(token, operator_message_id.unwrap_or_default(), ctx)
-            }
-            SubmitOutcome::Permanent { status } => {
-                self.fail_segment(token.dispatch, Failure::Rejected { status }, ctx)
-            }
-            SubmitOutcome::Throttled { .. }
-            | SubmitOutcome::Temporary { .. }
-            | SubmitOutcome::TimedOut { .. }
-            | SubmitOutcome::QueueFull { .. }
-            | SubmitOutcome::SubmitFailed { .. }
-            | SubmitOutcome::SessionFault { .. } => {
-                if matches!(outcome, SubmitOutcome::Throttled { .. })
-                    && let Some(link) = self
-                        .links
-                        .iter_mut()
-                        .find(|l| l.session.mode().can_submit())
-                {
-                    link.session.window_mut().on_throttled(Instant::now());
-                }
-                let deliveries = self
-                    .dispatches
-                    .get(&token.dispatch)
-                    .map_or(1, |d| d.deliveries);
-                let delay = outcome
-                    .nak_delay_after(deliveries)
-                    .unwrap_or(Duration::from_secs(1));
-                self.fail_segment(
-                    token.dispatch,
-                    Failure::Temporary {
-                        delay,
-                        status: Some(status),
-                        detail: format!("submit_sm_resp {status}"),
-                    },
-                    ctx,
-                );
-            }
-        }
-        self.send_queued(ctx);
-        self.pull(ctx);
+        self.apply_bind_action(&outcome);
+        self.ledger
+            .handle_outcome(token.segment, &outcome, operator_message_id);
     }
 
     fn on_submit_failed(
@@ -1138,274 +765,41 @@ impl BindActor {
         token: SegmentToken,
         sequence_number: u32,
         reason: SubmitFailure,
-        ctx: &mut Context<Self>,
     ) {
-        let (detail, possible_duplicate) = match reason {
+        let outcome = match reason {
             SubmitFailure::TimedOut => {
                 self.metrics.submit_timeouts.increment(1);
-                ("no submit_sm_resp in time".to_owned(), true)
+                self.metrics.possible_duplicates.increment(1);
+                taxonomy::classify_timeout()
             }
             SubmitFailure::SessionClosed => {
-                ("session closed before submit_sm_resp".to_owned(), true)
+                // The ledger gives the message back when the session ends.
+                self.metrics.possible_duplicates.increment(1);
+                return;
             }
-            SubmitFailure::GenericNack(status) => (format!("generic_nack {status}"), false),
+            SubmitFailure::GenericNack(status) => taxonomy::classify_generic_nack(status),
         };
-        if possible_duplicate {
-            self.metrics.possible_duplicates.increment(1);
-        }
         tracing::info!(
             operatorId = %self.key.operator_id,
             bindId = self.key.bind_id,
+            messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
             pduSeqNum = sequence_number,
-            reason = %detail,
+            outcome = outcome.as_str(),
             "submit_sm failed; message will be retried"
         );
-        self.fail_segment(
-            token.dispatch,
-            Failure::Temporary {
-                delay: Duration::from_secs(1),
-                status: None,
-                detail,
-            },
-            ctx,
-        );
-        self.send_queued(ctx);
-        self.pull(ctx);
+        self.ledger.handle_outcome(token.segment, &outcome, None);
     }
 
-    /// Record a correlation row; the segment is done when the row is committed.
-    fn record(&mut self, token: SegmentToken, raw_message_id: String, ctx: &mut Context<Self>) {
-        let Some(dispatch) = self.dispatches.get(&token.dispatch) else {
-            return;
-        };
-        let format = self
-            .credentials
-            .as_ref()
-            .map(|c| c.msg_id_format)
-            .unwrap_or_default();
-        let row = CorrelationRow {
-            message_id: dispatch.message_id.clone(),
-            segment_index: token.segment,
-            segment_count: dispatch.segment_count,
-            bind: self.key.clone(),
-            operator_message_id: dlr::normalize_submit_id(&raw_message_id, format),
-            submitted_at: chrono::Utc::now(),
-        };
-        let write = self.deps.correlation.send(RecordCorrelation(row));
-        ctx.spawn(
-            write
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok(Ok(())) => act.finish_segment(token.dispatch, ctx),
-                    Ok(Err(err)) => act.fail_segment(
-                        token.dispatch,
-                        Failure::Temporary {
-                            delay: Duration::from_secs(1),
-                            status: None,
-                            detail: format!("correlation write failed: {err}"),
-                        },
-                        ctx,
-                    ),
-                    Err(_) => act.fail_segment(
-                        token.dispatch,
-                        Failure::Temporary {
-                            delay: Duration::from_secs(1),
-                            status: None,
-                            detail: "correlation actor unavailable".into(),
-                        },
-                        ctx,
-                    ),
-                }),
-        );
-    }
-
-    fn finish_segment(&mut self, id: u64, ctx: &mut Context<Self>) {
-        let Some(dispatch) = self.dispatches.get_mut(&id) else {
-            return;
-        };
-        dispatch.outstanding = dispatch.outstanding.saturating_sub(1);
-        if dispatch.outstanding == 0 {
-            self.finish(id, ctx);
+    /// What an outcome means for the bind, as [`taxonomy`] says.
+    fn apply_bind_action(&mut self, outcome: &SubmitOutcome) {
+        if matches!(outcome.bind_action(), taxonomy::BindAction::HalveWindow)
+            && let Some(index) = self.transmitter_index()
+        {
+            self.links[index]
+                .session
+                .window_mut()
+                .on_throttled(Instant::now());
         }
-    }
-
-    fn fail_segment(&mut self, id: u64, failure: Failure, ctx: &mut Context<Self>) {
-        let Some(dispatch) = self.dispatches.get_mut(&id) else {
-            return;
-        };
-        // A rejection is final and wins over a temporary failure.
-        match (&dispatch.failure, &failure) {
-            (Some(Failure::Rejected { .. }), _) => {}
-            (_, Failure::Rejected { .. }) | (None, _) => dispatch.failure = Some(failure),
-            (Some(Failure::Temporary { .. }), Failure::Temporary { .. }) => {}
-        }
-        // Segments of this message still queued will not be sent now.
-        let before = self.backlog.len();
-        self.backlog.retain(|q| q.dispatch != id);
-        let dropped = (before - self.backlog.len()) as u16;
-        dispatch.outstanding = dispatch.outstanding.saturating_sub(1 + dropped);
-        if dispatch.outstanding == 0 {
-            self.finish(id, ctx);
-        }
-    }
-
-    /// Every segment is done: ACK, NAK, reject or dead-letter the message.
-    fn finish(&mut self, id: u64, ctx: &mut Context<Self>) {
-        let Some(dispatch) = self.dispatches.remove(&id) else {
-            return;
-        };
-        let mno = self.key.operator_id.to_string();
-        match dispatch.failure.clone() {
-            None => {
-                actix::spawn(async move {
-                    let _ = dispatch.acker.ack().await;
-                });
-                metrics::histogram!(metric::DISPATCH_LATENCY)
-                    .record(dispatch.fetched_at.elapsed().as_secs_f64());
-                self.metrics.acks.increment(1);
-            }
-            Some(Failure::Temporary {
-                delay,
-                status,
-                detail,
-            }) => {
-                if dispatch.deliveries >= self.deps.config.max_deliver as u64 {
-                    let rejection = Rejection {
-                        reason: DeadLetterReason::RetriesExhausted,
-                        detail: format!("after {} deliveries: {detail}", dispatch.deliveries),
-                        message_id: Some(dispatch.message_id.clone()),
-                        operator_id: Some(mno),
-                    };
-                    let status = status.unwrap_or(CommandStatus::ESME_RSYSERR);
-                    self.reject_and_ack(dispatch, status, Some(rejection), ctx);
-                } else {
-                    nak(dispatch.acker, Some(delay));
-                    self.metrics.naks.increment(1);
-                }
-            }
-            Some(Failure::Rejected { status }) => self.reject_and_ack(dispatch, status, None, ctx),
-        }
-    }
-
-    /// Publish a REJECTED DLR event (and a dead letter when given), then ACK.
-    fn reject_and_ack(
-        &mut self,
-        dispatch: Dispatch,
-        status: CommandStatus,
-        dead_letter: Option<Rejection>,
-        _ctx: &mut Context<Self>,
-    ) {
-        let event_id = receipt::event_id(&[
-            self.key.operator_id.as_str(),
-            &dispatch.message_id,
-            "SUBMIT_RESP",
-            &status.hex(),
-        ]);
-        let event = DlrInboundEvent {
-            version: "1.0",
-            event_id,
-            message_id: Some(dispatch.message_id.clone()),
-            operator_id: self.key.operator_id.to_string(),
-            operator_message_id: None,
-            segment_index: None,
-            segment_count: Some(u32::from(dispatch.segment_count)),
-            status: "REJECTED",
-            smpp_message_state: None,
-            raw_stat: None,
-            error_code: Some(status.hex()),
-            source: "SUBMIT_RESP",
-            correlated: true,
-            submit_date: None,
-            done_date: None,
-            direction: self.key.direction.as_str(),
-            bind_id: self.key.bind_id,
-            received_at: now_rfc3339(),
-        };
-        let letter = dead_letter.map(|rejection| {
-            DispatchDeadLetter::new(
-                rejection,
-                dispatch.subject.clone(),
-                dispatch.stream_sequence,
-                dispatch.deliveries,
-            )
-        });
-        self.settle(dispatch.acker, letter, Some(event), dispatch.traceparent);
-    }
-
-    /// Dead-letter a command that will never be sent, then ACK.
-    fn dead_letter(
-        &mut self,
-        acker: jetstream::message::Acker,
-        rejection: Rejection,
-        subject: String,
-        stream_sequence: u64,
-        deliveries: u64,
-        _ctx: &mut Context<Self>,
-    ) {
-        let letter = DispatchDeadLetter::new(rejection, subject, stream_sequence, deliveries);
-        self.settle(acker, Some(letter), None, None);
-    }
-
-    /// End a message that is not simply ACKed: publish its dead letter and its REJECTED
-    /// event (skipped in shadow mode), then ACK. If a publish fails the message is NAKed
-    /// instead, so nothing is lost.
-    fn settle(
-        &self,
-        acker: jetstream::message::Acker,
-        letter: Option<DispatchDeadLetter>,
-        rejected: Option<DlrInboundEvent>,
-        traceparent: Option<String>,
-    ) {
-        if let Some(letter) = &letter {
-            tracing::warn!(
-                operatorId = %self.key.operator_id,
-                messageId = letter.message_id.as_deref().unwrap_or(""),
-                reason = letter.reason,
-                detail = %letter.detail,
-                streamSequence = letter.stream_sequence,
-                "dispatch command dead-lettered"
-            );
-        }
-        let rejected = rejected.filter(|_| !self.deps.config.shadow_mode);
-        let publisher = self.deps.publisher.clone();
-        let mno = self.key.operator_id.to_string();
-        actix::spawn(async move {
-            let traceparent = traceparent.as_deref();
-            let result = async {
-                if let Some(letter) = &letter {
-                    publisher
-                        .publish(subject::DISPATCH_DLQ, letter, None, traceparent)
-                        .await?;
-                }
-                if let Some(event) = &rejected {
-                    let msg_id = format!("dlr-{}", event.event_id);
-                    publisher
-                        .publish(subject::DLR_INBOUND, event, Some(&msg_id), traceparent)
-                        .await?;
-                }
-                Ok::<_, crate::nats::PublishError>(())
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    let _ = acker.ack().await;
-                    let outcome = match &letter {
-                        Some(letter) => {
-                            metrics::counter!(metric::DEAD_LETTERS, "reason" => letter.reason)
-                                .increment(1);
-                            "dead_letter"
-                        }
-                        None => "rejected",
-                    };
-                    metrics::counter!(metric::DISPATCH_OUTCOMES, "mno" => mno, "outcome" => outcome).increment(1);
-                }
-                Err(err) => {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                    tracing::warn!(error = %err, "dead letter or rejection event not published; message NAKed");
-                    nak(acker, Some(Duration::from_secs(1)));
-                }
-            }
-        });
     }
 
     // ----- receipts ------------------------------------------------------------------
@@ -1464,20 +858,10 @@ impl BindActor {
             reason,
         });
         self.set_state(BindState::Unbinding, Some(reason.into()));
-        // Segments not yet written go back to the stream now.
-        let queued: Vec<u64> = self.backlog.iter().map(|q| q.dispatch).collect();
-        for id in queued {
-            self.fail_segment(
-                id,
-                Failure::Temporary {
-                    delay: Duration::ZERO,
-                    status: None,
-                    detail: reason.into(),
-                },
-                ctx,
-            );
-        }
-        self.progress_unbind(Instant::now(), ctx);
+        // Segments not yet written go back to the stream now; in-flight ones are
+        // answered and recorded first.
+        self.ledger.handle_unbinding();
+        self.drive(ctx);
     }
 
     /// Our graceful unbind is complete: go down, and reconnect at once unless this is
@@ -1488,14 +872,14 @@ impl BindActor {
         self.go_down(reason.into(), ctx);
     }
 
-    fn progress_unbind(&mut self, now: Instant, ctx: &mut Context<Self>) {
+    pub(super) fn progress_unbind(&mut self, now: Instant, ctx: &mut Context<Self>) {
         let Some(unbinding) = &mut self.unbinding else {
             return;
         };
         if unbinding.unbind_sent {
             return;
         }
-        let drained = self.dispatches.is_empty();
+        let drained = self.ledger.messages() == 0;
         if drained || now >= unbinding.drain_deadline {
             unbinding.unbind_sent = true;
             for index in 0..self.links.len() {
@@ -1523,12 +907,6 @@ fn plan_modes(
     }
 }
 
-fn nak(acker: jetstream::message::Acker, delay: Option<Duration>) {
-    actix::spawn(async move {
-        let _ = acker.ack_with(AckKind::Nak(delay)).await;
-    });
-}
-
 /// A number in [0, 1) for jitter, without a dependency on a random crate.
 fn random_unit() -> f64 {
     use std::hash::{BuildHasher, Hasher};
@@ -1542,34 +920,36 @@ impl Actor for BindActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| act.housekeeping(ctx));
+        let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
+        ctx.run_interval(progress, |act, _ctx| act.progress_acks());
         self.schedule_connect(ctx);
     }
 }
 
 impl Supervised for BindActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        // Everything held goes back to the stream: NAK without delay. Correlated
-        // segments are not sent again on redelivery.
-        let held: Vec<_> = self.dispatches.drain().map(|(_, d)| d).collect();
-        if !held.is_empty() {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // The session is gone: what was queued or in flight goes back to the stream at
+        // once; messages waiting for a row keep waiting (the answer comes by address).
+        let held = self.ledger.messages();
+        self.ledger.handle_session_ended();
+        self.drain_outputs(ctx);
+        if held > 0 {
             tracing::info!(
                 operatorId = %self.key.operator_id,
                 bindId = self.key.bind_id,
-                messages = held.len(),
+                messages = held,
+                still_recording = self.ledger.messages(),
                 "bind restarting; returning held messages to the stream"
             );
         }
-        for dispatch in held {
-            nak(dispatch.acker, None);
-            self.metrics.naks.increment(1);
-        }
-        self.backlog.clear();
         self.links.clear();
         self.credentials = None;
         self.profile = None;
         self.fetching = false;
         self.unbinding = None;
         self.closing_writers = 0;
+        self.timer = None;
         self.generation += 1;
         if self.state != BindState::Disconnected {
             self.set_state(BindState::Disconnected, Some("restart".into()));
@@ -1596,6 +976,7 @@ impl StreamHandler<LinkItem> for BindActor {
                     .session
                     .handle_inbound(Instant::now(), inbound);
                 self.pump(item.link, ctx);
+                self.drive(ctx);
             }
             Err(err) => {
                 self.metrics.malformed.increment(1);
@@ -1633,25 +1014,54 @@ impl StreamHandler<LinkItem> for BindActor {
     }
 }
 
-impl StreamHandler<Pulled> for BindActor {
+impl Handler<Pulled> for BindActor {
+    type Result = ();
+
     fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
-        match pulled.message {
-            Ok(message) if pulled.generation == self.generation => self.on_pulled(message, ctx),
-            Ok(message) => {
-                // Pulled for a session that is gone.
-                let (_, acker) = message.split();
-                nak(acker, None);
-            }
-            Err(err) => {
-                // Timeouts and heartbeats end a batch; nothing is lost.
-                tracing::debug!(error = %err, "pull batch item error");
+        if pulled.generation == self.generation {
+            self.on_pulled(pulled.message, pulled.priority, ctx);
+        } else {
+            // Pulled for a session that is gone: back at once.
+            let (_, acker) = pulled.message.split();
+            super::intake::nak(Arc::new(acker), Duration::ZERO);
+            self.metrics.naks.increment(1);
+        }
+    }
+}
+
+impl Handler<PullFinished> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, done: PullFinished, ctx: &mut Context<Self>) {
+        self.fetching = false;
+        match done.error {
+            None => self.drive(ctx),
+            Some(err) => {
+                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+                tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "pull failed");
+                self.fetching = true;
+                ctx.run_later(Duration::from_millis(500), |act, ctx| {
+                    act.fetching = false;
+                    act.drive(ctx);
+                });
             }
         }
     }
+}
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.fetching = false;
-        self.pull(ctx);
+impl Handler<LookedUp> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
+        self.on_looked_up(done, ctx);
+    }
+}
+
+impl Handler<RowWritten> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
+        self.on_row_written(written, ctx);
     }
 }
 
@@ -1689,8 +1099,8 @@ impl Handler<GetBindStatus> for BindActor {
             sessions: self.links.iter().map(|l| l.session.mode().name()).collect(),
             in_flight: transmitter.map_or(0, |l| l.session.in_flight()),
             window: transmitter.map_or(0, |l| l.session.window_size()),
-            queued_segments: self.backlog.len(),
-            dispatches: self.dispatches.len(),
+            queued_segments: self.ledger.queued(),
+            dispatches: self.ledger.messages(),
             reconnect_attempts: self.backoff.attempts(),
             last_error: self.last_error.clone(),
             bound_since: self.bound_since.clone(),

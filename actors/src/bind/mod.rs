@@ -1,8 +1,12 @@
-//! One bind: `BindActor` (session state machine driver, in-flight dispatches, intake),
-//! its socket ([`io`]) and its receipt pipeline ([`receipt`]).
+//! One bind: `BindActor` (connect and link, session pump, timer, unbind), its intake from
+//! JetStream ([`intake`]), the settling of what its ledger decides ([`settle`]), its
+//! socket ([`io`]), its receipt pipeline ([`receipt`]) and its metric handles.
 
 pub mod actor;
+mod intake;
 pub mod io;
+mod metrics;
 pub mod receipt;
+mod settle;
 
 pub use actor::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};

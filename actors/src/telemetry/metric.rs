@@ -30,6 +30,9 @@ pub const LONG_MESSAGE_SEGMENTS: &str = "smpp_connector_long_message_segments_to
 pub const ENCODING: &str = "smpp_encoding_total";
 pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_total";
 pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
+pub const CONCAT_REF_FALLBACKS: &str = "smpp_connector_concat_ref_fallback_total";
+pub const ROW_RETRIES: &str = "smpp_connector_correlation_row_retries_total";
+pub const LANE_MESSAGES: &str = "smpp_connector_lane_messages_total";
 
 /// Register descriptions (called once at startup).
 pub fn describe_all() {
@@ -110,5 +113,17 @@ pub fn describe_all() {
     describe_counter!(
         GSM7_FORCE_REPLACEMENTS,
         "Characters replaced by '?' under GSM7_FORCE."
+    );
+    describe_counter!(
+        CONCAT_REF_FALLBACKS,
+        "Outages of the Redis concatenation-reference blocks (a local counter was used)."
+    );
+    describe_counter!(
+        ROW_RETRIES,
+        "Correlation row writes retried after a failure (the segment is never resent)."
+    );
+    describe_counter!(
+        LANE_MESSAGES,
+        "Dispatch messages by lane and outcome (pulled, ack, nak)."
     );
 }

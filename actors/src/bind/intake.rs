@@ -1,0 +1,512 @@
+//! The bind's intake: pulling dispatch commands from JetStream, validating and planning
+//! them, the redelivery lookup, concatenation references, and admission to the ledger.
+//!
+//! Pulls run as detached tasks that hand every message to the actor by address (never a
+//! stream owned by the actor's context): if the bind restarts while a batch is arriving,
+//! the messages still reach the actor, which NAKs them at once instead of leaving them to
+//! AckWait. A pull takes at most the window's free room: no-wait fetches lane by lane in
+//! strict priority, and when every lane is empty, one long poll on every lane at once, so
+//! a P0 message arriving while the bind idles is picked up at once.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures::StreamExt;
+use smpp_connector::config::Lane;
+use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection};
+use smpp_connector::encoding::{Encoded, RefBits};
+use smpp_connector::ledger::Admission;
+use smpp_connector::taxonomy;
+
+use super::actor::BindActor;
+use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
+use crate::telemetry::metric;
+use crate::throttle::ReserveConcatRefs;
+
+/// Concatenation references reserved from Redis at a time.
+const CONCAT_REF_BLOCK: u32 = 256;
+/// How long an idle pull waits for a message on the lanes (every lane at once; a message
+/// is handed over as soon as it arrives, the pull ends when every lane expired).
+const LONG_POLL: Duration = Duration::from_millis(100);
+
+/// What settles one NATS message, and what its dead letter or REJECTED event needs.
+pub(crate) struct Held {
+    pub acker: Arc<jetstream::message::Acker>,
+    pub subject: String,
+    pub stream_sequence: u64,
+    pub fetched_at: Instant,
+    pub traceparent: Option<String>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("stream_sequence", &self.stream_sequence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Held {
+    pub fn ack(self) {
+        actix::spawn(async move {
+            let _ = self.acker.ack().await;
+        });
+    }
+
+    pub fn nak(self, delay: Duration) {
+        nak(self.acker, delay);
+    }
+}
+
+/// NAK (`delay` zero: redeliver at once).
+pub(crate) fn nak(acker: Arc<jetstream::message::Acker>, delay: Duration) {
+    let delay = (!delay.is_zero()).then_some(delay);
+    actix::spawn(async move {
+        let _ = acker.ack_with(AckKind::Nak(delay)).await;
+    });
+}
+
+/// One message from a pull task.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Pulled {
+    pub generation: u64,
+    pub priority: usize,
+    pub message: jetstream::Message,
+}
+
+/// A pull task ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct PullFinished {
+    pub error: Option<String>,
+}
+
+/// A redelivered message waiting for its lookup.
+pub(crate) struct Pending {
+    held: Held,
+    command: DispatchCommand,
+    encoded: Encoded,
+    deliveries: u64,
+    priority: usize,
+}
+
+/// The redelivery lookup answered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct LookedUp {
+    pending: Pending,
+    result: Result<Correlated, CorrelationError>,
+}
+
+/// Concatenation references reserved in Redis: the block in use and the next one, asked
+/// for when half of the current one is used, so the block never runs dry under load.
+#[derive(Debug, Default)]
+pub(crate) struct ConcatRefs {
+    current: Range<u64>,
+    next: Option<Range<u64>>,
+    refilling: bool,
+    /// Local counter while Redis cannot hand out a block.
+    fallback: u64,
+    /// Redis failed and the local counter is in use (warned once per outage).
+    in_fallback: bool,
+}
+
+impl ConcatRefs {
+    fn take(&mut self) -> Option<u64> {
+        if self.current.is_empty()
+            && let Some(next) = self.next.take()
+        {
+            self.current = next;
+        }
+        self.current.next()
+    }
+
+    fn wants_refill(&self) -> bool {
+        !self.refilling
+            && self.next.is_none()
+            && self.current.end - self.current.start <= u64::from(CONCAT_REF_BLOCK / 2)
+    }
+}
+
+fn priority(lane: Lane) -> usize {
+    match lane {
+        Lane::P0 => 0,
+        Lane::P1 => 1,
+        Lane::P2 => 2,
+        Lane::P3 => 3,
+    }
+}
+
+impl BindActor {
+    /// Messages the intake may take now: the free window minus what already waits.
+    fn intake_room(&self) -> usize {
+        let free = self
+            .transmitter()
+            .map_or(0, |l| l.session.free_slots());
+        free.saturating_sub(self.ledger.queued() + self.pending_lookups)
+            .min(self.deps.config.fetch_batch)
+    }
+
+    /// Start a pull if the bind can take messages and none is running.
+    pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
+        if self.fetching || !self.accepting() || self.lanes.is_empty() || self.ledger.stalled() {
+            return;
+        }
+        let room = self.intake_room();
+        if room == 0 {
+            return;
+        }
+        self.fetching = true;
+        let lanes: Vec<(usize, PullConsumer)> = self
+            .lanes
+            .iter()
+            .map(|(lane, consumer)| (priority(*lane), consumer.clone()))
+            .collect();
+        let generation = self.generation;
+        let addr = ctx.address();
+        actix::spawn(async move {
+            let error = pull_once(&lanes, room, generation, &addr).await.err();
+            addr.do_send(PullFinished { error });
+        });
+    }
+
+    pub(super) fn on_pulled(
+        &mut self,
+        message: jetstream::Message,
+        priority: usize,
+        ctx: &mut Context<Self>,
+    ) {
+        let (deliveries, stream_sequence) = match message.info() {
+            Ok(info) => (info.delivered.max(1) as u64, info.stream_sequence),
+            Err(_) => (1, 0),
+        };
+        let traceparent = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.as_str().to_owned());
+        let subject = message.subject.to_string();
+        let payload = message.payload.clone();
+        let (_, acker) = message.split();
+        let held = Held {
+            acker: Arc::new(acker),
+            subject,
+            stream_sequence,
+            fetched_at: Instant::now(),
+            traceparent,
+        };
+        if !self.accepting() {
+            self.metrics.naks.increment(1);
+            held.nak(Duration::ZERO);
+            return;
+        }
+        let command = match dispatch::parse_command(&payload) {
+            Ok(command) if command.operator_id != self.key.operator_id => Err(Rejection {
+                reason: DeadLetterReason::InvalidField,
+                detail: "operatorId: does not match the subject's operator".into(),
+                message_id: Some(command.message_id),
+                operator_id: Some(command.operator_id.to_string()),
+            }),
+            other => other,
+        };
+        let encoded = command.and_then(|command| {
+            let encoded = dispatch::encode_text(&command)?;
+            Ok((command, encoded))
+        });
+        let (command, encoded) = match encoded {
+            Ok(parts) => parts,
+            Err(rejection) => {
+                self.dead_letter(held, rejection, deliveries);
+                return;
+            }
+        };
+        let pending = Pending {
+            held,
+            command,
+            encoded,
+            deliveries,
+            priority,
+        };
+        if deliveries > 1 {
+            // Redelivered: which segments were sent, and under which reference?
+            self.pending_lookups += 1;
+            let correlation = self.deps.correlation.clone();
+            let addr = ctx.address();
+            let message_id = pending.command.message_id.clone();
+            actix::spawn(async move {
+                let result = match correlation.send(FindCorrelated { message_id }).await {
+                    Ok(result) => result,
+                    Err(_) => Err(CorrelationError::Stopped),
+                };
+                addr.do_send(LookedUp { pending, result });
+            });
+        } else {
+            self.admit(pending, Correlated::default(), ctx);
+        }
+    }
+
+    pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
+        self.pending_lookups = self.pending_lookups.saturating_sub(1);
+        let pending = done.pending;
+        match done.result {
+            Ok(correlated) if self.accepting() => self.admit(pending, correlated, ctx),
+            Ok(_) => {
+                self.metrics.naks.increment(1);
+                pending.held.nak(Duration::ZERO);
+            }
+            Err(err) => {
+                // Nothing is sent without knowing what was sent: give it back.
+                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    bindId = self.key.bind_id,
+                    messageId = %pending.command.message_id,
+                    error = %err,
+                    "redelivery lookup failed; message returned to the stream unsent"
+                );
+                let delay = taxonomy::classify_timeout()
+                    .nak_delay_after(pending.deliveries)
+                    .unwrap_or(taxonomy::TEMPORARY_NAK_DELAY);
+                self.ledger.refuse(
+                    pending.held,
+                    pending.command.message_id,
+                    pending.deliveries,
+                    delay,
+                );
+            }
+        }
+        self.drive(ctx);
+    }
+
+    /// Plan the message into segments and hand it to the ledger.
+    fn admit(&mut self, pending: Pending, correlated: Correlated, ctx: &mut Context<Self>) {
+        let Some(profile) = self.profile.clone() else {
+            self.metrics.naks.increment(1);
+            pending.held.nak(Duration::ZERO);
+            return;
+        };
+        let Pending {
+            held,
+            command,
+            encoded,
+            deliveries,
+            priority,
+        } = pending;
+        let long = dispatch::needs_reference(&encoded, profile.ref_bits);
+        let reference = match correlated.concat_ref {
+            Some(stored) if long => Some(stored),
+            _ if long => Some(self.next_concat_reference(profile.ref_bits, ctx)),
+            _ => None,
+        };
+        let plan =
+            match dispatch::plan_submits(&command, &encoded, &profile, reference.unwrap_or(0)) {
+                Ok(plan) => plan,
+                Err(rejection) => {
+                    self.dead_letter(held, rejection, deliveries);
+                    return;
+                }
+            };
+        self.count_plan(&command, &plan);
+        if deliveries > 1 && !correlated.segments.is_empty() {
+            tracing::info!(
+                operatorId = %self.key.operator_id,
+                bindId = self.key.bind_id,
+                messageId = %command.message_id,
+                recorded = correlated.segments.len(),
+                segments = plan.bodies.len(),
+                "redelivered message: sending only the segments without a row"
+            );
+        }
+        self.ledger.admit(Admission {
+            handle: held,
+            message_id: command.message_id,
+            deliveries,
+            priority,
+            concat_ref: reference,
+            segments: plan.bodies,
+            already_recorded: correlated.segments,
+        });
+        self.drive(ctx);
+    }
+
+    fn count_plan(&self, command: &DispatchCommand, plan: &dispatch::SubmitPlan) {
+        let detection = match plan.detection {
+            smpp_connector::encoding::Detection::Auto => "auto",
+            smpp_connector::encoding::Detection::Forced => "forced",
+        };
+        metrics::counter!(metric::ENCODING, "encoding" => plan.encoded_as.as_str(), "detection" => detection).increment(1);
+        let long = plan.bodies.len() > 1
+            || plan
+                .bodies
+                .first()
+                .is_some_and(|b| b.short_message.is_empty() && !b.tlvs.is_empty());
+        if long {
+            metrics::counter!(metric::LONG_MESSAGE_SEGMENTS, "strategy" => plan.strategy.as_str().to_ascii_lowercase())
+                .increment(plan.bodies.len() as u64);
+        }
+        if plan.replaced > 0 {
+            metrics::counter!(metric::GSM7_FORCE_REPLACEMENTS).increment(plan.replaced as u64);
+            tracing::info!(
+                messageId = %command.message_id,
+                operatorId = %command.operator_id,
+                replaced = plan.replaced,
+                "GSM7_FORCE replaced characters outside GSM 03.38"
+            );
+        }
+        if let Some(check) = plan.fingerprint_check.as_ref().filter(|c| !c.matches) {
+            metrics::counter!(metric::FINGERPRINT_MISMATCHES).increment(1);
+            tracing::warn!(
+                messageId = %command.message_id,
+                operatorId = %command.operator_id,
+                ours = %check.ours,
+                "segmentFingerprint differs from ours (billing parity)"
+            );
+        }
+    }
+
+    /// The reference every segment of one long message shares: from the blocks reserved
+    /// in Redis, or a local counter while Redis cannot hand one out (warned once).
+    fn next_concat_reference(&mut self, ref_bits: RefBits, ctx: &mut Context<Self>) -> u16 {
+        let value = match self.concat.take() {
+            Some(value) => value,
+            None => {
+                self.concat.fallback += 1;
+                if !self.concat.in_fallback {
+                    self.concat.in_fallback = true;
+                    metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
+                    tracing::warn!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        "no concatenation reference block from Redis; using a local counter until one arrives"
+                    );
+                }
+                self.concat.fallback
+            }
+        };
+        self.refill_concat_refs(ctx);
+        match ref_bits {
+            RefBits::Eight => (value % 256) as u16,
+            RefBits::Sixteen => (value % 65_536) as u16,
+        }
+    }
+
+    pub(super) fn refill_concat_refs(&mut self, ctx: &mut Context<Self>) {
+        if !self.concat.wants_refill() {
+            return;
+        }
+        self.concat.refilling = true;
+        let reserve = self.deps.throttle.send(ReserveConcatRefs {
+            key: self.key.clone(),
+            count: CONCAT_REF_BLOCK,
+        });
+        ctx.spawn(reserve.into_actor(self).map(|result, act, _ctx| {
+            act.concat.refilling = false;
+            match result {
+                Ok(Ok(first)) => {
+                    let block = first..first + u64::from(CONCAT_REF_BLOCK);
+                    if act.concat.current.is_empty() {
+                        act.concat.current = block;
+                    } else {
+                        act.concat.next = Some(block);
+                    }
+                    if std::mem::take(&mut act.concat.in_fallback) {
+                        tracing::info!(
+                            operatorId = %act.key.operator_id,
+                            bindId = act.key.bind_id,
+                            "concatenation references from Redis again"
+                        );
+                    }
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
+                }
+                Err(_) => {}
+            }
+        }));
+    }
+
+    /// Dead-letter a command that will never be sent, then ACK.
+    pub(super) fn dead_letter(&mut self, held: Held, rejection: Rejection, deliveries: u64) {
+        let letter = crate::events::DispatchDeadLetter::new(
+            rejection,
+            held.subject.clone(),
+            held.stream_sequence,
+            deliveries,
+        );
+        self.publish_then_ack(held, Some(letter), None);
+    }
+
+    /// Keep AckWait from expiring for everything held (in-progress acks).
+    pub(super) fn progress_acks(&self) {
+        let ackers: Vec<Arc<jetstream::message::Acker>> =
+            self.ledger.handles().map(|h| h.acker.clone()).collect();
+        if ackers.is_empty() {
+            return;
+        }
+        actix::spawn(async move {
+            for acker in ackers {
+                let _ = acker.ack_with(AckKind::Progress).await;
+            }
+        });
+    }
+}
+
+/// One pull: no-wait fetches lane by lane in priority order; when all are empty, a long
+/// poll on every lane at once. Each message goes to the actor as it arrives.
+async fn pull_once(
+    lanes: &[(usize, PullConsumer)],
+    room: usize,
+    generation: u64,
+    addr: &Addr<BindActor>,
+) -> Result<(), String> {
+    for (priority, consumer) in lanes {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(room)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut got = 0;
+        while let Some(message) = batch.next().await {
+            if let Ok(message) = message {
+                got += 1;
+                addr.do_send(Pulled {
+                    generation,
+                    priority: *priority,
+                    message,
+                });
+            }
+        }
+        if got > 0 {
+            return Ok(());
+        }
+    }
+    let share = (room / lanes.len()).max(1);
+    let mut polls = Vec::with_capacity(lanes.len());
+    for (priority, consumer) in lanes {
+        let priority = *priority;
+        let batch = consumer
+            .batch()
+            .max_messages(share)
+            .expires(LONG_POLL)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        polls.push(batch.map(move |m| (priority, m)).boxed());
+    }
+    let mut merged = futures::stream::select_all(polls);
+    while let Some((priority, message)) = merged.next().await {
+        if let Ok(message) = message {
+            addr.do_send(Pulled {
+                generation,
+                priority,
+                message,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Metric handles of one bind, registered once with its labels (mno, direction, bindId).
+
+use std::collections::HashMap;
+
+use smpp_connector::config::BindKey;
+use smpp_connector::pdu::CommandStatus;
+
+use crate::telemetry::metric;
+
+/// Metric handles of one bind, registered once (labels mno, direction, bindId).
+pub(super) struct BindMetrics {
+    pub(super) labels: Vec<metrics::Label>,
+    pub(super) submits: metrics::Counter,
+    pub(super) reconnects: metrics::Counter,
+    pub(super) enquire_link_timeouts: metrics::Counter,
+    pub(super) state_changes: metrics::Counter,
+    pub(super) bind_up: metrics::Gauge,
+    pub(super) window_inflight: metrics::Gauge,
+    pub(super) window_dynamic: metrics::Gauge,
+    pub(super) sequence_skips: metrics::Counter,
+    pub(super) malformed: metrics::Counter,
+    pub(super) unexpected: metrics::Counter,
+    pub(super) submit_timeouts: metrics::Counter,
+    pub(super) possible_duplicates: metrics::Counter,
+    pub(super) acks: metrics::Counter,
+    pub(super) naks: metrics::Counter,
+    statuses: HashMap<u32, metrics::Counter>,
+}
+
+impl BindMetrics {
+    pub(super) fn new(key: &BindKey) -> Self {
+        let labels = vec![
+            metrics::Label::new("mno", key.operator_id.to_string()),
+            metrics::Label::new("direction", key.direction.as_str()),
+            metrics::Label::new("bindId", key.bind_id.to_string()),
+        ];
+        let mno = vec![metrics::Label::new("mno", key.operator_id.to_string())];
+        let outcome = |name: &'static str| {
+            let mut l = mno.clone();
+            l.push(metrics::Label::new("outcome", name));
+            metrics::counter!(metric::DISPATCH_OUTCOMES, l)
+        };
+        BindMetrics {
+            submits: metrics::counter!(metric::SUBMITS, labels.clone()),
+            reconnects: metrics::counter!(metric::RECONNECT_ATTEMPTS, labels.clone()),
+            enquire_link_timeouts: metrics::counter!(metric::ENQUIRE_LINK_TIMEOUTS, labels.clone()),
+            state_changes: metrics::counter!(metric::STATE_CHANGES, labels.clone()),
+            bind_up: metrics::gauge!(metric::BIND_UP, labels.clone()),
+            window_inflight: metrics::gauge!(metric::WINDOW_INFLIGHT, labels.clone()),
+            window_dynamic: metrics::gauge!(metric::WINDOW_DYNAMIC, labels.clone()),
+            sequence_skips: metrics::counter!(metric::SEQ_SKIPS, labels.clone()),
+            malformed: metrics::counter!(metric::MALFORMED_PDUS, labels.clone()),
+            unexpected: metrics::counter!(metric::UNEXPECTED_PDUS, labels.clone()),
+            submit_timeouts: metrics::counter!(metric::SUBMIT_TIMEOUTS, labels.clone()),
+            possible_duplicates: metrics::counter!(metric::POSSIBLE_DUPLICATES, labels.clone()),
+            acks: outcome("ack"),
+            naks: outcome("nak"),
+            statuses: HashMap::new(),
+            labels,
+        }
+    }
+
+    pub(super) fn status(&mut self, status: CommandStatus) -> &metrics::Counter {
+        let labels = &self.labels;
+        self.statuses.entry(status.0).or_insert_with(|| {
+            let mut l = labels.clone();
+            l.push(metrics::Label::new("esme_status", status.name()));
+            metrics::counter!(metric::RESPONSE_STATUS, l)
+        })
+    }
+}
+

@@ -1,0 +1,239 @@
+//! What the ledger decides, carried out: correlation rows written (and retried), messages
+//! ACKed, NAKed, rejected with a REJECTED DLR event or dead-lettered.
+//!
+//! Row writes run as detached tasks that answer the actor by address ([`RowWritten`]), so
+//! a bind restart never loses the news that a row was committed: the ledger survives the
+//! restart and settles the message when the answer arrives.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use smpp_connector::dispatch::{DeadLetterReason, Rejection};
+use smpp_connector::dlr;
+use smpp_connector::ledger::{Output, RecordRequest, SegmentRef, Settlement, Verdict};
+use smpp_connector::pdu::CommandStatus;
+
+use super::actor::BindActor;
+use super::intake::Held;
+use super::receipt;
+use crate::correlation::{CorrelationRow, RecordCorrelation};
+use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
+use crate::telemetry::metric;
+
+/// A correlation row write finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct RowWritten {
+    pub segment: SegmentRef,
+    pub error: Option<String>,
+}
+
+impl BindActor {
+    /// Carry out everything the ledger decided.
+    pub(super) fn drain_outputs(&mut self, ctx: &mut Context<Self>) {
+        while let Some(output) = self.ledger.poll_output() {
+            match output {
+                Output::Record(request) => self.record(request, ctx),
+                Output::Settle(settlement) => self.settle(settlement),
+            }
+        }
+    }
+
+    fn record(&mut self, request: RecordRequest, ctx: &mut Context<Self>) {
+        let format = self
+            .credentials
+            .as_ref()
+            .map(|c| c.msg_id_format)
+            .unwrap_or_default();
+        if request.attempt > 0 {
+            metrics::counter!(metric::ROW_RETRIES).increment(1);
+        }
+        let row = CorrelationRow {
+            message_id: request.message_id,
+            segment_index: request.segment.segment,
+            segment_count: request.segment_count,
+            bind: self.key.clone(),
+            operator_message_id: dlr::normalize_submit_id(&request.operator_message_id, format),
+            submitted_at: chrono::Utc::now(),
+            concat_ref: request.concat_ref,
+        };
+        let correlation = self.deps.correlation.clone();
+        let addr = ctx.address();
+        let segment = request.segment;
+        actix::spawn(async move {
+            let error = match correlation.send(RecordCorrelation(row)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(_) => Some("correlation actor unavailable".to_owned()),
+            };
+            addr.do_send(RowWritten { segment, error });
+        });
+    }
+
+    pub(super) fn on_row_written(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
+        match written.error {
+            None => {
+                self.ledger.handle_recorded(written.segment);
+                if self.record_outage && !self.ledger.stalled() {
+                    self.record_outage = false;
+                    tracing::info!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        "correlation rows written again; intake resumes"
+                    );
+                }
+            }
+            Some(error) => {
+                self.ledger
+                    .handle_record_failed(Instant::now(), written.segment);
+                if !self.record_outage {
+                    self.record_outage = true;
+                    tracing::warn!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        error = %error,
+                        "correlation row not written; retrying (accepted segments are never resent), intake paused"
+                    );
+                }
+            }
+        }
+        self.drive(ctx);
+    }
+
+    fn settle(&mut self, settlement: Settlement<Held>) {
+        let Settlement {
+            handle,
+            message_id,
+            segment_count,
+            verdict,
+            ..
+        } = settlement;
+        match verdict {
+            Verdict::Ack => {
+                metrics::histogram!(metric::DISPATCH_LATENCY)
+                    .record(handle.fetched_at.elapsed().as_secs_f64());
+                self.metrics.acks.increment(1);
+                handle.ack();
+            }
+            Verdict::Nak { delay } => {
+                self.metrics.naks.increment(1);
+                handle.nak(delay);
+            }
+            Verdict::Reject { status } => {
+                let event = self.rejected_event(&message_id, segment_count, status);
+                self.publish_then_ack(handle, None, Some(event));
+            }
+            Verdict::RetriesExhausted { status, deliveries } => {
+                let rejection = Rejection {
+                    reason: DeadLetterReason::RetriesExhausted,
+                    detail: format!("after {deliveries} deliveries: submit_sm_resp {status}"),
+                    message_id: Some(message_id.clone()),
+                    operator_id: Some(self.key.operator_id.to_string()),
+                };
+                let letter = DispatchDeadLetter::new(
+                    rejection,
+                    handle.subject.clone(),
+                    handle.stream_sequence,
+                    deliveries,
+                );
+                let event = self.rejected_event(&message_id, segment_count, status);
+                self.publish_then_ack(handle, Some(letter), Some(event));
+            }
+        }
+    }
+
+    fn rejected_event(
+        &self,
+        message_id: &str,
+        segment_count: u16,
+        status: CommandStatus,
+    ) -> DlrInboundEvent {
+        let event_id = receipt::event_id(&[
+            self.key.operator_id.as_str(),
+            message_id,
+            "SUBMIT_RESP",
+            &status.hex(),
+        ]);
+        DlrInboundEvent {
+            version: "1.0",
+            event_id,
+            message_id: Some(message_id.to_owned()),
+            operator_id: self.key.operator_id.to_string(),
+            operator_message_id: None,
+            segment_index: None,
+            segment_count: Some(u32::from(segment_count)),
+            status: "REJECTED",
+            smpp_message_state: None,
+            raw_stat: None,
+            error_code: Some(status.hex()),
+            source: "SUBMIT_RESP",
+            correlated: true,
+            submit_date: None,
+            done_date: None,
+            direction: self.key.direction.as_str(),
+            bind_id: self.key.bind_id,
+            received_at: now_rfc3339(),
+        }
+    }
+
+    /// End a message that is not simply ACKed: publish its dead letter and its REJECTED
+    /// event (skipped in shadow mode), then ACK. If a publish fails the message is NAKed
+    /// instead, so nothing is lost.
+    pub(super) fn publish_then_ack(
+        &self,
+        held: Held,
+        letter: Option<DispatchDeadLetter>,
+        rejected: Option<DlrInboundEvent>,
+    ) {
+        if let Some(letter) = &letter {
+            tracing::warn!(
+                operatorId = %self.key.operator_id,
+                messageId = letter.message_id.as_deref().unwrap_or(""),
+                reason = letter.reason,
+                detail = %letter.detail,
+                streamSequence = letter.stream_sequence,
+                "dispatch command dead-lettered"
+            );
+        }
+        let rejected = rejected.filter(|_| !self.deps.config.shadow_mode);
+        let publisher = self.deps.publisher.clone();
+        let mno = self.key.operator_id.to_string();
+        actix::spawn(async move {
+            let traceparent = held.traceparent.as_deref();
+            let result = async {
+                if let Some(letter) = &letter {
+                    publisher
+                        .publish(subject::DISPATCH_DLQ, letter, None, traceparent)
+                        .await?;
+                }
+                if let Some(event) = &rejected {
+                    let msg_id = format!("dlr-{}", event.event_id);
+                    publisher
+                        .publish(subject::DLR_INBOUND, event, Some(&msg_id), traceparent)
+                        .await?;
+                }
+                Ok::<_, crate::nats::PublishError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    let _ = held.acker.ack().await;
+                    let outcome = match &letter {
+                        Some(letter) => {
+                            metrics::counter!(metric::DEAD_LETTERS, "reason" => letter.reason)
+                                .increment(1);
+                            "dead_letter"
+                        }
+                        None => "rejected",
+                    };
+                    metrics::counter!(metric::DISPATCH_OUTCOMES, "mno" => mno, "outcome" => outcome).increment(1);
+                }
+                Err(err) => {
+                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+                    tracing::warn!(error = %err, "dead letter or rejection event not published; message NAKed");
+                    super::intake::nak(held.acker, Duration::from_secs(1));
+                }
+            }
+        });
+    }
+}
