@@ -10,4 +10,5 @@ mod bind;
 mod dispatch;
 mod long_messages;
 mod receipts;
+mod recovery;
 mod robustness;

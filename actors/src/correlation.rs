@@ -119,6 +119,18 @@ pub trait CorrelationStore: Send + Sync + 'static {
         &self,
         message_id: String,
     ) -> BoxFuture<'static, Result<Correlated, CorrelationError>>;
+    /// The bind's row in `ops.smpp_binds`, if an operator wrote one.
+    fn bind_settings(
+        &self,
+        key: BindKey,
+    ) -> BoxFuture<'static, Result<Option<BindSettings>, CorrelationError>>;
+}
+
+/// A bind's runtime settings from `ops.smpp_binds` (changed in SQL, reloaded every 60 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindSettings {
+    pub window: u32,
+    pub enabled: bool,
 }
 
 /// PostgreSQL store.
@@ -149,6 +161,9 @@ FROM UNNEST($1::text[], $2::text[], $3::text[]) AS r(o, om, st) \
 WHERE c.operator_id = r.o AND c.operator_message_id = r.om \
 RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
           c.segment_count, c.submitted_at";
+
+const BIND_SETTINGS: &str = "SELECT \"window\", enabled FROM ops.smpp_binds \
+WHERE operator_id = $1 AND direction = $2 AND bind_id = $3";
 
 const CORRELATED_SEGMENTS: &str =
     "SELECT segment_index, concat_ref FROM smpp.message_correlations WHERE message_id = $1";
@@ -336,6 +351,31 @@ impl CorrelationStore for PgStore {
             Ok(found)
         })
     }
+
+    fn bind_settings(
+        &self,
+        key: BindKey,
+    ) -> BoxFuture<'static, Result<Option<BindSettings>, CorrelationError>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let client = pool.get().await?;
+            let statement = client.prepare_cached(BIND_SETTINGS).await?;
+            let row = client
+                .query_opt(
+                    &statement,
+                    &[
+                        &key.operator_id.as_str(),
+                        &key.direction.as_str(),
+                        &i32::from(key.bind_id),
+                    ],
+                )
+                .await?;
+            Ok(row.map(|row| BindSettings {
+                window: u32::try_from(row.get::<_, i32>(0)).unwrap_or(1).max(1),
+                enabled: row.get(1),
+            }))
+        })
+    }
 }
 
 /// Record a segment; answered after the row is committed.
@@ -357,6 +397,11 @@ pub struct ApplyReceipt {
 pub struct FindCorrelated {
     pub message_id: String,
 }
+
+/// Read a bind's `ops.smpp_binds` row.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<BindSettings>, CorrelationError>")]
+pub struct GetBindSettings(pub BindKey);
 
 /// Requests waiting for a batch, and how many batches are in flight.
 struct Batches<T, R> {
@@ -548,5 +593,13 @@ impl Handler<FindCorrelated> for CorrelationActor {
 
     fn handle(&mut self, msg: FindCorrelated, _ctx: &mut Context<Self>) -> Self::Result {
         self.store.correlated_segments(msg.message_id)
+    }
+}
+
+impl Handler<GetBindSettings> for CorrelationActor {
+    type Result = ResponseFuture<Result<Option<BindSettings>, CorrelationError>>;
+
+    fn handle(&mut self, msg: GetBindSettings, _ctx: &mut Context<Self>) -> Self::Result {
+        self.store.bind_settings(msg.0)
     }
 }

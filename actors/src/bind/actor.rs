@@ -43,7 +43,7 @@ use super::io::{self as bind_io, BoxedWrite, Connection, ReadItem};
 use super::metrics::BindMetrics;
 use super::receipt;
 use super::settle::RowWritten;
-use crate::correlation::CorrelationActor;
+use crate::correlation::{CorrelationActor, GetBindSettings};
 use crate::events::now_rfc3339;
 use crate::nats::EventPublisher;
 use crate::oms::{BindModePreference, CredentialSource, Credentials};
@@ -171,6 +171,8 @@ pub struct BindActor {
     pub(super) concat: ConcatRefs,
     /// A correlation write is failing (logged once per outage).
     pub(super) record_outage: bool,
+    /// Redelivery lookups are failing (logged once per outage).
+    pub(super) lookup_outage: bool,
     sequence_skips_reported: u64,
     /// Writers still flushing before the actor stops.
     closing_writers: usize,
@@ -219,6 +221,7 @@ impl BindActor {
             bound_since: None,
             concat: ConcatRefs::default(),
             record_outage: false,
+            lookup_outage: false,
             sequence_skips_reported: 0,
             closing_writers: 0,
             timer: None,
@@ -479,6 +482,43 @@ impl BindActor {
         self.drive(ctx);
     }
 
+    /// Apply `ops.smpp_binds.window` (an operator changes it in SQL; no row: the
+    /// credentials' window). A throttled window keeps its reduced size and grows towards
+    /// the new maximum.
+    fn reload_window(&mut self, ctx: &mut Context<Self>) {
+        if self.transmitter_index().is_none() {
+            return;
+        }
+        let lookup = self.deps.correlation.send(GetBindSettings(self.key.clone()));
+        ctx.spawn(lookup.into_actor(self).map(|result, act, ctx| {
+            let configured = match result {
+                Ok(Ok(Some(settings))) => settings.window as usize,
+                Ok(Ok(None)) => act.credentials.as_ref().map_or(0, |c| c.window as usize),
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "ops.smpp_binds not read; window unchanged");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let Some(index) = act.transmitter_index() else {
+                return;
+            };
+            let window = act.links[index].session.window_mut();
+            if configured > 0 && configured != window.max() {
+                tracing::info!(
+                    operatorId = %act.key.operator_id,
+                    direction = %act.key.direction,
+                    bindId = act.key.bind_id,
+                    from = window.max(),
+                    to = configured,
+                    "window maximum changed"
+                );
+                window.set_max(configured);
+                act.drive(ctx);
+            }
+        }));
+    }
+
     /// Arm one timer at the earliest deadline of the sessions, the ledger and the drain.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let session_deadlines = self.links.iter().filter_map(|l| l.session.poll_timeout());
@@ -571,6 +611,7 @@ impl BindActor {
                     self.set_state(BindState::Bound, None);
                     if self.key.direction.submits() {
                         self.refill_concat_refs(ctx);
+                        self.reload_window(ctx);
                     }
                 }
             }
@@ -921,6 +962,8 @@ impl Actor for BindActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
         ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| act.housekeeping(ctx));
+        let reload = self.deps.config.timers.window_reload;
+        ctx.run_interval(reload, |act, ctx| act.reload_window(ctx));
         let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
         ctx.run_interval(progress, |act, _ctx| act.progress_acks());
         self.schedule_connect(ctx);

@@ -253,7 +253,16 @@ impl BindActor {
         self.pending_lookups = self.pending_lookups.saturating_sub(1);
         let pending = done.pending;
         match done.result {
-            Ok(correlated) if self.accepting() => self.admit(pending, correlated, ctx),
+            Ok(correlated) if self.accepting() => {
+                if std::mem::take(&mut self.lookup_outage) {
+                    tracing::info!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        "redelivery lookups answered again"
+                    );
+                }
+                self.admit(pending, correlated, ctx)
+            }
             Ok(_) => {
                 self.metrics.naks.increment(1);
                 pending.held.nak(Duration::ZERO);
@@ -261,13 +270,19 @@ impl BindActor {
             Err(err) => {
                 // Nothing is sent without knowing what was sent: give it back.
                 metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
-                tracing::warn!(
-                    operatorId = %self.key.operator_id,
-                    bindId = self.key.bind_id,
-                    messageId = %pending.command.message_id,
-                    error = %err,
-                    "redelivery lookup failed; message returned to the stream unsent"
-                );
+                if !self.lookup_outage {
+                    // One line per outage; the rest at debug.
+                    self.lookup_outage = true;
+                    tracing::warn!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        messageId = %pending.command.message_id,
+                        error = %err,
+                        "redelivery lookup failed; messages go back to the stream unsent until it answers"
+                    );
+                } else {
+                    tracing::debug!(messageId = %pending.command.message_id, error = %err, "redelivery lookup failed");
+                }
                 let delay = taxonomy::classify_timeout()
                     .nak_delay_after(pending.deliveries)
                     .unwrap_or(taxonomy::TEMPORARY_NAK_DELAY);
