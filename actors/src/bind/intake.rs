@@ -39,6 +39,8 @@ pub(crate) struct Held {
     pub stream_sequence: u64,
     pub fetched_at: Instant,
     pub traceparent: Option<String>,
+    /// Lane priority (0 = P0).
+    pub priority: usize,
 }
 
 impl std::fmt::Debug for Held {
@@ -198,9 +200,12 @@ impl BindActor {
             stream_sequence,
             fetched_at: Instant::now(),
             traceparent,
+            priority,
         };
+        self.metrics.lane(priority, "pulled").increment(1);
         if !self.accepting() {
             self.metrics.naks.increment(1);
+            self.metrics.lane(priority, "nak").increment(1);
             held.nak(Duration::ZERO);
             return;
         }

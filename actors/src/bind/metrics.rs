@@ -25,7 +25,12 @@ pub(super) struct BindMetrics {
     pub(super) acks: metrics::Counter,
     pub(super) naks: metrics::Counter,
     statuses: HashMap<u32, metrics::Counter>,
+    /// Per lane (P0..P3): pulled, ack, nak.
+    lanes: [[metrics::Counter; 3]; 4],
 }
+
+const LANES: [&str; 4] = ["P0", "P1", "P2", "P3"];
+const LANE_OUTCOMES: [&str; 3] = ["pulled", "ack", "nak"];
 
 impl BindMetrics {
     pub(super) fn new(key: &BindKey) -> Self {
@@ -56,6 +61,14 @@ impl BindMetrics {
             acks: outcome("ack"),
             naks: outcome("nak"),
             statuses: HashMap::new(),
+            lanes: LANES.map(|lane| {
+                LANE_OUTCOMES.map(|outcome| {
+                    let mut l = mno.clone();
+                    l.push(metrics::Label::new("lane", lane));
+                    l.push(metrics::Label::new("outcome", outcome));
+                    metrics::counter!(metric::LANE_MESSAGES, l)
+                })
+            }),
             labels,
         }
     }
@@ -68,5 +81,14 @@ impl BindMetrics {
             metrics::counter!(metric::RESPONSE_STATUS, l)
         })
     }
-}
 
+    /// The counter of one lane (priority 0..=3) and outcome ("pulled", "ack", "nak").
+    pub(super) fn lane(&self, priority: usize, outcome: &str) -> &metrics::Counter {
+        let lane = &self.lanes[priority.min(3)];
+        let index = LANE_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        &lane[index]
+    }
+}

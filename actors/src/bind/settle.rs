@@ -113,10 +113,12 @@ impl BindActor {
                 metrics::histogram!(metric::DISPATCH_LATENCY)
                     .record(handle.fetched_at.elapsed().as_secs_f64());
                 self.metrics.acks.increment(1);
+                self.metrics.lane(handle.priority, "ack").increment(1);
                 handle.ack();
             }
             Verdict::Nak { delay } => {
                 self.metrics.naks.increment(1);
+                self.metrics.lane(handle.priority, "nak").increment(1);
                 handle.nak(delay);
             }
             Verdict::Reject { status } => {
