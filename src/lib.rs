@@ -6,6 +6,7 @@
 //! - [`session`]: the bind state machine (sans-IO: `handle_*` in, `poll_*` out).
 //! - [`window`]: in-flight window by sequence number, deadlines, adaptive size.
 //! - [`backoff`]: reconnect schedule.
+//! - [`flow`]: how much one bound bind may submit and when (window, TPS tokens, HALF_CLOSED_TX, DRAINING).
 //! - [`ledger`]: messages → segments → outcome of one bind (sans-IO), what to ACK or NAK.
 //! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
 //! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod dispatch;
 pub mod dlr;
 pub mod encoding;
+pub mod flow;
 pub mod ledger;
 pub mod pdu;
 pub mod session;

@@ -259,6 +259,17 @@ impl<T> Session<T> {
         self.sequence.skipped()
     }
 
+    /// Sequence numbers left in the block from Redis (`None`: unbounded local numbering).
+    pub fn sequences_remaining(&self) -> Option<u32> {
+        self.sequence.remaining()
+    }
+
+    /// Continue with a new block of sequence numbers (US-SC-022); numbers still in
+    /// flight are skipped as always.
+    pub fn refill_sequences(&mut self, start: u32, len: u32) {
+        self.sequence.refill(start, len);
+    }
+
     /// Queue a submit_sm. On success returns its sequence number.
     pub fn submit(&mut self, now: Instant, body: SmBody, token: T) -> Result<u32, SubmitError<T>> {
         if !matches!(self.state, State::Bound { .. }) {
