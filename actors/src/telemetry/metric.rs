@@ -30,6 +30,9 @@ pub const LONG_MESSAGE_SEGMENTS: &str = "smpp_connector_long_message_segments_to
 pub const ENCODING: &str = "smpp_encoding_total";
 pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_total";
 pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
+pub const TPS_FAIL_OPEN_TOTAL: &str = "smpp_connector_tps_fail_open_total";
+pub const TPS_FAIL_OPEN: &str = "smpp_connector_tps_fail_open";
+pub const TPS_THROTTLED: &str = "smpp_connector_tps_throttle_total";
 
 /// Register descriptions (called once at startup).
 pub fn describe_all() {
@@ -110,5 +113,17 @@ pub fn describe_all() {
     describe_counter!(
         GSM7_FORCE_REPLACEMENTS,
         "Characters replaced by '?' under GSM7_FORCE."
+    );
+    describe_counter!(
+        TPS_FAIL_OPEN_TOTAL,
+        "TPS requests decided by the local limiter because Redis did not answer."
+    );
+    describe_gauge!(
+        TPS_FAIL_OPEN,
+        "1 while an operator's TPS fails open (Redis down), else 0."
+    );
+    describe_counter!(
+        TPS_THROTTLED,
+        "TPS tokens asked for but not granted (over the operator's limit)."
     );
 }
