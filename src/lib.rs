@@ -11,6 +11,7 @@
 //! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
 //! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
 //! - [`dlr`]: delivery receipt parsing, message-id normalisation.
+//! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
 //! - [`config`]: typed configuration and its validation.
 //!
 //! Invariants:
@@ -29,4 +30,5 @@ pub mod ledger;
 pub mod pdu;
 pub mod session;
 pub mod taxonomy;
+pub mod throttle;
 pub mod window;

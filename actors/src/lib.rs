@@ -11,7 +11,8 @@
 //! - [`oms`]: credentials from operator-management-service.
 //! - [`http`]: probes, metrics, admin API.
 //! - [`events`]: the NATS payloads we write.
-//! - [`throttle`]: `ThrottleActor` (Redis: concatenation references; TPS next).
+//! - [`throttle`]: `ThrottleActor` (Redis: TPS sliding window, sequence numbers,
+//!   concatenation references; fail-open local limiter).
 //! - [`telemetry`]: logs and metric names.
 //! - [`cli`]: `send`, `admin` subcommands.
 #![forbid(unsafe_code)]

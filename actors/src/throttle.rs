@@ -1,19 +1,43 @@
-//! `ThrottleActor`: the service's Redis side (fred). Today it hands out blocks of outbound
-//! concatenation references (`smpp:concat:ref:{operatorId}:{bindId}`, one `INCRBY` per
-//! block, so long messages cost no Redis round trip each); the TPS sliding window and the
-//! sequence-number blocks live here too as they arrive.
+//! `ThrottleActor`: the service's Redis side (fred). It owns the Redis client and answers
+//! three requests, each one Redis round trip:
 //!
-//! Redis down never stops a submit: the caller falls back to a local counter and the
-//! failure is counted (`smpp_connector_backend_errors_total{backend="redis"}`). The client
-//! reconnects in the background; commands time out after a second instead of queueing.
+//! - [`AcquireTps`] → [`TpsGrant`]: the operator's TPS sliding window (US-SC-012, SPEC §8)
+//!   in `tps:{operatorId}:{windowStart}`, by the Lua script [`TPS_SCRIPT`];
+//! - [`ReserveSequences`]: a block of sequence numbers from `smpp:seq:{op}:{dir}:{bindId}`;
+//! - [`ReserveConcatRefs`]: a block of concatenation references from
+//!   `smpp:concat:ref:{op}:{bindId}` (one `INCRBY` per block, so long messages cost no
+//!   Redis round trip each).
+//!
+//! The arithmetic and the key names are in the pure crate
+//! ([`smpp_connector::throttle`]), which also states and proves the TPS bound.
+//!
+//! Redis down never stops traffic. TPS fails open, but never unlimited: each operator gets
+//! a local token bucket at its limit divided by the live binds
+//! (`smpp_connector_tps_fail_open_total`, `smpp_connector_tps_fail_open{mno}` = 1 until
+//! Redis answers again); for sequence numbers and references the caller falls back to a
+//! local counter on the typed [`ThrottleError`]. Every failed call is counted in
+//! `smpp_connector_backend_errors_total{backend="redis"}`; an outage logs one WARN when
+//! it starts and one INFO when Redis answers again. The client reconnects in the
+//! background; commands time out after [`COMMAND_TIMEOUT`] instead of queueing, and while
+//! an outage lasts and the client is not connected calls fail at once without waiting.
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use fred::prelude::*;
-use smpp_connector::config::BindKey;
+use smpp_connector::config::{BindKey, OperatorId};
+use smpp_connector::throttle::{
+    LocalLimiter, WINDOW, concat_ref_block, seq_key, sequence_block,
+};
 
 use crate::telemetry::metric;
+
+pub use smpp_connector::throttle::concat_ref_key;
+
+/// How long one Redis command may take before it counts as failed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connect a Redis client that keeps reconnecting in the background (never blocks startup).
 pub fn connect(url: &str) -> anyhow::Result<Client> {
@@ -22,7 +46,7 @@ pub fn connect(url: &str) -> anyhow::Result<Client> {
     let client = Builder::from_config(config)
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
         .with_performance_config(|perf| {
-            perf.default_command_timeout = Duration::from_secs(1);
+            perf.default_command_timeout = COMMAND_TIMEOUT;
         })
         .with_connection_config(|conn| {
             conn.connection_timeout = Duration::from_secs(2);
@@ -33,16 +57,112 @@ pub fn connect(url: &str) -> anyhow::Result<Client> {
     Ok(client)
 }
 
-/// Key of a bind's concatenation reference counter.
-pub fn concat_ref_key(key: &BindKey) -> String {
-    format!("smpp:concat:ref:{}:{}", key.operator_id, key.bind_id)
+/// The TPS sliding window, atomic in Redis (a script runs alone), so two pods can never
+/// both take the last tokens. One `EVAL` per call (the script is short; Redis caches it).
+///
+/// Time is the server's (`TIME`): every pod then agrees on the window boundaries and the
+/// offset into the window, whatever their clocks say. The key names are built from that
+/// time inside the script, so it needs a standalone (or replicated / Sentinel) Redis ≥ 5
+/// (scripts replicated by effects), not Redis Cluster — there the two windows' keys would
+/// sit in different slots anyway.
+///
+/// ARGV: operator id, limit, want. Returns `{granted, microseconds left in the window}`.
+/// `granted` is `smpp_connector::throttle::grantable` with the same integers: the largest
+/// `g ≤ want` with `previous × (10⁶ − µs) + (current + g) × 10⁶ ≤ limit × 10⁶` (exact in
+/// Lua's doubles while the counts stay below 10⁹). The current window's counter gets
+/// `INCRBY granted` and `EXPIRE 2`: it is read as the previous window for one more second.
+pub const TPS_SCRIPT: &str = r#"
+local now = redis.call('TIME')
+local secs = tonumber(now[1])
+local micros = tonumber(now[2])
+local prefix = 'tps:' .. ARGV[1] .. ':'
+local current_key = prefix .. secs
+local previous = tonumber(redis.call('GET', prefix .. (secs - 1)) or '0')
+local current = tonumber(redis.call('GET', current_key) or '0')
+local limit = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local used = previous * (1000000 - micros) + current * 1000000
+local cap = limit * 1000000
+local granted = 0
+if used < cap then
+  granted = math.min(want, math.floor((cap - used) / 1000000))
+end
+if granted > 0 then
+  redis.call('INCRBY', current_key, granted)
+  redis.call('EXPIRE', current_key, 2)
+end
+return {granted, 1000000 - micros}
+"#;
+
+/// Why a Redis request failed (the caller falls back to its local counter or limiter).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ThrottleError {
+    /// An outage is known and the client is not connected: nothing was sent.
+    #[error("redis not connected")]
+    NotConnected,
+    /// The command was sent and no answer came within [`COMMAND_TIMEOUT`].
+    #[error("redis command timed out after {after:?}")]
+    Timeout { after: Duration },
+    /// Redis or the connection answered with an error (refused, reset, script error…).
+    #[error("redis unavailable: {source}")]
+    Unavailable {
+        #[source]
+        source: fred::error::Error,
+    },
+}
+
+impl From<fred::error::Error> for ThrottleError {
+    fn from(source: fred::error::Error) -> Self {
+        match source.kind() {
+            fred::error::ErrorKind::Timeout => ThrottleError::Timeout {
+                after: COMMAND_TIMEOUT,
+            },
+            _ => ThrottleError::Unavailable { source },
+        }
+    }
+}
+
+/// Ask for up to `want` submits of an operator under its `limit` (TPS, shared by every
+/// pod). `live_binds` (this pod's share) sizes the local limiter used if Redis is down.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "TpsGrant")]
+pub struct AcquireTps {
+    pub operator_id: OperatorId,
+    pub limit: u32,
+    pub want: u32,
+    pub live_binds: u32,
+}
+
+/// The answer to [`AcquireTps`]. Never an error: Redis down means `fail_open` and a grant
+/// from the local limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TpsGrant {
+    /// Tokens granted, `0..=want`; `want − granted` were refused (ask again later).
+    pub granted: u32,
+    /// Spend the tokens within this time from the answer: the rest of the current window
+    /// (server time), or one window when failing open. The bound of
+    /// [`smpp_connector::throttle`] counts them in the window they were granted in.
+    pub valid_for: Duration,
+    /// True when Redis did not answer and the local limiter decided.
+    pub fail_open: bool,
+}
+
+/// Reserve `count` sequence numbers for a bind: `(first, len)`, the numbers
+/// `first..first + len` in `1..=0x7FFF_FFFF`. `len < count` when the block reached
+/// 0x7FFF_FFFF and was cut there (see [`smpp_connector::throttle::sequence_block`]); use
+/// `SequenceNumbers::from_block(first, len)`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(u32, u32), ThrottleError>")]
+pub struct ReserveSequences {
+    pub key: BindKey,
+    pub count: u32,
 }
 
 /// Reserve `count` concatenation references for a bind. Answered with the first of the
 /// block (the counter value before the increment plus one); the caller wraps them to 8
 /// or 16 bits.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<u64, String>")]
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<u64, ThrottleError>")]
 pub struct ReserveConcatRefs {
     pub key: BindKey,
     pub count: u32,
@@ -51,17 +171,108 @@ pub struct ReserveConcatRefs {
 /// The Redis actor.
 pub struct ThrottleActor {
     redis: Client,
+    /// When the current outage started; `None` while Redis answers.
+    outage: Option<Instant>,
+    /// Per-operator limiters for failing open (kept between outages).
+    local: HashMap<OperatorId, LocalLimiter>,
+    /// Operators whose `smpp_connector_tps_fail_open` gauge is 1.
+    failing_open: HashSet<OperatorId>,
 }
 
 impl std::fmt::Debug for ThrottleActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThrottleActor").finish_non_exhaustive()
+        f.debug_struct("ThrottleActor")
+            .field("outage", &self.outage)
+            .field("failing_open", &self.failing_open)
+            .finish_non_exhaustive()
     }
 }
 
 impl ThrottleActor {
     pub fn new(redis: Client) -> Self {
-        ThrottleActor { redis }
+        ThrottleActor {
+            redis,
+            outage: None,
+            local: HashMap::new(),
+            failing_open: HashSet::new(),
+        }
+    }
+
+    /// Run one Redis call and note its outcome for the outage log and the error count.
+    fn call<T, F, Fut>(
+        &self,
+        call: F,
+    ) -> impl ActorFuture<Self, Output = Result<T, ThrottleError>> + use<T, F, Fut>
+    where
+        T: 'static,
+        F: FnOnce(Client) -> Fut + 'static,
+        Fut: Future<Output = Result<T, fred::error::Error>> + 'static,
+    {
+        // During an outage, do not wait a command timeout per call while fred reconnects.
+        let send = self.outage.is_none() || self.redis.is_connected();
+        let redis = self.redis.clone();
+        async move {
+            if !send {
+                return Err(ThrottleError::NotConnected);
+            }
+            call(redis).await.map_err(ThrottleError::from)
+        }
+        .into_actor(self)
+        .map(|result, act: &mut Self, _ctx| {
+            match &result {
+                Ok(_) => act.handle_redis_answered(),
+                Err(err) => act.handle_redis_failed(err),
+            }
+            result
+        })
+    }
+
+    fn handle_redis_answered(&mut self) {
+        if let Some(since) = self.outage.take() {
+            tracing::info!(
+                downForMs = since.elapsed().as_millis() as u64,
+                "redis answers again"
+            );
+        }
+    }
+
+    fn handle_redis_failed(&mut self, err: &ThrottleError) {
+        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "redis").increment(1);
+        if self.outage.is_none() {
+            self.outage = Some(Instant::now());
+            tracing::warn!(error = %err, "redis unavailable, failing open");
+        }
+    }
+
+    fn grant_from_redis(&mut self, msg: &AcquireTps, granted: i64, left_us: i64) -> TpsGrant {
+        if self.failing_open.remove(&msg.operator_id) {
+            metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => msg.operator_id.to_string()).set(0.0);
+        }
+        TpsGrant {
+            granted: granted.clamp(0, i64::from(msg.want)) as u32,
+            valid_for: Duration::from_micros(left_us.clamp(0, 1_000_000) as u64),
+            fail_open: false,
+        }
+    }
+
+    fn grant_locally(&mut self, msg: &AcquireTps) -> TpsGrant {
+        let now = Instant::now();
+        let bucket = self
+            .local
+            .entry(msg.operator_id.clone())
+            .or_insert_with(|| LocalLimiter::new(msg.limit, msg.live_binds, now));
+        bucket.set_rate(msg.limit, msg.live_binds);
+        let granted = bucket.take(now, msg.want);
+        let mno = msg.operator_id.to_string();
+        metrics::counter!(metric::TPS_FAIL_OPEN_TOTAL, "mno" => mno.clone()).increment(1);
+        if self.failing_open.insert(msg.operator_id.clone()) {
+            metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => mno).set(1.0);
+        }
+        TpsGrant {
+            granted,
+            valid_for: WINDOW,
+            fail_open: true,
+        }
     }
 }
 
@@ -69,20 +280,61 @@ impl Actor for ThrottleActor {
     type Context = Context<Self>;
 }
 
+impl Handler<AcquireTps> for ThrottleActor {
+    type Result = ResponseActFuture<Self, TpsGrant>;
+
+    fn handle(&mut self, msg: AcquireTps, _ctx: &mut Context<Self>) -> Self::Result {
+        let args = vec![
+            msg.operator_id.to_string(),
+            msg.limit.to_string(),
+            msg.want.to_string(),
+        ];
+        let eval = self.call(move |redis| async move {
+            redis
+                .eval::<(i64, i64), _, _, _>(TPS_SCRIPT, (), args)
+                .await
+        });
+        Box::pin(eval.map(move |result, act, _ctx| {
+            let grant = match result {
+                Ok((granted, left_us)) => act.grant_from_redis(&msg, granted, left_us),
+                Err(_) => act.grant_locally(&msg),
+            };
+            let refused = msg.want.saturating_sub(grant.granted);
+            if refused > 0 {
+                metrics::counter!(metric::TPS_THROTTLED, "mno" => msg.operator_id.to_string())
+                    .increment(u64::from(refused));
+            }
+            grant
+        }))
+    }
+}
+
+impl Handler<ReserveSequences> for ThrottleActor {
+    type Result = ResponseActFuture<Self, Result<(u32, u32), ThrottleError>>;
+
+    fn handle(&mut self, msg: ReserveSequences, _ctx: &mut Context<Self>) -> Self::Result {
+        let key = seq_key(&msg.key);
+        let count = msg.count;
+        let incr = self.call(move |redis| async move {
+            redis.incr_by::<i64, _>(key, i64::from(count)).await
+        });
+        Box::pin(incr.map(move |result, _act, _ctx| {
+            result.map(|last| sequence_block(last, count))
+        }))
+    }
+}
+
 impl Handler<ReserveConcatRefs> for ThrottleActor {
-    type Result = ResponseFuture<Result<u64, String>>;
+    type Result = ResponseActFuture<Self, Result<u64, ThrottleError>>;
 
     fn handle(&mut self, msg: ReserveConcatRefs, _ctx: &mut Context<Self>) -> Self::Result {
-        let redis = self.redis.clone();
-        Box::pin(async move {
-            let last: i64 = redis
-                .incr_by(concat_ref_key(&msg.key), i64::from(msg.count))
-                .await
-                .map_err(|e| {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "redis").increment(1);
-                    e.to_string()
-                })?;
-            Ok((last as u64).saturating_sub(u64::from(msg.count)) + 1)
-        })
+        let key = concat_ref_key(&msg.key);
+        let count = msg.count;
+        let incr = self.call(move |redis| async move {
+            redis.incr_by::<i64, _>(key, i64::from(count)).await
+        });
+        Box::pin(incr.map(move |result, _act, _ctx| {
+            result.map(|last| concat_ref_block(last, count))
+        }))
     }
 }

@@ -33,6 +33,9 @@ pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacement
 pub const CONCAT_REF_FALLBACKS: &str = "smpp_connector_concat_ref_fallback_total";
 pub const ROW_RETRIES: &str = "smpp_connector_correlation_row_retries_total";
 pub const LANE_MESSAGES: &str = "smpp_connector_lane_messages_total";
+pub const TPS_FAIL_OPEN_TOTAL: &str = "smpp_connector_tps_fail_open_total";
+pub const TPS_FAIL_OPEN: &str = "smpp_connector_tps_fail_open";
+pub const TPS_THROTTLED: &str = "smpp_connector_tps_throttle_total";
 
 /// Register descriptions (called once at startup).
 pub fn describe_all() {
@@ -125,5 +128,17 @@ pub fn describe_all() {
     describe_counter!(
         LANE_MESSAGES,
         "Dispatch messages by lane and outcome (pulled, ack, nak)."
+    );
+    describe_counter!(
+        TPS_FAIL_OPEN_TOTAL,
+        "TPS requests decided by the local limiter because Redis did not answer."
+    );
+    describe_gauge!(
+        TPS_FAIL_OPEN,
+        "1 while an operator's TPS fails open (Redis down), else 0."
+    );
+    describe_counter!(
+        TPS_THROTTLED,
+        "TPS tokens asked for but not granted (over the operator's limit)."
     );
 }
