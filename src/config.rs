@@ -51,6 +51,11 @@ pub mod env {
     pub const WINDOW_RELOAD_MS: &str = "WINDOW_RELOAD_MS";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
     pub const NATS_ACK_WAIT_MS: &str = "NATS_ACK_WAIT_MS";
+    pub const WINDOW_GROW_PERIOD_MS: &str = "WINDOW_GROW_PERIOD_MS";
+    pub const THROTTLE_PERIOD_MS: &str = "THROTTLE_PERIOD_MS";
+    pub const HALF_CLOSED_PROBE_INTERVAL_MS: &str = "HALF_CLOSED_PROBE_INTERVAL_MS";
+    pub const DRAIN_MIN_MS: &str = "DRAIN_MIN_MS";
+    pub const DRAIN_ALERT_AFTER_MS: &str = "DRAIN_ALERT_AFTER_MS";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -271,6 +276,16 @@ pub struct Timers {
     /// AckWait of the dispatch consumers; held messages get in-progress acks well within
     /// it, so a killed pod's messages return after about this long.
     pub ack_wait: Duration,
+    /// The adaptive window regains 5 slots per period after ESME_RTHROTTLED.
+    pub window_grow_period: Duration,
+    /// Throttles are counted over this sliding period (≥ 3 → degraded).
+    pub throttle_period: Duration,
+    /// One probe submit per interval while HALF_CLOSED_TX.
+    pub probe_interval: Duration,
+    /// DRAINING lasts at least this long after the last ESME_RMSGQFUL.
+    pub drain_min: Duration,
+    /// DRAINING longer than this is logged as an error (alert).
+    pub drain_alert_after: Duration,
 }
 
 impl Default for Timers {
@@ -288,6 +303,11 @@ impl Default for Timers {
             drain_timeout: Duration::from_secs(10),
             oms_timeout: Duration::from_secs(5),
             ack_wait: Duration::from_secs(10),
+            window_grow_period: Duration::from_secs(60),
+            throttle_period: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(60),
+            drain_min: Duration::from_secs(30),
+            drain_alert_after: Duration::from_secs(300),
         }
     }
 }
@@ -580,6 +600,14 @@ impl Config {
             window_reload: v.millis(env::WINDOW_RELOAD_MS, defaults.window_reload)?,
             drain_timeout: v.millis(env::DRAIN_TIMEOUT_MS, defaults.drain_timeout)?,
             ack_wait: v.millis(env::NATS_ACK_WAIT_MS, defaults.ack_wait)?,
+            window_grow_period: v.millis(env::WINDOW_GROW_PERIOD_MS, defaults.window_grow_period)?,
+            throttle_period: v.millis(env::THROTTLE_PERIOD_MS, defaults.throttle_period)?,
+            probe_interval: v.millis(
+                env::HALF_CLOSED_PROBE_INTERVAL_MS,
+                defaults.probe_interval,
+            )?,
+            drain_min: v.millis(env::DRAIN_MIN_MS, defaults.drain_min)?,
+            drain_alert_after: v.millis(env::DRAIN_ALERT_AFTER_MS, defaults.drain_alert_after)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
         };
         if timers.reconnect_backoff_max < timers.reconnect_backoff_base {

@@ -29,6 +29,7 @@ use smpp_connector::backoff::Backoff;
 use smpp_connector::config::{BindKey, Config, Lane};
 use smpp_connector::dispatch::SubmitProfile;
 use smpp_connector::encoding::RefBits;
+use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::pdu::{BindMode, BindRequest, CommandStatus, INTERFACE_VERSION, SmBody};
 use smpp_connector::session::{
@@ -38,6 +39,7 @@ use smpp_connector::session::{
 use smpp_connector::taxonomy::{self, SubmitOutcome};
 use smpp_connector::window::SequenceNumbers;
 
+use super::flow::SEQUENCE_BLOCK;
 use super::intake::{ConcatRefs, Held, LookedUp, PullFinished, Pulled};
 use super::io::{self as bind_io, BoxedWrite, Connection, ReadItem};
 use super::metrics::BindMetrics;
@@ -49,7 +51,7 @@ use crate::nats::EventPublisher;
 use crate::oms::{BindModePreference, CredentialSource, Credentials};
 use crate::supervisor::BindStateChanged;
 use crate::telemetry::metric;
-use crate::throttle::ThrottleActor;
+use crate::throttle::{ReserveSequences, ThrottleActor};
 
 /// How often held messages get an in-progress ack (at most a third of AckWait).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -155,7 +157,7 @@ pub struct BindActor {
     reconnect_now: bool,
     shutting_down: bool,
     shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-    state: BindState,
+    pub(super) state: BindState,
     /// Connection generation: items of an older connection are ignored.
     pub(super) generation: u64,
     pub(super) links: Vec<Link>,
@@ -163,6 +165,12 @@ pub struct BindActor {
     pub(super) profile: Option<SubmitProfile>,
     /// Messages held, segment by segment. Survives restarts.
     pub(super) ledger: Ledger<Held>,
+    /// Window, TPS tokens and phase while bound.
+    pub(super) flow: Option<FlowController>,
+    /// An `AcquireTps` is under way (or waits for the next budget window).
+    pub(super) granting: bool,
+    /// A sequence block is being reserved.
+    pub(super) sequence_refill: bool,
     pub(super) fetching: bool,
     pub(super) pending_lookups: usize,
     unbinding: Option<Unbinding>,
@@ -214,6 +222,9 @@ impl BindActor {
             credentials: None,
             profile: None,
             ledger: Ledger::new(max_deliver, RecordRetry::default()),
+            flow: None,
+            granting: false,
+            sequence_refill: false,
             fetching: false,
             pending_lookups: 0,
             unbinding: None,
@@ -240,22 +251,38 @@ impl BindActor {
             .position(|l| l.session.mode().can_submit())
     }
 
-    /// The bind takes new messages: bound (not unbinding, not going down).
+    /// The bind takes new messages: bound, half-closed (for its probe) or draining (then
+    /// the flow controller allows nothing), not unbinding, not going down.
     pub(super) fn accepting(&self) -> bool {
-        self.state == BindState::Bound && self.unbinding.is_none() && self.closing_writers == 0
+        self.state.is_bound()
+            && self.state != BindState::Draining
+            && self.unbinding.is_none()
+            && self.closing_writers == 0
+    }
+
+    /// Submits the window, the phase and the TPS tokens allow now.
+    pub(super) fn submit_allowance(&self, now: Instant) -> usize {
+        let Some(link) = self.transmitter() else {
+            return 0;
+        };
+        let hard = link.session.free_slots();
+        self.flow
+            .as_ref()
+            .map_or(hard, |f| f.submit_allowance(now, link.session.in_flight()).min(hard))
     }
 
     /// After every input: submit what the window allows, carry out the ledger's
     /// decisions, pull more if there is room, re-arm the timer.
     pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
         self.send_queued(ctx);
+        self.drain_flow_events(ctx);
         self.drain_outputs(ctx);
         self.pull(ctx);
         self.progress_unbind(Instant::now(), ctx);
         self.arm_timer(ctx);
     }
 
-    fn set_state(&mut self, state: BindState, reason: Option<String>) {
+    pub(super) fn set_state(&mut self, state: BindState, reason: Option<String>) {
         if self.state == state {
             return;
         }
@@ -312,6 +339,8 @@ impl BindActor {
         let timeout = self.deps.config.timers.bind_timeout;
         let direction = self.key.direction;
         let split_bind = self.split_bind;
+        let throttle = self.deps.throttle.clone();
+        let key = self.key.clone();
         let fut = async move {
             let credentials = source
                 .fetch(&operator_id)
@@ -328,7 +357,19 @@ impl BindActor {
                 )
                 .await
                 .map_err(|e| ("connect_failed", e.to_string()))?;
-                connections.push((mode, connection));
+                // Sequence numbers from the bind's Redis counter (US-SC-022); Redis down:
+                // local numbering from 1 (never reused while in flight either way).
+                let sequences = match throttle
+                    .send(ReserveSequences {
+                        key: key.clone(),
+                        count: SEQUENCE_BLOCK,
+                    })
+                    .await
+                {
+                    Ok(Ok((first, len))) => SequenceNumbers::from_block(first, len),
+                    _ => SequenceNumbers::new(),
+                };
+                connections.push((mode, connection, sequences));
             }
             Ok::<_, (&'static str, String)>((credentials, connections))
         };
@@ -353,7 +394,7 @@ impl BindActor {
     fn start_sessions(
         &mut self,
         credentials: Credentials,
-        connections: Vec<(BindMode, Connection)>,
+        connections: Vec<(BindMode, Connection, SequenceNumbers)>,
         ctx: &mut Context<Self>,
     ) {
         let config = &self.deps.config;
@@ -364,7 +405,7 @@ impl BindActor {
         let now = Instant::now();
         self.generation += 1;
         let generation = self.generation;
-        for (index, (mode, connection)) in connections.into_iter().enumerate() {
+        for (index, (mode, connection, sequences)) in connections.into_iter().enumerate() {
             let session_config = SessionConfig {
                 mode,
                 bind: BindRequest {
@@ -383,7 +424,7 @@ impl BindActor {
                 unbind_timeout: config.timers.bind_timeout,
                 window: credentials.window as usize,
             };
-            let session = match Session::try_new(session_config, SequenceNumbers::new(), now) {
+            let session = match Session::try_new(session_config, sequences, now) {
                 Ok(session) => session,
                 Err(err) => {
                     self.fail("bind_failed".into(), format!("bind request: {err}"), ctx);
@@ -426,7 +467,7 @@ impl BindActor {
 
     /// A failed attempt: count it, go DISCONNECTED and let the supervisor restart us
     /// after the backoff.
-    fn fail(&mut self, reason: String, detail: String, ctx: &mut Context<Self>) {
+    pub(super) fn fail(&mut self, reason: String, detail: String, ctx: &mut Context<Self>) {
         let attempt = self.backoff.record_failure();
         self.metrics.reconnects.increment(1);
         self.last_error = Some(format!("{reason}: {detail}"));
@@ -464,13 +505,13 @@ impl BindActor {
         let now = Instant::now();
         if let Some(index) = self.transmitter_index() {
             let link = &mut self.links[index];
-            link.session.window_mut().tick(now);
-            self.metrics
-                .window_inflight
-                .set(link.session.in_flight() as f64);
-            self.metrics
-                .window_dynamic
-                .set(link.session.window_size() as f64);
+            let in_flight = link.session.in_flight();
+            self.metrics.window_inflight.set(in_flight as f64);
+            if let Some(flow) = &mut self.flow {
+                flow.handle_timeout(now, in_flight);
+                self.metrics.window_dynamic.set(flow.window_size() as f64);
+                self.metrics.drain_seconds.set(flow.drain_seconds(now));
+            }
             let skips = link.session.sequence_skips();
             if skips > self.sequence_skips_reported {
                 self.metrics
@@ -479,6 +520,7 @@ impl BindActor {
                 self.sequence_skips_reported = skips;
             }
         }
+        self.refill_sequences(ctx);
         self.drive(ctx);
     }
 
@@ -503,17 +545,21 @@ impl BindActor {
             let Some(index) = act.transmitter_index() else {
                 return;
             };
-            let window = act.links[index].session.window_mut();
-            if configured > 0 && configured != window.max() {
+            let Some(flow) = &mut act.flow else {
+                return;
+            };
+            if configured > 0 && configured != flow.configured_window() {
                 tracing::info!(
                     operatorId = %act.key.operator_id,
                     direction = %act.key.direction,
                     bindId = act.key.bind_id,
-                    from = window.max(),
+                    from = flow.configured_window(),
                     to = configured,
                     "window maximum changed"
                 );
-                window.set_max(configured);
+                flow.set_configured_window(configured);
+                // The session's window is the hard cap the flow controller works under.
+                act.links[index].session.window_mut().set_max(configured);
                 act.drive(ctx);
             }
         }));
@@ -529,6 +575,7 @@ impl BindActor {
             .map(|u| u.drain_deadline);
         let Some(deadline) = session_deadlines
             .chain(self.ledger.poll_timeout())
+            .chain(self.flow.as_ref().and_then(|f| f.poll_timeout()))
             .chain(drain)
             .min()
         else {
@@ -555,6 +602,10 @@ impl BindActor {
             self.pump(index, ctx);
         }
         self.ledger.handle_timeout(now);
+        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
+        if let Some(flow) = &mut self.flow {
+            flow.handle_timeout(now, in_flight);
+        }
         self.drive(ctx);
     }
 
@@ -606,6 +657,9 @@ impl BindActor {
                 );
                 self.links[index].bound = true;
                 if self.links.iter().all(|l| l.bound) {
+                    let window = self.credentials.as_ref().map_or(100, |c| c.window as usize);
+                    let limited = self.credentials.as_ref().is_some_and(|c| c.tps_limit.is_some());
+                    self.flow = Some(self.new_flow(window, limited));
                     self.backoff.reset();
                     self.last_error = None;
                     self.set_state(BindState::Bound, None);
@@ -735,10 +789,12 @@ impl BindActor {
         };
         let now = Instant::now();
         let mut wrote = false;
-        while self.links[index].session.free_slots() > 0 {
+        let mut allowance = self.submit_allowance(now);
+        while allowance > 0 {
             let Some((segment, body)) = self.ledger.next_submit() else {
                 break;
             };
+            allowance -= 1;
             let token = SegmentToken {
                 segment,
                 written_at: now,
@@ -747,6 +803,9 @@ impl BindActor {
                 Ok(_) => {
                     wrote = true;
                     self.metrics.submits.increment(1);
+                    if let Some(flow) = &mut self.flow {
+                        flow.on_submitted(now);
+                    }
                 }
                 Err(
                     SubmitError::WindowFull(token)
@@ -796,7 +855,9 @@ impl BindActor {
                 "submit_sm not accepted"
             );
         }
-        self.apply_bind_action(&outcome);
+        if let Some(flow) = &mut self.flow {
+            flow.handle_outcome(Instant::now(), &outcome);
+        }
         self.ledger
             .handle_outcome(token.segment, &outcome, operator_message_id);
     }
@@ -828,20 +889,12 @@ impl BindActor {
             outcome = outcome.as_str(),
             "submit_sm failed; message will be retried"
         );
+        if let Some(flow) = &mut self.flow {
+            flow.handle_outcome(Instant::now(), &outcome);
+        }
         self.ledger.handle_outcome(token.segment, &outcome, None);
     }
 
-    /// What an outcome means for the bind, as [`taxonomy`] says.
-    fn apply_bind_action(&mut self, outcome: &SubmitOutcome) {
-        if matches!(outcome.bind_action(), taxonomy::BindAction::HalveWindow)
-            && let Some(index) = self.transmitter_index()
-        {
-            self.links[index]
-                .session
-                .window_mut()
-                .on_throttled(Instant::now());
-        }
-    }
 
     // ----- receipts ------------------------------------------------------------------
 
@@ -990,6 +1043,9 @@ impl Supervised for BindActor {
         self.credentials = None;
         self.profile = None;
         self.fetching = false;
+        self.flow = None;
+        self.granting = false;
+        self.sequence_refill = false;
         self.unbinding = None;
         self.closing_writers = 0;
         self.timer = None;
@@ -1141,7 +1197,7 @@ impl Handler<GetBindStatus> for BindActor {
             state: self.state.as_str(),
             sessions: self.links.iter().map(|l| l.session.mode().name()).collect(),
             in_flight: transmitter.map_or(0, |l| l.session.in_flight()),
-            window: transmitter.map_or(0, |l| l.session.window_size()),
+            window: self.flow.as_ref().map_or(0, |f| f.window_size()),
             queued_segments: self.ledger.queued(),
             dispatches: self.ledger.messages(),
             reconnect_attempts: self.backoff.attempts(),

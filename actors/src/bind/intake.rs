@@ -19,6 +19,7 @@ use smpp_connector::config::Lane;
 use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection};
 use smpp_connector::encoding::{Encoded, RefBits};
 use smpp_connector::ledger::Admission;
+use smpp_connector::session::BindState;
 use smpp_connector::taxonomy;
 
 use super::actor::BindActor;
@@ -144,12 +145,22 @@ fn priority(lane: Lane) -> usize {
 }
 
 impl BindActor {
-    /// Messages the intake may take now: the free window minus what already waits.
+    /// Messages the intake may take now: what window, phase and TPS tokens allow, minus
+    /// what already waits.
     fn intake_room(&self) -> usize {
-        let free = self
-            .transmitter()
-            .map_or(0, |l| l.session.free_slots());
-        free.saturating_sub(self.ledger.queued() + self.pending_lookups)
+        self.submit_allowance(Instant::now())
+            .saturating_sub(self.ledger.queued() + self.pending_lookups)
+            .min(self.deps.config.fetch_batch)
+    }
+
+    /// What the window alone would let the intake take (before TPS tokens).
+    fn window_room(&self) -> usize {
+        let Some(link) = self.transmitter() else {
+            return 0;
+        };
+        link.session
+            .free_slots()
+            .saturating_sub(self.ledger.queued() + self.pending_lookups)
             .min(self.deps.config.fetch_batch)
     }
 
@@ -157,6 +168,11 @@ impl BindActor {
     pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
         if self.fetching || !self.accepting() || self.lanes.is_empty() || self.ledger.stalled() {
             return;
+        }
+        // TPS: tokens for what the window could take, one Redis round trip per pull.
+        let window_room = self.window_room();
+        if window_room > 0 {
+            self.request_grant(window_room, ctx);
         }
         let room = self.intake_room();
         if room == 0 {
@@ -207,6 +223,15 @@ impl BindActor {
             self.metrics.naks.increment(1);
             self.metrics.lane(priority, "nak").increment(1);
             held.nak(Duration::ZERO);
+            return;
+        }
+        if self.state == BindState::HalfClosedTx
+            && self.ledger.queued() + self.ledger.in_flight() + self.pending_lookups > 0
+        {
+            // Half-closed: one probe at a time; the rest waits in the stream.
+            self.metrics.naks.increment(1);
+            self.metrics.lane(priority, "nak").increment(1);
+            held.nak(taxonomy::THROTTLED_NAK_DELAY);
             return;
         }
         let command = match dispatch::parse_command(&payload) {

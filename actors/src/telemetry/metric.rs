@@ -32,6 +32,8 @@ pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_to
 pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
 pub const CONCAT_REF_FALLBACKS: &str = "smpp_connector_concat_ref_fallback_total";
 pub const ROW_RETRIES: &str = "smpp_connector_correlation_row_retries_total";
+pub const BIND_DEGRADED: &str = "smpp_connector_bind_degraded_total";
+pub const DRAIN_SECONDS: &str = "smpp_connector_drain_seconds";
 pub const LANE_MESSAGES: &str = "smpp_connector_lane_messages_total";
 pub const TPS_FAIL_OPEN_TOTAL: &str = "smpp_connector_tps_fail_open_total";
 pub const TPS_FAIL_OPEN: &str = "smpp_connector_tps_fail_open";
@@ -124,6 +126,14 @@ pub fn describe_all() {
     describe_counter!(
         ROW_RETRIES,
         "Correlation row writes retried after a failure (the segment is never resent)."
+    );
+    describe_counter!(
+        BIND_DEGRADED,
+        "smpp.bind.degraded events, by cause (THROTTLED, HALF_CLOSED_TX, DRAINING)."
+    );
+    describe_gauge!(
+        DRAIN_SECONDS,
+        "Seconds the bind has been DRAINING (0 otherwise); alert above 300."
     );
     describe_counter!(
         LANE_MESSAGES,
