@@ -388,3 +388,9 @@ mod tests {
         }
     }
 }
+
+/// Key of the concatenation reference remembered for one long message:
+/// `smpp:concat:msg:{operatorId}:{messageId}` (72 h TTL).
+pub fn concat_message_key(operator_id: &OperatorId, message_id: &str) -> String {
+    format!("smpp:concat:msg:{operator_id}:{message_id}")
+}

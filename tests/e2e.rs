@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod bind;
 mod dispatch;
+mod flow_control;
 mod long_messages;
 mod receipts;
 mod recovery;

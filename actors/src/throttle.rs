@@ -29,7 +29,7 @@ use actix::prelude::*;
 use fred::prelude::*;
 use smpp_connector::config::{BindKey, OperatorId};
 use smpp_connector::throttle::{
-    LocalLimiter, WINDOW, concat_ref_block, seq_key, sequence_block,
+    LocalLimiter, WINDOW, concat_message_key, concat_ref_block, seq_key, sequence_block,
 };
 
 use crate::telemetry::metric;
@@ -335,6 +335,60 @@ impl Handler<ReserveConcatRefs> for ThrottleActor {
         });
         Box::pin(incr.map(move |result, _act, _ctx| {
             result.map(|last| concat_ref_block(last, count))
+        }))
+    }
+}
+
+/// Remember the concatenation reference of a long message's first delivery, so that a
+/// redelivery with no correlation row yet (every part was in flight when the session
+/// died) sends its parts under the same reference. Fire and forget: 72 h TTL.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RememberConcatRef {
+    pub operator_id: OperatorId,
+    pub message_id: String,
+    pub reference: u16,
+}
+
+/// The reference [`RememberConcatRef`] stored for a message, if any.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<u16>, ThrottleError>")]
+pub struct RecallConcatRef {
+    pub operator_id: OperatorId,
+    pub message_id: String,
+}
+
+/// TTL of a remembered reference: the correlation rows' 72 hours.
+const CONCAT_MESSAGE_TTL_SECS: i64 = 72 * 3600;
+
+impl Handler<RememberConcatRef> for ThrottleActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: RememberConcatRef, _ctx: &mut Context<Self>) -> Self::Result {
+        let key = concat_message_key(&msg.operator_id, &msg.message_id);
+        let set = self.call(move |redis| async move {
+            redis
+                .set::<(), _, _>(
+                    key,
+                    i64::from(msg.reference),
+                    Some(Expiration::EX(CONCAT_MESSAGE_TTL_SECS)),
+                    None,
+                    false,
+                )
+                .await
+        });
+        Box::pin(set.map(|_, _act, _ctx| ()))
+    }
+}
+
+impl Handler<RecallConcatRef> for ThrottleActor {
+    type Result = ResponseActFuture<Self, Result<Option<u16>, ThrottleError>>;
+
+    fn handle(&mut self, msg: RecallConcatRef, _ctx: &mut Context<Self>) -> Self::Result {
+        let key = concat_message_key(&msg.operator_id, &msg.message_id);
+        let get = self.call(move |redis| async move { redis.get::<Option<i64>, _>(key).await });
+        Box::pin(get.map(|result, _act, _ctx| {
+            result.map(|value| value.and_then(|v| u16::try_from(v).ok()))
         }))
     }
 }

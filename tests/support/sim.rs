@@ -144,6 +144,54 @@ impl Sim {
     pub fn is_running(&mut self) -> bool {
         self.child.is_running()
     }
+
+    /// The most submit_sm received and not yet answered at any moment, over every
+    /// connection, from the record (in the order the simulator wrote it).
+    pub fn max_in_flight(&self) -> usize {
+        let mut open = std::collections::HashSet::new();
+        let mut max = 0;
+        for r in self.records() {
+            let key = (r["conn"].as_u64(), r["seq"].as_u64());
+            match (r["dir"].as_str(), r["command"].as_str()) {
+                (Some("in"), Some("submit_sm")) => {
+                    open.insert(key);
+                    max = max.max(open.len());
+                }
+                (Some("out"), Some("submit_sm_resp")) => {
+                    open.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        max
+    }
+
+    /// Receive times (ms since the epoch) of every submit_sm, in order.
+    pub fn submit_times_ms(&self) -> Vec<i64> {
+        let mut times: Vec<i64> = self
+            .received_now("submit_sm")
+            .iter()
+            .filter_map(|r| r["ts"].as_str())
+            .filter_map(|ts| chrono::DateTime::parse_from_rfc3339(ts).ok())
+            .map(|t| t.timestamp_millis())
+            .collect();
+        times.sort_unstable();
+        times
+    }
+
+    /// The most submit_sm received within any `span_ms` milliseconds.
+    pub fn max_submits_within(&self, span_ms: i64) -> usize {
+        let times = self.submit_times_ms();
+        let mut best = 0;
+        let mut start = 0;
+        for end in 0..times.len() {
+            while times[end] - times[start] >= span_ms {
+                start += 1;
+            }
+            best = best.max(end - start + 1);
+        }
+        best
+    }
 }
 
 /// One oms-stub process serving a credentials file the test can rewrite.

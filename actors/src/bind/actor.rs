@@ -274,6 +274,12 @@ impl BindActor {
     /// After every input: submit what the window allows, carry out the ledger's
     /// decisions, pull more if there is room, re-arm the timer.
     pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
+        // TPS: tokens for what is queued and what a pull could take (one Redis round trip
+        // at a time, a block each; nothing without a limit).
+        if self.accepting() {
+            let room = if self.ledger.stalled() { 0 } else { self.window_room() };
+            self.request_grant(room, ctx);
+        }
         self.send_queued(ctx);
         self.drain_flow_events(ctx);
         self.drain_outputs(ctx);

@@ -25,7 +25,7 @@ use smpp_connector::taxonomy;
 use super::actor::BindActor;
 use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
 use crate::telemetry::metric;
-use crate::throttle::ReserveConcatRefs;
+use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
 
 /// Concatenation references reserved from Redis at a time.
 const CONCAT_REF_BLOCK: u32 = 256;
@@ -154,7 +154,7 @@ impl BindActor {
     }
 
     /// What the window alone would let the intake take (before TPS tokens).
-    fn window_room(&self) -> usize {
+    pub(super) fn window_room(&self) -> usize {
         let Some(link) = self.transmitter() else {
             return 0;
         };
@@ -168,11 +168,6 @@ impl BindActor {
     pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
         if self.fetching || !self.accepting() || self.lanes.is_empty() || self.ledger.stalled() {
             return;
-        }
-        // TPS: tokens for what the window could take, one Redis round trip per pull.
-        let window_room = self.window_room();
-        if window_room > 0 {
-            self.request_grant(window_room, ctx);
         }
         let room = self.intake_room();
         if room == 0 {
@@ -265,13 +260,33 @@ impl BindActor {
             // Redelivered: which segments were sent, and under which reference?
             self.pending_lookups += 1;
             let correlation = self.deps.correlation.clone();
+            let throttle = self.deps.throttle.clone();
             let addr = ctx.address();
             let message_id = pending.command.message_id.clone();
+            let operator_id = self.key.operator_id.clone();
             actix::spawn(async move {
-                let result = match correlation.send(FindCorrelated { message_id }).await {
+                let mut result = match correlation
+                    .send(FindCorrelated {
+                        message_id: message_id.clone(),
+                    })
+                    .await
+                {
                     Ok(result) => result,
                     Err(_) => Err(CorrelationError::Stopped),
                 };
+                // No row carries the reference: the first delivery may still have sent
+                // parts under the one it remembered in Redis.
+                if let Ok(found) = &mut result
+                    && found.concat_ref.is_none()
+                    && let Ok(Ok(Some(reference))) = throttle
+                        .send(RecallConcatRef {
+                            operator_id,
+                            message_id,
+                        })
+                        .await
+                {
+                    found.concat_ref = Some(reference);
+                }
                 addr.do_send(LookedUp { pending, result });
             });
         } else {
@@ -344,7 +359,15 @@ impl BindActor {
         let long = dispatch::needs_reference(&encoded, profile.ref_bits);
         let reference = match correlated.concat_ref {
             Some(stored) if long => Some(stored),
-            _ if long => Some(self.next_concat_reference(profile.ref_bits, ctx)),
+            _ if long => {
+                let fresh = self.next_concat_reference(profile.ref_bits, ctx);
+                self.deps.throttle.do_send(RememberConcatRef {
+                    operator_id: self.key.operator_id.clone(),
+                    message_id: command.message_id.clone(),
+                    reference: fresh,
+                });
+                Some(fresh)
+            }
             _ => None,
         };
         let plan =
