@@ -600,12 +600,11 @@ impl Config {
             window_reload: v.millis(env::WINDOW_RELOAD_MS, defaults.window_reload)?,
             drain_timeout: v.millis(env::DRAIN_TIMEOUT_MS, defaults.drain_timeout)?,
             ack_wait: v.millis(env::NATS_ACK_WAIT_MS, defaults.ack_wait)?,
-            window_grow_period: v.millis(env::WINDOW_GROW_PERIOD_MS, defaults.window_grow_period)?,
+            window_grow_period: v
+                .millis(env::WINDOW_GROW_PERIOD_MS, defaults.window_grow_period)?,
             throttle_period: v.millis(env::THROTTLE_PERIOD_MS, defaults.throttle_period)?,
-            probe_interval: v.millis(
-                env::HALF_CLOSED_PROBE_INTERVAL_MS,
-                defaults.probe_interval,
-            )?,
+            probe_interval: v
+                .millis(env::HALF_CLOSED_PROBE_INTERVAL_MS, defaults.probe_interval)?,
             drain_min: v.millis(env::DRAIN_MIN_MS, defaults.drain_min)?,
             drain_alert_after: v.millis(env::DRAIN_ALERT_AFTER_MS, defaults.drain_alert_after)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,

@@ -359,7 +359,8 @@ impl FlowController {
             let draining_for = now.saturating_duration_since(*since);
             if !*alerted && draining_for >= self.config.drain_alert_after {
                 *alerted = true;
-                self.events.push_back(FlowEvent::DrainAlert { draining_for });
+                self.events
+                    .push_back(FlowEvent::DrainAlert { draining_for });
             }
             if in_flight == 0
                 && now.saturating_duration_since(*last_queue_full) >= self.config.drain_min

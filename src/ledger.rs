@@ -111,8 +111,13 @@ impl OwnFailure {
 /// How a message's failure ends, if it ends in failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    Temporary { delay: Duration, cause: FailureCause },
-    Rejected { status: CommandStatus },
+    Temporary {
+        delay: Duration,
+        cause: FailureCause,
+    },
+    Rejected {
+        status: CommandStatus,
+    },
 }
 
 /// How a message is settled.

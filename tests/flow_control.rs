@@ -27,7 +27,15 @@ async fn publish(nats: &Nats, subject: &str, op: &str, to: &str) -> String {
 async fn publish_many(nats: &Nats, op: &str, prefix: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        ids.push(publish(nats, &format!("smpp.operator.{op}"), op, &format!("{prefix}{i:06}")).await);
+        ids.push(
+            publish(
+                nats,
+                &format!("smpp.operator.{op}"),
+                op,
+                &format!("{prefix}{i:06}"),
+            )
+            .await,
+        );
     }
     ids
 }
@@ -64,19 +72,32 @@ async fn tps_limit_holds_a_burst_back_and_loses_nothing() {
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"tpsLimit": 10})));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"tpsLimit": 10})),
+    );
     let service = Service::start(test, &nats, &oms, &op, &[]).await;
     service.wait_bound(1).await;
     let ids = publish_many(&nats, &op, "937400", 15).await;
     all_rows(&ids).await;
     assert_eq!(sim.received("submit_sm").await.len(), 15);
-    assert!(sim.max_submits_within(1000) <= 19, "a sliding second held {}", sim.max_submits_within(1000));
+    assert!(
+        sim.max_submits_within(1000) <= 19,
+        "a sliding second held {}",
+        sim.max_submits_within(1000)
+    );
     // 15 at a limit of 10 cannot all go within one budget window.
     let times = sim.submit_times_ms();
     let tenth_to_last = times[14] - times[0];
     assert!(tenth_to_last > 0, "held back: {times:?}");
-    let throttled = metric(&service.metrics().await, "smpp_connector_tps_throttle_total");
-    assert!(throttled.iter().sum::<f64>() >= 5.0, "tokens refused: {throttled:?}");
+    let throttled = metric(
+        &service.metrics().await,
+        "smpp_connector_tps_throttle_total",
+    );
+    assert!(
+        throttled.iter().sum::<f64>() >= 5.0,
+        "tokens refused: {throttled:?}"
+    );
 }
 
 /// Two service processes on one operator share its budget: 100 messages at 20/s take at
@@ -87,7 +108,10 @@ async fn two_processes_never_exceed_the_operator_budget_together() {
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})),
+    );
     let a = Service::start(test, &nats, &oms, &op, &[]).await;
     let b = Service::start(test, &nats, &oms, &op, &[]).await;
     a.wait_bound(1).await;
@@ -96,7 +120,10 @@ async fn two_processes_never_exceed_the_operator_budget_together() {
     all_rows(&ids).await;
     assert_eq!(sim.received("submit_sm").await.len(), 100);
     let span = submit_span(&sim);
-    assert!(span >= Duration::from_secs(3), "100 submits at 20/s took {span:?}");
+    assert!(
+        span >= Duration::from_secs(3),
+        "100 submits at 20/s took {span:?}"
+    );
     let sliding = sim.max_submits_within(1000);
     assert!(sliding < 40, "a sliding second held {sliding}");
 }
@@ -109,7 +136,10 @@ async fn redis_down_fails_open_under_the_local_cap() {
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})),
+    );
     let redis = shared().redis_url.clone();
     let authority = redis
         .trim_start_matches("redis://")
@@ -129,7 +159,12 @@ async fn redis_down_fails_open_under_the_local_cap() {
     let warned = service.logs_with("redis unavailable, failing open").len();
     assert_eq!(warned, 1, "one WARN per outage");
     let metrics = service.metrics().await;
-    assert!(metric(&metrics, "smpp_connector_tps_fail_open_total").iter().sum::<f64>() >= 1.0);
+    assert!(
+        metric(&metrics, "smpp_connector_tps_fail_open_total")
+            .iter()
+            .sum::<f64>()
+            >= 1.0
+    );
     proxy.restore();
 }
 
@@ -218,7 +253,11 @@ async fn throttling_halves_the_window_degrades_and_grows_back() {
             .then_some(())
     })
     .await;
-    assert_eq!(sim.received("submit_sm").await.len(), 44, "40 plus 4 throttled retries");
+    assert_eq!(
+        sim.received("submit_sm").await.len(),
+        44,
+        "40 plus 4 throttled retries"
+    );
 }
 
 /// 3 consecutive ESME_RSUBMITFAIL: HALF_CLOSED_TX (health event, degraded event),
@@ -252,7 +291,9 @@ async fn submit_failures_half_close_the_bind_until_a_probe_succeeds() {
     schema::assert_valid("operator-health-event.v1.schema.json", &half);
     assert_eq!(half["state"], "BOUND", "the session is still up");
     let event = degraded
-        .wait_for(T, "degraded HALF_CLOSED_TX", |e| e["cause"] == "HALF_CLOSED_TX")
+        .wait_for(T, "degraded HALF_CLOSED_TX", |e| {
+            e["cause"] == "HALF_CLOSED_TX"
+        })
         .await;
     schema::assert_valid("bind-degraded-event.v1.schema.json", &event);
     // A receipt arriving meanwhile is still turned into an event.
@@ -266,8 +307,10 @@ async fn submit_failures_half_close_the_bind_until_a_probe_succeeds() {
         "short_message_hex": hex::encode(text),
     }))
     .await;
-    dlrs.wait_for(T, "receipt while half-closed", |e| e["operatorMessageId"] == "abc123")
-        .await;
+    dlrs.wait_for(T, "receipt while half-closed", |e| {
+        e["operatorMessageId"] == "abc123"
+    })
+    .await;
     health
         .wait_for(T, "BOUND again", |e| e["bindState"] == "BOUND")
         .await;
@@ -304,10 +347,18 @@ async fn queue_full_drains_then_resumes() {
     schema::assert_valid("bind-degraded-event.v1.schema.json", &event);
     let during = sim.received_now("submit_sm").len();
     health
-        .wait_for(T, "BOUND after the drain", |e| e["bindState"] == "BOUND" && e["reason"] == "drained")
+        .wait_for(T, "BOUND after the drain", |e| {
+            e["bindState"] == "BOUND" && e["reason"] == "drained"
+        })
         .await;
-    assert!(started.elapsed() >= Duration::from_millis(1000), "drained too early");
-    assert!(during <= 5, "{during} submits before the drain began (window 5)");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "drained too early"
+    );
+    assert!(
+        during <= 5,
+        "{during} submits before the drain began (window 5)"
+    );
     all_rows(&ids).await;
     assert_eq!(sim.received("submit_sm").await.len(), 31);
 }
@@ -344,7 +395,10 @@ async fn sequence_numbers_come_from_redis_and_wrap_to_1() {
         .filter(|r| r["dir"] == "in")
         .filter_map(|r| r["seq"].as_u64())
         .collect();
-    assert!(seqs.contains(&0x7FFF_FFFB), "first block from Redis: {seqs:?}");
+    assert!(
+        seqs.contains(&0x7FFF_FFFB),
+        "first block from Redis: {seqs:?}"
+    );
     assert!(seqs.contains(&0x7FFF_FFFF), "up to the top: {seqs:?}");
     assert!(seqs.contains(&1), "wrapped to 1: {seqs:?}");
     assert!(!seqs.contains(&0));
@@ -389,7 +443,10 @@ async fn p0_overtakes_a_p2_backlog() {
         - urgent_at;
     eprintln!("P0 publish -> submit_sm: idle {idle_ms} ms, behind a P2 backlog {urgent_ms} ms");
     let overtaken = position - before;
-    assert!(overtaken <= 30, "{overtaken} P2 submits went before the P0 one");
+    assert!(
+        overtaken <= 30,
+        "{overtaken} P2 submits went before the P0 one"
+    );
     assert!(position < 1000, "P0 waited for the backlog");
     all_rows(&backlog).await;
     let metrics = service.metrics().await;

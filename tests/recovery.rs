@@ -118,17 +118,16 @@ async fn connection_resets_during_long_messages_keep_one_reference_per_message()
             .iter()
             .filter(|(_, parts)| parts.iter().copied().collect::<BTreeSet<u8>>().len() == 3)
             .collect();
-        assert_eq!(
-            complete.len(),
-            1,
-            "{to}: parts under references {refs:?}"
-        );
+        assert_eq!(complete.len(), 1, "{to}: parts under references {refs:?}");
         stray += refs.len() - 1;
     }
     let rows = correlation_rows(&ids).await;
     assert_eq!(rows.len(), 180);
     // Bounded by what was in flight at each reset.
-    assert!(stray <= binds * 10, "{stray} stray references after {binds} binds");
+    assert!(
+        stray <= binds * 10,
+        "{stray} stray references after {binds} binds"
+    );
     service.assert_no_secrets(&[&text]);
 }
 

@@ -315,12 +315,9 @@ impl Handler<ReserveSequences> for ThrottleActor {
     fn handle(&mut self, msg: ReserveSequences, _ctx: &mut Context<Self>) -> Self::Result {
         let key = seq_key(&msg.key);
         let count = msg.count;
-        let incr = self.call(move |redis| async move {
-            redis.incr_by::<i64, _>(key, i64::from(count)).await
-        });
-        Box::pin(incr.map(move |result, _act, _ctx| {
-            result.map(|last| sequence_block(last, count))
-        }))
+        let incr = self
+            .call(move |redis| async move { redis.incr_by::<i64, _>(key, i64::from(count)).await });
+        Box::pin(incr.map(move |result, _act, _ctx| result.map(|last| sequence_block(last, count))))
     }
 }
 
@@ -330,12 +327,11 @@ impl Handler<ReserveConcatRefs> for ThrottleActor {
     fn handle(&mut self, msg: ReserveConcatRefs, _ctx: &mut Context<Self>) -> Self::Result {
         let key = concat_ref_key(&msg.key);
         let count = msg.count;
-        let incr = self.call(move |redis| async move {
-            redis.incr_by::<i64, _>(key, i64::from(count)).await
-        });
-        Box::pin(incr.map(move |result, _act, _ctx| {
-            result.map(|last| concat_ref_block(last, count))
-        }))
+        let incr = self
+            .call(move |redis| async move { redis.incr_by::<i64, _>(key, i64::from(count)).await });
+        Box::pin(
+            incr.map(move |result, _act, _ctx| result.map(|last| concat_ref_block(last, count))),
+        )
     }
 }
 

@@ -208,7 +208,10 @@ fn a_broken_session_asks_for_a_reconnect() {
         }]
     );
     f.handle_outcome(t0, &classify_timeout());
-    assert!(events(&mut f).is_empty(), "a timeout is not the bind's business");
+    assert!(
+        events(&mut f).is_empty(),
+        "a timeout is not the bind's business"
+    );
 }
 
 #[test]
@@ -216,7 +219,11 @@ fn tps_tokens_bound_the_allowance_and_expire() {
     let t0 = Instant::now();
     let mut f = FlowController::new(FlowConfig::default(), 100, true);
     assert_eq!(f.submit_allowance(t0, 0), 0, "no tokens yet");
-    assert_eq!(f.wanted_grant(t0, 0, 5, 100), 100, "queue + pull, bounded by the window");
+    assert_eq!(
+        f.wanted_grant(t0, 0, 5, 100),
+        100,
+        "queue + pull, bounded by the window"
+    );
     assert_eq!(f.wanted_grant(t0, 90, 5, 100), 10);
     f.add_grant(t0, 10, t0 + S);
     assert_eq!(f.submit_allowance(t0, 0), 10);
@@ -227,7 +234,11 @@ fn tps_tokens_bound_the_allowance_and_expire() {
     assert_eq!(f.submit_allowance(t0, 4), 6);
     assert_eq!(f.poll_timeout(), Some(t0 + S));
     f.handle_timeout(t0 + S, 0);
-    assert_eq!(f.submit_allowance(t0 + S, 0), 0, "expired with their window");
+    assert_eq!(
+        f.submit_allowance(t0 + S, 0),
+        0,
+        "expired with their window"
+    );
     f.add_grant(t0 + S, 3, t0 + 2 * S);
     assert_eq!(f.tokens(t0 + S), 3);
 }

@@ -257,11 +257,7 @@ fn permanent_refusal_rejects_and_stops_the_rest() {
     let mut l = ledger();
     l.admit(admission(1, 3));
     let (s1, _) = l.next_submit().unwrap();
-    l.handle_outcome(
-        s1,
-        &classify_submit(CommandStatus::ESME_RINVDSTADR),
-        None,
-    );
+    l.handle_outcome(s1, &classify_submit(CommandStatus::ESME_RINVDSTADR), None);
     assert!(l.next_submit().is_none(), "segments 2 and 3 are not sent");
     assert_eq!(
         settled(&outputs(&mut l)),
@@ -420,16 +416,34 @@ fn not_sent_and_unencodable() {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Admit { segments: u16, recorded: u8, deliveries: u8, priority: u8 },
+    Admit {
+        segments: u16,
+        recorded: u8,
+        deliveries: u8,
+        priority: u8,
+    },
     Submit,
-    Respond { pick: usize, status: u8 },
-    Timeout { pick: usize },
-    NotSent { pick: usize },
-    Recorded { pick: usize },
-    RecordFailed { pick: usize },
+    Respond {
+        pick: usize,
+        status: u8,
+    },
+    Timeout {
+        pick: usize,
+    },
+    NotSent {
+        pick: usize,
+    },
+    Recorded {
+        pick: usize,
+    },
+    RecordFailed {
+        pick: usize,
+    },
     SessionEnded,
     Unbinding,
-    Advance { ms: u16 },
+    Advance {
+        ms: u16,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -476,7 +490,10 @@ impl Model {
         while let Some(out) = l.poll_output() {
             match out {
                 Output::Record(r) => {
-                    prop_assert!(self.accepted.contains(&r.segment), "record without ESME_ROK");
+                    prop_assert!(
+                        self.accepted.contains(&r.segment),
+                        "record without ESME_ROK"
+                    );
                     if !self.recording.contains(&r.segment) {
                         self.recording.push(r.segment);
                     }

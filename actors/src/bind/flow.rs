@@ -154,7 +154,9 @@ impl BindActor {
             }
             if grant.granted == 0 {
                 // Over the limit for this window: ask again when it turns.
-                let wait = grant.valid_for.clamp(Duration::from_millis(10), Duration::from_secs(1));
+                let wait = grant
+                    .valid_for
+                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
                 act.granting = true;
                 ctx.run_later(wait, |act, ctx| {
                     act.granting = false;

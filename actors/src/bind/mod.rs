@@ -6,8 +6,10 @@ pub mod actor;
 mod flow;
 mod intake;
 pub mod io;
+mod link;
 mod metrics;
 pub mod receipt;
 mod settle;
+mod submit;
 
 pub use actor::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};

@@ -1,0 +1,493 @@
+//! The bind's connection and link: connect (credentials from OMS, TCP, a sequence block
+//! from Redis), the sessions and their sockets, the pump that writes what a session
+//! queued and handles what it reports, session close and failure (which stops the actor:
+//! the supervisor's restart is the reconnect).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::StreamExt;
+use smpp_connector::dispatch::SubmitProfile;
+use smpp_connector::encoding::RefBits;
+use smpp_connector::pdu::{BindMode, BindRequest, INTERFACE_VERSION};
+use smpp_connector::session::{
+    BindState, CloseReason, Event, Session, SessionConfig, SessionState,
+};
+use smpp_connector::taxonomy;
+use smpp_connector::window::SequenceNumbers;
+
+use super::actor::{BindActor, Link, LinkItem, SegmentToken};
+use super::flow::SEQUENCE_BLOCK;
+use super::io::{self as bind_io, Connection};
+use crate::oms::{BindModePreference, Credentials};
+use crate::telemetry::metric;
+use crate::throttle::ReserveSequences;
+
+impl BindActor {
+    // ----- connection lifecycle ------------------------------------------------------
+
+    pub(super) fn schedule_connect(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let delay = if std::mem::take(&mut self.reconnect_now) {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay(random_unit())
+        };
+        if !delay.is_zero() {
+            tracing::info!(
+                operatorId = %self.key.operator_id,
+                direction = %self.key.direction,
+                bindId = self.key.bind_id,
+                attempt = self.backoff.attempts(),
+                delay_ms = delay.as_millis() as u64,
+                "reconnect scheduled"
+            );
+        }
+        ctx.run_later(delay, |act, ctx| act.connect(ctx));
+    }
+
+    pub(super) fn connect(&mut self, ctx: &mut Context<Self>) {
+        self.set_state(BindState::Connecting, None);
+        let source = self.deps.credentials.clone();
+        let operator_id = self.key.operator_id.clone();
+        let timeout = self.deps.config.timers.bind_timeout;
+        let direction = self.key.direction;
+        let split_bind = self.split_bind;
+        let throttle = self.deps.throttle.clone();
+        let key = self.key.clone();
+        let fut = async move {
+            let credentials = source
+                .fetch(&operator_id)
+                .await
+                .map_err(|e| ("credentials_unavailable", e.to_string()))?;
+            let modes = plan_modes(direction, credentials.bind_mode, split_bind);
+            let mut connections = Vec::with_capacity(modes.len());
+            for mode in modes {
+                let connection = bind_io::connect(
+                    &credentials.host,
+                    credentials.port,
+                    credentials.tls,
+                    timeout,
+                )
+                .await
+                .map_err(|e| ("connect_failed", e.to_string()))?;
+                // Sequence numbers from the bind's Redis counter (US-SC-022); Redis down:
+                // local numbering from 1 (never reused while in flight either way).
+                let sequences = match throttle
+                    .send(ReserveSequences {
+                        key: key.clone(),
+                        count: SEQUENCE_BLOCK,
+                    })
+                    .await
+                {
+                    Ok(Ok((first, len))) => SequenceNumbers::from_block(first, len),
+                    _ => SequenceNumbers::new(),
+                };
+                connections.push((mode, connection, sequences));
+            }
+            Ok::<_, (&'static str, String)>((credentials, connections))
+        };
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
+            Ok((credentials, connections)) => act.start_sessions(credentials, connections, ctx),
+            Err((reason, detail)) => {
+                if reason == "credentials_unavailable" {
+                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
+                }
+                tracing::warn!(
+                    operatorId = %act.key.operator_id,
+                    direction = %act.key.direction,
+                    bindId = act.key.bind_id,
+                    error = %detail,
+                    "bind attempt failed"
+                );
+                act.fail(reason.to_owned(), detail, ctx);
+            }
+        }));
+    }
+
+    pub(super) fn start_sessions(
+        &mut self,
+        credentials: Credentials,
+        connections: Vec<(BindMode, Connection, SequenceNumbers)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let config = &self.deps.config;
+        let enquire_link_interval = config
+            .timers
+            .enquire_link_interval
+            .unwrap_or(Duration::from_secs(credentials.enquire_link_seconds));
+        let now = Instant::now();
+        self.generation += 1;
+        let generation = self.generation;
+        for (index, (mode, connection, sequences)) in connections.into_iter().enumerate() {
+            let session_config = SessionConfig {
+                mode,
+                bind: BindRequest {
+                    system_id: credentials.system_id.clone(),
+                    password: credentials.password.expose().to_owned(),
+                    system_type: credentials.system_type.clone(),
+                    interface_version: INTERFACE_VERSION,
+                    addr_ton: 0,
+                    addr_npi: 0,
+                    address_range: String::new(),
+                },
+                bind_timeout: config.timers.bind_timeout,
+                enquire_link_interval,
+                enquire_link_timeout: config.timers.enquire_link_timeout,
+                submit_timeout: config.timers.submit_resp_timeout,
+                unbind_timeout: config.timers.bind_timeout,
+                window: credentials.window as usize,
+            };
+            let session = match Session::try_new(session_config, sequences, now) {
+                Ok(session) => session,
+                Err(err) => {
+                    self.fail("bind_failed".into(), format!("bind request: {err}"), ctx);
+                    return;
+                }
+            };
+            let reads =
+                bind_io::framed(connection.read, config.max_pdu_bytes).map(move |item| LinkItem {
+                    generation,
+                    link: index,
+                    item,
+                });
+            ctx.add_stream(reads);
+            let writer = actix::io::Writer::new(connection.write, ctx);
+            self.links.push(Link {
+                session,
+                writer,
+                bound: false,
+            });
+        }
+        self.profile = Some(SubmitProfile {
+            default_source_addr: credentials.source_addr.clone(),
+            source_ton: credentials.source_ton,
+            source_npi: credentials.source_npi,
+            dest_ton: credentials.dest_ton,
+            dest_npi: credentials.dest_npi,
+            strategy: credentials.long_message_strategy,
+            ref_bits: if credentials.concat_ref_bits == 16 {
+                RefBits::Sixteen
+            } else {
+                RefBits::Eight
+            },
+        });
+        self.credentials = Some(Arc::new(credentials));
+        for index in 0..self.links.len() {
+            self.pump(index, ctx);
+        }
+        self.arm_timer(ctx);
+    }
+
+    /// A failed attempt: count it, go DISCONNECTED and let the supervisor restart us
+    /// after the backoff.
+    pub(super) fn fail(&mut self, reason: String, detail: String, ctx: &mut Context<Self>) {
+        let attempt = self.backoff.record_failure();
+        self.metrics.reconnects.increment(1);
+        self.last_error = Some(format!("{reason}: {detail}"));
+        tracing::debug!(attempt, "bind attempt counted");
+        self.go_down(reason, ctx);
+    }
+
+    /// Close everything and stop; the supervisor restarts the actor.
+    ///
+    /// What the sessions still queued (an unbind_resp, a generic_nack) is flushed first:
+    /// the actor stops when every writer reported it closed, or after 500 ms at most.
+    pub(super) fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
+        self.set_state(BindState::Disconnected, Some(reason));
+        if self.closing_writers > 0 {
+            return;
+        }
+        // Nothing queued or in flight will be answered now: back to the stream at once.
+        self.ledger.handle_session_ended();
+        self.drain_outputs(ctx);
+        if self.links.is_empty() {
+            ctx.stop();
+            return;
+        }
+        self.closing_writers = self.links.len();
+        for link in &mut self.links {
+            // An empty write wakes the writer task so it sees the close.
+            link.writer.write(&[]);
+            link.writer.close();
+        }
+        ctx.run_later(Duration::from_millis(500), |_, ctx| ctx.stop());
+    }
+
+    // ----- session driving -----------------------------------------------------------
+
+    /// Write what the session queued and handle what happened, until it is quiet.
+    pub(super) fn pump(&mut self, index: usize, ctx: &mut Context<Self>) {
+        loop {
+            let Some(link) = self.links.get_mut(index) else {
+                return;
+            };
+            let mut wrote = false;
+            while let Some(bytes) = link.session.poll_transmit() {
+                link.writer.write(&bytes);
+                wrote = true;
+            }
+            let mut events = Vec::new();
+            while let Some(event) = link.session.poll_event() {
+                events.push(event);
+            }
+            if events.is_empty() && !wrote {
+                return;
+            }
+            for event in events {
+                self.on_session_event(index, event, ctx);
+            }
+            // Going down: what is left dies with the connection.
+            if self.state == BindState::Disconnected {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn on_session_event(
+        &mut self,
+        index: usize,
+        event: Event<SegmentToken>,
+        ctx: &mut Context<Self>,
+    ) {
+        match event {
+            Event::Bound { system_id, .. } => {
+                tracing::info!(
+                    operatorId = %self.key.operator_id,
+                    direction = %self.key.direction,
+                    bindId = self.key.bind_id,
+                    mode = self.links[index].session.mode().name(),
+                    smsc = system_id.as_deref().unwrap_or(""),
+                    "session bound"
+                );
+                self.links[index].bound = true;
+                if self.links.iter().all(|l| l.bound) {
+                    let window = self.credentials.as_ref().map_or(100, |c| c.window as usize);
+                    let limited = self
+                        .credentials
+                        .as_ref()
+                        .is_some_and(|c| c.tps_limit.is_some());
+                    self.flow = Some(self.new_flow(window, limited));
+                    self.backoff.reset();
+                    self.last_error = None;
+                    self.set_state(BindState::Bound, None);
+                    if self.key.direction.submits() {
+                        self.refill_concat_refs(ctx);
+                        self.reload_window(ctx);
+                    }
+                }
+            }
+            Event::SubmitResponse {
+                token,
+                sequence_number,
+                status,
+                message_id,
+            } => self.on_submit_response(token, sequence_number, status, message_id),
+            Event::SubmitFailed {
+                token,
+                sequence_number,
+                reason,
+            } => self.on_submit_failed(token, sequence_number, reason),
+            Event::DeliverSm {
+                sequence_number,
+                body,
+            } => self.on_deliver_sm(index, sequence_number, *body, ctx),
+            Event::Malformed(malformed) => {
+                self.metrics.malformed.increment(1);
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    bindId = self.key.bind_id,
+                    command_id = format!("0x{:08X}", malformed.command_id),
+                    pduSeqNum = malformed.sequence_number,
+                    error = %malformed.error,
+                    "malformed PDU from SMSC answered with generic_nack"
+                );
+            }
+            Event::Unexpected {
+                command_id,
+                sequence_number,
+            } => {
+                self.metrics.unexpected.increment(1);
+                tracing::debug!(
+                    command = command_id.name(),
+                    pduSeqNum = sequence_number,
+                    "unexpected PDU"
+                );
+            }
+            Event::Closed(reason) => self.on_session_closed(index, reason, ctx),
+        }
+    }
+
+    pub(super) fn on_session_closed(
+        &mut self,
+        index: usize,
+        reason: CloseReason,
+        ctx: &mut Context<Self>,
+    ) {
+        let mode = self.links[index].session.mode();
+        tracing::info!(
+            operatorId = %self.key.operator_id,
+            direction = %self.key.direction,
+            bindId = self.key.bind_id,
+            mode = mode.name(),
+            reason = %reason.as_str(),
+            "session closed"
+        );
+        match &reason {
+            CloseReason::Unbound | CloseReason::UnbindTimedOut if self.unbinding.is_some() => {
+                // Flush the unbind_resp and wait for the other link, if any.
+                self.links[index].bound = false;
+                if self
+                    .links
+                    .iter()
+                    .all(|l| l.session.state() == SessionState::Closed)
+                {
+                    self.unbind_done(ctx);
+                }
+            }
+            CloseReason::BindRejected(status) => match taxonomy::classify_bind(*status) {
+                Err(failure)
+                    if failure.falls_back_to_split_bind() && mode == BindMode::Transceiver =>
+                {
+                    tracing::warn!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        esme_status = %status,
+                        "bind_transceiver refused, falling back to bind_transmitter + bind_receiver"
+                    );
+                    self.split_bind = true;
+                    self.reconnect_now = true;
+                    self.go_down(reason.as_str(), ctx);
+                }
+                _ => {
+                    tracing::error!(
+                        operatorId = %self.key.operator_id,
+                        direction = %self.key.direction,
+                        bindId = self.key.bind_id,
+                        esme_status = %status,
+                        "bind rejected by SMSC (check the credentials in OMS)"
+                    );
+                    self.fail(
+                        reason.as_str(),
+                        format!("{} answered {}", mode.request_id().name(), status),
+                        ctx,
+                    );
+                }
+            },
+            CloseReason::EnquireLinkTimedOut => {
+                self.metrics.enquire_link_timeouts.increment(1);
+                self.fail(reason.as_str(), "no enquire_link_resp in time".into(), ctx);
+            }
+            CloseReason::BindTimedOut
+            | CloseReason::PeerUnbound
+            | CloseReason::Unbound
+            | CloseReason::UnbindTimedOut
+            | CloseReason::GenericNack(_)
+            | CloseReason::InvalidBindStatus => {
+                let detail = reason.as_str();
+                self.fail(detail.clone(), detail, ctx);
+            }
+        }
+    }
+}
+
+/// The sessions a bind opens.
+fn plan_modes(
+    direction: smpp_connector::config::Direction,
+    preference: BindModePreference,
+    split: bool,
+) -> Vec<BindMode> {
+    use smpp_connector::config::Direction;
+    match direction {
+        Direction::Tx => vec![BindMode::Transmitter],
+        Direction::Rx => vec![BindMode::Receiver],
+        Direction::Trx if split || preference == BindModePreference::TxRx => {
+            vec![BindMode::Transmitter, BindMode::Receiver]
+        }
+        Direction::Trx => vec![BindMode::Transceiver],
+    }
+}
+
+/// A number in [0, 1) for jitter, without a dependency on a random crate.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl StreamHandler<LinkItem> for BindActor {
+    fn handle(&mut self, item: LinkItem, ctx: &mut Context<Self>) {
+        if item.generation != self.generation
+            || item.link >= self.links.len()
+            || self.closing_writers > 0
+        {
+            return;
+        }
+        match item.item {
+            Ok(inbound) => {
+                self.links[item.link]
+                    .session
+                    .handle_inbound(Instant::now(), inbound);
+                self.pump(item.link, ctx);
+                self.drive(ctx);
+            }
+            Err(err) => {
+                self.metrics.malformed.increment(1);
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    bindId = self.key.bind_id,
+                    error = %err,
+                    "unrecoverable framing error from SMSC; reconnecting"
+                );
+                self.fail("framing_error".into(), err.to_string(), ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.state == BindState::Disconnected {
+            return;
+        }
+        if self.unbinding.as_ref().is_some_and(|u| u.unbind_sent) {
+            // The SMSC closed after our unbind: that is the end we wanted.
+            self.unbind_done(ctx);
+            return;
+        }
+        tracing::warn!(
+            operatorId = %self.key.operator_id,
+            direction = %self.key.direction,
+            bindId = self.key.bind_id,
+            "connection closed by SMSC"
+        );
+        self.fail(
+            "connection_reset".into(),
+            "connection closed by SMSC".into(),
+            ctx,
+        );
+    }
+}
+
+impl actix::io::WriteHandler<std::io::Error> for BindActor {
+    fn error(&mut self, err: std::io::Error, ctx: &mut Context<Self>) -> Running {
+        if self.closing_writers > 0 {
+            // Already going down; the peer may have closed first.
+            return Running::Stop;
+        }
+        tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "write to SMSC failed");
+        self.fail("connection_reset".into(), err.to_string(), ctx);
+        Running::Stop
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.closing_writers > 0 {
+            self.closing_writers -= 1;
+            if self.closing_writers == 0 {
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Submitting and timing: segments from the ledger written while the flow controller
+//! allows, submit outcomes classified by `taxonomy` and handed to the flow controller and
+//! the ledger, receipts handed to the receipt pipeline, one timer at the earliest deadline,
+//! housekeeping (gauges, window growth, sequence blocks) and the window reload from
+//! `ops.smpp_binds`.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use smpp_connector::pdu::{CommandStatus, SmBody};
+use smpp_connector::session::{SubmitError, SubmitFailure};
+use smpp_connector::taxonomy::{self, SubmitOutcome};
+
+use super::actor::{BindActor, SegmentToken};
+use super::receipt;
+use crate::correlation::GetBindSettings;
+use crate::telemetry::metric;
+
+impl BindActor {
+    /// Housekeeping: gauges and the adaptive window's growth.
+    pub(super) fn housekeeping(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if let Some(index) = self.transmitter_index() {
+            let link = &mut self.links[index];
+            let in_flight = link.session.in_flight();
+            self.metrics.window_inflight.set(in_flight as f64);
+            if let Some(flow) = &mut self.flow {
+                flow.handle_timeout(now, in_flight);
+                self.metrics.window_dynamic.set(flow.window_size() as f64);
+                self.metrics.drain_seconds.set(flow.drain_seconds(now));
+            }
+            let skips = link.session.sequence_skips();
+            if skips > self.sequence_skips_reported {
+                self.metrics
+                    .sequence_skips
+                    .increment(skips - self.sequence_skips_reported);
+                self.sequence_skips_reported = skips;
+            }
+        }
+        self.refill_sequences(ctx);
+        self.drive(ctx);
+    }
+
+    /// Apply `ops.smpp_binds.window` (an operator changes it in SQL; no row: the
+    /// credentials' window). A throttled window keeps its reduced size and grows towards
+    /// the new maximum.
+    pub(super) fn reload_window(&mut self, ctx: &mut Context<Self>) {
+        if self.transmitter_index().is_none() {
+            return;
+        }
+        let lookup = self
+            .deps
+            .correlation
+            .send(GetBindSettings(self.key.clone()));
+        ctx.spawn(lookup.into_actor(self).map(|result, act, ctx| {
+            let configured = match result {
+                Ok(Ok(Some(settings))) => settings.window as usize,
+                Ok(Ok(None)) => act.credentials.as_ref().map_or(0, |c| c.window as usize),
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "ops.smpp_binds not read; window unchanged");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let Some(index) = act.transmitter_index() else {
+                return;
+            };
+            let Some(flow) = &mut act.flow else {
+                return;
+            };
+            if configured > 0 && configured != flow.configured_window() {
+                tracing::info!(
+                    operatorId = %act.key.operator_id,
+                    direction = %act.key.direction,
+                    bindId = act.key.bind_id,
+                    from = flow.configured_window(),
+                    to = configured,
+                    "window maximum changed"
+                );
+                flow.set_configured_window(configured);
+                // The session's window is the hard cap the flow controller works under.
+                act.links[index].session.window_mut().set_max(configured);
+                act.drive(ctx);
+            }
+        }));
+    }
+
+    /// Arm one timer at the earliest deadline of the sessions, the ledger and the drain.
+    pub(super) fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let session_deadlines = self.links.iter().filter_map(|l| l.session.poll_timeout());
+        let drain = self
+            .unbinding
+            .as_ref()
+            .filter(|u| !u.unbind_sent)
+            .map(|u| u.drain_deadline);
+        let Some(deadline) = session_deadlines
+            .chain(self.ledger.poll_timeout())
+            .chain(self.flow.as_ref().and_then(|f| f.poll_timeout()))
+            .chain(drain)
+            .min()
+        else {
+            return;
+        };
+        if let Some((armed, handle)) = self.timer {
+            if armed <= deadline {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = deadline.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.on_timer(ctx);
+        });
+        self.timer = Some((deadline, handle));
+    }
+
+    pub(super) fn on_timer(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        for index in 0..self.links.len() {
+            self.links[index].session.handle_timeout(now);
+            self.pump(index, ctx);
+        }
+        self.ledger.handle_timeout(now);
+        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
+        if let Some(flow) = &mut self.flow {
+            flow.handle_timeout(now, in_flight);
+        }
+        self.drive(ctx);
+    }
+
+    // ----- submitting -----------------------------------------------------------------
+
+    /// Submit queued segments while the window has room.
+    pub(super) fn send_queued(&mut self, ctx: &mut Context<Self>) {
+        if self.closing_writers > 0 || !self.state.is_bound() {
+            return;
+        }
+        let Some(index) = self.transmitter_index() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut wrote = false;
+        let mut allowance = self.submit_allowance(now);
+        while allowance > 0 {
+            let Some((segment, body)) = self.ledger.next_submit() else {
+                break;
+            };
+            allowance -= 1;
+            let token = SegmentToken {
+                segment,
+                written_at: now,
+            };
+            match self.links[index].session.submit(now, body, token) {
+                Ok(_) => {
+                    wrote = true;
+                    self.metrics.submits.increment(1);
+                    if let Some(flow) = &mut self.flow {
+                        flow.on_submitted(now);
+                    }
+                }
+                Err(
+                    SubmitError::WindowFull(token)
+                    | SubmitError::NotBound(token)
+                    | SubmitError::NotTransmitter(token),
+                ) => {
+                    // free_slots() said there was room: the session changed under us.
+                    self.ledger.handle_not_sent(token.segment);
+                    break;
+                }
+                Err(SubmitError::Encode(err, token)) => {
+                    tracing::warn!(
+                        operatorId = %self.key.operator_id,
+                        bindId = self.key.bind_id,
+                        messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+                        error = %err,
+                        "submit_sm could not be encoded; message rejected"
+                    );
+                    self.ledger.handle_unencodable(token.segment);
+                }
+            }
+        }
+        if wrote {
+            self.pump(index, ctx);
+        }
+    }
+
+    pub(super) fn on_submit_response(
+        &mut self,
+        token: SegmentToken,
+        sequence_number: u32,
+        status: CommandStatus,
+        operator_message_id: Option<String>,
+    ) {
+        self.metrics.status(status).increment(1);
+        metrics::histogram!(metric::SUBMIT_LATENCY)
+            .record(token.written_at.elapsed().as_secs_f64());
+        let outcome = taxonomy::classify_submit(status);
+        if outcome != SubmitOutcome::Accepted {
+            tracing::info!(
+                operatorId = %self.key.operator_id,
+                bindId = self.key.bind_id,
+                messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+                pduSeqNum = sequence_number,
+                esme_status = %status,
+                outcome = outcome.as_str(),
+                "submit_sm not accepted"
+            );
+        }
+        if let Some(flow) = &mut self.flow {
+            flow.handle_outcome(Instant::now(), &outcome);
+        }
+        self.ledger
+            .handle_outcome(token.segment, &outcome, operator_message_id);
+    }
+
+    pub(super) fn on_submit_failed(
+        &mut self,
+        token: SegmentToken,
+        sequence_number: u32,
+        reason: SubmitFailure,
+    ) {
+        let outcome = match reason {
+            SubmitFailure::TimedOut => {
+                self.metrics.submit_timeouts.increment(1);
+                self.metrics.possible_duplicates.increment(1);
+                taxonomy::classify_timeout()
+            }
+            SubmitFailure::SessionClosed => {
+                // The ledger gives the message back when the session ends.
+                self.metrics.possible_duplicates.increment(1);
+                return;
+            }
+            SubmitFailure::GenericNack(status) => taxonomy::classify_generic_nack(status),
+        };
+        tracing::info!(
+            operatorId = %self.key.operator_id,
+            bindId = self.key.bind_id,
+            messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+            pduSeqNum = sequence_number,
+            outcome = outcome.as_str(),
+            "submit_sm failed; message will be retried"
+        );
+        if let Some(flow) = &mut self.flow {
+            flow.handle_outcome(Instant::now(), &outcome);
+        }
+        self.ledger.handle_outcome(token.segment, &outcome, None);
+    }
+
+    // ----- receipts ------------------------------------------------------------------
+
+    pub(super) fn on_deliver_sm(
+        &mut self,
+        index: usize,
+        sequence_number: u32,
+        body: SmBody,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(credentials) = self.credentials.clone() else {
+            return;
+        };
+        let generation = self.generation;
+        let fut = receipt::handle(
+            self.deps.clone(),
+            self.key.clone(),
+            credentials,
+            body,
+            Instant::now(),
+        );
+        ctx.spawn(fut.into_actor(self).map(move |status, act, ctx| {
+            if act.generation != generation {
+                return;
+            }
+            if let Some(link) = act.links.get_mut(index) {
+                link.session.respond_deliver_sm(sequence_number, status);
+                act.pump(index, ctx);
+            }
+        }));
+    }
+}
