@@ -206,7 +206,14 @@ pub fn concat_ref_block(last: i64, count: u32) -> u64 {
     (last.max(0) as u64).saturating_sub(u64::from(count)) + 1
 }
 
+/// Key of the concatenation reference remembered for one long message:
+/// `smpp:concat:msg:{operatorId}:{messageId}` (72 h TTL).
+pub fn concat_message_key(operator_id: &OperatorId, message_id: &str) -> String {
+    format!("smpp:concat:msg:{operator_id}:{message_id}")
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their instants from the clock
 mod tests {
     use proptest::prelude::*;
 
@@ -387,10 +394,4 @@ mod tests {
             prop_assert!(u64::from(first) + u64::from(len) <= u64::from(MAX_SEQUENCE_NUMBER) + 1);
         }
     }
-}
-
-/// Key of the concatenation reference remembered for one long message:
-/// `smpp:concat:msg:{operatorId}:{messageId}` (72 h TTL).
-pub fn concat_message_key(operator_id: &OperatorId, message_id: &str) -> String {
-    format!("smpp:concat:msg:{operator_id}:{message_id}")
 }

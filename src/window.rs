@@ -509,6 +509,7 @@ fn normalise_start(start: u32) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their instants from the clock
 mod tests {
     use proptest::prelude::*;
 
