@@ -103,6 +103,7 @@ async fn five_commands_become_five_submits_five_rows_five_acks() {
             .any(|l| l.contains("esme_status=\"ESME_ROK\"") && l.ends_with(" 5"))
     );
     service.assert_no_secrets(&secret_refs);
+    sim.assert_golden_clean().await;
 }
 
 #[tokio::test]

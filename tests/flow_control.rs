@@ -81,6 +81,7 @@ async fn tps_limit_holds_a_burst_back_and_loses_nothing() {
     let ids = publish_many(&nats, &op, "937400", 15).await;
     all_rows(&ids).await;
     assert_eq!(sim.received("submit_sm").await.len(), 15);
+    sim.assert_golden_clean().await;
     assert!(
         sim.max_submits_within(1000) <= 19,
         "a sliding second held {}",
@@ -182,6 +183,7 @@ async fn window_10_is_never_exceeded_at_the_smsc() {
     all_rows(&ids).await;
     let max = sim.max_in_flight();
     assert_eq!(max, 10, "window used fully, never exceeded");
+    sim.assert_golden_clean().await;
     // The window can be changed in SQL without a restart.
     let pg = crate::support::pg().await;
     pg.execute(
@@ -389,6 +391,7 @@ async fn sequence_numbers_come_from_redis_and_wrap_to_1() {
     service.wait_bound(1).await;
     let ids = publish_many(&nats, &op, "937407", 20).await;
     all_rows(&ids).await;
+    sim.received("submit_sm").await;
     let seqs: Vec<u64> = sim
         .records()
         .iter()

@@ -110,6 +110,7 @@ async fn a_161_character_gsm7_text_is_two_csms_segments() {
         payload.extend_from_slice(&sm[6..]);
     }
     assert_eq!(payload, text.as_bytes());
+    s.sim.assert_golden_clean().await;
     assert_eq!(short_message(&pdus[0]).len(), 6 + 153);
     let metrics = s.service.metrics().await;
     assert!(
@@ -202,6 +203,7 @@ async fn the_tlv_strategy_sends_one_message_payload() {
         tlv(&pdus[0], 0x0424).expect("message_payload"),
         text.as_bytes()
     );
+    s.sim.assert_golden_clean().await;
 }
 
 #[tokio::test]
@@ -227,6 +229,7 @@ async fn the_sar_strategy_uses_consistent_tlvs_and_no_udh() {
         payload.extend(short_message(pdu));
     }
     assert_eq!(payload, text.as_bytes());
+    s.sim.assert_golden_clean().await;
 }
 
 #[tokio::test]
@@ -249,6 +252,7 @@ async fn one_pashto_character_makes_the_message_ucs2_in_67_unit_segments() {
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
         .collect();
     assert_eq!(String::from_utf16(&units).unwrap(), text);
+    s.sim.assert_golden_clean().await;
 }
 
 #[tokio::test]

@@ -174,6 +174,7 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
         assert_eq!(sorted, vec![1, 2, 3], "{to}: each part exactly once");
     }
     assert_eq!(submits.len(), 270);
+    sim.assert_golden_clean().await;
 }
 
 /// PostgreSQL unreachable for 10 s under load: segments that got ESME_ROK keep their

@@ -31,6 +31,25 @@ pub use nats::Nats;
 pub use service::Service;
 pub use sim::{Oms, Sim};
 
+/// A binary of the testkit package (`smsc-sim`, `oms-stub`), built beside this test
+/// binary. Cargo only hands a package's own binaries to its tests, so `scripts/test`
+/// builds them first (`cargo build --workspace --bins`).
+pub fn tool(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build -p smpp-connector-testkit --bins` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -27,7 +27,7 @@ impl Sim {
         let dir = scratch(&format!("{test}-sim"));
         let record = dir.join("pdus.jsonl");
         let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smsc-sim"))
+        let mut child = Command::new(super::tool("smsc-sim"))
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .args(["--system-id", SYSTEM_ID, "--password", PASSWORD])
             .arg("--record")
@@ -145,6 +145,22 @@ impl Sim {
         self.child.is_running()
     }
 
+    /// Every PDU the service sent passed the simulator's independent (golden) decoder and
+    /// read the same as with the project's codec.
+    pub async fn assert_golden_clean(&self) {
+        let stats = self.stats().await;
+        assert_eq!(
+            stats["golden_errors"],
+            0,
+            "golden decoder disagreed: {:?}",
+            self.records()
+                .iter()
+                .filter(|r| r["command"] == "golden_error")
+                .map(|r| r["error"].clone())
+                .collect::<Vec<_>>()
+        );
+    }
+
     /// The most submit_sm received and not yet answered at any moment, over every
     /// connection, from the record (in the order the simulator wrote it).
     pub fn max_in_flight(&self) -> usize {
@@ -208,7 +224,7 @@ impl Oms {
         let file = dir.join("credentials.json");
         std::fs::write(&file, credentials.to_string()).expect("write credentials");
         let log = std::fs::File::create(dir.join("oms.log")).expect("oms log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oms-stub"))
+        let mut child = Command::new(super::tool("oms-stub"))
             .args(["--listen", "127.0.0.1:0", "--file"])
             .arg(&file)
             .stdout(Stdio::piped())

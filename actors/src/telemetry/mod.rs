@@ -43,17 +43,6 @@ pub fn init_tracing(format: LogFormat) {
     let _ = result;
 }
 
-/// Plain-text logs on stderr for the test tools (`smsc-sim`, `oms-stub`), whose stdout
-/// is their address announcement. The filter comes from `filter_env` (default `info`).
-pub fn init_tool_logging(filter_env: &str) {
-    let filter = EnvFilter::try_from_env(filter_env).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .init();
-}
-
 /// Install the Prometheus recorder and describe every metric. Returns the handle
 /// `/metrics` renders. Calling it twice returns an error from the builder; the app calls
 /// it once.

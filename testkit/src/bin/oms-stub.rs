@@ -200,7 +200,7 @@ fn app_config(cfg: &mut web::ServiceConfig) {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    smpp_connector_actors::telemetry::init_tool_logging("OMS_STUB_LOG");
+    smpp_connector_testkit::init_logging("OMS_STUB_LOG");
     let cli = Cli::parse();
     if !cli.file.exists() {
         tracing::warn!(file = %cli.file.display(), "credentials file does not exist yet");

@@ -62,6 +62,8 @@ pub struct Stats {
     pub enquire_link_sent: AtomicU64,
     pub enquire_link_unanswered: AtomicU64,
     pub malformed: AtomicU64,
+    /// PDUs the golden decoder found wrong or read differently (should stay 0).
+    pub golden_errors: AtomicU64,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str) {
@@ -116,6 +118,7 @@ impl Stats {
             &self.enquire_link_sent,
             &self.enquire_link_unanswered,
             &self.malformed,
+            &self.golden_errors,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -248,6 +251,7 @@ impl SimState {
             "enquire_link_sent": load(&s.enquire_link_sent),
             "enquire_link_unanswered": load(&s.enquire_link_unanswered),
             "malformed": load(&s.malformed),
+            "golden_errors": load(&s.golden_errors),
             "bind_attempts": load(&s.bind_attempts),
             "binds": load(&s.binds),
             "bind_rejected": load(&s.bind_rejected),

@@ -124,7 +124,7 @@ pub async fn start(options: SimOptions) -> anyhow::Result<Sim> {
 }
 
 fn main() -> anyhow::Result<()> {
-    smpp_connector_actors::telemetry::init_tool_logging("SMSC_SIM_LOG");
+    smpp_connector_testkit::init_logging("SMSC_SIM_LOG");
     let cli = Cli::parse();
     let initial = match &cli.behaviour {
         Some(text) => {

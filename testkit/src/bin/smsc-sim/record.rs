@@ -242,6 +242,13 @@ pub fn raw_line(conn: u64, kind: &str, bytes: &[u8]) -> Map<String, Value> {
 }
 
 /// The line for a stream that could not be framed (the connection is closed after it).
+/// A PDU the golden decoder rejected or read differently from the main decoder.
+pub fn golden_error_line(conn: u64, error: &str) -> Map<String, Value> {
+    let mut line = header(conn, Dir::In, "golden_error");
+    line.insert("error".to_owned(), json!(error));
+    line
+}
+
 pub fn frame_error_line(conn: u64, error: &str) -> Map<String, Value> {
     let mut line = header(conn, Dir::In, "frame_error");
     line.insert("error".to_owned(), json!(error));

@@ -31,6 +31,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use smpp_connector_testkit::golden::{self, GoldenPdu};
+
 use crate::behaviour::{Behaviour, message_state};
 use crate::record::{self, Dir};
 use crate::state::SimState;
@@ -297,8 +299,50 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Read the raw PDU with the independent decoder; count and record any violation or
+    /// disagreement with the main decoder.
+    fn golden_check(&self, raw: Option<&[u8]>, frame: Option<&Frame>) {
+        let Some(raw) = raw else {
+            return;
+        };
+        let error = match (golden::decode(raw), frame.map(|f| &f.pdu)) {
+            (Err(violation), _) => Some(violation.to_string()),
+            (Ok(GoldenPdu::SubmitSm(golden)), Some(Pdu::SubmitSm(body))) => {
+                let tlvs: Vec<(u16, Vec<u8>)> =
+                    body.tlvs.iter().map(|t| (t.tag, t.value.clone())).collect();
+                let same = golden.destination_addr == body.destination_addr
+                    && golden.source_addr == body.source_addr
+                    && golden.short_message == body.short_message
+                    && golden.data_coding == body.data_coding
+                    && golden.esm_class == body.esm_class
+                    && golden.registered_delivery == body.registered_delivery
+                    && golden.tlvs == tlvs;
+                (!same).then(|| "submit_sm read differently by the two decoders".to_owned())
+            }
+            (Ok(GoldenPdu::SubmitSm(_)), _) => {
+                Some("golden decoder read a submit_sm, the main one did not".to_owned())
+            }
+            (Ok(_), _) => None,
+        };
+        if let Some(error) = error {
+            self.state
+                .stats
+                .golden_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(conn = self.conn.id, %error, "golden check failed");
+            if self.state.recorder.enabled() {
+                self.state
+                    .recorder
+                    .write(record::golden_error_line(self.conn.id, &error));
+            }
+        }
+    }
+
     async fn run(&mut self, rd: OwnedReadHalf) -> End {
-        let codec = SmppCodec::new(self.state.config.max_pdu_len);
+        let codec = GoldenCodec {
+            inner: SmppCodec::new(self.state.config.max_pdu_len),
+            max: self.state.config.max_pdu_len,
+        };
         let mut framed = FramedRead::with_capacity(rd, codec, 64 * 1024);
         let enquire_every = Duration::from_millis(self.state.config.enquire_link_ms.max(1));
         let mut ticker = tokio::time::interval_at(Instant::now() + enquire_every, enquire_every);
@@ -326,8 +370,14 @@ impl Reader<'_> {
                     tracing::warn!(conn = self.conn.id, %error, "stream cannot be framed, closing");
                     Some(End::FrameError)
                 }
-                Some(Ok(Inbound::Malformed(malformed))) => self.on_malformed(malformed).await,
-                Some(Ok(Inbound::Frame(frame))) => self.on_frame(frame).await,
+                Some(Ok((Inbound::Malformed(malformed), raw))) => {
+                    self.golden_check(raw.as_deref(), None);
+                    self.on_malformed(malformed).await
+                }
+                Some(Ok((Inbound::Frame(frame), raw))) => {
+                    self.golden_check(raw.as_deref(), Some(&frame));
+                    self.on_frame(frame).await
+                }
             };
             if let Some(end) = end {
                 return end;
@@ -846,4 +896,24 @@ pub fn connections_json(state: &SimState) -> serde_json::Value {
         })
         .collect();
     serde_json::Value::Array(list)
+}
+
+/// The simulator's framing: the project's codec, plus a copy of each whole PDU's bytes for
+/// the golden decoder.
+struct GoldenCodec {
+    inner: SmppCodec,
+    max: usize,
+}
+
+impl tokio_util::codec::Decoder for GoldenCodec {
+    type Item = (Inbound, Option<Vec<u8>>);
+    type Error = <SmppCodec as tokio_util::codec::Decoder>::Error;
+
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        let raw = (src.len() >= 4)
+            .then(|| u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize)
+            .filter(|len| (16..=self.max).contains(len) && src.len() >= *len)
+            .map(|len| src[..len].to_vec());
+        Ok(self.inner.decode(src)?.map(|item| (item, raw)))
+    }
 }
