@@ -566,7 +566,13 @@ impl<H> Ledger<H> {
             queue.clear();
         }
         affected.sort_unstable();
-        for id in affected {
+        self.give_back(affected);
+    }
+
+    /// These messages go back to the stream at once (the session ended, or an unbind
+    /// began), as soon as nothing of theirs is in flight or being recorded.
+    fn give_back(&mut self, ids: Vec<DispatchId>) {
+        for id in ids {
             self.fail_message(
                 id,
                 Failure::Temporary {
@@ -586,15 +592,7 @@ impl<H> Ledger<H> {
             .filter(|(_, m)| m.segments.iter().any(|s| s.state == SegmentState::Queued))
             .map(|(id, _)| *id)
             .collect();
-        for id in affected {
-            self.fail_message(
-                id,
-                Failure::Temporary {
-                    delay: Duration::ZERO,
-                    cause: FailureCause::Ours(OwnFailure::SessionEnded),
-                },
-            );
-        }
+        self.give_back(affected);
         for queue in &mut self.queues {
             queue.clear();
         }

@@ -57,11 +57,13 @@ impl BindActor {
             submitted_at: chrono::Utc::now(),
             concat_ref: request.concat_ref,
         };
-        let correlation = self.deps.correlation.clone();
+        // Enqueued now, in this turn of the actor, so that the rows of one burst of
+        // responses reach the CorrelationActor together and go out as one INSERT.
+        let write = self.deps.correlation.send(RecordCorrelation(row));
         let addr = ctx.address();
         let segment = request.segment;
         actix::spawn(async move {
-            let error = match correlation.send(RecordCorrelation(row)).await {
+            let error = match write.await {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.to_string()),
                 Err(_) => Some("correlation actor unavailable".to_owned()),

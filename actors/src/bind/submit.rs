@@ -95,7 +95,14 @@ impl BindActor {
             .map(|u| u.drain_deadline);
         let Some(deadline) = session_deadlines
             .chain(self.ledger.poll_timeout())
-            .chain(self.flow.as_ref().and_then(|f| f.poll_timeout()))
+            // A flow deadline already passed waits for a condition (nothing in flight, a
+            // message to probe with): the housekeeping tick and the next outcome see it.
+            .chain(
+                self.flow
+                    .as_ref()
+                    .and_then(|f| f.poll_timeout())
+                    .filter(|at| *at > Instant::now()),
+            )
             .chain(drain)
             .min()
         else {
@@ -267,14 +274,43 @@ impl BindActor {
             body,
             Instant::now(),
         );
-        ctx.spawn(fut.into_actor(self).map(move |status, act, ctx| {
-            if act.generation != generation {
-                return;
-            }
-            if let Some(link) = act.links.get_mut(index) {
-                link.session.respond_deliver_sm(sequence_number, status);
-                act.pump(index, ctx);
-            }
-        }));
+        // A task of its own, answering by address: a context polls every future it holds
+        // on each wake, and receipts may wait seconds for their row.
+        let addr = ctx.address();
+        actix::spawn(async move {
+            let status = fut.await;
+            addr.do_send(ReceiptAnswered {
+                generation,
+                link: index,
+                sequence_number,
+                status,
+            });
+        });
+    }
+}
+
+/// A receipt (or MO) was handled: answer its deliver_sm with this status.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ReceiptAnswered {
+    generation: u64,
+    link: usize,
+    sequence_number: u32,
+    status: CommandStatus,
+}
+
+impl Handler<ReceiptAnswered> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, answered: ReceiptAnswered, ctx: &mut Context<Self>) {
+        if answered.generation != self.generation {
+            return;
+        }
+        if let Some(link) = self.links.get_mut(answered.link) {
+            link.session
+                .respond_deliver_sm(answered.sequence_number, answered.status);
+            self.pump(answered.link, ctx);
+            self.drive(ctx);
+        }
     }
 }
