@@ -16,7 +16,7 @@ use smpp_connector::pdu::CommandStatus;
 use super::actor::BindActor;
 use super::intake::Held;
 use super::receipt;
-use crate::correlation::{CorrelationRow, RecordCorrelation};
+use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
 use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
 
@@ -25,7 +25,7 @@ use crate::telemetry::metric;
 #[rtype(result = "()")]
 pub(crate) struct RowWritten {
     pub segment: SegmentRef,
-    pub error: Option<String>,
+    pub error: Option<CorrelationError>,
 }
 
 impl BindActor {
@@ -65,8 +65,8 @@ impl BindActor {
         actix::spawn(async move {
             let error = match write.await {
                 Ok(Ok(())) => None,
-                Ok(Err(err)) => Some(err.to_string()),
-                Err(_) => Some("correlation actor unavailable".to_owned()),
+                Ok(Err(err)) => Some(err),
+                Err(_) => Some(CorrelationError::Stopped),
             };
             addr.do_send(RowWritten { segment, error });
         });
