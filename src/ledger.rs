@@ -94,18 +94,6 @@ pub enum OwnFailure {
     SessionEnded,
     /// The session refused a submit it had room for (it changed state under us).
     SessionRefused,
-    /// The redelivery lookup ("which segments were sent?") failed.
-    LookupFailed,
-}
-
-impl OwnFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OwnFailure::SessionEnded => "session ended",
-            OwnFailure::SessionRefused => "session refused the submit",
-            OwnFailure::LookupFailed => "redelivery lookup failed",
-        }
-    }
 }
 
 /// How a message's failure ends, if it ends in failure.
@@ -583,9 +571,10 @@ impl<H> Ledger<H> {
         }
     }
 
-    /// A graceful unbind began: what is still queued is not sent and its messages go
-    /// back to the stream now; what is in flight is still answered and recorded.
-    pub fn handle_unbinding(&mut self) {
+    /// Nothing queued will be sent on this session (a graceful unbind began, or the bind
+    /// entered HALF_CLOSED_TX or DRAINING): those messages go back to the stream now;
+    /// what is in flight is still answered and recorded.
+    pub fn release_queued(&mut self) {
         let affected: Vec<DispatchId> = self
             .messages
             .iter()

@@ -88,14 +88,7 @@ async fn restarting_bind_0_loses_nothing_and_bind_1_never_notices() {
         async move { (correlation_rows(&ids).await.len() == total).then_some(()) }
     })
     .await;
-    eventually(T, "stream drained", || async {
-        let (pending, ack_pending, _) = nats
-            .consumer_counts("SMS_DISPATCH", &format!("smpp-connector-{op}-trx-p2"))
-            .await?;
-        let messages = nats.stream_messages("SMS_DISPATCH").await?;
-        (pending == 0 && ack_pending == 0 && messages == 0).then_some(())
-    })
-    .await;
+    nats.wait_drained(&op, T).await;
     health.drain(Duration::from_millis(300)).await;
     let of =
         |bind: u64| -> Vec<&Value> { health.seen.iter().filter(|e| e["bindId"] == bind).collect() };

@@ -17,15 +17,6 @@ fn consumer(op: &str) -> String {
 }
 
 /// The stream is empty and the consumer has nothing pending or unacknowledged.
-async fn drained(nats: &Nats, op: &str) {
-    eventually(T, "consumer drained and stream empty", || async {
-        let (pending, ack_pending, _) = nats.consumer_counts("SMS_DISPATCH", &consumer(op)).await?;
-        let messages = nats.stream_messages("SMS_DISPATCH").await?;
-        (pending == 0 && ack_pending == 0 && messages == 0).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn five_commands_become_five_submits_five_rows_five_acks() {
     let op = format!("op{}", unique());
@@ -55,7 +46,7 @@ async fn five_commands_become_five_submits_five_rows_five_acks() {
         }
     })
     .await;
-    drained(&nats, &op).await;
+    nats.wait_drained(&op, T).await;
 
     // What went over TCP: exactly five submit_sm, GSM7, to the right numbers.
     let submits = sim.received("submit_sm").await;
@@ -143,7 +134,7 @@ async fn invalid_payloads_are_dead_lettered_once_and_never_sent() {
             "no PII in {text}"
         );
     }
-    drained(&nats, &op).await;
+    nats.wait_drained(&op, T).await;
     // Not redelivered: nothing more arrives, nothing was redelivered, nothing was sent.
     let extra = dlq.drain(Duration::from_millis(1500)).await.len();
     assert_eq!(
@@ -198,7 +189,7 @@ async fn permanent_errors_are_rejected_and_temporary_ones_retried() {
         async move { (correlation_rows(&ids).await.len() == 1).then_some(()) }
     })
     .await;
-    drained(&nats, &op).await;
+    nats.wait_drained(&op, T).await;
     assert_eq!(
         sim.received("submit_sm").await.len(),
         3,

@@ -199,26 +199,7 @@ async fn window_10_is_never_exceeded_at_the_smsc() {
     let before = sim.received("submit_sm").await.len();
     let more = publish_many(&nats, &op, "937413", 30).await;
     all_rows(&more).await;
-    let records = sim.records();
-    let mut open = std::collections::HashSet::new();
-    let mut max_after = 0;
-    let mut submits = 0;
-    for r in &records {
-        let key = (r["conn"].as_u64(), r["seq"].as_u64());
-        match (r["dir"].as_str(), r["command"].as_str()) {
-            (Some("in"), Some("submit_sm")) => {
-                submits += 1;
-                open.insert(key);
-                if submits > before {
-                    max_after = max_after.max(open.len());
-                }
-            }
-            (Some("out"), Some("submit_sm_resp")) => {
-                open.remove(&key);
-            }
-            _ => {}
-        }
-    }
+    let max_after = sim.max_in_flight_after(before);
     assert!(max_after <= 3, "window 3 after the reload, saw {max_after}");
 }
 

@@ -63,17 +63,6 @@ async fn all_rows(ids: &[String], rows: usize) {
     .await;
 }
 
-async fn drained(nats: &Nats, op: &str) {
-    eventually(T, "stream drained", || async {
-        let (pending, ack_pending, _) = nats
-            .consumer_counts("SMS_DISPATCH", &format!("smpp-connector-{op}-trx-p2"))
-            .await?;
-        let messages = nats.stream_messages("SMS_DISPATCH").await?;
-        (pending == 0 && ack_pending == 0 && messages == 0).then_some(())
-    })
-    .await;
-}
-
 /// Resets during long messages: every message ends with all its parts at the SMSC under
 /// one reference (the one stored with its rows), and the messages a dropped session held
 /// come back at once, not after AckWait (60 s here; everything must be done well before).
@@ -98,7 +87,7 @@ async fn connection_resets_during_long_messages_keep_one_reference_per_message()
         ids.push(publish(&nats, &op, &format!("9371{n:07}"), &text).await);
     }
     all_rows(&ids, 180).await;
-    drained(&nats, &op).await;
+    nats.wait_drained(&op, T).await;
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(30),
@@ -161,7 +150,7 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
         }
     }
     all_rows(&ids, 270).await;
-    drained(&nats, &op).await;
+    nats.wait_drained(&op, T).await;
     assert!(sim.received("unbind").await.len() >= 2);
     let submits = sim.received("submit_sm").await;
     let by = parts_by_destination(&submits);
@@ -215,7 +204,7 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     proxy.restore();
     all_rows(&ids, total).await;
-    drained(&nats, &op).await;
+    nats.wait_drained(&op, T).await;
 
     let submits = sim.received("submit_sm").await;
     let mut per_destination: HashMap<String, usize> = HashMap::new();

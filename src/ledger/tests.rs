@@ -162,7 +162,7 @@ fn unbinding_gives_back_queued_messages_and_keeps_in_flight_ones() {
     l.admit(admission(1, 2));
     l.admit(admission(2, 1));
     let (s1, _) = l.next_submit().unwrap();
-    l.handle_unbinding();
+    l.release_queued();
     assert_eq!(l.queued(), 0);
     assert!(l.next_submit().is_none());
     // Message 2 never went out: back at once. Message 1 waits for segment 1.
@@ -612,7 +612,7 @@ proptest! {
                     m.in_flight.clear();
                     l.handle_session_ended();
                 }
-                Step::Unbinding => l.handle_unbinding(),
+                Step::Unbinding => l.release_queued(),
                 Step::Advance { ms } => {
                     now += Duration::from_millis(u64::from(ms));
                     l.handle_timeout(now);

@@ -107,6 +107,18 @@ impl Nats {
     }
 
     /// (pending, ack pending, redelivered) of a consumer.
+    /// Wait until the operator's P2 dispatch consumer has nothing pending or unacked and
+    /// the dispatch stream is empty: every message settled.
+    pub async fn wait_drained(&self, operator: &str, timeout: Duration) {
+        let consumer = format!("smpp-connector-{operator}-trx-p2");
+        super::eventually(timeout, "consumer drained and stream empty", || async {
+            let (pending, ack_pending, _) = self.consumer_counts("SMS_DISPATCH", &consumer).await?;
+            let messages = self.stream_messages("SMS_DISPATCH").await?;
+            (pending == 0 && ack_pending == 0 && messages == 0).then_some(())
+        })
+        .await;
+    }
+
     pub async fn consumer_counts(
         &self,
         stream: &str,

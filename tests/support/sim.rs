@@ -164,14 +164,24 @@ impl Sim {
     /// The most submit_sm received and not yet answered at any moment, over every
     /// connection, from the record (in the order the simulator wrote it).
     pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight_after(0)
+    }
+
+    /// As [`Sim::max_in_flight`], counting only from the `skip + 1`-th submit_sm on (what
+    /// was in flight before still counts as in flight).
+    pub fn max_in_flight_after(&self, skip: usize) -> usize {
         let mut open = std::collections::HashSet::new();
+        let mut submits = 0;
         let mut max = 0;
         for r in self.records() {
             let key = (r["conn"].as_u64(), r["seq"].as_u64());
             match (r["dir"].as_str(), r["command"].as_str()) {
                 (Some("in"), Some("submit_sm")) => {
+                    submits += 1;
                     open.insert(key);
-                    max = max.max(open.len());
+                    if submits > skip {
+                        max = max.max(open.len());
+                    }
                 }
                 (Some("out"), Some("submit_sm_resp")) => {
                     open.remove(&key);

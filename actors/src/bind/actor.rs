@@ -340,7 +340,7 @@ impl BindActor {
         self.set_state(BindState::Unbinding, Some(reason.into()));
         // Segments not yet written go back to the stream now; in-flight ones are
         // answered and recorded first.
-        self.ledger.handle_unbinding();
+        self.ledger.release_queued();
         self.drive(ctx);
     }
 

@@ -45,7 +45,7 @@ impl BindActor {
                 FlowEvent::PhaseChanged { to, cause, .. } => {
                     if matches!(to, BindState::HalfClosedTx | BindState::Draining) {
                         // Nothing queued can go now: give it back (another bind may take it).
-                        self.ledger.handle_unbinding();
+                        self.ledger.release_queued();
                     }
                     self.set_state(to, Some(cause.to_owned()));
                 }
