@@ -171,8 +171,17 @@ const CORRELATED_SEGMENTS: &str =
 impl PgStore {
     /// A pool for `DATABASE_URL`; connections are opened lazily.
     pub fn connect(url: &str, pool_size: usize) -> anyhow::Result<Self> {
-        let pg_config = tokio_postgres::Config::from_str(url)
+        let mut pg_config = tokio_postgres::Config::from_str(url)
             .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+        // Every statement is planned for its own arguments. A generic plan made while the
+        // table (or, later, a new partition) was empty is a hash join over a sequential
+        // scan, and PostgreSQL keeps it: every receipt batch then reads the whole table.
+        // Planning our few statements each time costs microseconds.
+        let options = match pg_config.get_options() {
+            Some(given) => format!("{given} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        pg_config.options(&options);
         let manager = Manager::from_config(
             pg_config,
             tokio_postgres::NoTls,
