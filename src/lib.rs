@@ -11,8 +11,11 @@
 //! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
 //! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
 //! - [`dlr`]: delivery receipt parsing, message-id normalisation.
+//! - [`mo`]: mobile-originated messages: text by data_coding, UDH stripped.
+//! - [`events`]: the NATS payloads this service publishes (one struct per schema), how a receipt or a refusal becomes a `DlrInboundEvent`.
 //! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
 //! - [`config`]: typed configuration and its validation.
+//! - [`credentials`]: the OMS credentials contract and the sessions and submit profile it makes.
 //!
 //! Invariants:
 //! - This crate never depends on actix, tokio runtimes, fred, tokio-postgres or async-nats;
@@ -22,11 +25,14 @@
 
 pub mod backoff;
 pub mod config;
+pub mod credentials;
 pub mod dispatch;
 pub mod dlr;
 pub mod encoding;
+pub mod events;
 pub mod flow;
 pub mod ledger;
+pub mod mo;
 pub mod pdu;
 pub mod session;
 pub mod taxonomy;

@@ -97,12 +97,7 @@ pub struct ReceiptKey {
 }
 
 /// The segment a receipt belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiptMatch {
-    pub message_id: String,
-    pub segment_index: u16,
-    pub segment_count: u16,
-}
+pub use smpp_connector::events::ReceiptMatch;
 
 /// Storage behind the actor; [`PgStore`] is the real one.
 pub trait CorrelationStore: Send + Sync + 'static {

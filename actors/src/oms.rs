@@ -9,141 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::Deserialize;
-use smpp_connector::config::{Config, OperatorId, Secret};
-use smpp_connector::dlr::IdFormat;
-use smpp_connector::encoding::Strategy;
-
-/// How to bind when the direction is `trx` (schema `bindMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-pub enum BindModePreference {
-    /// bind_transceiver, falling back to TX + RX on ESME_RINVCMDID.
-    #[default]
-    #[serde(rename = "TRX")]
-    Trx,
-    /// bind_transmitter + bind_receiver straight away.
-    #[serde(rename = "TX_RX")]
-    TxRx,
-}
-
-/// The credentials document (contracts/smpp-credentials.schema.json).
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Credentials {
-    pub operator_id: String,
-    pub host: String,
-    pub port: u16,
-    #[serde(default)]
-    pub tls: bool,
-    pub system_id: String,
-    pub password: Secret,
-    #[serde(default)]
-    pub system_type: String,
-    #[serde(default)]
-    pub bind_mode: BindModePreference,
-    #[serde(default = "default_bind_count")]
-    pub bind_count: u16,
-    #[serde(default = "default_window")]
-    pub window: u32,
-    #[serde(default)]
-    pub tps_limit: Option<u32>,
-    #[serde(default)]
-    pub backup_operator_id: Option<String>,
-    #[serde(default = "default_strategy")]
-    pub long_message_strategy: Strategy,
-    #[serde(default = "default_concat_ref_bits")]
-    pub concat_ref_bits: u8,
-    #[serde(default)]
-    pub msg_id_format: IdFormat,
-    #[serde(default)]
-    pub dlr_id_format: IdFormat,
-    #[serde(default)]
-    pub source_addr: Option<String>,
-    #[serde(default = "default_source_ton")]
-    pub source_ton: u8,
-    #[serde(default)]
-    pub source_npi: u8,
-    #[serde(default = "default_one")]
-    pub dest_ton: u8,
-    #[serde(default = "default_one")]
-    pub dest_npi: u8,
-    #[serde(default = "default_enquire_link_seconds")]
-    pub enquire_link_seconds: u64,
-}
-
-fn default_strategy() -> Strategy {
-    Strategy::Csms
-}
-fn default_bind_count() -> u16 {
-    1
-}
-fn default_window() -> u32 {
-    100
-}
-fn default_concat_ref_bits() -> u8 {
-    8
-}
-fn default_source_ton() -> u8 {
-    5
-}
-fn default_one() -> u8 {
-    1
-}
-fn default_enquire_link_seconds() -> u64 {
-    30
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("operator_id", &self.operator_id)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("system_id", &self.system_id)
-            .field("password", &self.password)
-            .field("bind_count", &self.bind_count)
-            .field("window", &self.window)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    /// Check the limits of the schema that the wire format depends on.
-    pub fn validate(&self) -> Result<(), OmsError> {
-        let invalid = |field: &'static str, problem: &str| {
-            Err(OmsError::InvalidBody(format!("{field} {problem}")))
-        };
-        if self.system_id.is_empty() || self.system_id.len() > 15 {
-            return invalid("systemId", "must be 1..15 characters");
-        }
-        if self.password.expose().len() > 8 {
-            return invalid("password", "must be at most 8 octets");
-        }
-        if self.system_type.len() > 12 {
-            return invalid("systemType", "must be at most 12 characters");
-        }
-        if self.host.is_empty() || self.port == 0 {
-            return invalid("host/port", "must name a reachable SMSC");
-        }
-        if !(1..=64).contains(&self.bind_count) {
-            return invalid("bindCount", "must be 1..64");
-        }
-        if !(1..=10_000).contains(&self.window) {
-            return invalid("window", "must be 1..10000");
-        }
-        if !matches!(self.concat_ref_bits, 8 | 16) {
-            return invalid("concatRefBits", "must be 8 or 16");
-        }
-        if self.enquire_link_seconds < 5 {
-            return invalid("enquireLinkSeconds", "must be at least 5");
-        }
-        if self.source_addr.as_ref().is_some_and(|s| s.len() > 20) {
-            return invalid("sourceAddr", "must be at most 20 characters");
-        }
-        Ok(())
-    }
-}
+use smpp_connector::config::{Config, OperatorId};
+pub use smpp_connector::credentials::{BindModePreference, Credentials, CredentialsError};
 
 /// Why credentials could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +22,7 @@ pub enum OmsError {
     #[error("OMS unreachable: {0}")]
     Transport(String),
     #[error("OMS credentials invalid: {0}")]
-    InvalidBody(String),
+    Invalid(#[from] CredentialsError),
 }
 
 /// Where credentials come from; the real one is [`OmsClient`].
@@ -220,23 +87,7 @@ impl CredentialSource for OmsClient {
                 .bytes()
                 .await
                 .map_err(|e| OmsError::Transport(e.without_url().to_string()))?;
-            // serde_json's messages can quote the offending value (a password): keep
-            // only the kind of error and its position.
-            let credentials: Credentials = serde_json::from_slice(&body).map_err(|e| {
-                OmsError::InvalidBody(format!(
-                    "{:?} error at line {} column {}",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ))
-            })?;
-            if credentials.operator_id != operator_id.as_str() {
-                return Err(OmsError::InvalidBody(
-                    "operatorId does not match the requested operator".into(),
-                ));
-            }
-            credentials.validate()?;
-            Ok(credentials)
+            Ok(Credentials::from_json(&body, operator_id.as_str())?)
         })
     }
 }

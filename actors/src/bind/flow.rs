@@ -99,11 +99,7 @@ impl BindActor {
                     );
                 }
                 FlowEvent::Reconnect { status } => {
-                    let detail = status.map_or_else(
-                        || "session fault".to_owned(),
-                        |s| format!("session fault {s}"),
-                    );
-                    self.fail("session_fault".into(), detail, ctx);
+                    self.fail(super::failure::BindFailure::SessionFault { status }, ctx);
                     return;
                 }
             }

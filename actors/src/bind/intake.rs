@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use async_nats::jetstream::consumer::{PullConsumer, pull::BatchError};
+use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use smpp_connector::config::Lane;
 use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection};
@@ -85,7 +86,15 @@ pub(crate) struct Pulled {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct PullFinished {
-    pub error: Option<String>,
+    pub error: Option<PullError>,
+}
+
+/// Why a pull from the dispatch consumers failed (the bind retries after 500 ms).
+#[derive(Debug, thiserror::Error)]
+#[error("pull from lane P{priority}: {source}")]
+pub(crate) struct PullError {
+    priority: usize,
+    source: BatchError,
 }
 
 /// A redelivered message waiting for its lookup.
@@ -504,6 +513,7 @@ impl BindActor {
             held.subject.clone(),
             held.stream_sequence,
             deliveries,
+            crate::events::now_rfc3339(),
         );
         self.publish_then_ack(held, Some(letter), None);
     }
@@ -530,14 +540,17 @@ async fn pull_once(
     room: usize,
     generation: u64,
     addr: &Addr<BindActor>,
-) -> Result<(), String> {
+) -> Result<(), PullError> {
     for (priority, consumer) in lanes {
         let mut batch = consumer
             .fetch()
             .max_messages(room)
             .messages()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| PullError {
+                priority: *priority,
+                source,
+            })?;
         let mut got = 0;
         while let Some(message) = batch.next().await {
             if let Ok(message) = message {
@@ -563,7 +576,7 @@ async fn pull_once(
             .expires(LONG_POLL)
             .messages()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| PullError { priority, source })?;
         polls.push(batch.map(move |m| (priority, m)).boxed());
     }
     let mut merged = futures::stream::select_all(polls);

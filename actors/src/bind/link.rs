@@ -8,19 +8,16 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::StreamExt;
-use smpp_connector::dispatch::SubmitProfile;
-use smpp_connector::encoding::RefBits;
-use smpp_connector::pdu::{BindMode, BindRequest, INTERFACE_VERSION};
-use smpp_connector::session::{
-    BindState, CloseReason, Event, Session, SessionConfig, SessionState,
-};
+use smpp_connector::pdu::BindMode;
+use smpp_connector::session::{BindState, CloseReason, Event, Session, SessionState};
 use smpp_connector::taxonomy;
 use smpp_connector::window::SequenceNumbers;
 
 use super::actor::{BindActor, Link, LinkItem, SegmentToken};
+use super::failure::BindFailure;
 use super::flow::SEQUENCE_BLOCK;
 use super::io::{self as bind_io, Connection};
-use crate::oms::{BindModePreference, Credentials};
+use crate::oms::Credentials;
 use crate::telemetry::metric;
 use crate::throttle::ReserveSequences;
 
@@ -62,8 +59,8 @@ impl BindActor {
             let credentials = source
                 .fetch(&operator_id)
                 .await
-                .map_err(|e| ("credentials_unavailable", e.to_string()))?;
-            let modes = plan_modes(direction, credentials.bind_mode, split_bind);
+                .map_err(BindFailure::Credentials)?;
+            let modes = credentials.bind_modes(direction, split_bind);
             let mut connections = Vec::with_capacity(modes.len());
             for mode in modes {
                 let connection = bind_io::connect(
@@ -72,8 +69,7 @@ impl BindActor {
                     credentials.tls,
                     timeout,
                 )
-                .await
-                .map_err(|e| ("connect_failed", e.to_string()))?;
+                .await?;
                 // Sequence numbers from the bind's Redis counter (US-SC-022); Redis down:
                 // local numbering from 1 (never reused while in flight either way).
                 let sequences = match throttle
@@ -88,22 +84,22 @@ impl BindActor {
                 };
                 connections.push((mode, connection, sequences));
             }
-            Ok::<_, (&'static str, String)>((credentials, connections))
+            Ok::<_, BindFailure>((credentials, connections))
         };
         ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
             Ok((credentials, connections)) => act.start_sessions(credentials, connections, ctx),
-            Err((reason, detail)) => {
-                if reason == "credentials_unavailable" {
+            Err(failure) => {
+                if matches!(failure, BindFailure::Credentials(_)) {
                     metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
                 }
                 tracing::warn!(
                     operatorId = %act.key.operator_id,
                     direction = %act.key.direction,
                     bindId = act.key.bind_id,
-                    error = %detail,
+                    error = %failure,
                     "bind attempt failed"
                 );
-                act.fail(reason.to_owned(), detail, ctx);
+                act.fail(failure, ctx);
             }
         }));
     }
@@ -115,36 +111,15 @@ impl BindActor {
         ctx: &mut Context<Self>,
     ) {
         let config = &self.deps.config;
-        let enquire_link_interval = config
-            .timers
-            .enquire_link_interval
-            .unwrap_or(Duration::from_secs(credentials.enquire_link_seconds));
         let now = Instant::now();
         self.generation += 1;
         let generation = self.generation;
         for (index, (mode, connection, sequences)) in connections.into_iter().enumerate() {
-            let session_config = SessionConfig {
-                mode,
-                bind: BindRequest {
-                    system_id: credentials.system_id.clone(),
-                    password: credentials.password.expose().to_owned(),
-                    system_type: credentials.system_type.clone(),
-                    interface_version: INTERFACE_VERSION,
-                    addr_ton: 0,
-                    addr_npi: 0,
-                    address_range: String::new(),
-                },
-                bind_timeout: config.timers.bind_timeout,
-                enquire_link_interval,
-                enquire_link_timeout: config.timers.enquire_link_timeout,
-                submit_timeout: config.timers.submit_resp_timeout,
-                unbind_timeout: config.timers.bind_timeout,
-                window: credentials.window as usize,
-            };
+            let session_config = credentials.session_config(mode, &config.timers);
             let session = match Session::try_new(session_config, sequences, now) {
                 Ok(session) => session,
                 Err(err) => {
-                    self.fail("bind_failed".into(), format!("bind request: {err}"), ctx);
+                    self.fail(BindFailure::BindRequest(err), ctx);
                     return;
                 }
             };
@@ -162,19 +137,7 @@ impl BindActor {
                 bound: false,
             });
         }
-        self.profile = Some(SubmitProfile {
-            default_source_addr: credentials.source_addr.clone(),
-            source_ton: credentials.source_ton,
-            source_npi: credentials.source_npi,
-            dest_ton: credentials.dest_ton,
-            dest_npi: credentials.dest_npi,
-            strategy: credentials.long_message_strategy,
-            ref_bits: if credentials.concat_ref_bits == 16 {
-                RefBits::Sixteen
-            } else {
-                RefBits::Eight
-            },
-        });
+        self.profile = Some(credentials.submit_profile());
         self.credentials = Some(Arc::new(credentials));
         for index in 0..self.links.len() {
             self.pump(index, ctx);
@@ -184,10 +147,11 @@ impl BindActor {
 
     /// A failed attempt: count it, go DISCONNECTED and let the supervisor restart us
     /// after the backoff.
-    pub(super) fn fail(&mut self, reason: String, detail: String, ctx: &mut Context<Self>) {
+    pub(super) fn fail(&mut self, failure: BindFailure, ctx: &mut Context<Self>) {
         let attempt = self.backoff.record_failure();
         self.metrics.reconnects.increment(1);
-        self.last_error = Some(format!("{reason}: {detail}"));
+        let reason = failure.reason();
+        self.last_error = Some(format!("{reason}: {failure}"));
         tracing::debug!(attempt, "bind attempt counted");
         self.go_down(reason, ctx);
     }
@@ -371,15 +335,17 @@ impl BindActor {
                         "bind rejected by SMSC (check the credentials in OMS)"
                     );
                     self.fail(
-                        reason.as_str(),
-                        format!("{} answered {}", mode.request_id().name(), status),
+                        BindFailure::BindRejected {
+                            request: mode.request_id(),
+                            status: *status,
+                        },
                         ctx,
                     );
                 }
             },
             CloseReason::EnquireLinkTimedOut => {
                 self.metrics.enquire_link_timeouts.increment(1);
-                self.fail(reason.as_str(), "no enquire_link_resp in time".into(), ctx);
+                self.fail(BindFailure::EnquireLinkTimedOut, ctx);
             }
             CloseReason::BindTimedOut
             | CloseReason::PeerUnbound
@@ -387,27 +353,9 @@ impl BindActor {
             | CloseReason::UnbindTimedOut
             | CloseReason::GenericNack(_)
             | CloseReason::InvalidBindStatus => {
-                let detail = reason.as_str();
-                self.fail(detail.clone(), detail, ctx);
+                self.fail(BindFailure::Session(reason), ctx);
             }
         }
-    }
-}
-
-/// The sessions a bind opens.
-fn plan_modes(
-    direction: smpp_connector::config::Direction,
-    preference: BindModePreference,
-    split: bool,
-) -> Vec<BindMode> {
-    use smpp_connector::config::Direction;
-    match direction {
-        Direction::Tx => vec![BindMode::Transmitter],
-        Direction::Rx => vec![BindMode::Receiver],
-        Direction::Trx if split || preference == BindModePreference::TxRx => {
-            vec![BindMode::Transmitter, BindMode::Receiver]
-        }
-        Direction::Trx => vec![BindMode::Transceiver],
     }
 }
 
@@ -443,7 +391,7 @@ impl StreamHandler<LinkItem> for BindActor {
                     error = %err,
                     "unrecoverable framing error from SMSC; reconnecting"
                 );
-                self.fail("framing_error".into(), err.to_string(), ctx);
+                self.fail(BindFailure::Framing(err), ctx);
             }
         }
     }
@@ -463,11 +411,7 @@ impl StreamHandler<LinkItem> for BindActor {
             bindId = self.key.bind_id,
             "connection closed by SMSC"
         );
-        self.fail(
-            "connection_reset".into(),
-            "connection closed by SMSC".into(),
-            ctx,
-        );
+        self.fail(BindFailure::PeerClosed, ctx);
     }
 }
 
@@ -478,7 +422,7 @@ impl actix::io::WriteHandler<std::io::Error> for BindActor {
             return Running::Stop;
         }
         tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "write to SMSC failed");
-        self.fail("connection_reset".into(), err.to_string(), ctx);
+        self.fail(BindFailure::Write(err), ctx);
         Running::Stop
     }
 

@@ -3,6 +3,7 @@
 //! socket ([`io`]), its receipt pipeline ([`receipt`]) and its metric handles.
 
 pub mod actor;
+mod failure;
 mod flow;
 mod intake;
 pub mod io;

@@ -15,7 +15,6 @@ use smpp_connector::pdu::CommandStatus;
 
 use super::actor::BindActor;
 use super::intake::Held;
-use super::receipt;
 use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
 use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
@@ -139,6 +138,7 @@ impl BindActor {
                     handle.subject.clone(),
                     handle.stream_sequence,
                     deliveries,
+                    now_rfc3339(),
                 );
                 let event = self.rejected_event(&message_id, segment_count, status);
                 self.publish_then_ack(handle, Some(letter), Some(event));
@@ -152,32 +152,7 @@ impl BindActor {
         segment_count: u16,
         status: CommandStatus,
     ) -> DlrInboundEvent {
-        let event_id = receipt::event_id(&[
-            self.key.operator_id.as_str(),
-            message_id,
-            "SUBMIT_RESP",
-            &status.hex(),
-        ]);
-        DlrInboundEvent {
-            version: "1.0",
-            event_id,
-            message_id: Some(message_id.to_owned()),
-            operator_id: self.key.operator_id.to_string(),
-            operator_message_id: None,
-            segment_index: None,
-            segment_count: Some(u32::from(segment_count)),
-            status: "REJECTED",
-            smpp_message_state: None,
-            raw_stat: None,
-            error_code: Some(status.hex()),
-            source: "SUBMIT_RESP",
-            correlated: true,
-            submit_date: None,
-            done_date: None,
-            direction: self.key.direction.as_str(),
-            bind_id: self.key.bind_id,
-            received_at: now_rfc3339(),
-        }
+        DlrInboundEvent::rejected(&self.key, message_id, segment_count, status, now_rfc3339())
     }
 
     /// End a message that is not simply ACKed: publish its dead letter and its REJECTED
