@@ -94,6 +94,8 @@ pub enum OwnFailure {
     SessionEnded,
     /// The session refused a submit it had room for (it changed state under us).
     SessionRefused,
+    /// The operator's TPS budget is spent for now.
+    OverBudget,
 }
 
 /// How a message's failure ends, if it ends in failure.
@@ -585,6 +587,30 @@ impl<H> Ledger<H> {
         for queue in &mut self.queues {
             queue.clear();
         }
+    }
+
+    /// The operator's TPS budget is spent for now (SPEC §8): messages none of whose
+    /// segments went out go back to the stream after `delay`, where any bind of any pod
+    /// can take them when the budget turns; a message already partly sent keeps its
+    /// place. Returns how many were given back.
+    pub fn release_unstarted(&mut self, delay: Duration) -> usize {
+        let unstarted: Vec<DispatchId> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| m.segments.iter().all(|s| s.state == SegmentState::Queued))
+            .map(|(id, _)| *id)
+            .collect();
+        let count = unstarted.len();
+        for id in unstarted {
+            self.fail_message(
+                id,
+                Failure::Temporary {
+                    delay,
+                    cause: FailureCause::Ours(OwnFailure::OverBudget),
+                },
+            );
+        }
+        count
     }
 
     /// Re-issue the row writes whose retry is due.

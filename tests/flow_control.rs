@@ -101,6 +101,75 @@ async fn tps_limit_holds_a_burst_back_and_loses_nothing() {
     );
 }
 
+/// tpsLimit 4 and ten three-part messages (30 submit_sm): intake takes a message per token,
+/// the parts the budget cannot cover wait, and what has not started when the budget is
+/// spent is NAKed (500 ms) back to the stream instead of sitting in the bind. Every part
+/// reaches the SMSC once, under one reference per message, never more than 4 in an aligned
+/// second.
+#[tokio::test]
+async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
+    let test = "flow_tps_long";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"tpsLimit": 4})),
+    );
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    let text = "L".repeat(400);
+    forbid_in_logs(&[&text]);
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let to = format!("937410{i:05}");
+        forbid_in_logs(&[&to]);
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let command = json!({"messageId": message_id, "operatorId": op, "to": to, "text": text});
+        nats.publish_raw(
+            &format!("smpp.operator.{op}"),
+            command.to_string().into_bytes(),
+        )
+        .await;
+        ids.push(message_id);
+    }
+    eventually(T, "every part correlated", || {
+        let ids = ids.clone();
+        async move { (correlation_rows(&ids).await.len() == 30).then_some(()) }
+    })
+    .await;
+    nats.wait_drained(&op, T).await;
+    let submits = sim.received("submit_sm").await;
+    assert_eq!(submits.len(), 30, "each part exactly once");
+    let mut refs: std::collections::HashMap<String, std::collections::BTreeSet<u8>> =
+        std::collections::HashMap::new();
+    for pdu in &submits {
+        let sm = hex::decode(pdu["short_message_hex"].as_str().unwrap()).unwrap();
+        refs.entry(pdu["destination_addr"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(sm[3]);
+    }
+    assert!(
+        refs.values().all(|r| r.len() == 1),
+        "one reference per message: {refs:?}"
+    );
+    assert!(
+        sim.max_submits_within(1000) < 8,
+        "a sliding second held {} (limit 4)",
+        sim.max_submits_within(1000)
+    );
+    let naks: f64 = service
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("smpp_connector_lane_messages_total"))
+        .filter(|l| l.contains("outcome=\"nak\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(naks >= 1.0, "messages over the budget were NAKed ({naks})");
+    sim.assert_golden_clean().await;
+}
+
 /// Two service processes on one operator share its budget: 100 messages at 20/s take at
 /// least 3 s (every aligned second ≤ 20), whatever each process would do alone.
 #[tokio::test]

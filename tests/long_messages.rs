@@ -183,6 +183,54 @@ async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
     );
 }
 
+/// 600 two-part messages as fast as the bind takes them: the next reference block is
+/// reserved while the current one still has half left, so every reference comes from
+/// Redis and the local fallback is never used (it ran dry once per long message before).
+#[tokio::test]
+async fn concatenation_references_never_run_dry_under_load() {
+    let s = setup(
+        "long_refs_load",
+        json!({"window": 200}),
+        json!({"receipts": false}),
+    )
+    .await;
+    let text = "C".repeat(161);
+    let mut ids = Vec::new();
+    for n in 0..600 {
+        ids.push(send(&s, &format!("937001{n:05}"), &text, json!({})).await);
+    }
+    rows(&ids, 1200).await;
+    assert_eq!(s.sim.received("submit_sm").await.len(), 1200);
+    let metrics = s.service.metrics().await;
+    assert!(
+        !metrics.lines().any(
+            |l| l.starts_with("smpp_connector_concat_ref_fallback_total") && !l.ends_with(" 0")
+        ),
+        "local fallback used"
+    );
+    let warned = s
+        .service
+        .logs()
+        .into_iter()
+        .filter(|l| l["level"] == "WARN")
+        .count();
+    assert_eq!(warned, 0, "no WARN line");
+    use fred::prelude::*;
+    let redis =
+        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
+            .build()
+            .unwrap();
+    redis.init().await.expect("redis");
+    let counter: Option<i64> = redis
+        .get(format!("smpp:concat:ref:{}:0", s.op))
+        .await
+        .expect("GET counter");
+    assert!(
+        counter.unwrap_or(0) >= 600,
+        "600 references reserved from Redis: {counter:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_tlv_strategy_sends_one_message_payload() {
     let s = setup("long_tlv", json!({}), json!({"receipts": false})).await;

@@ -166,7 +166,7 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
     sim.assert_golden_clean().await;
 }
 
-/// PostgreSQL unreachable for 10 s under load: segments that got ESME_ROK keep their
+/// PostgreSQL unreachable for 30 s under load: segments that got ESME_ROK keep their
 /// rows in memory and retry; intake pauses; nothing is sent twice, nothing is rejected,
 /// nothing is lost.
 #[tokio::test]
@@ -190,19 +190,26 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     let service = Service::start(test, &nats, &oms, &op, &[("DATABASE_URL", &proxied)]).await;
     service.wait_bound(1).await;
 
-    let total = 300;
+    // 100 before the cut, ten a second through a 30 s outage, 100 after it.
+    let (before, during, after) = (100, 300, 100);
+    let total = before + during + after;
     let mut ids = Vec::with_capacity(total);
-    for n in 0..total {
+    for n in 0..before {
         ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
-        if n == 100 {
-            proxy.cut();
-        }
         if n % 10 == 0 {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.cut();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for n in before..before + during {
+        tick.tick().await;
+        ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
+    }
     proxy.restore();
+    for n in before + during..total {
+        ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
+    }
     all_rows(&ids, total).await;
     nats.wait_drained(&op, T).await;
 

@@ -373,6 +373,36 @@ fn throttled_naks_after_500ms() {
 }
 
 #[test]
+fn over_budget_gives_back_only_messages_not_started() {
+    let mut l = ledger();
+    l.admit(admission(1, 3));
+    l.admit(admission(2, 1));
+    l.admit(admission(3, 2));
+    // Tokens for two segments: message 1 starts (part 1 of 3), nothing else.
+    let (first, _) = l.next_submit().unwrap();
+    assert_eq!(first.segment, 1);
+    assert_eq!(l.release_unstarted(Duration::from_millis(500)), 2);
+    let delay = Duration::from_millis(500);
+    let mut naks = settled(&outputs(&mut l));
+    naks.sort_by_key(|(h, _)| *h);
+    assert_eq!(
+        naks,
+        vec![(2, Verdict::Nak { delay }), (3, Verdict::Nak { delay })]
+    );
+    // The started message keeps its place and its other parts.
+    assert_eq!(l.queued(), 2);
+    assert_eq!(l.next_submit().unwrap().0.segment, 2);
+    assert_eq!(l.next_submit().unwrap().0.segment, 3);
+    assert!(l.next_submit().is_none());
+    // Given back for a reason of ours: never a dead letter, however often.
+    let mut a = admission(4, 1);
+    a.deliveries = 50;
+    l.admit(a);
+    assert_eq!(l.release_unstarted(delay), 1);
+    assert_eq!(settled(&outputs(&mut l)), vec![(4, Verdict::Nak { delay })]);
+}
+
+#[test]
 fn higher_priority_goes_first() {
     let mut l = ledger();
     for h in 0..3 {
@@ -444,6 +474,7 @@ enum Step {
     },
     SessionEnded,
     Unbinding,
+    OverBudget,
     Advance {
         ms: u16,
     },
@@ -460,6 +491,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => any::<usize>().prop_map(|pick| Step::RecordFailed { pick }),
         1 => Just(Step::SessionEnded),
         1 => Just(Step::Unbinding),
+        1 => Just(Step::OverBudget),
         2 => (1u16..3000).prop_map(|ms| Step::Advance { ms }),
     ]
 }
@@ -613,6 +645,9 @@ proptest! {
                     l.handle_session_ended();
                 }
                 Step::Unbinding => l.release_queued(),
+                Step::OverBudget => {
+                    l.release_unstarted(Duration::from_millis(500));
+                }
                 Step::Advance { ms } => {
                     now += Duration::from_millis(u64::from(ms));
                     l.handle_timeout(now);

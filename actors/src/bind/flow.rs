@@ -15,6 +15,10 @@ use crate::events::{BindDegradedEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
 use crate::throttle::{AcquireTps, ReserveSequences};
 
+/// How long a message the TPS budget cannot cover this second waits before it is
+/// delivered again (SPEC §8).
+const TPS_NAK_DELAY: Duration = Duration::from_millis(500);
+
 /// Sequence numbers reserved in Redis at a time (US-SC-022).
 pub(super) const SEQUENCE_BLOCK: u32 = 10_000;
 
@@ -147,6 +151,15 @@ impl BindActor {
             let now = Instant::now();
             if let Some(flow) = &mut act.flow {
                 flow.add_grant(now, grant.granted, now + grant.valid_for);
+            }
+            let spent = act.flow.as_ref().is_some_and(|f| f.tokens(now) == 0);
+            if spent && act.ledger.queued() > 0 {
+                // What cannot go this second goes back to the stream (SPEC §8), where any
+                // bind can take it when the budget turns; started messages stay.
+                let released = act.ledger.release_unstarted(TPS_NAK_DELAY);
+                if released > 0 {
+                    act.drain_outputs(ctx);
+                }
             }
             if grant.granted == 0 {
                 // Over the limit for this window: ask again when it turns.
