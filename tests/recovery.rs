@@ -138,8 +138,12 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
     for n in 0..90 {
         ids.push(publish(&nats, &op, &format!("9372{n:07}"), &text).await);
         if n == 30 || n == 60 {
-            // Let some segments be in flight and some queued, then restart.
-            sim.received_at_least("submit_sm", n).await;
+            // Bound again after the previous restart, with some segments in flight and
+            // some queued: restart.
+            sim.received_at_least("bind_transceiver", n / 30).await;
+            let sent = sim.received_now("submit_sm").len();
+            sim.received_at_least("submit_sm", (sent + 3).min(3 * (n + 1)))
+                .await;
             let (status, body) = service
                 .admin_post(
                     &format!("/admin/binds/{op}/trx/0/restart"),
