@@ -31,9 +31,10 @@ use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::session::{BindState, Session};
 
-use super::intake::{ConcatRefs, Held, LookedUp, PullFinished, Pulled};
+use super::intake::{ConcatRefs, Held, LookedUp};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
+use super::pull::{ListenEnded, PullFinished, Pulled};
 use super::settle::RowWritten;
 use crate::correlation::CorrelationActor;
 use crate::events::now_rfc3339;
@@ -162,6 +163,9 @@ pub struct BindActor {
     /// A sequence block is being reserved.
     pub(super) sequence_refill: bool,
     pub(super) fetching: bool,
+    /// Per lane priority: the room an open listener (a long poll still waiting after the
+    /// pull ended) may still fill.
+    pub(super) listeners: [Option<usize>; 4],
     pub(super) pending_lookups: usize,
     pub(super) unbinding: Option<Unbinding>,
     pub(super) last_error: Option<String>,
@@ -216,6 +220,7 @@ impl BindActor {
             granting: false,
             sequence_refill: false,
             fetching: false,
+            listeners: [None; 4],
             pending_lookups: 0,
             unbinding: None,
             last_error: None,
@@ -404,6 +409,7 @@ impl Supervised for BindActor {
         self.credentials = None;
         self.profile = None;
         self.fetching = false;
+        self.listeners = [None; 4];
         self.flow = None;
         self.granting = false;
         self.sequence_refill = false;
@@ -427,6 +433,14 @@ impl Handler<Pulled> for BindActor {
 
     fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
         if pulled.generation == self.generation {
+            if pulled.from_listener
+                && let Some(room) = self
+                    .listeners
+                    .get_mut(pulled.priority)
+                    .and_then(Option::as_mut)
+            {
+                *room = room.saturating_sub(1);
+            }
             self.on_pulled(pulled.message, pulled.priority, ctx);
         } else {
             // Pulled for a session that is gone: back at once.
@@ -441,7 +455,16 @@ impl Handler<PullFinished> for BindActor {
     type Result = ();
 
     fn handle(&mut self, done: PullFinished, ctx: &mut Context<Self>) {
+        if done.generation != self.generation {
+            // A pull of a session that is gone: the restart already cleared its state.
+            return;
+        }
         self.fetching = false;
+        for (priority, room) in done.listeners {
+            if let Some(slot) = self.listeners.get_mut(priority) {
+                *slot = Some(room);
+            }
+        }
         match done.error {
             None => self.drive(ctx),
             Some(err) => {
@@ -454,6 +477,20 @@ impl Handler<PullFinished> for BindActor {
                 });
             }
         }
+    }
+}
+
+impl Handler<ListenEnded> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, ended: ListenEnded, ctx: &mut Context<Self>) {
+        if ended.generation != self.generation {
+            return;
+        }
+        if let Some(slot) = self.listeners.get_mut(ended.priority) {
+            *slot = None;
+        }
+        self.drive(ctx);
     }
 }
 

@@ -140,8 +140,10 @@ impl BindActor {
             live_binds,
         });
         let generation = self.generation;
+        let asked = Instant::now();
         ctx.spawn(request.into_actor(self).map(move |grant, act, ctx| {
             act.granting = false;
+            metrics::histogram!(metric::TPS_GRANT_LATENCY).record(asked.elapsed().as_secs_f64());
             let Ok(grant) = grant else {
                 return;
             };

@@ -1,21 +1,14 @@
 //! The bind's intake: pulling dispatch commands from JetStream, validating and planning
 //! them, the redelivery lookup, concatenation references, and admission to the ledger.
-//!
-//! Pulls run as detached tasks that hand every message to the actor by address (never a
-//! stream owned by the actor's context): if the bind restarts while a batch is arriving,
-//! the messages still reach the actor, which NAKs them at once instead of leaving them to
-//! AckWait. A pull takes at most the window's free room: no-wait fetches lane by lane in
-//! strict priority, and when every lane is empty, one long poll on every lane at once, so
-//! a P0 message arriving while the bind idles is picked up at once.
+//! How a pull runs is in [`super::pull`].
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use async_nats::jetstream::consumer::{PullConsumer, pull::BatchError};
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
 use smpp_connector::config::Lane;
 use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection};
 use smpp_connector::encoding::{Encoded, RefBits};
@@ -24,15 +17,13 @@ use smpp_connector::session::BindState;
 use smpp_connector::taxonomy;
 
 use super::actor::BindActor;
+use super::pull::pull_once;
 use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
 use crate::telemetry::metric;
 use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
 
 /// Concatenation references reserved from Redis at a time.
 const CONCAT_REF_BLOCK: u32 = 256;
-/// How long an idle pull waits for a message on the lanes (every lane at once; a message
-/// is handed over as soon as it arrives, the pull ends when every lane expired).
-const LONG_POLL: Duration = Duration::from_millis(100);
 
 /// What settles one NATS message, and what its dead letter or REJECTED event needs.
 pub(crate) struct Held {
@@ -40,6 +31,8 @@ pub(crate) struct Held {
     pub subject: String,
     pub stream_sequence: u64,
     pub fetched_at: Instant,
+    /// When JetStream stored the command (Unix nanoseconds, the NATS server's clock).
+    pub published_unix_nanos: i128,
     pub traceparent: Option<String>,
     /// Lane priority (0 = P0).
     pub priority: usize,
@@ -54,6 +47,17 @@ impl std::fmt::Debug for Held {
 }
 
 impl Held {
+    /// How long ago JetStream stored the command; `None` when the clocks disagree
+    /// (the pod's clock behind the NATS server's) or the timestamp was missing.
+    pub fn age(&self) -> Option<Duration> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as i128;
+        let nanos = now - self.published_unix_nanos;
+        (self.published_unix_nanos > 0 && nanos >= 0).then(|| Duration::from_nanos(nanos as u64))
+    }
+
     pub fn ack(self) {
         actix::spawn(async move {
             let _ = self.acker.ack().await;
@@ -71,30 +75,6 @@ pub(crate) fn nak(acker: Arc<jetstream::message::Acker>, delay: Duration) {
     actix::spawn(async move {
         let _ = acker.ack_with(AckKind::Nak(delay)).await;
     });
-}
-
-/// One message from a pull task.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Pulled {
-    pub generation: u64,
-    pub priority: usize,
-    pub message: jetstream::Message,
-}
-
-/// A pull task ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct PullFinished {
-    pub error: Option<PullError>,
-}
-
-/// Why a pull from the dispatch consumers failed (the bind retries after 500 ms).
-#[derive(Debug, thiserror::Error)]
-#[error("pull from lane P{priority}: {source}")]
-pub(crate) struct PullError {
-    priority: usize,
-    source: BatchError,
 }
 
 /// A redelivered message waiting for its lookup.
@@ -158,7 +138,7 @@ impl BindActor {
     /// what already waits.
     fn intake_room(&self) -> usize {
         self.submit_allowance(Instant::now())
-            .saturating_sub(self.ledger.queued() + self.pending_lookups)
+            .saturating_sub(self.ledger.queued() + self.pending_lookups + self.listening())
             .min(self.deps.config.fetch_batch)
     }
 
@@ -169,8 +149,13 @@ impl BindActor {
         };
         link.session
             .free_slots()
-            .saturating_sub(self.ledger.queued() + self.pending_lookups)
+            .saturating_sub(self.ledger.queued() + self.pending_lookups + self.listening())
             .min(self.deps.config.fetch_batch)
+    }
+
+    /// Room reserved for the lanes' open listeners (what they may still deliver).
+    fn listening(&self) -> usize {
+        self.listeners.iter().flatten().sum()
     }
 
     /// Start a pull if the bind can take messages and none is running.
@@ -182,18 +167,24 @@ impl BindActor {
         if room == 0 {
             return;
         }
-        self.fetching = true;
+        // A lane with an open listener is not asked again: what arrives there comes.
         let lanes: Vec<(usize, PullConsumer)> = self
             .lanes
             .iter()
             .map(|(lane, consumer)| (priority(*lane), consumer.clone()))
+            .filter(|(priority, _)| self.listeners[*priority].is_none())
             .collect();
-        let generation = self.generation;
-        let addr = ctx.address();
-        actix::spawn(async move {
-            let error = pull_once(&lanes, room, generation, &addr).await.err();
-            addr.do_send(PullFinished { error });
-        });
+        if lanes.is_empty() {
+            return;
+        }
+        self.fetching = true;
+        actix::spawn(pull_once(
+            self.deps.publisher.context().clone(),
+            lanes,
+            room,
+            self.generation,
+            ctx.address(),
+        ));
     }
 
     pub(super) fn on_pulled(
@@ -202,9 +193,13 @@ impl BindActor {
         priority: usize,
         ctx: &mut Context<Self>,
     ) {
-        let (deliveries, stream_sequence) = match message.info() {
-            Ok(info) => (info.delivered.max(1) as u64, info.stream_sequence),
-            Err(_) => (1, 0),
+        let (deliveries, stream_sequence, published_unix_nanos) = match message.info() {
+            Ok(info) => (
+                info.delivered.max(1) as u64,
+                info.stream_sequence,
+                info.published.unix_timestamp_nanos(),
+            ),
+            Err(_) => (1, 0, 0),
         };
         let traceparent = message
             .headers
@@ -219,6 +214,7 @@ impl BindActor {
             subject,
             stream_sequence,
             fetched_at: Instant::now(),
+            published_unix_nanos,
             traceparent,
             priority,
         };
@@ -531,63 +527,4 @@ impl BindActor {
             }
         });
     }
-}
-
-/// One pull: no-wait fetches lane by lane in priority order; when all are empty, a long
-/// poll on every lane at once. Each message goes to the actor as it arrives.
-async fn pull_once(
-    lanes: &[(usize, PullConsumer)],
-    room: usize,
-    generation: u64,
-    addr: &Addr<BindActor>,
-) -> Result<(), PullError> {
-    for (priority, consumer) in lanes {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(room)
-            .messages()
-            .await
-            .map_err(|source| PullError {
-                priority: *priority,
-                source,
-            })?;
-        let mut got = 0;
-        while let Some(message) = batch.next().await {
-            if let Ok(message) = message {
-                got += 1;
-                addr.do_send(Pulled {
-                    generation,
-                    priority: *priority,
-                    message,
-                });
-            }
-        }
-        if got > 0 {
-            return Ok(());
-        }
-    }
-    let share = (room / lanes.len()).max(1);
-    let mut polls = Vec::with_capacity(lanes.len());
-    for (priority, consumer) in lanes {
-        let priority = *priority;
-        let batch = consumer
-            .batch()
-            .max_messages(share)
-            .expires(LONG_POLL)
-            .messages()
-            .await
-            .map_err(|source| PullError { priority, source })?;
-        polls.push(batch.map(move |m| (priority, m)).boxed());
-    }
-    let mut merged = futures::stream::select_all(polls);
-    while let Some((priority, message)) = merged.next().await {
-        if let Ok(message) = message {
-            addr.do_send(Pulled {
-                generation,
-                priority,
-                message,
-            });
-        }
-    }
-    Ok(())
 }

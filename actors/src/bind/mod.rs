@@ -1,5 +1,5 @@
 //! One bind: `BindActor` (connect and link, session pump, timer, unbind), its intake from
-//! JetStream ([`intake`]), the settling of what its ledger decides ([`settle`]), its
+//! JetStream ([`intake`], pulled by [`pull`]), the settling of what its ledger decides ([`settle`]), its
 //! socket ([`io`]), its receipt pipeline ([`receipt`]) and its metric handles.
 
 pub mod actor;
@@ -9,6 +9,7 @@ mod intake;
 pub mod io;
 mod link;
 mod metrics;
+mod pull;
 pub mod receipt;
 mod settle;
 mod submit;

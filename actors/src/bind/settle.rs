@@ -113,6 +113,9 @@ impl BindActor {
             Verdict::Ack => {
                 metrics::histogram!(metric::DISPATCH_LATENCY)
                     .record(handle.fetched_at.elapsed().as_secs_f64());
+                if let Some(age) = handle.age() {
+                    metrics::histogram!(metric::DISPATCH_AGE).record(age.as_secs_f64());
+                }
                 self.metrics.acks.increment(1);
                 self.metrics.lane(handle.priority, "ack").increment(1);
                 handle.ack();

@@ -21,6 +21,7 @@ pub const DEAD_LETTERS: &str = "smpp_connector_dead_letter_total";
 pub const DLR_EVENTS: &str = "smpp_connector_dlr_total";
 pub const SUBMIT_LATENCY: &str = "smpp_connector_submit_latency_seconds";
 pub const DISPATCH_LATENCY: &str = "smpp_connector_dispatch_latency_seconds";
+pub const DISPATCH_AGE: &str = "smpp_connector_dispatch_age_seconds";
 pub const DLR_LATENCY: &str = "smpp_connector_dlr_latency_seconds";
 pub const BACKEND_ERRORS: &str = "smpp_connector_backend_errors_total";
 pub const BIND_CRASHES: &str = "smpp_connector_bind_crashes_total";
@@ -38,6 +39,7 @@ pub const LANE_MESSAGES: &str = "smpp_connector_lane_messages_total";
 pub const TPS_FAIL_OPEN_TOTAL: &str = "smpp_connector_tps_fail_open_total";
 pub const TPS_FAIL_OPEN: &str = "smpp_connector_tps_fail_open";
 pub const TPS_THROTTLED: &str = "smpp_connector_tps_throttle_total";
+pub const TPS_GRANT_LATENCY: &str = "smpp_connector_tps_grant_seconds";
 
 /// Register descriptions (called once at startup).
 pub fn describe_all() {
@@ -84,6 +86,16 @@ pub fn describe_all() {
         DISPATCH_LATENCY,
         Unit::Seconds,
         "Dispatch command fetched to ACK sent."
+    );
+    describe_histogram!(
+        TPS_GRANT_LATENCY,
+        Unit::Seconds,
+        "TPS budget asked (one Redis round trip per pull) to tokens in hand."
+    );
+    describe_histogram!(
+        DISPATCH_AGE,
+        Unit::Seconds,
+        "Dispatch command stored by JetStream to ACK sent: the time it waited in the stream included (NATS server clock against the pod's)."
     );
     describe_histogram!(
         DLR_LATENCY,

@@ -2,11 +2,17 @@
 //! stack, the simulator, the OMS stub and the service, then runs this).
 //!
 //! Publishes N SmsDispatchCommands to `smpp.operator.{operator}` with pipelined JetStream
-//! acknowledgements, waits until the service's consumer has nothing pending or
-//! unacknowledged, and prints: messages/s, p50/p99 dispatch → ACK (from the service's
-//! `smpp_connector_dispatch_latency_seconds` histogram, the part of the run only), CPU
-//! seconds and peak RSS of the service process (from /proc). Loopback only; bounded in
-//! count (≤ 1,000,000) and time (`--timeout-secs`).
+//! acknowledgements — as fast as it can, or at a steady `--rate` — waits until the
+//! service's consumer has nothing pending or unacknowledged, and prints: messages and
+//! `submit_sm` per second, p50/p99 dispatch → ACK from the service's histograms (pulled →
+//! ACK, and stored in the stream → ACK; the part of the run only), CPU seconds of every
+//! `--process` (the process and its descendants, from /proc) in total and per 1,000
+//! `submit_sm`, and peak RSS of the service. Loopback only; bounded in count
+//! (≤ 1,000,000) and time (`--timeout-secs`).
+//!
+//! `--mix standard` is the message set peer gateways are measured with: of every five
+//! messages four are GSM7 of 160 characters (one `submit_sm`) and one is Arabic of 200
+//! characters (three UCS2 parts), so 25,000 messages are 35,000 `submit_sm`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,18 +34,32 @@ struct Args {
     /// Messages to send.
     #[arg(long, default_value_t = 50_000)]
     count: usize,
-    /// Text of every message (GSM7, one segment by default).
+    /// Text of every message with `--mix single` (GSM7, one segment by default).
     #[arg(
         long,
         default_value = "Benchmark message from smpp-connector, single segment GSM7."
     )]
     text: String,
+    /// `single`: every message is `--text`; `standard`: 4 in 5 GSM7 × 160 characters,
+    /// 1 in 5 Arabic × 200 characters (3 UCS2 parts).
+    #[arg(long, value_enum, default_value_t = Mix::Single)]
+    mix: Mix,
+    /// Publish at this many messages per second (0: as fast as JetStream takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
     /// Service process id (CPU and RSS are read from /proc).
     #[arg(long)]
     service_pid: u32,
+    /// Another process whose CPU (with its descendants) is reported: `name=pid`
+    /// (`name=self` for this load tool).
+    #[arg(long = "process", value_parser = parse_process)]
+    processes: Vec<(String, u32)>,
     /// Service metrics URL.
     #[arg(long, default_value = "http://127.0.0.1:18080/metrics")]
     metrics_url: String,
+    /// NATS monitoring URL (`/varz` message counts are reported per `submit_sm`).
+    #[arg(long)]
+    nats_monitor_url: Option<String>,
     /// Give up after this long.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -48,18 +68,118 @@ struct Args {
     json_out: Option<String>,
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("service process {pid} not found"))?;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mix {
+    Single,
+    Standard,
+}
+
+/// What the GSM7 message of the standard mix is cut from (no extension characters).
+const GSM7_WORDS: &str = "Your parcel 4471-XK is out for delivery today between 10:00 and 14:00. Track it or change the slot in the app. ";
+/// What the Arabic message of the standard mix is cut from.
+const ARABIC_WORDS: &str =
+    "مرحبا بكم في خدمة الرسائل القصيرة، طلبكم رقم ٤٤٧١ في الطريق إليكم اليوم. ";
+
+/// `chars` characters of `words` repeated.
+fn cut(words: &str, chars: usize) -> String {
+    words.chars().cycle().take(chars).collect()
+}
+
+/// The texts of a run: (text of message n, `submit_sm` it costs) for every n.
+struct Texts {
+    mix: Mix,
+    single: String,
+    gsm7: String,
+    arabic: String,
+}
+
+impl Texts {
+    fn new(mix: Mix, single: &str) -> Self {
+        Texts {
+            mix,
+            single: single.to_owned(),
+            // 160 GSM7 septets: one submit_sm; 200 UCS2 characters: three parts of ≤ 67.
+            gsm7: cut(GSM7_WORDS, 160),
+            arabic: cut(ARABIC_WORDS, 200),
+        }
+    }
+
+    fn text(&self, n: usize) -> &str {
+        match self.mix {
+            Mix::Single => &self.single,
+            Mix::Standard if n % 5 == 4 => &self.arabic,
+            Mix::Standard => &self.gsm7,
+        }
+    }
+}
+
+fn parse_process(raw: &str) -> Result<(String, u32), String> {
+    let (name, pid) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=pid, got {raw:?}"))?;
+    // `self`: this load tool.
+    let pid = if pid == "self" {
+        std::process::id()
+    } else {
+        pid.parse()
+            .map_err(|_| format!("pid of {name} is not a number or self: {pid:?}"))?
+    };
+    Ok((name.to_owned(), pid))
+}
+
+/// (parent pid, utime + stime + cutime + cstime in ticks) of one process.
+fn stat_of(pid: u32) -> Option<(u32, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let rest = stat.rsplit_once(')').map(|(_, r)| r)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields
-            .get(12)
+    let field = |i: usize| {
+        fields
+            .get(i)
             .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
+            .unwrap_or(0.0)
+    };
+    let parent = fields.get(1)?.parse().ok()?;
+    // utime, stime, cutime, cstime: a reaped child's time is in its reaper's c*time.
+    Some((parent, field(11) + field(12) + field(13) + field(14)))
+}
+
+/// CPU seconds of a process and every live descendant (PostgreSQL's backends).
+fn tree_cpu_seconds(root: u32) -> anyhow::Result<f64> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((parent, ticks)) = stat_of(pid) {
+            all.push((pid, parent, ticks));
+        }
+    }
+    if !all.iter().any(|&(pid, ..)| pid == root) {
+        bail!("process {root} not found");
+    }
+    let mut tree = vec![root];
+    let mut ticks = 0.0;
+    while let Some(pid) = tree.pop() {
+        for &(child, parent, t) in &all {
+            if child == pid {
+                ticks += t;
+            }
+            if parent == pid {
+                tree.push(child);
+            }
+        }
+    }
+    Ok(ticks / 100.0)
+}
+
+/// utime + stime of the service alone, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let (_, ticks) = stat_of(pid).with_context(|| format!("service process {pid} not found"))?;
     Ok(ticks / 100.0)
 }
 
@@ -73,29 +193,69 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Cumulative buckets (le → count) of the dispatch latency histogram.
-async fn latency_buckets(
-    http: &reqwest::Client,
-    url: &str,
-) -> anyhow::Result<BTreeMap<String, f64>> {
-    let text = http.get(url).send().await?.text().await?;
-    let mut buckets = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("smpp_connector_dispatch_latency_seconds_bucket{")
-        else {
-            continue;
-        };
-        let Some(le) = rest.split("le=\"").nth(1).and_then(|s| s.split('"').next()) else {
-            continue;
-        };
-        let count: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *buckets.entry(le.to_owned()).or_insert(0.0) += count;
+/// One scrape of the service's `/metrics`.
+struct Scrape(String);
+
+async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Scrape> {
+    Ok(Scrape(http.get(url).send().await?.text().await?))
+}
+
+impl Scrape {
+    /// Sum of a counter over all its label sets.
+    fn counter(&self, name: &str) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
-    Ok(buckets)
+
+    /// Cumulative buckets (le → count) of a histogram, summed over label sets.
+    fn buckets(&self, histogram: &str) -> BTreeMap<String, f64> {
+        let prefix = format!("{histogram}_bucket{{");
+        let mut buckets = BTreeMap::new();
+        for line in self.0.lines() {
+            let Some(rest) = line.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            let Some(le) = rest.split("le=\"").nth(1).and_then(|s| s.split('"').next()) else {
+                continue;
+            };
+            let count: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            *buckets.entry(le.to_owned()).or_insert(0.0) += count;
+        }
+        buckets
+    }
+}
+
+/// p50 and p99 of a histogram over the part of the run between two scrapes.
+fn quantiles(before: &Scrape, after: &Scrape, histogram: &str) -> (Option<f64>, Option<f64>) {
+    let earlier = before.buckets(histogram);
+    let mut buckets: Vec<(f64, f64)> = after
+        .buckets(histogram)
+        .iter()
+        .map(|(le, count)| {
+            let le_value = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::INFINITY)
+            };
+            (le_value, count - earlier.get(le).copied().unwrap_or(0.0))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (quantile(&buckets, 0.50), quantile(&buckets, 0.99))
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or("n/a".into(), |s| format!("{:.1}", s * 1000.0))
 }
 
 /// Quantile from cumulative bucket counts (linear within the bucket, like Prometheus).
@@ -125,11 +285,40 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
     None
 }
 
+/// NATS server message counts (in, out) from `/varz`.
+async fn nats_counts(http: &reqwest::Client, url: Option<&str>) -> Option<(f64, f64)> {
+    let varz: serde_json::Value = http
+        .get(format!("{}/varz", url?))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((varz["in_msgs"].as_f64()?, varz["out_msgs"].as_f64()?))
+}
+
+/// CPU seconds of every measured process, by name.
+fn cpu_snapshot(args: &Args) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut all = vec![("service".to_owned(), cpu_seconds(args.service_pid)?)];
+    for (name, pid) in &args.processes {
+        all.push((name.clone(), tree_cpu_seconds(*pid)?));
+    }
+    Ok(all)
+}
+
+/// The backends the CPU target counts with the service (the simulator and this load
+/// tool are the test's side, reported but not counted).
+const COUNTED: [&str; 4] = ["service", "nats", "postgres", "redis"];
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.count == 0 || args.count > 1_000_000 {
         bail!("--count must be 1..=1000000");
+    }
+    if args.rate > 100_000 {
+        bail!("--rate must be at most 100000 messages/s");
     }
     if !args.nats_url.contains("127.0.0.1") && !args.nats_url.contains("localhost") {
         bail!("the benchmark runs against loopback only");
@@ -143,29 +332,48 @@ async fn main() -> anyhow::Result<()> {
         .get_stream("SMS_DISPATCH")
         .await
         .context("SMS_DISPATCH stream")?;
+    let texts = Texts::new(args.mix, &args.text);
 
-    let before = latency_buckets(&http, &args.metrics_url).await?;
-    let cpu_before = cpu_seconds(args.service_pid)?;
+    let before = scrape(&http, &args.metrics_url).await?;
+    let cpu_before = cpu_snapshot(&args)?;
+    let nats_before = nats_counts(&http, args.nats_monitor_url.as_deref()).await;
     let started = Instant::now();
 
-    // Publish with up to 2,000 acknowledgements outstanding.
+    // Publish with up to 2,000 acknowledgements outstanding; with --rate, message n
+    // goes at n / rate seconds after the start.
     let subject = format!("smpp.operator.{}", args.operator);
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut pending = std::collections::VecDeque::new();
     for n in 0..args.count {
+        if args.rate > 0 {
+            let due = started + Duration::from_secs_f64(n as f64 / f64::from(args.rate));
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
         let payload = json!({
             "version": "1.0",
             "messageId": format!("bench-{run}-{n}"),
             "operatorId": args.operator,
             "to": format!("+9370{:07}", n % 10_000_000),
-            "text": args.text,
+            "text": texts.text(n),
         });
         let ack = js
             .publish(subject.clone(), serde_json::to_vec(&payload)?.into())
             .await?;
-        pending.push_back(ack);
+        pending.push_back(Box::pin(std::future::IntoFuture::into_future(ack)));
         if pending.len() >= 2_000 {
             pending.pop_front().expect("non-empty").await?;
+        }
+        // Paced: collect the acknowledgements as they come so none waits behind the pace.
+        while args.rate > 0 && pending.len() > 1 {
+            match futures::FutureExt::now_or_never(pending.front_mut().expect("non-empty")) {
+                Some(result) => {
+                    result?;
+                    pending.pop_front();
+                }
+                None => break,
+            }
         }
     }
     for ack in pending {
@@ -185,53 +393,124 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_seconds(args.service_pid)? - cpu_before;
+    let cpu_after = cpu_snapshot(&args)?;
+    let nats_after = nats_counts(&http, args.nats_monitor_url.as_deref()).await;
     let rss = peak_rss_mib(args.service_pid);
-    let after = latency_buckets(&http, &args.metrics_url).await?;
-    let mut buckets: Vec<(f64, f64)> = after
+    let after = scrape(&http, &args.metrics_url).await?;
+    let submits = after.counter("smpp_connector_submit_total")
+        - before.counter("smpp_connector_submit_total");
+    let nats_messages = nats_before
+        .zip(nats_after)
+        .map(|((in0, out0), (in1, out1))| {
+            let per = |n: f64| if submits > 0.0 { n / submits } else { 0.0 };
+            (per(in1 - in0), per(out1 - out0))
+        });
+    let (p50, p99) = quantiles(&before, &after, "smpp_connector_dispatch_latency_seconds");
+    let (age_p50, age_p99) = quantiles(&before, &after, "smpp_connector_dispatch_age_seconds");
+    let rate = args.count as f64 / elapsed.as_secs_f64();
+    let submit_rate = submits / elapsed.as_secs_f64();
+
+    let cpu: Vec<(String, f64)> = cpu_after
         .iter()
-        .map(|(le, count)| {
-            let le_value = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().unwrap_or(f64::INFINITY)
-            };
-            (le_value, count - before.get(le).copied().unwrap_or(0.0))
+        .zip(&cpu_before)
+        .map(|((name, after), (_, before))| (name.clone(), after - before))
+        .collect();
+    let per_1000 = |seconds: f64| {
+        if submits > 0.0 {
+            seconds * 1000.0 * 1000.0 / submits
+        } else {
+            0.0
+        }
+    };
+    let counted: f64 = cpu
+        .iter()
+        .filter(|(name, _)| COUNTED.contains(&name.as_str()))
+        .map(|(_, s)| s)
+        .sum();
+    let service_cpu = cpu[0].1;
+
+    let processes: serde_json::Map<String, serde_json::Value> = cpu
+        .iter()
+        .map(|(name, seconds)| {
+            (
+                name.clone(),
+                json!({"cpu_seconds": seconds, "cpu_ms_per_1000_submit_sm": per_1000(*seconds)}),
+            )
         })
         .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let p50 = quantile(&buckets, 0.50);
-    let p99 = quantile(&buckets, 0.99);
-    let rate = args.count as f64 / elapsed.as_secs_f64();
-
     let result = json!({
+        "mix": format!("{:?}", args.mix).to_lowercase(),
+        "rate": args.rate,
         "messages": args.count,
+        "submit_sm": submits,
         "seconds": elapsed.as_secs_f64(),
         "publish_seconds": published.as_secs_f64(),
         "messages_per_second": rate,
+        "submit_sm_per_second": submit_rate,
         "dispatch_to_ack_p50_ms": p50.map(|s| s * 1000.0),
         "dispatch_to_ack_p99_ms": p99.map(|s| s * 1000.0),
-        "service_cpu_seconds": cpu,
-        "service_cpu_seconds_per_100k": cpu * 100_000.0 / args.count as f64,
+        "stored_to_ack_p50_ms": age_p50.map(|s| s * 1000.0),
+        "stored_to_ack_p99_ms": age_p99.map(|s| s * 1000.0),
+        "service_cpu_seconds": service_cpu,
+        "service_cpu_seconds_per_100k": service_cpu * 100_000.0 / args.count as f64,
+        "counted_cpu_ms_per_1000_submit_sm": per_1000(counted),
+        "processes": processes,
         "service_peak_rss_mib": rss,
+        "nats_in_msgs_per_submit_sm": nats_messages.map(|m| m.0),
+        "nats_out_msgs_per_submit_sm": nats_messages.map(|m| m.1),
     });
-    println!("messages            {}", args.count);
     println!(
-        "elapsed             {:.2} s (publishing took {:.2} s)",
+        "messages            {} ({submits:.0} submit_sm)",
+        args.count
+    );
+    println!(
+        "elapsed             {:.2} s (publishing took {:.2} s{})",
         elapsed.as_secs_f64(),
-        published.as_secs_f64()
+        published.as_secs_f64(),
+        if args.rate > 0 {
+            format!(", paced at {}/s", args.rate)
+        } else {
+            String::new()
+        }
     );
-    println!("throughput          {rate:.0} msg/s");
+    println!("throughput          {rate:.0} msg/s, {submit_rate:.0} submit_sm/s");
     println!(
-        "dispatch -> ACK     p50 {} ms, p99 {} ms (service histogram)",
-        p50.map_or("n/a".into(), |s| format!("{:.1}", s * 1000.0)),
-        p99.map_or("n/a".into(), |s| format!("{:.1}", s * 1000.0))
+        "dispatch -> ACK     p50 {} ms, p99 {} ms (pulled -> ACK, service histogram)",
+        ms(p50),
+        ms(p99)
     );
     println!(
-        "service CPU         {cpu:.2} s ({:.2} s per 100k messages)",
-        cpu * 100_000.0 / args.count as f64
+        "stored -> ACK       p50 {} ms, p99 {} ms (JetStream stored -> ACK, service histogram)",
+        ms(age_p50),
+        ms(age_p99)
+    );
+    println!("CPU                 seconds   ms per 1,000 submit_sm");
+    for (name, seconds) in &cpu {
+        let mark = if COUNTED.contains(&name.as_str()) {
+            ""
+        } else {
+            "  (test side, not counted)"
+        };
+        println!(
+            "  {name:<16} {seconds:>8.2} {:>10.1}{mark}",
+            per_1000(*seconds)
+        );
+    }
+    println!(
+        "  {:<16} {counted:>8.2} {:>10.1}",
+        "counted total",
+        per_1000(counted)
+    );
+    println!(
+        "service CPU         {service_cpu:.2} s ({:.2} s per 100k messages)",
+        service_cpu * 100_000.0 / args.count as f64
     );
     println!("service peak RSS    {rss:.1} MiB");
+    if let Some((inbound, outbound)) = nats_messages {
+        println!(
+            "NATS messages       {inbound:.1} in, {outbound:.1} out per submit_sm (server /varz)"
+        );
+    }
     if let Some(path) = args.json_out {
         std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
     }
