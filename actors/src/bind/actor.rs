@@ -141,7 +141,8 @@ pub struct BindActor {
     pub(super) metrics: BindMetrics,
     pub(super) key: BindKey,
     pub(super) deps: Arc<BindDeps>,
-    pub(super) lanes: Vec<(Lane, PullConsumer)>,
+    /// The lane consumers by priority (shared with the pull tasks, never cloned per pull).
+    pub(super) lanes: Arc<[(usize, PullConsumer)]>,
     pub(super) backoff: Backoff,
     /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
     pub(super) split_bind: bool,
@@ -163,9 +164,9 @@ pub struct BindActor {
     /// A sequence block is being reserved.
     pub(super) sequence_refill: bool,
     pub(super) fetching: bool,
-    /// Per lane priority: the room an open listener (a long poll still waiting after the
-    /// pull ended) may still fill.
-    pub(super) listeners: [Option<usize>; 4],
+    /// Per lane priority: a listener (a long poll for one message, still waiting after
+    /// the pull ended) is open on that lane, so pulls skip it.
+    pub(super) listening: [bool; 4],
     pub(super) pending_lookups: usize,
     pub(super) unbinding: Option<Unbinding>,
     pub(super) last_error: Option<String>,
@@ -204,7 +205,10 @@ impl BindActor {
         BindActor {
             metrics: BindMetrics::new(&key),
             key,
-            lanes,
+            lanes: lanes
+                .into_iter()
+                .map(|(lane, consumer)| (super::intake::priority(lane), consumer))
+                .collect(),
             backoff,
             split_bind: false,
             reconnect_now: false,
@@ -220,7 +224,7 @@ impl BindActor {
             granting: false,
             sequence_refill: false,
             fetching: false,
-            listeners: [None; 4],
+            listening: [false; 4],
             pending_lookups: 0,
             unbinding: None,
             last_error: None,
@@ -409,7 +413,7 @@ impl Supervised for BindActor {
         self.credentials = None;
         self.profile = None;
         self.fetching = false;
-        self.listeners = [None; 4];
+        self.listening = [false; 4];
         self.flow = None;
         self.granting = false;
         self.sequence_refill = false;
@@ -433,14 +437,6 @@ impl Handler<Pulled> for BindActor {
 
     fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
         if pulled.generation == self.generation {
-            if pulled.from_listener
-                && let Some(room) = self
-                    .listeners
-                    .get_mut(pulled.priority)
-                    .and_then(Option::as_mut)
-            {
-                *room = room.saturating_sub(1);
-            }
             self.on_pulled(pulled.message, pulled.priority, ctx);
         } else {
             // Pulled for a session that is gone: back at once.
@@ -460,9 +456,9 @@ impl Handler<PullFinished> for BindActor {
             return;
         }
         self.fetching = false;
-        for (priority, room) in done.listeners {
-            if let Some(slot) = self.listeners.get_mut(priority) {
-                *slot = Some(room);
+        for priority in done.listeners {
+            if let Some(slot) = self.listening.get_mut(priority) {
+                *slot = true;
             }
         }
         match done.error {
@@ -487,8 +483,8 @@ impl Handler<ListenEnded> for BindActor {
         if ended.generation != self.generation {
             return;
         }
-        if let Some(slot) = self.listeners.get_mut(ended.priority) {
-            *slot = None;
+        if let Some(slot) = self.listening.get_mut(ended.priority) {
+            *slot = false;
         }
         self.drive(ctx);
     }

@@ -124,7 +124,7 @@ impl ConcatRefs {
     }
 }
 
-fn priority(lane: Lane) -> usize {
+pub(super) fn priority(lane: Lane) -> usize {
     match lane {
         Lane::P0 => 0,
         Lane::P1 => 1,
@@ -138,7 +138,7 @@ impl BindActor {
     /// what already waits.
     fn intake_room(&self) -> usize {
         self.submit_allowance(Instant::now())
-            .saturating_sub(self.ledger.queued() + self.pending_lookups + self.listening())
+            .saturating_sub(self.ledger.queued() + self.pending_lookups)
             .min(self.deps.config.fetch_batch)
     }
 
@@ -149,13 +149,8 @@ impl BindActor {
         };
         link.session
             .free_slots()
-            .saturating_sub(self.ledger.queued() + self.pending_lookups + self.listening())
+            .saturating_sub(self.ledger.queued() + self.pending_lookups)
             .min(self.deps.config.fetch_batch)
-    }
-
-    /// Room reserved for the lanes' open listeners (what they may still deliver).
-    fn listening(&self) -> usize {
-        self.listeners.iter().flatten().sum()
     }
 
     /// Start a pull if the bind can take messages and none is running.
@@ -168,12 +163,17 @@ impl BindActor {
             return;
         }
         // A lane with an open listener is not asked again: what arrives there comes.
-        let lanes: Vec<(usize, PullConsumer)> = self
-            .lanes
-            .iter()
-            .map(|(lane, consumer)| (priority(*lane), consumer.clone()))
-            .filter(|(priority, _)| self.listeners[*priority].is_none())
-            .collect();
+        // A listener may still bring one message beyond the room: it waits in the ledger
+        // like any queued message (the window is enforced at submit, not at pull).
+        let lanes: Arc<[(usize, PullConsumer)]> = if !self.listening.contains(&true) {
+            self.lanes.clone()
+        } else {
+            self.lanes
+                .iter()
+                .filter(|(priority, _)| !self.listening[*priority])
+                .cloned()
+                .collect()
+        };
         if lanes.is_empty() {
             return;
         }

@@ -61,9 +61,13 @@ pub async fn connect(
     })
 }
 
+/// Initial read buffer of a session: a few dozen PDUs. It grows (up to the largest PDU
+/// allowed) only when a bigger PDU arrives, so an idle bind holds 4 KiB, not 64.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Frame the read half.
 pub fn framed(read: BoxedRead, max_pdu: usize) -> FramedRead<BoxedRead, SmppCodec> {
-    FramedRead::with_capacity(read, SmppCodec::new(max_pdu), 64 * 1024)
+    FramedRead::with_capacity(read, SmppCodec::new(max_pdu), READ_BUFFER)
 }
 
 /// What a framed read yields.

@@ -9,14 +9,16 @@
 //! 2. when every lane is empty, one long poll on every lane at once, each a request for
 //!    one message that the server answers as soon as it has it. The pull ends as soon as
 //!    one lane answered and the next pull's step 1 takes whatever else arrived; the lanes
-//!    still waiting stay open as *listeners* — one slot of room reserved each, what they
-//!    deliver goes to the actor, and the next pull skips them. So a P0 message arriving
-//!    while the bind idles or drains P2 is picked up at once, and a steady trickle is not
-//!    held back for the whole poll (nor starved by the idle lanes' reservations).
+//!    still waiting stay open as *listeners* — what they deliver (one message each at
+//!    most, beyond the pull's room: it waits in the ledger like any queued message) goes
+//!    to the actor, and the next pull skips them. So a P0 message arriving while the bind
+//!    idles or drains P2 is picked up at once, and a steady trickle is not held back for
+//!    the whole poll.
 //!
 //! Each request costs NATS one round trip: under load the first step finds messages
 //! every time and one request brings up to the window's free room.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -28,8 +30,10 @@ use futures::StreamExt;
 
 use super::actor::BindActor;
 
-/// How long an idle lane's request waits on the server for a message.
-pub(super) const LONG_POLL: Duration = Duration::from_millis(100);
+/// How long an idle lane's request waits on the server for a message. A message arriving
+/// is answered at once whatever this is; it only sets how often an idle lane asks again
+/// (200 idle binds × 3 lanes: 120 requests/s at 5 s, 6,000/s at 100 ms).
+pub(super) const LONG_POLL: Duration = Duration::from_secs(5);
 /// A request the server never ended (a missed status) is given up this long after.
 const REQUEST_GRACE: Duration = Duration::from_secs(5);
 
@@ -40,18 +44,16 @@ pub(crate) struct Pulled {
     pub generation: u64,
     pub priority: usize,
     pub message: jetstream::Message,
-    /// Delivered by a listener whose room the actor reserved (decrement it).
-    pub from_listener: bool,
 }
 
-/// A pull task's own part ended; `listeners` are the lanes whose long poll is still open,
-/// with the room each may still fill.
+/// A pull task's own part ended; `listeners` are the lanes (priorities) whose long poll
+/// is still open.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct PullFinished {
     pub generation: u64,
     pub error: Option<PullError>,
-    pub listeners: Vec<(usize, usize)>,
+    pub listeners: Vec<usize>,
 }
 
 /// A listener's request ended (answered, expired or failed).
@@ -93,6 +95,8 @@ impl Request {
         batch: usize,
         wait: Option<Duration>,
     ) -> Result<Request, PullError> {
+        // One subscription per request: JetStream delivers a pull's messages under their
+        // own subjects, so only the subscription tells whose request they answer.
         let client = js.client();
         let inbox = Subject::from(client.new_inbox());
         let fail = |source: BatchError| PullError { priority, source };
@@ -149,17 +153,16 @@ impl Request {
 /// are read to their end after that, each closed by `ListenEnded`.
 pub(super) async fn pull_once(
     js: jetstream::Context,
-    lanes: Vec<(usize, PullConsumer)>,
+    lanes: Arc<[(usize, PullConsumer)]>,
     room: usize,
     generation: u64,
     addr: Addr<BindActor>,
 ) {
-    let forward = |priority, message: Box<jetstream::Message>, from_listener| {
+    let forward = |priority, message: Box<jetstream::Message>| {
         addr.do_send(Pulled {
             generation,
             priority,
             message: *message,
-            from_listener,
         });
     };
     let finish = |error, listeners| {
@@ -170,7 +173,7 @@ pub(super) async fn pull_once(
         });
     };
     // 1. Strict priority while the lanes have messages.
-    for (priority, consumer) in &lanes {
+    for (priority, consumer) in lanes.iter() {
         let mut request = match Request::open(&js, consumer, *priority, room, None).await {
             Ok(request) => request,
             Err(error) => return finish(Some(error), Vec::new()),
@@ -179,7 +182,7 @@ pub(super) async fn pull_once(
         let mut got = 0;
         while let Read::Message(message) = request.read(&js, deadline).await {
             got += 1;
-            forward(*priority, message, false);
+            forward(*priority, message);
         }
         if got > 0 {
             return finish(None, Vec::new());
@@ -191,7 +194,7 @@ pub(super) async fn pull_once(
     let share = 1;
     let mut error = None;
     let mut requests = Vec::with_capacity(lanes.len());
-    for (priority, consumer) in &lanes {
+    for (priority, consumer) in lanes.iter() {
         match Request::open(&js, consumer, *priority, share, Some(LONG_POLL)).await {
             Ok(request) => requests.push(request),
             Err(e) => {
@@ -208,8 +211,8 @@ pub(super) async fn pull_once(
         let read = request.read(js, deadline).await;
         (request, read)
     };
-    // Per lane: still open, and how many it delivered before the pull finished.
-    let mut open: Vec<(usize, usize)> = requests.iter().map(|r| (r.priority, 0)).collect();
+    // The lanes whose request is still open.
+    let mut open: Vec<usize> = requests.iter().map(|r| r.priority).collect();
     let mut reads: futures::stream::FuturesUnordered<_> =
         requests.into_iter().map(read_next).collect();
     let mut answered: Option<usize> = None;
@@ -218,12 +221,9 @@ pub(super) async fn pull_once(
         let priority = request.priority;
         match read {
             Read::Message(message) => {
-                forward(priority, message, finished);
+                forward(priority, message);
                 if !finished {
                     answered.get_or_insert(priority);
-                    if let Some(lane) = open.iter_mut().find(|(p, _)| *p == priority) {
-                        lane.1 += 1;
-                    }
                 }
                 reads.push(read_next(request));
             }
@@ -232,14 +232,10 @@ pub(super) async fn pull_once(
                 priority,
             }),
             Read::Ended => {
-                open.retain(|(p, _)| *p != priority);
+                open.retain(|p| *p != priority);
                 if answered == Some(priority) {
                     // The first answer is complete: the lanes still waiting listen on.
-                    let listeners = open
-                        .iter()
-                        .map(|&(p, delivered)| (p, share.saturating_sub(delivered)))
-                        .collect();
-                    finish(error.take(), listeners);
+                    finish(error.take(), open.clone());
                     finished = true;
                 }
             }
