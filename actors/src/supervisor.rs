@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use smpp_connector::backoff::Backoff;
-use smpp_connector::config::{BindKey, Config, Lane, OperatorId};
+use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::session::BindState;
 
 use crate::bind::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};
@@ -88,14 +88,16 @@ pub struct Shutdown {
 struct OperatorReady {
     operator_id: OperatorId,
     bind_count: u16,
-    lanes: Vec<(Lane, PullConsumer)>,
+    /// Lane consumers by priority, shared by every bind of the operator (a consumer
+    /// handle holds its whole info, ~1.4 KiB: not copied per bind).
+    lanes: Arc<[(usize, PullConsumer)]>,
 }
 
 struct BindEntry {
     addr: Addr<BindActor>,
     state: BindState,
     reason: Option<String>,
-    lanes: Vec<(Lane, PullConsumer)>,
+    lanes: Arc<[(usize, PullConsumer)]>,
 }
 
 /// The supervisor of all binds of this process.
@@ -180,7 +182,7 @@ impl Supervisor {
                     loop {
                         match nats::lane_consumer(&js, &config, &operator_id, *lane).await {
                             Ok(consumer) => {
-                                lanes.push((*lane, consumer));
+                                lanes.push((crate::bind::lane_priority(*lane), consumer));
                                 break;
                             }
                             Err(err) => {
@@ -196,12 +198,12 @@ impl Supervisor {
             me.do_send(OperatorReady {
                 operator_id,
                 bind_count,
-                lanes,
+                lanes: lanes.into(),
             });
         });
     }
 
-    fn spawn_bind(&self, key: BindKey, lanes: Vec<(Lane, PullConsumer)>) -> Addr<BindActor> {
+    fn spawn_bind(&self, key: BindKey, lanes: Arc<[(usize, PullConsumer)]>) -> Addr<BindActor> {
         let deps = self.deps.clone().expect("deps are set in started()");
         let actor_key = key;
         actix::Supervisor::start(move |_| BindActor::new(actor_key, deps, lanes))

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use smpp_connector::backoff::Backoff;
-use smpp_connector::config::{BindKey, Config, Lane};
+use smpp_connector::config::{BindKey, Config};
 use smpp_connector::dispatch::SubmitProfile;
 use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
@@ -193,7 +193,8 @@ impl std::fmt::Debug for BindActor {
 }
 
 impl BindActor {
-    pub fn new(key: BindKey, deps: Arc<BindDeps>, lanes: Vec<(Lane, PullConsumer)>) -> Self {
+    /// `lanes`: the operator's lane consumers by priority (0 = P0), shared by its binds.
+    pub fn new(key: BindKey, deps: Arc<BindDeps>, lanes: Arc<[(usize, PullConsumer)]>) -> Self {
         let timers = &deps.config.timers;
         let jitter = (timers.reconnect_jitter > 0.0).then_some(timers.reconnect_jitter);
         let backoff = Backoff::new(
@@ -205,10 +206,7 @@ impl BindActor {
         BindActor {
             metrics: BindMetrics::new(&key),
             key,
-            lanes: lanes
-                .into_iter()
-                .map(|(lane, consumer)| (super::intake::priority(lane), consumer))
-                .collect(),
+            lanes,
             backoff,
             split_bind: false,
             reconnect_now: false,

@@ -124,7 +124,8 @@ impl ConcatRefs {
     }
 }
 
-pub(super) fn priority(lane: Lane) -> usize {
+/// A lane's priority as an index (P0 = 0).
+pub fn priority(lane: Lane) -> usize {
     match lane {
         Lane::P0 => 0,
         Lane::P1 => 1,

@@ -14,4 +14,5 @@ pub mod receipt;
 mod settle;
 mod submit;
 
+pub use intake::priority as lane_priority;
 pub use actor::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};
