@@ -296,6 +296,7 @@ impl Actor for Supervisor {
             supervisor: ctx.address().recipient(),
             publisher: self.publisher.clone(),
             throttle: self.throttle.clone(),
+            pulls: crate::bind::PullMux::new(self.publisher.context().clone()),
         }));
         self.update_gauges();
         for operator_id in self.config.operator_ids.clone() {

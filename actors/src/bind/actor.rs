@@ -35,6 +35,7 @@ use super::intake::{ConcatRefs, Held, LookedUp};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
 use super::pull::{ListenEnded, PullFinished, Pulled};
+use super::pull_mux::PullMux;
 use super::settle::RowWritten;
 use crate::correlation::CorrelationActor;
 use crate::events::now_rfc3339;
@@ -57,6 +58,8 @@ pub struct BindDeps {
     pub supervisor: Recipient<BindStateChanged>,
     pub publisher: EventPublisher,
     pub throttle: Addr<ThrottleActor>,
+    /// The process's one subscription for pull answers.
+    pub pulls: PullMux,
 }
 
 impl std::fmt::Debug for BindDeps {

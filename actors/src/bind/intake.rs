@@ -180,7 +180,7 @@ impl BindActor {
         }
         self.fetching = true;
         actix::spawn(pull_once(
-            self.deps.publisher.context().clone(),
+            self.deps.pulls.clone(),
             lanes,
             room,
             self.generation,

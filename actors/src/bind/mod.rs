@@ -10,9 +10,11 @@ pub mod io;
 mod link;
 mod metrics;
 mod pull;
+mod pull_mux;
 pub mod receipt;
 mod settle;
 mod submit;
 
-pub use intake::priority as lane_priority;
 pub use actor::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};
+pub use intake::priority as lane_priority;
+pub use pull_mux::PullMux;

@@ -22,13 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use async_nats::StatusCode;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::{BatchConfig, BatchError};
-use async_nats::{StatusCode, Subject};
 use futures::StreamExt;
 
 use super::actor::BindActor;
+use super::pull_mux::{Inbox, PullMux};
 
 /// How long an idle lane's request waits on the server for a message. A message arriving
 /// is answered at once whatever this is; it only sets how often an idle lane asks again
@@ -75,7 +76,7 @@ pub(crate) struct PullError {
 /// One open pull request: its inbox subscription and how many messages it may still bring.
 struct Request {
     priority: usize,
-    subscriber: async_nats::Subscriber,
+    inbox: Inbox,
     left: usize,
 }
 
@@ -89,19 +90,15 @@ impl Request {
     /// Ask `consumer` for up to `batch` messages; `wait` keeps the request on the server
     /// until the first message arrives or it expires.
     async fn open(
-        js: &jetstream::Context,
+        mux: &PullMux,
         consumer: &PullConsumer,
         priority: usize,
         batch: usize,
         wait: Option<Duration>,
     ) -> Result<Request, PullError> {
-        // One subscription per request: JetStream delivers a pull's messages under their
-        // own subjects, so only the subscription tells whose request they answer.
-        let client = js.client();
-        let inbox = Subject::from(client.new_inbox());
         let fail = |source: BatchError| PullError { priority, source };
-        let subscriber = client
-            .subscribe(inbox.clone())
+        let inbox = mux
+            .inbox(&consumer.cached_info().name, batch)
             .await
             .map_err(|e| fail(e.into()))?;
         let config = BatchConfig {
@@ -111,12 +108,12 @@ impl Request {
             ..Default::default()
         };
         consumer
-            .request_batch(config, inbox)
+            .request_batch(config, inbox.subject.clone())
             .await
             .map_err(|e| fail(e.into()))?;
         Ok(Request {
             priority,
-            subscriber,
+            inbox,
             left: batch,
         })
     }
@@ -128,10 +125,11 @@ impl Request {
             if self.left == 0 {
                 return Read::Ended;
             }
-            let next = tokio::time::timeout_at(deadline, self.subscriber.next()).await;
+            let next = tokio::time::timeout_at(deadline, self.inbox.messages.recv()).await;
             let Ok(Some(message)) = next else {
                 return Read::Ended;
             };
+            let message = *message;
             match message.status.unwrap_or(StatusCode::OK) {
                 StatusCode::OK => {
                     self.left -= 1;
@@ -152,7 +150,7 @@ impl Request {
 /// open listener), handing each to the actor, then `PullFinished`; listeners left open
 /// are read to their end after that, each closed by `ListenEnded`.
 pub(super) async fn pull_once(
-    js: jetstream::Context,
+    mux: PullMux,
     lanes: Arc<[(usize, PullConsumer)]>,
     room: usize,
     generation: u64,
@@ -172,9 +170,10 @@ pub(super) async fn pull_once(
             listeners,
         });
     };
+    let js = mux.context().clone();
     // 1. Strict priority while the lanes have messages.
     for (priority, consumer) in lanes.iter() {
-        let mut request = match Request::open(&js, consumer, *priority, room, None).await {
+        let mut request = match Request::open(&mux, consumer, *priority, room, None).await {
             Ok(request) => request,
             Err(error) => return finish(Some(error), Vec::new()),
         };
@@ -195,7 +194,7 @@ pub(super) async fn pull_once(
     let mut error = None;
     let mut requests = Vec::with_capacity(lanes.len());
     for (priority, consumer) in lanes.iter() {
-        match Request::open(&js, consumer, *priority, share, Some(LONG_POLL)).await {
+        match Request::open(&mux, consumer, *priority, share, Some(LONG_POLL)).await {
             Ok(request) => requests.push(request),
             Err(e) => {
                 error.get_or_insert(e);
