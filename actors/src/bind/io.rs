@@ -62,8 +62,8 @@ pub async fn connect(
 }
 
 /// Initial read buffer of a session: a few dozen PDUs. It grows (up to the largest PDU
-/// allowed) only when a bigger PDU arrives, so an idle bind holds 4 KiB, not 64.
-const READ_BUFFER: usize = 4 * 1024;
+/// allowed) only when a bigger PDU arrives, so an idle bind holds 1 KiB, not 64.
+const READ_BUFFER: usize = 1024;
 
 /// Frame the read half.
 pub fn framed(read: BoxedRead, max_pdu: usize) -> FramedRead<BoxedRead, SmppCodec> {
