@@ -35,8 +35,10 @@ use super::pull_mux::{Inbox, PullMux};
 /// is answered at once whatever this is; it only sets how often an idle lane asks again
 /// (200 idle binds × 3 lanes: 120 requests/s at 5 s, 6,000/s at 100 ms).
 pub(super) const LONG_POLL: Duration = Duration::from_secs(5);
-/// A request the server never ended (a missed status) is given up this long after.
-const REQUEST_GRACE: Duration = Duration::from_secs(5);
+/// A request the server never ended (its 408 lost, e.g. across a NATS reconnect, which
+/// drops the server's waiting requests) is given up this long after it should have
+/// ended: until then its lane counts as listening and is not pulled.
+const REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// One message from a pull task.
 #[derive(Message)]
