@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "concat_ref",
         include_str!("../migrations/0002_concat_ref.sql"),
     ),
+    (
+        3,
+        "receipt_lookup_newest",
+        include_str!("../migrations/0003_receipt_lookup_newest.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.
@@ -149,11 +154,22 @@ FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::int4
             $7::text[], $8::timestamptz[], $9::int4[]) AS r(m, s, c, o, d, b, om, t, cr) \
 ON CONFLICT (message_id, segment_index) DO NOTHING";
 
+/// Each receipt marks the newest row with its (operator, operator message id): an SMSC
+/// may reuse an id within the 72 hours a row lives, and the older message keeps its own
+/// status. A receipt sent twice in one batch is applied once.
 const APPLY_RECEIPTS: &str = "\
+WITH r AS ( \
+  SELECT DISTINCT ON (o, om) o, om, st \
+  FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(o, om, st)), \
+t AS ( \
+  SELECT n.message_id, n.segment_index, r.st FROM r CROSS JOIN LATERAL ( \
+    SELECT x.message_id, x.segment_index FROM smpp.message_correlations x \
+    WHERE x.operator_id = r.o AND x.operator_message_id = r.om \
+    ORDER BY x.submitted_at DESC, x.message_id DESC, x.segment_index DESC LIMIT 1) n) \
 UPDATE smpp.message_correlations c \
-SET dlr_status = r.st, dlr_received_at = now() \
-FROM UNNEST($1::text[], $2::text[], $3::text[]) AS r(o, om, st) \
-WHERE c.operator_id = r.o AND c.operator_message_id = r.om \
+SET dlr_status = t.st, dlr_received_at = now() \
+FROM t \
+WHERE c.message_id = t.message_id AND c.segment_index = t.segment_index \
 RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
           c.segment_count, c.submitted_at";
 
