@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::support::proxy::Proxy;
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, schema, shared, unique,
+    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, schema, shared,
+    unique,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -46,13 +47,6 @@ async fn all_rows(ids: &[String]) {
         async move { (correlation_rows(&ids).await.len() == ids.len()).then_some(()) }
     })
     .await;
-}
-
-fn metric(text: &str, name: &str) -> Vec<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect()
 }
 
 /// The span between the first and the last submit_sm at the simulator.

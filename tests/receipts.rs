@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, eventually, schema, unique};
+use crate::support::{Nats, Oms, Service, Sim, eventually, metric, schema, unique};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -51,6 +51,23 @@ async fn a_receipt_becomes_a_correlated_dlr_event() {
     .await;
     let resps = sim.received("deliver_sm_resp").await;
     assert_eq!(resps[0]["status"], 0);
+    let metrics = service.metrics().await;
+    assert_eq!(
+        metric(&metrics, "smpp_connector_receipt_correlation_total{mno=\"")
+            .iter()
+            .sum::<f64>(),
+        1.0
+    );
+    assert!(
+        metrics.contains("result=\"matched\"} 1"),
+        "counted as matched"
+    );
+    assert!(
+        metric(&metrics, "smpp_connector_receipt_lookup_seconds_count")
+            .iter()
+            .sum::<f64>()
+            >= 1.0
+    );
 }
 
 #[tokio::test]
@@ -74,6 +91,15 @@ async fn a_receipt_that_overtakes_its_submit_resp_is_still_correlated() {
         assert_eq!(event["correlated"], true);
         schema::assert_valid("dlr-inbound-event.v1.schema.json", &event);
     }
+    // Both counted as correlated (the wait, if any, is told apart as matched_after_wait).
+    let metrics = service.metrics().await;
+    let correlated: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("smpp_connector_receipt_correlation_total{"))
+        .filter(|l| l.contains("result=\"matched"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(correlated, 2.0);
 }
 
 #[tokio::test]
@@ -130,4 +156,9 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
         total += count;
     }
     assert_eq!(total, 1, "the duplicate receipt was de-duplicated");
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains("result=\"unmatched\"} 2"),
+        "both copies counted unmatched"
+    );
 }

@@ -250,3 +250,11 @@ pub async fn correlation_rows(message_ids: &[String]) -> Vec<(String, i32, Strin
         Err(_) => Vec::new(),
     }
 }
+
+/// The values of every series of metric `name` (with any labels) in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}

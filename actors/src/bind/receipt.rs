@@ -49,24 +49,45 @@ pub async fn handle(
 async fn correlate(deps: &BindDeps, key: ReceiptKey, status: &'static str) -> Option<ReceiptMatch> {
     let deadline = Instant::now() + deps.config.timers.receipt_correlation_wait;
     let mut pause = Duration::from_millis(50);
+    let mut waited = false;
+    let count = |result: &'static str| {
+        metrics::counter!(metric::RECEIPT_CORRELATION, "mno" => key.operator_id.clone(), "result" => result)
+            .increment(1);
+    };
     loop {
-        match deps
+        let asked = Instant::now();
+        let answer = deps
             .correlation
             .send(ApplyReceipt {
                 key: key.clone(),
                 status,
             })
-            .await
-        {
-            Ok(Ok(Some(found))) => return Some(found),
+            .await;
+        metrics::histogram!(metric::RECEIPT_LOOKUP_LATENCY).record(asked.elapsed().as_secs_f64());
+        match answer {
+            Ok(Ok(Some(found))) => {
+                count(if waited {
+                    "matched_after_wait"
+                } else {
+                    "matched"
+                });
+                return Some(found);
+            }
             // Not there yet: the receipt may have overtaken its submit_sm_resp.
             Ok(Ok(None)) if Instant::now() + pause < deadline => {
+                waited = true;
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
-            Ok(Ok(None)) => return None,
+            Ok(Ok(None)) => {
+                count("unmatched");
+                return None;
+            }
             // Database down: publish uncorrelated, best effort (SPEC §7).
-            Ok(Err(_)) | Err(_) => return None,
+            Ok(Err(_)) | Err(_) => {
+                count("store_error");
+                return None;
+            }
         }
     }
 }

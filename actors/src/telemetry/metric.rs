@@ -23,6 +23,8 @@ pub const SUBMIT_LATENCY: &str = "smpp_connector_submit_latency_seconds";
 pub const DISPATCH_LATENCY: &str = "smpp_connector_dispatch_latency_seconds";
 pub const DISPATCH_AGE: &str = "smpp_connector_dispatch_age_seconds";
 pub const DLR_LATENCY: &str = "smpp_connector_dlr_latency_seconds";
+pub const RECEIPT_CORRELATION: &str = "smpp_connector_receipt_correlation_total";
+pub const RECEIPT_LOOKUP_LATENCY: &str = "smpp_connector_receipt_lookup_seconds";
 pub const BACKEND_ERRORS: &str = "smpp_connector_backend_errors_total";
 pub const BIND_CRASHES: &str = "smpp_connector_bind_crashes_total";
 pub const CORRELATION_BATCH: &str = "smpp_connector_correlation_batch_rows";
@@ -96,6 +98,15 @@ pub fn describe_all() {
         DISPATCH_AGE,
         Unit::Seconds,
         "Dispatch command stored by JetStream to ACK sent: the time it waited in the stream included (NATS server clock against the pod's)."
+    );
+    describe_counter!(
+        RECEIPT_CORRELATION,
+        "Receipts by correlation result: matched, matched_after_wait (it overtook its submit_sm_resp or row), unmatched, store_error."
+    );
+    describe_histogram!(
+        RECEIPT_LOOKUP_LATENCY,
+        Unit::Seconds,
+        "One receipt match: asked of the correlation actor to answered (batching and the UPDATE included)."
     );
     describe_histogram!(
         DLR_LATENCY,
