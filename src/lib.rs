@@ -34,6 +34,7 @@ pub mod flow;
 pub mod ledger;
 pub mod mo;
 pub mod pdu;
+pub mod reassembly;
 pub mod session;
 pub mod taxonomy;
 pub mod throttle;

@@ -49,13 +49,8 @@ impl std::fmt::Debug for DecodedMo {
 
 /// Decode the MO in a `deliver_sm` body.
 pub fn decode(body: &SmBody) -> DecodedMo {
-    let payload: &[u8] = find_tlv(&body.tlvs, tlv_tag::MESSAGE_PAYLOAD)
-        .map_or(&body.short_message, |t| t.value.as_slice());
-    let (user_data, udh) = split_udh(body.esm_class, payload);
+    let (user_data, concat) = user_data(body);
     let (text, binary) = decode_text(body.data_coding, user_data);
-    let concat = udh
-        .or_else(|| sar(body))
-        .filter(|c| c.total > 1 && (1..=c.total).contains(&c.seq));
     DecodedMo {
         text,
         binary,
@@ -63,6 +58,18 @@ pub fn decode(body: &SmBody) -> DecodedMo {
         parts: concat.map_or(1, |c| c.total),
         concat,
     }
+}
+
+/// The user data of a `deliver_sm` (UDH stripped; `message_payload` wins) and, when it
+/// is one part of several, where it sits.
+pub fn user_data(body: &SmBody) -> (&[u8], Option<ConcatPart>) {
+    let payload: &[u8] = find_tlv(&body.tlvs, tlv_tag::MESSAGE_PAYLOAD)
+        .map_or(&body.short_message, |t| t.value.as_slice());
+    let (user_data, udh) = split_udh(body.esm_class, payload);
+    let concat = udh
+        .or_else(|| sar(body))
+        .filter(|c| c.total > 1 && (1..=c.total).contains(&c.seq));
+    (user_data, concat)
 }
 
 /// The SAR TLVs (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum), all three.

@@ -1,0 +1,215 @@
+//! Concatenated MO messages, the pure half: which parts belong together, how a part is
+//! stored, and how stored parts become one message — complete, or partial when its window
+//! expired. Where the parts live (Redis, so a restart or a move of the bind loses none)
+//! is the service's business; this module decides what is written and what comes out.
+//!
+//! Parts are kept as raw user data, not decoded text: a UCS2 surrogate pair or a GSM7
+//! escape may be split across two parts, so the message is decoded once, joined.
+
+use sha2::{Digest, Sha256};
+
+use crate::events::event_id;
+use crate::mo::{ConcatPart, decode_text};
+
+/// What one concatenated message's parts share: operator, originator, destination, and
+/// the reference and total of the concatenation.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MoKey {
+    pub operator_id: String,
+    pub source: String,
+    pub destination: String,
+    pub reference: u16,
+    pub total: u8,
+}
+
+impl std::fmt::Debug for MoKey {
+    // Subscriber numbers: never in a Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoKey")
+            .field("operator_id", &self.operator_id)
+            .field("reference", &self.reference)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MoKey {
+    pub fn new(operator_id: &str, source: &str, destination: &str, part: ConcatPart) -> Self {
+        MoKey {
+            operator_id: operator_id.to_owned(),
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            reference: part.reference,
+            total: part.total,
+        }
+    }
+
+    /// The Redis hash holding the parts: `smpp:mo:{operatorId}:{digest}`. The numbers are
+    /// hashed so that no subscriber number appears in a key (keys show up in monitoring).
+    pub fn redis_key(&self) -> String {
+        let mut hasher = Sha256::new();
+        for field in [self.source.as_bytes(), self.destination.as_bytes()] {
+            hasher.update(field);
+            hasher.update([0x1F]);
+        }
+        hasher.update(self.reference.to_be_bytes());
+        hasher.update([self.total]);
+        format!(
+            "smpp:mo:{}:{}",
+            self.operator_id,
+            hex::encode(&hasher.finalize()[..12])
+        )
+    }
+}
+
+/// How one part is stored (the hash field is its sequence number): its data_coding, then
+/// its user data.
+pub fn stored_value(data_coding: u8, user_data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + user_data.len());
+    value.push(data_coding);
+    value.extend_from_slice(user_data);
+    value
+}
+
+/// A message made from its stored parts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Assembled {
+    /// The text, or base64 of the joined user data when `binary`.
+    pub text: String,
+    pub binary: bool,
+    pub data_coding: u8,
+    pub parts: u8,
+    pub parts_received: u8,
+    /// Some part is missing (the window expired first).
+    pub incomplete: bool,
+    /// Deterministic: the same parts give the same id, so publishing again after a
+    /// redelivered last part is one event (`Nats-Msg-Id`).
+    pub event_id: String,
+}
+
+impl std::fmt::Debug for Assembled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembled")
+            .field("parts", &self.parts)
+            .field("parts_received", &self.parts_received)
+            .field("incomplete", &self.incomplete)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Join stored parts (sequence number, stored value) in part order. Parts outside
+/// `1..=total`, empty values and repeats of a number are ignored. `None` when no usable
+/// part is left.
+pub fn assemble(key: &MoKey, parts: &[(u8, Vec<u8>)]) -> Option<Assembled> {
+    let mut usable: Vec<(u8, &[u8])> = parts
+        .iter()
+        .filter(|(seq, value)| (1..=key.total).contains(seq) && !value.is_empty())
+        .map(|(seq, value)| (*seq, value.as_slice()))
+        .collect();
+    usable.sort_by_key(|(seq, _)| *seq);
+    usable.dedup_by_key(|(seq, _)| *seq);
+    let (_, first) = usable.first()?;
+    let data_coding = first[0];
+    let mut joined = Vec::new();
+    for (_, value) in &usable {
+        joined.extend_from_slice(&value[1..]);
+    }
+    let (text, binary) = decode_text(data_coding, &joined);
+    let parts_received = u8::try_from(usable.len()).unwrap_or(u8::MAX);
+    let digest = hex::encode(Sha256::digest(&joined));
+    let received: Vec<String> = usable.iter().map(|(seq, _)| seq.to_string()).collect();
+    let received = received.join(",");
+    Some(Assembled {
+        text,
+        binary,
+        data_coding,
+        parts: key.total,
+        parts_received,
+        incomplete: parts_received < key.total,
+        event_id: event_id(&["mo", &key.redis_key(), &received, &digest]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(total: u8) -> MoKey {
+        MoKey::new(
+            "op1",
+            "93700111222",
+            "3030",
+            ConcatPart {
+                reference: 0x2A,
+                total,
+                seq: 1,
+            },
+        )
+    }
+
+    fn gsm(text: &str) -> Vec<u8> {
+        stored_value(0x03, text.as_bytes())
+    }
+
+    #[test]
+    fn parts_in_any_order_make_one_message_in_part_order() {
+        let k = key(3);
+        let message = assemble(&k, &[(3, gsm("c")), (1, gsm("a")), (2, gsm("b"))]).unwrap();
+        assert_eq!(message.text, "abc");
+        assert_eq!((message.parts, message.parts_received), (3, 3));
+        assert!(!message.incomplete);
+        let again = assemble(&k, &[(1, gsm("a")), (2, gsm("b")), (3, gsm("c"))]).unwrap();
+        assert_eq!(
+            message.event_id, again.event_id,
+            "same parts, same event id"
+        );
+    }
+
+    #[test]
+    fn a_repeated_part_counts_once_and_a_missing_one_makes_it_incomplete() {
+        let k = key(3);
+        let message = assemble(&k, &[(1, gsm("a")), (1, gsm("a")), (3, gsm("c"))]).unwrap();
+        assert_eq!(message.text, "ac");
+        assert_eq!(message.parts_received, 2);
+        assert!(message.incomplete);
+        // Out of range and empty parts are ignored; nothing usable gives nothing.
+        assert!(assemble(&k, &[(0, gsm("x")), (4, gsm("y")), (2, Vec::new())]).is_none());
+    }
+
+    #[test]
+    fn a_surrogate_pair_split_across_parts_is_joined_before_decoding() {
+        // "h😀": 0x0068, then U+1F600 as 0xD83D 0xDE00, split after the high surrogate.
+        let k = key(2);
+        let message = assemble(
+            &k,
+            &[
+                (2, stored_value(0x08, &[0xDE, 0x00])),
+                (1, stored_value(0x08, &[0x00, 0x68, 0xD8, 0x3D])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (message.text.as_str(), message.binary),
+            ("h\u{1F600}", false)
+        );
+    }
+
+    #[test]
+    fn keys_hold_no_number_and_separate_messages() {
+        let k = key(2);
+        let redis_key = k.redis_key();
+        assert!(redis_key.starts_with("smpp:mo:op1:"));
+        assert!(!redis_key.contains("93700111222") && !redis_key.contains("3030"));
+        assert!(!format!("{k:?}").contains("93700111222"));
+        let mut other = k.clone();
+        other.reference = 0x2B;
+        assert_ne!(other.redis_key(), redis_key);
+        let mut other = k.clone();
+        other.source = "93700111223".into();
+        assert_ne!(other.redis_key(), redis_key);
+        // Different content under the same key (a reference reused later): another event.
+        let one = assemble(&k, &[(1, gsm("a")), (2, gsm("b"))]).unwrap();
+        let two = assemble(&k, &[(1, gsm("a")), (2, gsm("B"))]).unwrap();
+        assert_ne!(one.event_id, two.event_id);
+    }
+}
