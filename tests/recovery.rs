@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::support::proxy::Proxy;
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, shared, unique,
+    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, shared, unique,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -243,4 +243,64 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
             .await
             .contains("smpp_connector_correlation_row_retries_total")
     );
+}
+
+/// NATS killed and started again (its JetStream store kept): the outage is one WARN and a
+/// `backend_errors{backend="nats"}`, the reconnect one INFO; messages published after it
+/// are sent without waiting for AckWait or a stale pull (an idle bind's long polls were
+/// lost on the server with the connection).
+#[tokio::test]
+async fn a_nats_restart_is_logged_once_and_sending_resumes() {
+    let test = "recovery_nats";
+    let op = format!("op{}", unique());
+    let mut nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    let before = publish(&nats, &op, "93741300001", "before the outage").await;
+    all_rows(std::slice::from_ref(&before), 1).await;
+
+    nats.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    nats.restart().await;
+    let resumed = Instant::now();
+    // The test's own client reconnects too; publish once it can.
+    let after = loop {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            publish(&nats, &op, "93741300002", "after the outage"),
+        )
+        .await
+        {
+            Ok(id) => break id,
+            Err(_) => assert!(resumed.elapsed() < T, "could not publish after the restart"),
+        }
+    };
+    all_rows(std::slice::from_ref(&after), 1).await;
+    let took = resumed.elapsed();
+    eprintln!("NATS restart -> the next message correlated in {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "sending resumed only after {took:?} (AckWait is 10 s, a long poll 5 s)"
+    );
+    assert_eq!(
+        service
+            .logs_with("nats connection lost; reconnecting")
+            .len(),
+        1,
+        "one WARN for the outage"
+    );
+    assert!(!service.logs_with("nats connected").is_empty());
+    let metrics = service.metrics().await;
+    assert!(
+        metric(
+            &metrics,
+            "smpp_connector_backend_errors_total{backend=\"nats\"}"
+        )
+        .iter()
+        .sum::<f64>()
+            >= 1.0
+    );
+    assert_eq!(sim.received("submit_sm").await.len(), 2, "each sent once");
 }

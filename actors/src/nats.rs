@@ -22,7 +22,8 @@ pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<asyn
     loop {
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("smpp-connector/{}", config.pod_name))
-            .connection_timeout(Duration::from_secs(5));
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move { connection_event(event) });
         if let Some(creds) = &config.nats_creds {
             options = options
                 .credentials_file(creds)
@@ -40,6 +41,28 @@ pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<asyn
                     .context(format!("NATS_URL {} unreachable", config.nats_url));
             }
         }
+    }
+}
+
+/// One line per change of the NATS connection (not per message): an outage is a WARN and
+/// a `backend_errors{backend="nats"}`, the reconnect an INFO. The client reconnects by
+/// itself; pulls lost on the server meanwhile end on their own within a second of their
+/// expiry.
+fn connection_event(event: async_nats::Event) {
+    match event {
+        async_nats::Event::Disconnected => {
+            metrics::counter!(crate::telemetry::metric::BACKEND_ERRORS, "backend" => "nats")
+                .increment(1);
+            tracing::warn!("nats connection lost; reconnecting");
+        }
+        async_nats::Event::Connected => tracing::info!("nats connected"),
+        async_nats::Event::LameDuckMode => {
+            tracing::warn!("nats server entering lame duck mode")
+        }
+        async_nats::Event::SlowConsumer(sid) => {
+            tracing::warn!(subscription = sid, "nats slow consumer")
+        }
+        other => tracing::debug!(event = %other, "nats event"),
     }
 }
 

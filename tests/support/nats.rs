@@ -12,7 +12,8 @@ use super::{ChildGuard, free_port, root, scratch};
 
 /// One nats-server, killed on drop.
 pub struct Nats {
-    _child: ChildGuard,
+    child: Option<ChildGuard>,
+    port: u16,
     pub url: String,
     pub dir: PathBuf,
     pub client: async_nats::Client,
@@ -20,10 +21,12 @@ pub struct Nats {
 }
 
 impl Nats {
-    pub async fn start(test: &str) -> Nats {
-        let dir = scratch(&format!("{test}-nats"));
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("nats.log")).expect("nats log");
+    fn spawn(port: u16, dir: &std::path::Path) -> ChildGuard {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("nats.log"))
+            .expect("nats log");
         let child = Command::new(root().join("scripts/stack"))
             .arg("run-nats")
             .arg(port.to_string())
@@ -32,7 +35,28 @@ impl Nats {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("scripts/stack run-nats");
-        let child = ChildGuard(child);
+        ChildGuard(child)
+    }
+
+    /// Kill the server (its JetStream store stays on disk).
+    pub fn kill(&mut self) {
+        self.child = None;
+    }
+
+    /// Start it again on the same port and store; returns when JetStream answers.
+    pub async fn restart(&mut self) {
+        self.child = Some(Self::spawn(self.port, &self.dir));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.js.query_account().await.is_err() {
+            assert!(Instant::now() < deadline, "JetStream did not come back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn start(test: &str) -> Nats {
+        let dir = scratch(&format!("{test}-nats"));
+        let port = free_port();
+        let child = Self::spawn(port, &dir);
         let url = format!("nats://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
@@ -52,7 +76,8 @@ impl Nats {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Nats {
-            _child: child,
+            child: Some(child),
+            port,
             url,
             dir,
             client,
