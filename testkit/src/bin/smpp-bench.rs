@@ -407,6 +407,8 @@ async fn main() -> anyhow::Result<()> {
         });
     let (p50, p99) = quantiles(&before, &after, "smpp_connector_dispatch_latency_seconds");
     let (age_p50, age_p99) = quantiles(&before, &after, "smpp_connector_dispatch_age_seconds");
+    let (lookup_p50, lookup_p99) =
+        quantiles(&before, &after, "smpp_connector_receipt_lookup_seconds");
     let rate = args.count as f64 / elapsed.as_secs_f64();
     let submit_rate = submits / elapsed.as_secs_f64();
 
@@ -451,6 +453,8 @@ async fn main() -> anyhow::Result<()> {
         "dispatch_to_ack_p99_ms": p99.map(|s| s * 1000.0),
         "stored_to_ack_p50_ms": age_p50.map(|s| s * 1000.0),
         "stored_to_ack_p99_ms": age_p99.map(|s| s * 1000.0),
+        "receipt_lookup_p50_ms": lookup_p50.map(|s| s * 1000.0),
+        "receipt_lookup_p99_ms": lookup_p99.map(|s| s * 1000.0),
         "service_cpu_seconds": service_cpu,
         "service_cpu_seconds_per_100k": service_cpu * 100_000.0 / args.count as f64,
         "counted_cpu_ms_per_1000_submit_sm": per_1000(counted),
@@ -483,6 +487,11 @@ async fn main() -> anyhow::Result<()> {
         "stored -> ACK       p50 {} ms, p99 {} ms (JetStream stored -> ACK, service histogram)",
         ms(age_p50),
         ms(age_p99)
+    );
+    println!(
+        "receipt match       p50 {} ms, p99 {} ms (asked -> answered, batching included)",
+        ms(lookup_p50),
+        ms(lookup_p99)
     );
     println!("CPU                 seconds   ms per 1,000 submit_sm");
     for (name, seconds) in &cpu {
