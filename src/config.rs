@@ -56,6 +56,7 @@ pub mod env {
     pub const HALF_CLOSED_PROBE_INTERVAL_MS: &str = "HALF_CLOSED_PROBE_INTERVAL_MS";
     pub const DRAIN_MIN_MS: &str = "DRAIN_MIN_MS";
     pub const DRAIN_ALERT_AFTER_MS: &str = "DRAIN_ALERT_AFTER_MS";
+    pub const CORRELATION_SWEEP_MS: &str = "CORRELATION_SWEEP_MS";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -286,6 +287,8 @@ pub struct Timers {
     pub drain_min: Duration,
     /// DRAINING longer than this is logged as an error (alert).
     pub drain_alert_after: Duration,
+    /// How often expired correlation rows (`expires_at` passed) are deleted.
+    pub correlation_sweep: Duration,
 }
 
 impl Default for Timers {
@@ -308,6 +311,7 @@ impl Default for Timers {
             probe_interval: Duration::from_secs(60),
             drain_min: Duration::from_secs(30),
             drain_alert_after: Duration::from_secs(300),
+            correlation_sweep: Duration::from_secs(60),
         }
     }
 }
@@ -607,6 +611,7 @@ impl Config {
                 .millis(env::HALF_CLOSED_PROBE_INTERVAL_MS, defaults.probe_interval)?,
             drain_min: v.millis(env::DRAIN_MIN_MS, defaults.drain_min)?,
             drain_alert_after: v.millis(env::DRAIN_ALERT_AFTER_MS, defaults.drain_alert_after)?,
+            correlation_sweep: v.millis(env::CORRELATION_SWEEP_MS, defaults.correlation_sweep)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
         };
         if timers.reconnect_backoff_max < timers.reconnect_backoff_base {

@@ -160,3 +160,60 @@ async fn a_reused_operator_message_id_marks_only_the_newest_row() {
         "only the newest row got the receipt"
     );
 }
+
+/// Rows live 72 hours: the sweep deletes those whose `expires_at` passed, in short batches
+/// oldest first, and leaves the others; inserts and receipt matches go on meanwhile.
+#[tokio::test]
+async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
+    let (store, url) = fresh_store().await;
+    let op = OperatorId::try_new("sweepop").unwrap();
+    let expired: Vec<CorrelationRow> = (0..25)
+        .map(|i| {
+            let mut r = row(&op, i);
+            r.submitted_at = Utc::now() - chrono::Duration::hours(73);
+            r
+        })
+        .collect();
+    let live: Vec<CorrelationRow> = (100..110).map(|i| row(&op, i)).collect();
+    store.insert(expired).await.unwrap();
+    store.insert(live.clone()).await.unwrap();
+
+    assert_eq!(
+        store.sweep_expired(10).await.unwrap(),
+        10,
+        "one batch at most"
+    );
+    // The rest in batches, while a receipt for a live row and new inserts come in.
+    let receipt = store.apply_receipts(vec![(
+        ReceiptKey {
+            operator_id: op.as_str().to_owned(),
+            operator_message_id: live[0].operator_message_id.clone(),
+        },
+        "DELIVRD",
+    )]);
+    let more = store.insert((200..205).map(|i| row(&op, i)).collect());
+    let swept = smpp_connector_actors::correlation::sweep(&store, std::time::Duration::MAX);
+    let (matched, inserted, swept) = tokio::join!(receipt, more, swept);
+    assert_eq!(
+        matched.unwrap().len(),
+        1,
+        "a live row still matches its receipt"
+    );
+    inserted.unwrap();
+    assert_eq!(swept.unwrap(), 15, "every expired row, nothing else");
+    assert_eq!(store.sweep_expired(10).await.unwrap(), 0);
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM smpp.message_correlations WHERE operator_id = $1",
+            &[&op.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 15, "the 10 live rows and the 5 new ones stay");
+}

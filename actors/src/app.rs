@@ -79,7 +79,9 @@ pub async fn run(
         .saturating_sub(2)
         .clamp(1, MAX_CORRELATION_BATCHES_IN_FLIGHT);
     let correlation =
-        CorrelationActor::new(Arc::new(store), config.correlation_batch, max_in_flight).start();
+        CorrelationActor::new(Arc::new(store), config.correlation_batch, max_in_flight)
+            .with_sweep(config.timers.correlation_sweep)
+            .start();
 
     let health = HealthPublisherActor::new(publisher.clone(), config.pod_name.clone()).start();
     let throttle = ThrottleActor::new(crate::throttle::connect(&config.redis_url)?).start();

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -119,6 +120,8 @@ pub trait CorrelationStore: Send + Sync + 'static {
         &self,
         message_id: String,
     ) -> BoxFuture<'static, Result<Correlated, CorrelationError>>;
+    /// Delete up to `batch` rows whose `expires_at` has passed, oldest first; how many.
+    fn sweep_expired(&self, batch: i64) -> BoxFuture<'static, Result<u64, CorrelationError>>;
     /// The bind's row in `ops.smpp_binds`, if an operator wrote one.
     fn bind_settings(
         &self,
@@ -172,6 +175,14 @@ FROM t \
 WHERE c.message_id = t.message_id AND c.segment_index = t.segment_index \
 RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
           c.segment_count, c.submitted_at";
+
+/// One sweep batch: expired rows by the expiry index, oldest first, skipping rows another
+/// transaction holds (a receipt being written, another pod's sweep), so a sweep never
+/// waits on a row lock and two sweepers take disjoint rows.
+const SWEEP_EXPIRED: &str = "\
+DELETE FROM smpp.message_correlations WHERE ctid IN ( \
+  SELECT ctid FROM smpp.message_correlations WHERE expires_at < now() \
+  ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
 const BIND_SETTINGS: &str = "SELECT \"window\", enabled FROM ops.smpp_binds \
 WHERE operator_id = $1 AND direction = $2 AND bind_id = $3";
@@ -372,6 +383,15 @@ impl CorrelationStore for PgStore {
         })
     }
 
+    fn sweep_expired(&self, batch: i64) -> BoxFuture<'static, Result<u64, CorrelationError>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let client = pool.get().await?;
+            let statement = client.prepare_cached(SWEEP_EXPIRED).await?;
+            Ok(client.execute(&statement, &[&batch]).await?)
+        })
+    }
+
     fn bind_settings(
         &self,
         key: BindKey,
@@ -471,6 +491,33 @@ pub struct CorrelationActor {
     /// (the SMSC answers fast) waits for that commit instead of missing and retrying.
     unwritten: HashMap<ReceiptKey, usize>,
     parked: HashMap<ReceiptKey, Vec<(&'static str, ReceiptWaiter)>>,
+    /// Expired rows are swept this often (`None`: not by this actor).
+    sweep_every: Option<Duration>,
+    sweeping: bool,
+}
+
+/// Rows one sweep statement deletes at most (a short transaction each).
+pub const SWEEP_BATCH: i64 = 10_000;
+/// One periodic sweep stops after this long and continues at the next.
+const SWEEP_BUDGET: Duration = Duration::from_secs(5);
+
+/// Delete expired rows in batches until none is left or `budget` is spent; how many.
+pub async fn sweep(
+    store: &dyn CorrelationStore,
+    budget: Duration,
+) -> Result<u64, CorrelationError> {
+    let started = std::time::Instant::now();
+    let mut total = 0;
+    loop {
+        let deleted = store.sweep_expired(SWEEP_BATCH).await?;
+        total += deleted;
+        metrics::counter!(metric::CORRELATION_SWEPT).increment(deleted);
+        if deleted < SWEEP_BATCH as u64 || started.elapsed() >= budget {
+            metrics::histogram!(metric::CORRELATION_SWEEP_LATENCY)
+                .record(started.elapsed().as_secs_f64());
+            return Ok(total);
+        }
+    }
 }
 
 fn receipt_key(row: &CorrelationRow) -> ReceiptKey {
@@ -490,6 +537,33 @@ impl std::fmt::Debug for CorrelationActor {
 }
 
 impl CorrelationActor {
+    /// Sweep expired rows every `every` (several pods may: their batches skip each
+    /// other's rows).
+    pub fn with_sweep(mut self, every: Duration) -> Self {
+        self.sweep_every = Some(every);
+        self
+    }
+
+    fn start_sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sweeping {
+            return;
+        }
+        self.sweeping = true;
+        let store = self.store.clone();
+        let run = async move { sweep(store.as_ref(), SWEEP_BUDGET).await };
+        ctx.spawn(run.into_actor(self).map(|result, act, _ctx| {
+            act.sweeping = false;
+            match result {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "expired correlation rows swept"),
+                Err(error) => {
+                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
+                    tracing::warn!(error = %error, "correlation sweep failed; next one retries");
+                }
+            }
+        }));
+    }
+
     /// `max_in_flight` batches of each kind run at once (keep it below the pool size).
     pub fn new(store: Arc<dyn CorrelationStore>, max_batch: usize, max_in_flight: usize) -> Self {
         CorrelationActor {
@@ -499,6 +573,8 @@ impl CorrelationActor {
             inserts: Batches::default(),
             receipts: Batches::default(),
             unwritten: HashMap::new(),
+            sweep_every: None,
+            sweeping: false,
             parked: HashMap::new(),
         }
     }
@@ -574,6 +650,9 @@ impl Actor for CorrelationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Many binds talk to this actor; a deep mailbox keeps send() from stalling them.
         ctx.set_mailbox_capacity(100_000);
+        if let Some(every) = self.sweep_every {
+            ctx.run_interval(every, |act, ctx| act.start_sweep(ctx));
+        }
     }
 }
 

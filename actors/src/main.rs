@@ -25,6 +25,9 @@ enum Command {
     Run,
     /// Apply database migrations and exit (needs DATABASE_URL).
     Migrate,
+    /// Delete every expired correlation row now, in batches, and exit (needs
+    /// DATABASE_URL; the service also sweeps every CORRELATION_SWEEP_MS). For a CronJob.
+    Maintain,
     /// Publish one SmsDispatchCommand and wait for its delivery receipt.
     Send(cli::send::SendArgs),
     /// Call the admin API of a running service.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run_service(),
         Command::Migrate => run_async(migrate()),
+        Command::Maintain => run_async(maintain()),
         Command::Send(args) => run_async(cli::send::run(args)),
         Command::Admin(args) => run_async(cli::admin::run(args)),
         Command::Segments => {
@@ -138,5 +142,21 @@ async fn migrate() -> anyhow::Result<bool> {
     let store = correlation::PgStore::connect(&url, 2)?;
     app::migrate_with_retry(&store, std::time::Duration::from_secs(30)).await?;
     println!("migrations up to date");
+    Ok(true)
+}
+
+async fn maintain() -> anyhow::Result<bool> {
+    telemetry::init_tracing(smpp_connector::config::LogFormat::Text);
+    let url = std::env::var("DATABASE_URL").map_err(|_| {
+        anyhow::anyhow!("configuration error: DATABASE_URL is required but not set")
+    })?;
+    let store = correlation::PgStore::connect(&url, 1)?;
+    app::migrate_with_retry(&store, std::time::Duration::from_secs(30)).await?;
+    let started = std::time::Instant::now();
+    let deleted = correlation::sweep(&store, std::time::Duration::MAX).await?;
+    println!(
+        "expired correlation rows deleted: {deleted} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(true)
 }

@@ -23,6 +23,8 @@ pub const SUBMIT_LATENCY: &str = "smpp_connector_submit_latency_seconds";
 pub const DISPATCH_LATENCY: &str = "smpp_connector_dispatch_latency_seconds";
 pub const DISPATCH_AGE: &str = "smpp_connector_dispatch_age_seconds";
 pub const DLR_LATENCY: &str = "smpp_connector_dlr_latency_seconds";
+pub const CORRELATION_SWEPT: &str = "smpp_connector_correlation_swept_total";
+pub const CORRELATION_SWEEP_LATENCY: &str = "smpp_connector_correlation_sweep_seconds";
 pub const RECEIPT_CORRELATION: &str = "smpp_connector_receipt_correlation_total";
 pub const RECEIPT_LOOKUP_LATENCY: &str = "smpp_connector_receipt_lookup_seconds";
 pub const BACKEND_ERRORS: &str = "smpp_connector_backend_errors_total";
@@ -98,6 +100,15 @@ pub fn describe_all() {
         DISPATCH_AGE,
         Unit::Seconds,
         "Dispatch command stored by JetStream to ACK sent: the time it waited in the stream included (NATS server clock against the pod's)."
+    );
+    describe_counter!(
+        CORRELATION_SWEPT,
+        "Correlation rows deleted after their expires_at (72 h after submit)."
+    );
+    describe_histogram!(
+        CORRELATION_SWEEP_LATENCY,
+        Unit::Seconds,
+        "One sweep of expired correlation rows (batches of 10,000, at most 5 s)."
     );
     describe_counter!(
         RECEIPT_CORRELATION,
