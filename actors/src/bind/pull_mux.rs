@@ -250,7 +250,66 @@ async fn dispatch(
 
 #[cfg(test)]
 mod tests {
-    use super::consumer_of;
+    use super::*;
+
+    fn message(subject: &str) -> Box<async_nats::Message> {
+        Box::new(async_nats::Message {
+            subject: Subject::from(subject),
+            reply: None,
+            payload: bytes::Bytes::new(),
+            headers: None,
+            status: None,
+            description: None,
+            length: 0,
+        })
+    }
+
+    fn route(
+        routes: &mut Routes,
+        token: u64,
+        consumer: &str,
+        left: usize,
+    ) -> mpsc::UnboundedReceiver<Box<async_nats::Message>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let consumer: Arc<str> = Arc::from(consumer);
+        routes
+            .waiting
+            .entry(consumer.clone())
+            .or_default()
+            .push_back(token);
+        routes.by_token.insert(token, Route { tx, consumer, left });
+        rx
+    }
+
+    #[test]
+    fn messages_go_to_the_oldest_request_with_room_and_orphans_come_back() {
+        let mut routes = Routes::default();
+        let mut first = route(&mut routes, 1, "p2", 1);
+        let mut second = route(&mut routes, 2, "p2", 5);
+        let _other = route(&mut routes, 3, "p0", 1);
+
+        // The oldest request on the consumer takes the first message and, full, leaves
+        // the queue; the next goes to the second request.
+        let taker = routes.taker("p2").unwrap();
+        assert_eq!(taker, 1);
+        assert!(routes.deliver(taker, message("a"), true).is_none());
+        assert_eq!(routes.taker("p2"), Some(2));
+        assert!(routes.deliver(2, message("b"), true).is_none());
+        assert_eq!(first.try_recv().unwrap().subject.as_str(), "a");
+        assert_eq!(second.try_recv().unwrap().subject.as_str(), "b");
+        assert_eq!(routes.taker("p0"), Some(3), "other consumers are apart");
+
+        // A status message (not data) does not use up room.
+        assert!(routes.deliver(2, message("408"), false).is_none());
+        assert_eq!(routes.by_token[&2].left, 4);
+
+        // Requests gone: a message for them comes back to be NAKed.
+        routes.remove(2);
+        assert_eq!(routes.taker("p2"), None);
+        assert!(routes.deliver(2, message("c"), true).is_some());
+        routes.remove(1);
+        assert!(!routes.waiting.contains_key("p2"), "no empty queue kept");
+    }
 
     #[test]
     fn the_consumer_is_read_from_both_ack_subject_forms() {
