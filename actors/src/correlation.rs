@@ -174,7 +174,7 @@ SET dlr_status = t.st, dlr_received_at = now() \
 FROM t \
 WHERE c.message_id = t.message_id AND c.segment_index = t.segment_index \
 RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
-          c.segment_count, c.submitted_at";
+          c.segment_count";
 
 /// One sweep batch: expired rows by the expiry index, oldest first, skipping rows another
 /// transaction holds (a receipt being written, another pod's sweep), so a sweep never
@@ -336,27 +336,22 @@ impl CorrelationStore for PgStore {
             let rows = client
                 .query(&statement, &[&operators, &ids, &statuses])
                 .await?;
-            // An operator may reuse a message id within 72 h: the latest submit wins.
-            let mut found: HashMap<ReceiptKey, (DateTime<Utc>, ReceiptMatch)> = HashMap::new();
-            for row in rows {
-                let key = ReceiptKey {
-                    operator_id: row.get(0),
-                    operator_message_id: row.get(1),
-                };
-                let submitted_at: DateTime<Utc> = row.get(5);
-                let matched = ReceiptMatch {
-                    message_id: row.get(2),
-                    segment_index: u16::try_from(row.get::<_, i32>(3)).unwrap_or(0),
-                    segment_count: u16::try_from(row.get::<_, i32>(4)).unwrap_or(0),
-                };
-                match found.get(&key) {
-                    Some((at, _)) if *at >= submitted_at => {}
-                    _ => {
-                        found.insert(key, (submitted_at, matched));
-                    }
-                }
-            }
-            Ok(found.into_iter().map(|(k, (_, m))| (k, m)).collect())
+            // One row per receipt key: the statement picks the newest row itself.
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let key = ReceiptKey {
+                        operator_id: row.get(0),
+                        operator_message_id: row.get(1),
+                    };
+                    let matched = ReceiptMatch {
+                        message_id: row.get(2),
+                        segment_index: u16::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                        segment_count: u16::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+                    };
+                    (key, matched)
+                })
+                .collect())
         })
     }
 
