@@ -134,24 +134,25 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<bool>>) -> Ex
     }
 }
 
-async fn migrate() -> anyhow::Result<bool> {
+/// The store of `DATABASE_URL`, migrated (the one-shot subcommands).
+async fn migrated_store(pool_size: usize) -> anyhow::Result<correlation::PgStore> {
     telemetry::init_tracing(smpp_connector::config::LogFormat::Text);
     let url = std::env::var("DATABASE_URL").map_err(|_| {
         anyhow::anyhow!("configuration error: DATABASE_URL is required but not set")
     })?;
-    let store = correlation::PgStore::connect(&url, 2)?;
+    let store = correlation::PgStore::connect(&url, pool_size)?;
     app::migrate_with_retry(&store, std::time::Duration::from_secs(30)).await?;
+    Ok(store)
+}
+
+async fn migrate() -> anyhow::Result<bool> {
+    migrated_store(2).await?;
     println!("migrations up to date");
     Ok(true)
 }
 
 async fn maintain() -> anyhow::Result<bool> {
-    telemetry::init_tracing(smpp_connector::config::LogFormat::Text);
-    let url = std::env::var("DATABASE_URL").map_err(|_| {
-        anyhow::anyhow!("configuration error: DATABASE_URL is required but not set")
-    })?;
-    let store = correlation::PgStore::connect(&url, 1)?;
-    app::migrate_with_retry(&store, std::time::Duration::from_secs(30)).await?;
+    let store = migrated_store(1).await?;
     let started = std::time::Instant::now();
     let deleted = correlation::sweep(&store, std::time::Duration::MAX).await?;
     println!(
