@@ -157,10 +157,8 @@ impl PullMux {
         if let Ok(mut routes) = shared.routes.lock() {
             let consumer: Arc<str> = routes
                 .waiting
-                .keys()
-                .find(|k| k.as_ref() == consumer)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(consumer));
+                .get_key_value(consumer)
+                .map_or_else(|| Arc::from(consumer), |(name, _)| name.clone());
             routes
                 .waiting
                 .entry(consumer.clone())
