@@ -57,6 +57,7 @@ pub mod env {
     pub const DRAIN_MIN_MS: &str = "DRAIN_MIN_MS";
     pub const DRAIN_ALERT_AFTER_MS: &str = "DRAIN_ALERT_AFTER_MS";
     pub const CORRELATION_SWEEP_MS: &str = "CORRELATION_SWEEP_MS";
+    pub const CONCAT_WINDOW_SECONDS: &str = "CONCAT_WINDOW_SECONDS";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -289,6 +290,9 @@ pub struct Timers {
     pub drain_alert_after: Duration,
     /// How often expired correlation rows (`expires_at` passed) are deleted.
     pub correlation_sweep: Duration,
+    /// How long the parts of a concatenated MO are waited for, from its first part; then
+    /// what came is published with `incomplete: true`.
+    pub concat_window: Duration,
 }
 
 impl Default for Timers {
@@ -312,6 +316,7 @@ impl Default for Timers {
             drain_min: Duration::from_secs(30),
             drain_alert_after: Duration::from_secs(300),
             correlation_sweep: Duration::from_secs(60),
+            concat_window: Duration::from_secs(60),
         }
     }
 }
@@ -411,6 +416,22 @@ impl Vars<'_> {
                 _ => Err(ConfigError::new(
                     name,
                     format!("must be a positive number of milliseconds (got {raw:?})"),
+                )),
+            },
+        }
+    }
+
+    /// Seconds, fractions allowed (`0.5`), so tests can scale a window down.
+    fn seconds(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.001 && s <= 86_400.0 => {
+                    Ok(Duration::from_secs_f64(s))
+                }
+                _ => Err(ConfigError::new(
+                    name,
+                    format!("must be a number of seconds from 0.001 to 86400 (got {raw:?})"),
                 )),
             },
         }
@@ -612,6 +633,7 @@ impl Config {
             drain_min: v.millis(env::DRAIN_MIN_MS, defaults.drain_min)?,
             drain_alert_after: v.millis(env::DRAIN_ALERT_AFTER_MS, defaults.drain_alert_after)?,
             correlation_sweep: v.millis(env::CORRELATION_SWEEP_MS, defaults.correlation_sweep)?,
+            concat_window: v.seconds(env::CONCAT_WINDOW_SECONDS, defaults.concat_window)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
         };
         if timers.reconnect_backoff_max < timers.reconnect_backoff_base {

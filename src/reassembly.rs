@@ -6,10 +6,25 @@
 //! Parts are kept as raw user data, not decoded text: a UCS2 surrogate pair or a GSM7
 //! escape may be split across two parts, so the message is decoded once, joined.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::events::event_id;
+use crate::events::{MoInboundEvent, event_id};
 use crate::mo::{ConcatPart, decode_text};
+
+/// Fields of a message's Redis hash besides the parts (whose fields are their sequence
+/// numbers, `1..=total`).
+pub mod field {
+    /// [`PartMeta`] as JSON: what the expiry scan needs to publish the message.
+    pub const META: &str = "m";
+    /// The open index the message is listed in (the first part's bind).
+    pub const INDEX: &str = "i";
+    /// Distinct parts stored.
+    pub const COUNT: &str = "n";
+    /// Set once the message is out: `c` published complete, `p` published partial, `x`
+    /// claimed by an expiry scan and being published.
+    pub const STATE: &str = "d";
+}
 
 /// What one concatenated message's parts share: operator, originator, destination, and
 /// the reference and total of the concatenation.
@@ -62,6 +77,109 @@ impl MoKey {
     }
 }
 
+impl MoKey {
+    /// The key a stored message's [`PartMeta`] names.
+    pub fn from_meta(operator_id: &str, meta: &PartMeta) -> Self {
+        MoKey {
+            operator_id: operator_id.to_owned(),
+            source: meta.from.clone(),
+            destination: meta.to.clone(),
+            reference: meta.reference,
+            total: meta.total,
+        }
+    }
+}
+
+/// The sorted set of a bind's open messages, scored by the time (Redis server clock, ms)
+/// their window ends: `smpp:mo:open:{operatorId}:{bindId}`. The bind that received a
+/// message's first part lists it; whoever owns that bind runs its expiry scan.
+pub fn open_index_key(operator_id: &str, bind_id: u16) -> String {
+    format!("smpp:mo:open:{operator_id}:{bind_id}")
+}
+
+/// What a stored message must say for someone else to publish it: the expiry scan of
+/// another pod, after a restart, has only Redis.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartMeta {
+    pub from: String,
+    pub to: String,
+    /// The bind the first part came in on.
+    pub bind_id: u16,
+    pub reference: u16,
+    pub total: u8,
+}
+
+impl std::fmt::Debug for PartMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartMeta")
+            .field("bind_id", &self.bind_id)
+            .field("reference", &self.reference)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartMeta {
+    pub fn new(key: &MoKey, bind_id: u16) -> Self {
+        PartMeta {
+            from: key.source.clone(),
+            to: key.destination.clone(),
+            bind_id,
+            reference: key.reference,
+            total: key.total,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("PartMeta serializes")
+    }
+}
+
+/// A message's hash read back from Redis.
+#[derive(Clone, Default)]
+pub struct StoredMessage {
+    /// `None` when the meta field is missing or not ours (the hash is then unusable).
+    pub meta: Option<PartMeta>,
+    /// (sequence number, stored value), in field order.
+    pub parts: Vec<(u8, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for StoredMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredMessage")
+            .field("meta", &self.meta)
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl StoredMessage {
+    /// Read the fields of a hash (`HGETALL`). Part fields are the decimal sequence
+    /// numbers; the other fields of [`field`] are skipped; anything else is ignored.
+    pub fn from_fields(fields: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        let mut stored = StoredMessage::default();
+        for (name, value) in fields {
+            if name == field::META.as_bytes() {
+                stored.meta = serde_json::from_slice(&value).ok();
+            } else if let Some(seq) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.parse::<u8>().ok())
+            {
+                stored.parts.push((seq, value));
+            }
+        }
+        stored
+    }
+
+    /// Assemble what is stored (under the operator's key from the meta).
+    pub fn assemble(&self, operator_id: &str) -> Option<(MoKey, Assembled)> {
+        let key = MoKey::from_meta(operator_id, self.meta.as_ref()?);
+        let message = assemble(&key, &self.parts)?;
+        Some((key, message))
+    }
+}
+
 /// How one part is stored (the hash field is its sequence number): its data_coding, then
 /// its user data.
 pub fn stored_value(data_coding: u8, user_data: &[u8]) -> Vec<u8> {
@@ -94,6 +212,27 @@ impl std::fmt::Debug for Assembled {
             .field("parts_received", &self.parts_received)
             .field("incomplete", &self.incomplete)
             .finish_non_exhaustive()
+    }
+}
+
+impl Assembled {
+    /// The `MoInboundEvent` of this message.
+    pub fn event(&self, key: &MoKey, bind_id: u16, received_at: String) -> MoInboundEvent {
+        MoInboundEvent {
+            version: "1.0",
+            event_id: self.event_id.clone(),
+            operator_id: key.operator_id.clone(),
+            from: key.source.clone(),
+            to: key.destination.clone(),
+            text: self.text.clone(),
+            data_coding: self.data_coding,
+            binary: self.binary,
+            parts: u32::from(self.parts),
+            parts_received: u32::from(self.parts_received),
+            incomplete: self.incomplete,
+            bind_id,
+            received_at,
+        }
     }
 }
 
@@ -192,6 +331,38 @@ mod tests {
             (message.text.as_str(), message.binary),
             ("h\u{1F600}", false)
         );
+    }
+
+    #[test]
+    fn a_hash_read_back_gives_its_parts_and_meta() {
+        let k = key(2);
+        let meta = PartMeta::new(&k, 3);
+        let fields = vec![
+            (b"m".to_vec(), meta.to_json().into_bytes()),
+            (b"i".to_vec(), open_index_key("op1", 3).into_bytes()),
+            (b"n".to_vec(), b"2".to_vec()),
+            (b"2".to_vec(), gsm("b")),
+            (b"1".to_vec(), gsm("a")),
+            (b"zz".to_vec(), b"ignored".to_vec()),
+        ];
+        let stored = StoredMessage::from_fields(fields);
+        assert_eq!(stored.meta.as_ref(), Some(&meta));
+        let (back, message) = stored.assemble("op1").unwrap();
+        assert_eq!(back, k);
+        assert_eq!(message.text, "ab");
+        let event = message.event(&back, 3, "2026-12-04T00:00:00.000Z".into());
+        assert_eq!(
+            (event.from.as_str(), event.to.as_str()),
+            ("93700111222", "3030")
+        );
+        assert_eq!(
+            (event.parts, event.parts_received, event.incomplete),
+            (2, 2, false)
+        );
+        assert_eq!(event.event_id, message.event_id);
+        // Without its meta a hash cannot be published (nothing says who sent it).
+        let orphan = StoredMessage::from_fields(vec![(b"1".to_vec(), gsm("a"))]);
+        assert!(orphan.assemble("op1").is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod correlation_store;
 mod dispatch;
 mod flow_control;
 mod long_messages;
+mod mo;
 mod receipts;
 mod recovery;
 mod robustness;

@@ -148,13 +148,7 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
     })
     .await;
     // One DLR event in the stream: the second publish had the same Nats-Msg-Id.
-    let stream = nats.js.get_stream("SMS_EVENTS").await.unwrap();
-    let subjects = stream.info_with_subjects("sms.dlr.inbound").await.unwrap();
-    futures::pin_mut!(subjects);
-    let mut total = 0;
-    while let Some(Ok((_, count))) = futures::StreamExt::next(&mut subjects).await {
-        total += count;
-    }
+    let total = nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await;
     assert_eq!(total, 1, "the duplicate receipt was de-duplicated");
     let metrics = service.metrics().await;
     assert!(

@@ -154,6 +154,18 @@ impl Nats {
         Some((info.num_pending, info.num_ack_pending, info.num_redelivered))
     }
 
+    /// Messages stored under one subject of a stream.
+    pub async fn subject_messages(&self, stream: &str, subject: &str) -> u64 {
+        let stream = self.js.get_stream(stream).await.expect("stream");
+        let subjects = stream.info_with_subjects(subject).await.expect("subjects");
+        futures::pin_mut!(subjects);
+        let mut total = 0;
+        while let Some(Ok((_, count))) = subjects.next().await {
+            total += count as u64;
+        }
+        total
+    }
+
     /// Messages currently in a stream.
     pub async fn stream_messages(&self, stream: &str) -> Option<u64> {
         let mut stream = self.js.get_stream(stream).await.ok()?;

@@ -100,6 +100,20 @@ impl Sim {
         response["sent"].as_u64().unwrap_or(0)
     }
 
+    /// The open connections: id, peer, mode, system_id.
+    pub async fn connections(&self) -> Vec<Value> {
+        let response: Value = self
+            .http
+            .get(format!("{}/connections", self.control))
+            .send()
+            .await
+            .expect("sim connections")
+            .json()
+            .await
+            .expect("connections JSON");
+        response.as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn disconnect(&self) {
         self.http
             .post(format!("{}/disconnect", self.control))

@@ -180,6 +180,8 @@ pub struct BindActor {
     /// Redelivery lookups are failing (logged once per outage).
     pub(super) lookup_outage: bool,
     pub(super) sequence_skips_reported: u64,
+    /// An expiry scan of this bind's open MO index is under way.
+    pub(super) mo_scanning: bool,
     /// Writers still flushing before the actor stops.
     pub(super) closing_writers: usize,
     /// The armed timer: its deadline and handle.
@@ -234,6 +236,7 @@ impl BindActor {
             record_outage: false,
             lookup_outage: false,
             sequence_skips_reported: 0,
+            mo_scanning: false,
             closing_writers: 0,
             timer: None,
             deps,
@@ -390,6 +393,8 @@ impl Actor for BindActor {
         ctx.run_interval(reload, |act, ctx| act.reload_window(ctx));
         let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
         ctx.run_interval(progress, |act, _ctx| act.progress_acks());
+        let scan = super::mo::scan_interval(self.deps.config.timers.concat_window);
+        ctx.run_interval(scan, |act, ctx| act.scan_expired_mo(ctx));
         self.schedule_connect(ctx);
     }
 }

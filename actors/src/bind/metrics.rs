@@ -25,6 +25,8 @@ pub(super) struct BindMetrics {
     pub(super) possible_duplicates: metrics::Counter,
     pub(super) acks: metrics::Counter,
     pub(super) naks: metrics::Counter,
+    /// Concatenated MO messages open in this bind's index (labels mno, bindId).
+    pub(super) concat_buffer: metrics::Gauge,
     statuses: HashMap<u32, metrics::Counter>,
     /// Per lane (P0..P3): pulled, ack, nak.
     lanes: [[metrics::Counter; 3]; 4],
@@ -62,6 +64,11 @@ impl BindMetrics {
             possible_duplicates: metrics::counter!(metric::POSSIBLE_DUPLICATES, labels.clone()),
             acks: outcome("ack"),
             naks: outcome("nak"),
+            concat_buffer: metrics::gauge!(
+                metric::CONCAT_BUFFER,
+                "mno" => key.operator_id.to_string(),
+                "bindId" => key.bind_id.to_string()
+            ),
             statuses: HashMap::new(),
             lanes: LANES.map(|lane| {
                 LANE_OUTCOMES.map(|outcome| {

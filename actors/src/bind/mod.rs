@@ -9,6 +9,7 @@ mod intake;
 pub mod io;
 mod link;
 mod metrics;
+mod mo;
 mod pull;
 mod pull_mux;
 pub mod receipt;

@@ -1,7 +1,7 @@
 //! What happens to a `deliver_sm`: a delivery receipt is parsed, correlated through
 //! `CorrelationActor` (waiting a bounded time when it overtook its `submit_sm_resp`) and
-//! published as `DlrInboundEvent`; anything else is a mobile-originated message,
-//! published as `MoInboundEvent`. The returned status is what the bind answers the SMSC
+//! published as `DlrInboundEvent`; anything else is a mobile-originated message
+//! ([`super::mo`]: published as `MoInboundEvent`, concatenated parts reassembled). The returned status is what the bind answers the SMSC
 //! with: ESME_ROK only once the event is acknowledged by JetStream, ESME_RX_T_APPN when
 //! it could not be published (the SMSC delivers it again; the deterministic
 //! `Nats-Msg-Id` de-duplicates).
@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use smpp_connector::config::BindKey;
 use smpp_connector::dlr::{self, DlrError, ParsedReceipt};
-use smpp_connector::mo;
 use smpp_connector::pdu::{CommandStatus, SmBody};
 
 use super::actor::BindDeps;
 use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptMatch};
-use crate::events::{DlrInboundEvent, MoInboundEvent, now_rfc3339, subject};
+use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
 use crate::telemetry::metric;
 
@@ -40,7 +39,7 @@ pub async fn handle(
             );
             publish_receipt(&deps, &key, &credentials, None).await
         }
-        Err(DlrError::NotAReceipt { .. }) => publish_mo(&deps, &key, &body).await,
+        Err(DlrError::NotAReceipt { .. }) => super::mo::handle(&deps, &key, &body).await,
     };
     metrics::histogram!(metric::DLR_LATENCY).record(received.elapsed().as_secs_f64());
     status
@@ -166,39 +165,6 @@ async fn publish_receipt(
         Err(err) => {
             metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
             tracing::warn!(error = %err, operatorId = %key.operator_id, "receipt not published; SMSC will redeliver");
-            CommandStatus::ESME_RX_T_APPN
-        }
-    }
-}
-
-/// Publish an MO. Concatenated parts are published one by one, marked incomplete with
-/// their part count, until reassembly (SPEC §7) lands.
-async fn publish_mo(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
-    let mo = mo::decode(body);
-    let event = MoInboundEvent {
-        version: "1.0",
-        event_id: uuid::Uuid::new_v4().to_string(),
-        operator_id: key.operator_id.to_string(),
-        from: body.source_addr.clone(),
-        to: body.destination_addr.clone(),
-        text: mo.text,
-        data_coding: mo.data_coding,
-        binary: mo.binary,
-        parts: u32::from(mo.parts),
-        parts_received: 1,
-        incomplete: mo.parts > 1,
-        bind_id: key.bind_id,
-        received_at: now_rfc3339(),
-    };
-    match deps
-        .publisher
-        .publish(subject::MO_INBOUND, &event, None, None)
-        .await
-    {
-        Ok(()) => CommandStatus::ESME_ROK,
-        Err(err) => {
-            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            tracing::warn!(error = %err, operatorId = %key.operator_id, "MO not published; SMSC will redeliver");
             CommandStatus::ESME_RX_T_APPN
         }
     }

@@ -35,6 +35,11 @@ pub const LONG_MESSAGE_SEGMENTS: &str = "smpp_connector_long_message_segments_to
 pub const ENCODING: &str = "smpp_encoding_total";
 pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_total";
 pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
+pub const CONCAT_COMPLETE: &str = "smpp_concat_complete_total";
+pub const CONCAT_PARTIAL: &str = "smpp_concat_partial_total";
+pub const CONCAT_BUFFER: &str = "smpp_concat_buffer_size";
+pub const CONCAT_PARTS: &str = "smpp_concat_parts_total";
+pub const CONCAT_LOST: &str = "smpp_concat_lost_total";
 pub const CONCAT_REF_FALLBACKS: &str = "smpp_connector_concat_ref_fallback_total";
 pub const ROW_RETRIES: &str = "smpp_connector_correlation_row_retries_total";
 pub const BIND_DEGRADED: &str = "smpp_connector_bind_degraded_total";
@@ -156,6 +161,26 @@ pub fn describe_all() {
     describe_counter!(
         CONCAT_REF_FALLBACKS,
         "Outages of the Redis concatenation-reference blocks (a local counter was used)."
+    );
+    describe_counter!(
+        CONCAT_COMPLETE,
+        "Concatenated MO messages published complete."
+    );
+    describe_counter!(
+        CONCAT_PARTIAL,
+        "Concatenated MO messages published incomplete (their window ended first)."
+    );
+    describe_gauge!(
+        CONCAT_BUFFER,
+        "Concatenated MO messages waiting for parts in a bind's Redis index (cluster-wide; it should not grow)."
+    );
+    describe_counter!(
+        CONCAT_PARTS,
+        "Concatenated MO parts by result: stored, repeat, busy (being published partial, retried), conflict (reference reused), not_stored (Redis down, retried)."
+    );
+    describe_counter!(
+        CONCAT_LOST,
+        "Open MO messages whose parts expired in Redis before any scan published them (no owner of their bind for an hour)."
     );
     describe_counter!(
         ROW_RETRIES,

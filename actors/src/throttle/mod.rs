@@ -34,6 +34,8 @@ use smpp_connector::throttle::{
 
 use crate::telemetry::metric;
 
+pub mod mo;
+
 pub use smpp_connector::throttle::concat_ref_key;
 
 /// How long one Redis command may take before it counts as failed.

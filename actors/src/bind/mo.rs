@@ -1,0 +1,259 @@
+//! Mobile-originated messages (SPEC §7): a single part is published at once; a part of a
+//! concatenated message is stored in Redis ([`crate::throttle::mo`]) and the message is
+//! published once, when its last part arrives or, with what came, when its window ends
+//! (the bind's expiry scan). The deliver_sm_resp is ESME_ROK only once the part is
+//! stored or the event acknowledged by JetStream; otherwise ESME_RX_T_APPN and the SMSC
+//! delivers the part again (a stored part given again changes nothing; a complete
+//! message's event id is derived from its parts, so publishing it again is one event).
+//!
+//! Never logs the text or the addresses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use smpp_connector::config::BindKey;
+use smpp_connector::mo;
+use smpp_connector::pdu::{CommandStatus, SmBody};
+use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage};
+
+use super::actor::{BindActor, BindDeps};
+use crate::events::{MoInboundEvent, now_rfc3339, subject};
+use crate::telemetry::metric;
+use crate::throttle::mo::{ClaimExpiredMo, Claimed, FinishMo, StoreMoPart, Stored};
+
+/// How long a published message's hash stays as a tombstone (repeats of its parts are
+/// recognised): at least this, or the window if longer.
+const TOMBSTONE_MIN: Duration = Duration::from_secs(300);
+
+/// Handle one MO `deliver_sm`; returns the status of the deliver_sm_resp.
+pub async fn handle(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
+    let (user_data, concat) = mo::user_data(body);
+    let Some(part) = concat else {
+        return publish_single(deps, key, body).await;
+    };
+    let mo_key = MoKey::new(
+        key.operator_id.as_str(),
+        &body.source_addr,
+        &body.destination_addr,
+        part,
+    );
+    let redis_key = mo_key.redis_key();
+    let value = reassembly::stored_value(body.data_coding, user_data);
+    // A conflict is resolved once (the old message published partial), then stored again.
+    for _ in 0..2 {
+        let stored = deps
+            .throttle
+            .send(StoreMoPart {
+                key: mo_key.clone(),
+                bind_id: key.bind_id,
+                seq: part.seq,
+                value: value.clone(),
+                window: deps.config.timers.concat_window,
+            })
+            .await;
+        let stored = match stored {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(_)) | Err(_) => {
+                // Counted and logged once per outage by the throttle actor.
+                count_part(key, "not_stored");
+                return CommandStatus::ESME_RX_T_APPN;
+            }
+        };
+        match stored {
+            Stored::Waiting { .. } => {
+                count_part(key, "stored");
+                return CommandStatus::ESME_ROK;
+            }
+            Stored::Repeat => {
+                count_part(key, "repeat");
+                return CommandStatus::ESME_ROK;
+            }
+            Stored::Busy => {
+                count_part(key, "busy");
+                return CommandStatus::ESME_RX_T_APPN;
+            }
+            Stored::Complete(message) => {
+                count_part(key, "stored");
+                let published =
+                    publish_stored(deps, &mo_key.operator_id, &redis_key, key.bind_id, &message);
+                return match published.await {
+                    Ok(()) => CommandStatus::ESME_ROK,
+                    Err(()) => CommandStatus::ESME_RX_T_APPN,
+                };
+            }
+            Stored::Conflict(old) => {
+                count_part(key, "conflict");
+                let published =
+                    publish_stored(deps, &mo_key.operator_id, &redis_key, key.bind_id, &old);
+                if published.await.is_err() {
+                    return CommandStatus::ESME_RX_T_APPN;
+                }
+            }
+        }
+    }
+    CommandStatus::ESME_RX_T_APPN
+}
+
+fn count_part(key: &BindKey, result: &'static str) {
+    metrics::counter!(metric::CONCAT_PARTS, "mno" => key.operator_id.to_string(), "result" => result)
+        .increment(1);
+}
+
+/// Publish what a message's hash holds (complete or not) and leave it as a tombstone.
+/// A complete message names the bind its last part came in on (`bind_id`), a partial
+/// one the bind of its first part. `Err` when the event could not be published (nothing
+/// was finished).
+async fn publish_stored(
+    deps: &BindDeps,
+    operator_id: &str,
+    redis_key: &str,
+    bind_id: u16,
+    stored: &StoredMessage,
+) -> Result<(), ()> {
+    let Some((key, message)) = stored.assemble(operator_id) else {
+        // No meta (not written by us) or no usable part: nothing to publish.
+        tracing::warn!(operatorId = %operator_id, "stored MO parts unusable; dropped");
+        finish(deps, redis_key.to_owned(), false).await;
+        return Ok(());
+    };
+    let bind_id = match &stored.meta {
+        Some(meta) if message.incomplete => meta.bind_id,
+        _ => bind_id,
+    };
+    let event = message.event(&key, bind_id, now_rfc3339());
+    publish(deps, &event).await?;
+    count_message(operator_id, &message);
+    finish(deps, redis_key.to_owned(), !message.incomplete).await;
+    Ok(())
+}
+
+fn count_message(operator_id: &str, message: &Assembled) {
+    let name = if message.incomplete {
+        metric::CONCAT_PARTIAL
+    } else {
+        metric::CONCAT_COMPLETE
+    };
+    metrics::counter!(name, "mno" => operator_id.to_owned()).increment(1);
+}
+
+/// Take a published message out of its index. A failure leaves it listed: its expiry
+/// scan publishes it again under the same event id, which JetStream de-duplicates.
+async fn finish(deps: &BindDeps, redis_key: String, complete: bool) {
+    let keep = deps.config.timers.concat_window.max(TOMBSTONE_MIN);
+    let _ = deps
+        .throttle
+        .send(FinishMo {
+            redis_key,
+            complete,
+            keep,
+        })
+        .await;
+}
+
+async fn publish(deps: &BindDeps, event: &MoInboundEvent) -> Result<(), ()> {
+    match deps
+        .publisher
+        .publish(
+            subject::MO_INBOUND,
+            event,
+            Some(&format!("mo-{}", event.event_id)),
+            None,
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+            tracing::warn!(error = %err, operatorId = %event.operator_id, "MO not published; SMSC will redeliver");
+            Err(())
+        }
+    }
+}
+
+/// A message in one part: no Redis involved (it is published even while Redis is down).
+/// Its event id is random: two identical texts from one subscriber are two messages.
+async fn publish_single(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
+    let mo = mo::decode(body);
+    let event = MoInboundEvent {
+        version: "1.0",
+        event_id: uuid::Uuid::new_v4().to_string(),
+        operator_id: key.operator_id.to_string(),
+        from: body.source_addr.clone(),
+        to: body.destination_addr.clone(),
+        text: mo.text,
+        data_coding: mo.data_coding,
+        binary: mo.binary,
+        parts: 1,
+        parts_received: 1,
+        incomplete: false,
+        bind_id: key.bind_id,
+        received_at: now_rfc3339(),
+    };
+    match publish(deps, &event).await {
+        Ok(()) => CommandStatus::ESME_ROK,
+        Err(()) => CommandStatus::ESME_RX_T_APPN,
+    }
+}
+
+/// One expiry scan of a bind's open index: claim the messages whose window ended,
+/// publish each partial, and report how many are still open.
+async fn scan(deps: Arc<BindDeps>, key: BindKey) -> Option<u64> {
+    let claimed: Claimed = deps
+        .throttle
+        .send(ClaimExpiredMo {
+            operator_id: key.operator_id.to_string(),
+            bind_id: key.bind_id,
+        })
+        .await
+        .ok()?
+        .ok()?;
+    if claimed.gone > 0 {
+        metrics::counter!(metric::CONCAT_LOST, "mno" => key.operator_id.to_string())
+            .increment(claimed.gone);
+        tracing::warn!(
+            operatorId = %key.operator_id,
+            bindId = key.bind_id,
+            messages = claimed.gone,
+            "MO parts expired in Redis before their message was published"
+        );
+    }
+    let mut published = 0u64;
+    for (redis_key, stored) in &claimed.messages {
+        // Unpublished: the lease runs out and a later scan (here or on another pod) tries
+        // again; the event id stays the same.
+        let outcome = publish_stored(
+            &deps,
+            key.operator_id.as_str(),
+            redis_key,
+            key.bind_id,
+            stored,
+        );
+        if outcome.await.is_ok() {
+            published += 1;
+        }
+    }
+    Some(claimed.open.saturating_sub(published))
+}
+
+impl BindActor {
+    /// Run the expiry scan of this bind's open MO index (one at a time).
+    pub(super) fn scan_expired_mo(&mut self, ctx: &mut Context<Self>) {
+        if self.mo_scanning {
+            return;
+        }
+        self.mo_scanning = true;
+        let fut = scan(self.deps.clone(), self.key.clone());
+        ctx.spawn(fut.into_actor(self).map(|open, act, _ctx| {
+            act.mo_scanning = false;
+            if let Some(open) = open {
+                act.metrics.concat_buffer.set(open as f64);
+            }
+        }));
+    }
+}
+
+/// How often a bind scans its open index: a quarter of the window, within 100 ms – 5 s.
+pub fn scan_interval(window: Duration) -> Duration {
+    (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}

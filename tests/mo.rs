@@ -1,0 +1,441 @@
+//! Mobile-originated messages: the simulator sends deliver_sm that are not receipts, the
+//! service publishes `MoInboundEvent` on `sms.mo.inbound` — decoded by data_coding, and
+//! concatenated parts (UDH 8-bit, UDH 16-bit, SAR) reassembled in Redis: in any order,
+//! repeats ignored, partial after the window, across a restart and across two pods.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::proxy::Proxy;
+use crate::support::sim::credentials;
+use crate::support::{Nats, Oms, Service, Sim, eventually, metric, schema, shared, unique};
+
+const T: Duration = Duration::from_secs(30);
+
+/// GSM 7-bit default alphabet, unpacked (one septet per byte), for the characters the
+/// tests use: ASCII letters, digits and space are themselves; '@' 0x00, '£' 0x01, '€'
+/// the escape 0x1B 0x65.
+fn gsm7(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in text.chars() {
+        match c {
+            '@' => out.push(0x00),
+            '£' => out.push(0x01),
+            '€' => out.extend([0x1B, 0x65]),
+            c if c.is_ascii_alphanumeric() || c == ' ' || c == '.' => out.push(c as u8),
+            other => panic!("gsm7 helper: {other:?} not mapped"),
+        }
+    }
+    out
+}
+
+fn ucs2(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+}
+
+fn deliver(from: &str, data_coding: u8, user_data: &[u8]) -> Value {
+    json!({
+        "kind": "deliver_sm",
+        "source_addr": from,
+        "destination_addr": "3030",
+        "esm_class": 0,
+        "data_coding": data_coding,
+        "short_message_hex": hex::encode(user_data),
+    })
+}
+
+/// One part with a UDH: IEI 0x00 (8-bit reference) or 0x08 (16-bit).
+fn udh_part(from: &str, dc: u8, reference: u16, total: u8, seq: u8, data: &[u8]) -> Value {
+    let mut ud = if reference > 0xFF {
+        let [hi, lo] = reference.to_be_bytes();
+        vec![0x06, 0x08, 0x04, hi, lo, total, seq]
+    } else {
+        vec![0x05, 0x00, 0x03, reference as u8, total, seq]
+    };
+    ud.extend_from_slice(data);
+    let mut pdu = deliver(from, dc, &ud);
+    pdu["esm_class"] = json!(0x40);
+    pdu
+}
+
+/// One part described by the SAR TLVs.
+fn sar_part(from: &str, reference: u16, total: u8, seq: u8, text: &str) -> Value {
+    let mut pdu = deliver(from, 0, &gsm7(text));
+    pdu["tlvs"] = json!([
+        {"tag": 0x020C, "value_hex": hex::encode(reference.to_be_bytes())},
+        {"tag": 0x020E, "value_hex": hex::encode([total])},
+        {"tag": 0x020F, "value_hex": hex::encode([seq])},
+    ]);
+    pdu
+}
+
+/// A subscriber number of its own per message (the events are told apart by `from`).
+fn number() -> String {
+    format!("9370{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000)
+}
+
+async fn inject(sim: &Sim, pdu: Value) {
+    assert_eq!(sim.inject(pdu).await, 1, "sent to one connection");
+}
+
+async fn inject_to(sim: &Sim, conn: u64, mut pdu: Value) {
+    pdu["conn"] = json!(conn);
+    assert_eq!(sim.inject(pdu).await, 1, "sent to connection {conn}");
+}
+
+/// Wait until `n` deliver_sm_resp were recorded; their statuses.
+async fn resp_statuses(sim: &Sim, n: usize) -> Vec<u64> {
+    eventually(T, "deliver_sm_resp", || async {
+        let resps = sim.received_now("deliver_sm_resp");
+        (resps.len() >= n).then(|| {
+            resps
+                .iter()
+                .map(|r| r["status"].as_u64().unwrap_or(u64::MAX))
+                .collect()
+        })
+    })
+    .await
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    metric(text, name).iter().sum()
+}
+
+/// Every MO event this test saw from `from`, each validated against the contract.
+fn events_from<'a>(seen: &'a [Value], from: &str) -> Vec<&'a Value> {
+    let events: Vec<&Value> = seen.iter().filter(|e| e["from"] == from).collect();
+    for event in &events {
+        schema::assert_valid("mo-inbound-event.v1.schema.json", event);
+    }
+    events
+}
+
+async fn start(test: &str, extra: &[(&str, &str)]) -> (String, Nats, Sim, Oms, Service) {
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(test, &nats, &oms, &op, extra).await;
+    service.wait_bound(1).await;
+    (op, nats, sim, oms, service)
+}
+
+#[tokio::test]
+async fn single_part_messages_are_decoded_by_data_coding() {
+    let (_op, nats, sim, _oms, service) = start("mo_single", &[]).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let (gsm_from, ucs_from, bin_from) = (number(), number(), number());
+    inject(&sim, deliver(&gsm_from, 0x00, &gsm7("Hi @£€ 1"))).await;
+    inject(&sim, deliver(&ucs_from, 0x08, &ucs2("Salam 😀"))).await;
+    inject(&sim, deliver(&bin_from, 0x04, &[0xDE, 0xAD, 0xBE, 0xEF])).await;
+
+    let gsm = mo.wait_for(T, "GSM7 MO", |e| e["from"] == gsm_from).await;
+    assert_eq!(gsm["text"], "Hi @£€ 1");
+    assert_eq!(
+        (gsm["parts"].clone(), gsm["incomplete"].clone()),
+        (json!(1), json!(false))
+    );
+    assert_eq!(gsm["to"], "3030");
+    let ucs = mo.wait_for(T, "UCS2 MO", |e| e["from"] == ucs_from).await;
+    assert_eq!(ucs["text"], "Salam 😀");
+    assert_eq!(ucs["dataCoding"], 8);
+    let bin = mo.wait_for(T, "binary MO", |e| e["from"] == bin_from).await;
+    assert_eq!(
+        (bin["text"].clone(), bin["binary"].clone()),
+        (json!("3q2+7w=="), json!(true))
+    );
+    for from in [&gsm_from, &ucs_from, &bin_from] {
+        assert_eq!(events_from(&mo.seen, from).len(), 1);
+    }
+    assert_eq!(resp_statuses(&sim, 3).await, vec![0, 0, 0]);
+    service.assert_no_secrets(&[&gsm_from, &ucs_from, "Salam"]);
+}
+
+#[tokio::test]
+async fn concatenated_parts_in_any_order_make_one_event_each() {
+    let (op, nats, sim, _oms, service) = start("mo_concat", &[]).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let (udh8, udh16, sar) = (number(), number(), number());
+
+    // 3 parts, 8-bit reference, out of order, part 1 twice before the message completes.
+    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 3, &gsm7("jumps."))).await;
+    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 1, &gsm7("The quick "))).await;
+    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 1, &gsm7("The quick "))).await;
+    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 2, &gsm7("brown fox "))).await;
+    // 2 parts, 16-bit reference, UCS2 with an emoji's surrogate pair split between them.
+    let all = ucs2("ab😀c");
+    inject(&sim, udh_part(&udh16, 8, 0x1234, 2, 2, &all[6..])).await;
+    inject(&sim, udh_part(&udh16, 8, 0x1234, 2, 1, &all[..6])).await;
+    // 2 parts by SAR TLVs.
+    inject(&sim, sar_part(&sar, 7, 2, 1, "Hello ")).await;
+    inject(&sim, sar_part(&sar, 7, 2, 2, "world")).await;
+
+    let first = mo
+        .wait_for(T, "8-bit UDH message", |e| e["from"] == udh8)
+        .await;
+    assert_eq!(first["text"], "The quick brown fox jumps.");
+    assert_eq!(
+        (
+            first["parts"].clone(),
+            first["partsReceived"].clone(),
+            first["incomplete"].clone()
+        ),
+        (json!(3), json!(3), json!(false))
+    );
+    let second = mo
+        .wait_for(T, "16-bit UDH message", |e| e["from"] == udh16)
+        .await;
+    assert_eq!(second["text"], "ab😀c");
+    assert_eq!(second["parts"], 2);
+    let third = mo.wait_for(T, "SAR message", |e| e["from"] == sar).await;
+    assert_eq!(third["text"], "Hello world");
+    assert_eq!(third["operatorId"], op.as_str());
+
+    // The SMSC delivers a part of a published message again (its resp was lost).
+    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 3, &gsm7("jumps."))).await;
+    let statuses = resp_statuses(&sim, 9).await;
+    assert_eq!(statuses, vec![0; 9], "every part answered ESME_ROK");
+    mo.drain(Duration::from_secs(1)).await;
+    for from in [&udh8, &udh16, &sar] {
+        assert_eq!(
+            events_from(&mo.seen, from).len(),
+            1,
+            "one event per message"
+        );
+    }
+    assert_eq!(
+        nats.subject_messages("SMS_EVENTS", "sms.mo.inbound").await,
+        3
+    );
+    let metrics = service.metrics().await;
+    assert_eq!(
+        metric_sum(&metrics, "smpp_concat_complete_total{mno=\""),
+        3.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            &format!("smpp_concat_parts_total{{mno=\"{op}\",result=\"repeat\"}}")
+        ),
+        2.0
+    );
+    eventually(T, "buffer empty", || async {
+        let metrics = service.metrics().await;
+        (metric_sum(&metrics, "smpp_concat_buffer_size{") == 0.0
+            && metrics.contains("smpp_concat_buffer_size{"))
+        .then_some(())
+    })
+    .await;
+    service.assert_no_secrets(&[&udh8, "quick"]);
+}
+
+#[tokio::test]
+async fn a_missing_part_gives_one_partial_event_after_the_window() {
+    let (_op, nats, sim, _oms, service) =
+        start("mo_partial", &[("CONCAT_WINDOW_SECONDS", "1")]).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let from = number();
+    inject(&sim, udh_part(&from, 0, 0x51, 3, 3, &gsm7("end"))).await;
+    inject(&sim, udh_part(&from, 0, 0x51, 3, 1, &gsm7("begin "))).await;
+    let partial = mo
+        .wait_for(T, "partial message", |e| e["from"] == from)
+        .await;
+    assert_eq!(partial["text"], "begin end");
+    assert_eq!(
+        (
+            partial["parts"].clone(),
+            partial["partsReceived"].clone(),
+            partial["incomplete"].clone()
+        ),
+        (json!(3), json!(2), json!(true))
+    );
+    // A part repeated after the partial went out is recognised; the missing part arriving
+    // late is not lost: it comes out on its own, partial, after its window.
+    inject(&sim, udh_part(&from, 0, 0x51, 3, 1, &gsm7("begin "))).await;
+    inject(&sim, udh_part(&from, 0, 0x51, 3, 2, &gsm7("middle "))).await;
+    let late = mo
+        .wait_for(T, "the late part", |e| {
+            e["from"] == from && e["partsReceived"] == 1
+        })
+        .await;
+    assert_eq!(late["text"], "middle ");
+    mo.drain(Duration::from_secs(2)).await;
+    assert_eq!(events_from(&mo.seen, &from).len(), 2);
+    assert_eq!(resp_statuses(&sim, 4).await, vec![0; 4]);
+    let metrics = service.metrics().await;
+    assert_eq!(
+        metric_sum(&metrics, "smpp_concat_partial_total{mno=\""),
+        2.0
+    );
+    assert_eq!(metric_sum(&metrics, "smpp_concat_buffer_size{"), 0.0);
+}
+
+#[tokio::test]
+async fn parts_survive_a_restart_of_the_service() {
+    let test = "mo_restart";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let sim = Sim::start(test, json!({}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let mut first = Service::start(test, &nats, &oms, &op, &[]).await;
+    first.wait_bound(1).await;
+    let from = number();
+    inject(
+        &sim,
+        udh_part(&from, 0, 0x99, 2, 1, &gsm7("before the restart ")),
+    )
+    .await;
+    assert_eq!(resp_statuses(&sim, 1).await, vec![0]);
+    assert!(first.stop().is_some_and(|s| s.success()), "clean shutdown");
+
+    let second = Service::start(test, &nats, &oms, &op, &[]).await;
+    second.wait_bound(1).await;
+    inject(&sim, udh_part(&from, 0, 0x99, 2, 2, &gsm7("and after"))).await;
+    let event = mo.wait_for(T, "the message", |e| e["from"] == from).await;
+    assert_eq!(event["text"], "before the restart and after");
+    assert_eq!(event["incomplete"], false);
+    mo.drain(Duration::from_millis(500)).await;
+    assert_eq!(events_from(&mo.seen, &from).len(), 1);
+}
+
+#[tokio::test]
+async fn two_pods_receiving_parts_of_one_message_publish_one_event() {
+    let test = "mo_two_pods";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let sim = Sim::start(test, json!({}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let window = [("CONCAT_WINDOW_SECONDS", "3")];
+    let a = Service::start("mo_two_pods_a", &nats, &oms, &op, &window).await;
+    let b = Service::start("mo_two_pods_b", &nats, &oms, &op, &window).await;
+    a.wait_bound(1).await;
+    b.wait_bound(1).await;
+    let conns: Vec<u64> = eventually(T, "two sessions", || async {
+        let conns = sim.connections().await;
+        let ids: Vec<u64> = conns
+            .iter()
+            .filter(|c| !c["mode"].is_null())
+            .filter_map(|c| c["id"].as_u64())
+            .collect();
+        (ids.len() == 2).then_some(ids)
+    })
+    .await;
+
+    // One part on each pod's session: one event.
+    let from = number();
+    inject_to(
+        &sim,
+        conns[0],
+        udh_part(&from, 0, 0x10, 2, 1, &gsm7("one pod ")),
+    )
+    .await;
+    inject_to(
+        &sim,
+        conns[1],
+        udh_part(&from, 0, 0x10, 2, 2, &gsm7("and another")),
+    )
+    .await;
+    let event = mo.wait_for(T, "the message", |e| e["from"] == from).await;
+    assert_eq!(event["text"], "one pod and another");
+
+    // A message missing a part: both pods scan the bind's index; one partial event.
+    let lonely = number();
+    inject_to(
+        &sim,
+        conns[1],
+        udh_part(&lonely, 0, 0x11, 2, 1, &gsm7("alone")),
+    )
+    .await;
+    let partial = mo.wait_for(T, "partial", |e| e["from"] == lonely).await;
+    assert_eq!(partial["incomplete"], true);
+    mo.drain(Duration::from_secs(3)).await;
+    assert_eq!(events_from(&mo.seen, &from).len(), 1);
+    assert_eq!(events_from(&mo.seen, &lonely).len(), 1);
+    assert_eq!(
+        nats.subject_messages("SMS_EVENTS", "sms.mo.inbound").await,
+        2
+    );
+    assert_eq!(resp_statuses(&sim, 3).await, vec![0; 3]);
+}
+
+#[tokio::test]
+async fn redis_down_still_publishes_single_parts_and_defers_concatenated_ones() {
+    let test = "mo_redis_down";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let sim = Sim::start(test, json!({}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let redis = shared().redis_url.clone();
+    let authority = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .expect("host:port");
+    let proxy = Proxy::start(authority.parse().expect("redis address")).await;
+    let proxied = format!("redis://127.0.0.1:{}", proxy.port);
+    let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
+    service.wait_bound(1).await;
+    proxy.cut();
+
+    let single = number();
+    inject(&sim, deliver(&single, 0, &gsm7("short"))).await;
+    let event = mo.wait_for(T, "single part", |e| e["from"] == single).await;
+    assert_eq!(event["text"], "short");
+    let long = number();
+    inject(&sim, udh_part(&long, 0, 0x20, 2, 1, &gsm7("first "))).await;
+    // ESME_RX_T_APPN (0x64): not stored, the SMSC delivers it again.
+    assert_eq!(resp_statuses(&sim, 2).await, vec![0, 0x64]);
+
+    proxy.restore();
+    eventually(T, "redis back", || async {
+        inject(&sim, udh_part(&long, 0, 0x20, 2, 1, &gsm7("first "))).await;
+        let statuses = sim.received("deliver_sm_resp").await;
+        (statuses.last().and_then(|r| r["status"].as_u64()) == Some(0)).then_some(())
+    })
+    .await;
+    inject(&sim, udh_part(&long, 0, 0x20, 2, 2, &gsm7("second"))).await;
+    let event = mo
+        .wait_for(T, "the long message", |e| e["from"] == long)
+        .await;
+    assert_eq!(event["text"], "first second");
+    let metrics = service.metrics().await;
+    assert!(metric_sum(&metrics, "smpp_concat_parts_total{mno=\"") >= 3.0);
+    assert!(metrics.contains("result=\"not_stored\""));
+}
+
+#[tokio::test]
+async fn a_reused_reference_publishes_the_open_message_first() {
+    let (_op, nats, sim, _oms, _service) = start("mo_reused_ref", &[]).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let from = number();
+    // Part 1 of a message whose part 2 never comes, then a new message under the same
+    // reference: the first comes out partial at once, the second complete.
+    // (One at a time: parts handled concurrently under a reused reference are ambiguous.)
+    inject(&sim, udh_part(&from, 0, 0x33, 2, 1, &gsm7("lost half "))).await;
+    resp_statuses(&sim, 1).await;
+    inject(&sim, udh_part(&from, 0, 0x33, 2, 1, &gsm7("new "))).await;
+    resp_statuses(&sim, 2).await;
+    inject(&sim, udh_part(&from, 0, 0x33, 2, 2, &gsm7("message"))).await;
+    let old = mo
+        .wait_for(T, "the open message", |e| {
+            e["from"] == from && e["incomplete"] == true
+        })
+        .await;
+    assert_eq!(
+        (old["text"].clone(), old["partsReceived"].clone()),
+        (json!("lost half "), json!(1))
+    );
+    let new = mo
+        .wait_for(T, "the new message", |e| {
+            e["from"] == from && e["incomplete"] == false
+        })
+        .await;
+    assert_eq!(new["text"], "new message");
+    assert_eq!(resp_statuses(&sim, 3).await, vec![0; 3]);
+    mo.drain(Duration::from_millis(500)).await;
+    assert_eq!(events_from(&mo.seen, &from).len(), 2);
+}
