@@ -66,6 +66,20 @@ struct Args {
     /// Write the result as JSON here too.
     #[arg(long)]
     json_out: Option<String>,
+    /// After every dispatch is ACKed, wait for one published receipt per submit_sm and
+    /// report receipts per second end to end (submit to DLR event published).
+    #[arg(long)]
+    expect_receipts: bool,
+    /// MO instead of dispatch: have the simulator send this many concatenated MO
+    /// messages and wait for their events on `sms.mo.inbound`.
+    #[arg(long, default_value_t = 0)]
+    mo_messages: u32,
+    /// Parts per MO message (`--mo-messages`).
+    #[arg(long, default_value_t = 3)]
+    mo_parts: u8,
+    /// The simulator's control URL (`--mo-messages`).
+    #[arg(long)]
+    sim_control: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -325,6 +339,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let client = async_nats::connect(args.nats_url.as_str()).await?;
+    if args.mo_messages > 0 {
+        return mo_run(&args, client, deadline).await;
+    }
     let js = async_nats::jetstream::new(client.clone());
     let http = reqwest::Client::new();
     let consumer_name = format!("smpp-connector-{}-{}-p2", args.operator, args.direction);
@@ -392,7 +409,28 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = started.elapsed();
+    let mut elapsed = started.elapsed();
+    let acked = elapsed;
+    let mut receipts = None;
+    if args.expect_receipts {
+        // Receipts still being correlated and published when the last ACK went.
+        loop {
+            let now = scrape(&http, &args.metrics_url).await?;
+            let submitted = now.counter("smpp_connector_submit_total")
+                - before.counter("smpp_connector_submit_total");
+            let published = now.counter("smpp_connector_dlr_total")
+                - before.counter("smpp_connector_dlr_total");
+            if published >= submitted {
+                elapsed = started.elapsed();
+                receipts = Some(published);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting for the receipts ({published} of {submitted} published)");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let cpu_after = cpu_snapshot(&args)?;
     let nats_after = nats_counts(&http, args.nats_monitor_url.as_deref()).await;
     let rss = peak_rss_mib(args.service_pid);
@@ -409,6 +447,10 @@ async fn main() -> anyhow::Result<()> {
     let (age_p50, age_p99) = quantiles(&before, &after, "smpp_connector_dispatch_age_seconds");
     let (lookup_p50, lookup_p99) =
         quantiles(&before, &after, "smpp_connector_receipt_lookup_seconds");
+    let delta = |name: &str| after.counter(name) - before.counter(name);
+    let swept = delta("smpp_connector_correlation_swept_total");
+    let sweeps = delta("smpp_connector_correlation_sweep_seconds_count");
+    let sweep_seconds = delta("smpp_connector_correlation_sweep_seconds_sum");
     let rate = args.count as f64 / elapsed.as_secs_f64();
     let submit_rate = submits / elapsed.as_secs_f64();
 
@@ -462,6 +504,12 @@ async fn main() -> anyhow::Result<()> {
         "service_peak_rss_mib": rss,
         "nats_in_msgs_per_submit_sm": nats_messages.map(|m| m.0),
         "nats_out_msgs_per_submit_sm": nats_messages.map(|m| m.1),
+        "acked_seconds": acked.as_secs_f64(),
+        "receipts": receipts,
+        "receipts_per_second": receipts.map(|r| r / elapsed.as_secs_f64()),
+        "swept_rows": swept,
+        "sweeps": sweeps,
+        "sweep_seconds": sweep_seconds,
     });
     println!(
         "messages            {} ({submits:.0} submit_sm)",
@@ -478,6 +526,14 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     println!("throughput          {rate:.0} msg/s, {submit_rate:.0} submit_sm/s");
+    if let Some(receipts) = receipts {
+        println!(
+            "receipts            {receipts:.0} published, {:.0}/s end to end (last ACK at {:.2} s, last receipt at {:.2} s)",
+            receipts / elapsed.as_secs_f64(),
+            acked.as_secs_f64(),
+            elapsed.as_secs_f64()
+        );
+    }
     println!(
         "dispatch -> ACK     p50 {} ms, p99 {} ms (pulled -> ACK, service histogram)",
         ms(p50),
@@ -493,6 +549,11 @@ async fn main() -> anyhow::Result<()> {
         ms(lookup_p50),
         ms(lookup_p99)
     );
+    if swept > 0.0 {
+        println!(
+            "correlation sweep   {swept:.0} expired rows deleted in {sweeps:.0} sweeps, {sweep_seconds:.2} s of sweeping, during the run"
+        );
+    }
     println!("CPU                 seconds   ms per 1,000 submit_sm");
     for (name, seconds) in &cpu {
         let mark = if COUNTED.contains(&name.as_str()) {
@@ -522,6 +583,122 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(path) = args.json_out {
         std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+    }
+    Ok(())
+}
+
+/// `--mo-messages`: the simulator sends concatenated MO messages as fast as the service
+/// answers them; done when every message's event is on `sms.mo.inbound`.
+async fn mo_run(args: &Args, client: async_nats::Client, deadline: Instant) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let control = args
+        .sim_control
+        .clone()
+        .context("--mo-messages needs --sim-control")?;
+    if !control.contains("127.0.0.1") && !control.contains("localhost") {
+        bail!("the benchmark runs against loopback only");
+    }
+    if args.mo_messages > 200_000 || !(2..=10).contains(&args.mo_parts) {
+        bail!("--mo-messages must be 1..=200000 and --mo-parts 2..=10");
+    }
+    let http = reqwest::Client::new();
+    let mut events = client.subscribe("sms.mo.inbound").await?;
+    client.flush().await?;
+    let before = scrape(&http, &args.metrics_url).await?;
+    let cpu_before = cpu_snapshot(args)?;
+    let started = Instant::now();
+    let seed = (uuid::Uuid::new_v4().as_u128() % 10_000) as u64;
+    let burst = json!({"kind": "mo_burst", "messages": args.mo_messages, "parts": args.mo_parts, "seed": seed});
+    let inject = {
+        let http = http.clone();
+        tokio::spawn(async move {
+            http.post(format!("{control}/inject"))
+                .json(&burst)
+                .send()
+                .await?
+                .error_for_status()
+        })
+    };
+    let prefix = format!("8{seed:04}");
+    let (mut complete, mut partial) = (0u32, 0u32);
+    while complete + partial < args.mo_messages {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(message)) = tokio::time::timeout(left, events.next()).await else {
+            bail!(
+                "timed out: {complete} complete and {partial} partial of {} MO messages",
+                args.mo_messages
+            );
+        };
+        let event: serde_json::Value = serde_json::from_slice(&message.payload)?;
+        if !event["from"]
+            .as_str()
+            .is_some_and(|f| f.starts_with(&prefix))
+        {
+            continue;
+        }
+        if event["incomplete"] == json!(false) {
+            complete += 1;
+        } else {
+            partial += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    inject.await??;
+    let cpu_after = cpu_snapshot(args)?;
+    let after = scrape(&http, &args.metrics_url).await?;
+    let parts = f64::from(args.mo_messages) * f64::from(args.mo_parts);
+    let per_1000 = |seconds: f64| seconds * 1_000_000.0 / parts;
+    let cpu: Vec<(String, f64)> = cpu_after
+        .iter()
+        .zip(&cpu_before)
+        .map(|((name, a), (_, b))| (name.clone(), a - b))
+        .collect();
+    let counted: f64 = cpu
+        .iter()
+        .filter(|(name, _)| COUNTED.contains(&name.as_str()))
+        .map(|(_, s)| s)
+        .sum();
+    let (p50, p99) = quantiles(&before, &after, "smpp_connector_dlr_latency_seconds");
+    let parts_rate = parts / elapsed.as_secs_f64();
+    println!(
+        "MO messages         {} x {} parts: {complete} complete, {partial} partial",
+        args.mo_messages, args.mo_parts
+    );
+    println!(
+        "throughput          {parts_rate:.0} parts/s, {:.0} messages/s ({:.2} s)",
+        f64::from(args.mo_messages) / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "deliver_sm -> resp  p50 {} ms, p99 {} ms (stored in Redis or event acknowledged)",
+        ms(p50),
+        ms(p99)
+    );
+    println!("CPU                 seconds   ms per 1,000 parts");
+    for (name, seconds) in &cpu {
+        println!("  {name:<16} {seconds:>8.2} {:>10.1}", per_1000(*seconds));
+    }
+    println!(
+        "  {:<16} {counted:>8.2} {:>10.1}",
+        "counted total",
+        per_1000(counted)
+    );
+    if let Some(path) = &args.json_out {
+        let result = json!({
+            "mo_messages": args.mo_messages,
+            "mo_parts": args.mo_parts,
+            "complete": complete,
+            "partial": partial,
+            "seconds": elapsed.as_secs_f64(),
+            "mo_parts_per_second": parts_rate,
+            "deliver_sm_resp_p50_ms": p50.map(|s| s * 1000.0),
+            "deliver_sm_resp_p99_ms": p99.map(|s| s * 1000.0),
+            "counted_cpu_ms_per_1000_parts": per_1000(counted),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+    }
+    if partial > 0 {
+        bail!("{partial} MO messages came out partial");
     }
     Ok(())
 }

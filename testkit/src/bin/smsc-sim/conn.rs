@@ -767,6 +767,51 @@ pub enum Inject {
     DeliverSm(Box<SmBody>),
     Unbind,
     EnquireLink,
+    /// `messages` concatenated MO messages of `parts` parts each (8-bit UDH, 153 GSM7
+    /// septets a part), each message's parts in reverse order, one originator per message
+    /// (`8{seed:04}{n:07}`), spread over the receiving connections: the load of
+    /// `scripts/bench --mo`.
+    MoBurst {
+        messages: u32,
+        parts: u8,
+        seed: u16,
+    },
+}
+
+/// The deliver_sm of part `seq` of burst message `n`.
+fn burst_part(n: u32, parts: u8, seq: u8, seed: u16) -> SmBody {
+    let mut user_data = vec![0x05, 0x00, 0x03, (n % 255) as u8 + 1, parts, seq];
+    let text = format!("burst message {n} part {seq} ");
+    user_data.extend(text.bytes().chain(std::iter::repeat(b'x')).take(153));
+    SmBody {
+        source_addr_ton: 1,
+        source_addr_npi: 1,
+        source_addr: format!("8{seed:04}{n:07}"),
+        dest_addr_ton: 0,
+        dest_addr_npi: 1,
+        destination_addr: "3030".to_owned(),
+        esm_class: 0x40,
+        short_message: user_data,
+        ..SmBody::default()
+    }
+}
+
+/// Queue an [`Inject::MoBurst`]: waits for room in the write queues (no timeout: the
+/// writers drain them at the ESME's pace). Returns the PDUs queued.
+async fn inject_burst(targets: &[Arc<ConnShared>], messages: u32, parts: u8, seed: u16) -> usize {
+    let mut sent = 0;
+    for n in 0..messages {
+        let target = &targets[n as usize % targets.len()];
+        for seq in (1..=parts).rev() {
+            let body = burst_part(n, parts, seq, seed);
+            let frame = Frame::new(target.next_seq(), Pdu::DeliverSm(Box::new(body)));
+            if target.tx.send(Out::Frame(frame)).await.is_err() {
+                return sent;
+            }
+            sent += 1;
+        }
+    }
+    sent
 }
 
 impl Inject {
@@ -822,6 +867,14 @@ impl Inject {
                 Out::Frame(Frame::new(conn.next_seq(), Pdu::Unbind))
             }
             Inject::EnquireLink => Out::Frame(Frame::new(conn.next_seq(), Pdu::EnquireLink)),
+            Inject::MoBurst {
+                messages,
+                parts,
+                seed,
+            } => Out::Frame(Frame::new(
+                conn.next_seq(),
+                Pdu::DeliverSm(Box::new(burst_part(*messages, *parts, 1, *seed))),
+            )),
         }
     }
 }
@@ -852,6 +905,17 @@ pub async fn inject(state: &SimState, inject: &Inject, conn: Option<u64>) -> Res
             })
             .collect(),
     };
+    if let Inject::MoBurst {
+        messages,
+        parts,
+        seed,
+    } = *inject
+    {
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        return Ok(inject_burst(&targets, messages, parts, seed).await);
+    }
     let mut sent = 0;
     for target in targets {
         let out = inject.out_for(&target);

@@ -197,7 +197,8 @@ fn hex_field(request: &Value, key: &str) -> Result<Option<Vec<u8>>, String> {
 /// `deliver_sm` takes `source_addr`, `destination_addr`, `short_message_hex` (or
 /// `short_message` as text), `esm_class`, `data_coding`, `registered_delivery`,
 /// `service_type`, `source_addr_ton/npi`, `dest_addr_ton/npi` and
-/// `tlvs: [{"tag": u16, "value_hex": ".."}]`; `raw` takes `hex`.
+/// `tlvs: [{"tag": u16, "value_hex": ".."}]`; `raw` takes `hex`; `mo_burst` takes
+/// `messages`, `parts` and a `seed` for the originators.
 pub fn parse_inject(request: &Value) -> Result<(Inject, Option<u64>), String> {
     if !request.is_object() {
         return Err("inject body must be a JSON object".to_owned());
@@ -218,9 +219,23 @@ pub fn parse_inject(request: &Value) -> Result<(Inject, Option<u64>), String> {
             Inject::Raw(Bytes::from(bytes))
         }
         "deliver_sm" => Inject::DeliverSm(Box::new(parse_deliver_sm(request)?)),
+        "mo_burst" => {
+            let number = |key: &str, max: u64| {
+                request
+                    .get(key)
+                    .and_then(Value::as_u64)
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or(format!("mo_burst needs {key} from 1 to {max}"))
+            };
+            Inject::MoBurst {
+                messages: number("messages", 200_000)? as u32,
+                parts: number("parts", 10)? as u8,
+                seed: request.get("seed").and_then(Value::as_u64).unwrap_or(0) as u16 % 10_000,
+            }
+        }
         other => {
             return Err(format!(
-                "unknown kind {other:?} (malformed, oversize, unknown_command, raw, deliver_sm, unbind, enquire_link)"
+                "unknown kind {other:?} (malformed, oversize, unknown_command, raw, deliver_sm, mo_burst, unbind, enquire_link)"
             ));
         }
     };
