@@ -426,9 +426,7 @@ impl Vars<'_> {
         match self.get(name) {
             None => Ok(default),
             Some(raw) => match raw.parse::<f64>() {
-                Ok(s) if s.is_finite() && s >= 0.001 && s <= 86_400.0 => {
-                    Ok(Duration::from_secs_f64(s))
-                }
+                Ok(s) if (0.001..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
                 _ => Err(ConfigError::new(
                     name,
                     format!("must be a number of seconds from 0.001 to 86400 (got {raw:?})"),
