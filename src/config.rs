@@ -58,6 +58,9 @@ pub mod env {
     pub const DRAIN_ALERT_AFTER_MS: &str = "DRAIN_ALERT_AFTER_MS";
     pub const CORRELATION_SWEEP_MS: &str = "CORRELATION_SWEEP_MS";
     pub const CONCAT_WINDOW_SECONDS: &str = "CONCAT_WINDOW_SECONDS";
+    pub const BIND_OWNERSHIP: &str = "BIND_OWNERSHIP";
+    pub const OWNER_TTL_MS: &str = "OWNER_TTL_MS";
+    pub const OWNER_REFRESH_MS: &str = "OWNER_REFRESH_MS";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -293,6 +296,10 @@ pub struct Timers {
     /// How long the parts of a concatenated MO are waited for, from its first part; then
     /// what came is published with `incomplete: true`.
     pub concat_window: Duration,
+    /// TTL of a bind's owner key in NATS KV (the bucket's max age).
+    pub owner_ttl: Duration,
+    /// How often an owner refreshes its keys and heartbeat, and re-plans.
+    pub owner_refresh: Duration,
 }
 
 impl Default for Timers {
@@ -317,6 +324,8 @@ impl Default for Timers {
             drain_alert_after: Duration::from_secs(300),
             correlation_sweep: Duration::from_secs(60),
             concat_window: Duration::from_secs(60),
+            owner_ttl: Duration::from_secs(30),
+            owner_refresh: Duration::from_secs(10),
         }
     }
 }
@@ -342,6 +351,10 @@ pub struct Config {
     pub http_port: u16,
     pub admin_port: u16,
     pub shadow_mode: bool,
+    /// Binds are claimed in NATS KV (`smpp-bind-owners`), one owner per bind across
+    /// pods (`BIND_OWNERSHIP=kv`, the default), or every pod runs every bind id (`off`:
+    /// one pod only).
+    pub bind_ownership: bool,
     pub nats_ensure_streams: bool,
     pub dispatch_stream: String,
     pub events_stream: String,
@@ -632,8 +645,16 @@ impl Config {
             drain_alert_after: v.millis(env::DRAIN_ALERT_AFTER_MS, defaults.drain_alert_after)?,
             correlation_sweep: v.millis(env::CORRELATION_SWEEP_MS, defaults.correlation_sweep)?,
             concat_window: v.seconds(env::CONCAT_WINDOW_SECONDS, defaults.concat_window)?,
+            owner_ttl: v.millis(env::OWNER_TTL_MS, defaults.owner_ttl)?,
+            owner_refresh: v.millis(env::OWNER_REFRESH_MS, defaults.owner_refresh)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
         };
+        if timers.owner_refresh * 2 >= timers.owner_ttl {
+            return Err(ConfigError::new(
+                env::OWNER_REFRESH_MS,
+                "must be below half of OWNER_TTL_MS (an owner refreshes at least twice per TTL)",
+            ));
+        }
         if timers.reconnect_backoff_max < timers.reconnect_backoff_base {
             return Err(ConfigError::new(
                 env::RECONNECT_BACKOFF_MAX_MS,
@@ -686,6 +707,16 @@ impl Config {
             http_port,
             admin_port,
             shadow_mode: v.flag(env::SHADOW_MODE, false)?,
+            bind_ownership: match v.get(env::BIND_OWNERSHIP) {
+                None | Some("kv") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        env::BIND_OWNERSHIP,
+                        format!("must be kv or off (got {other:?})"),
+                    ));
+                }
+            },
             nats_ensure_streams: v.flag(env::NATS_ENSURE_STREAMS, true)?,
             dispatch_stream: stream_name(env::DISPATCH_STREAM, "SMS_DISPATCH")?,
             events_stream: stream_name(env::EVENTS_STREAM, "SMS_EVENTS")?,

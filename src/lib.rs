@@ -33,6 +33,7 @@ pub mod events;
 pub mod flow;
 pub mod ledger;
 pub mod mo;
+pub mod ownership;
 pub mod pdu;
 pub mod reassembly;
 pub mod session;

@@ -7,6 +7,7 @@ mod support;
 
 mod admin;
 mod bind;
+mod cluster;
 mod correlation_store;
 mod dispatch;
 mod flow_control;

@@ -96,6 +96,21 @@ pub async fn run(
         readiness.clone(),
     )
     .start();
+    let ownership = if config.bind_ownership {
+        let js = async_nats::jetstream::new(client.clone());
+        let stores = crate::ownership::buckets(&js, config.timers.owner_ttl).await?;
+        let actor = crate::ownership::OwnershipActor::new(
+            config.clone(),
+            stores,
+            supervisor.clone().recipient(),
+            supervisor.clone().recipient(),
+        )
+        .start();
+        supervisor.do_send(crate::supervisor::SetOwnership(actor.clone()));
+        Some(actor)
+    } else {
+        None
+    };
 
     let admin_state = AdminState {
         token: config.admin_token.clone(),
@@ -122,6 +137,14 @@ pub async fn run(
     let deadline =
         config.timers.drain_timeout + config.timers.bind_timeout + Duration::from_secs(2);
     let _ = supervisor.send(Shutdown { deadline }).await;
+    if let Some(ownership) = &ownership {
+        // The binds are down: hand their keys back so another pod takes them at once.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            ownership.send(crate::ownership::ReleaseAll),
+        )
+        .await;
+    }
     admin_handle.stop(true).await;
     probe_handle.stop(true).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;

@@ -26,6 +26,7 @@ pub mod health;
 pub mod http;
 pub mod nats;
 pub mod oms;
+pub mod ownership;
 pub mod supervisor;
 pub mod telemetry;
 pub mod throttle;

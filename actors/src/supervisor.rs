@@ -23,6 +23,7 @@ use crate::correlation::CorrelationActor;
 use crate::health::{HealthPublisherActor, PublishHealth};
 use crate::nats::{self, EventPublisher};
 use crate::oms::CredentialSource;
+use crate::ownership::{OperatorBinds, OwnershipActor, Released, StartBind, StopBind};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
@@ -112,7 +113,19 @@ pub struct Supervisor {
     deps: Option<Arc<BindDeps>>,
     binds: BTreeMap<BindKey, BindEntry>,
     shutting_down: bool,
+    /// With `BIND_OWNERSHIP=kv`: binds run only when the ownership actor says so.
+    ownership: Option<Addr<OwnershipActor>>,
+    /// Lane consumers of each ready operator, for binds started later.
+    operator_lanes: BTreeMap<OperatorId, (u16, Lanes)>,
 }
+
+/// Lane consumers by priority, shared by the binds of an operator.
+type Lanes = Arc<[(usize, PullConsumer)]>;
+
+/// The ownership actor (created after the supervisor, which it sends to).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetOwnership(pub Addr<OwnershipActor>);
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,6 +156,8 @@ impl Supervisor {
             deps: None,
             binds: BTreeMap::new(),
             shutting_down: false,
+            ownership: None,
+            operator_lanes: BTreeMap::new(),
         }
     }
 
@@ -313,24 +328,99 @@ impl Handler<OperatorReady> for Supervisor {
         if self.shutting_down {
             return;
         }
+        self.operator_lanes
+            .insert(msg.operator_id.clone(), (msg.bind_count, msg.lanes.clone()));
+        if self.config.bind_ownership {
+            tracing::info!(operatorId = %msg.operator_id, binds = msg.bind_count, direction = %self.config.direction, "binds claimed through NATS KV");
+            if let Some(ownership) = &self.ownership {
+                ownership.do_send(OperatorBinds {
+                    operator_id: msg.operator_id,
+                    bind_count: msg.bind_count,
+                });
+            }
+            return;
+        }
         tracing::info!(operatorId = %msg.operator_id, binds = msg.bind_count, direction = %self.config.direction, "starting binds");
         for bind_id in 0..msg.bind_count {
             let key = BindKey::new(msg.operator_id.clone(), self.config.direction, bind_id);
-            if self.binds.contains_key(&key) {
-                continue;
-            }
-            let addr = self.spawn_bind(key.clone(), msg.lanes.clone());
-            self.binds.insert(
-                key,
-                BindEntry {
-                    addr,
-                    state: BindState::Disconnected,
-                    reason: None,
-                    lanes: msg.lanes.clone(),
-                },
-            );
+            self.start_bind(key);
         }
+    }
+}
+
+impl Supervisor {
+    fn start_bind(&mut self, key: BindKey) {
+        if self.binds.contains_key(&key) || self.shutting_down {
+            return;
+        }
+        let Some((_, lanes)) = self.operator_lanes.get(&key.operator_id) else {
+            return;
+        };
+        let lanes = lanes.clone();
+        let addr = self.spawn_bind(key.clone(), lanes.clone());
+        self.binds.insert(
+            key,
+            BindEntry {
+                addr,
+                state: BindState::Disconnected,
+                reason: None,
+                lanes,
+            },
+        );
         self.update_gauges();
+    }
+}
+
+impl Handler<SetOwnership> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetOwnership, _ctx: &mut Context<Self>) {
+        for (operator_id, (bind_count, _)) in &self.operator_lanes {
+            msg.0.do_send(OperatorBinds {
+                operator_id: operator_id.clone(),
+                bind_count: *bind_count,
+            });
+        }
+        self.ownership = Some(msg.0);
+    }
+}
+
+impl Handler<StartBind> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartBind, _ctx: &mut Context<Self>) {
+        self.start_bind(msg.key);
+    }
+}
+
+impl Handler<StopBind> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopBind, ctx: &mut Context<Self>) {
+        let Some(entry) = self.binds.remove(&msg.key) else {
+            if msg.graceful
+                && let Some(ownership) = &self.ownership
+            {
+                ownership.do_send(Released { key: msg.key });
+            }
+            return;
+        };
+        self.update_gauges();
+        self.publish_health(&msg.key, BindState::Disconnected, Some(msg.reason.into()));
+        let ownership = self.ownership.clone();
+        let stop = entry.addr.send(ShutdownBind);
+        let deadline = self.config.timers.drain_timeout + self.config.timers.bind_timeout;
+        ctx.spawn(
+            async move {
+                let _ = tokio::time::timeout(deadline, stop).await;
+                if msg.graceful
+                    && let Some(ownership) = ownership
+                {
+                    ownership.do_send(Released { key: msg.key });
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 

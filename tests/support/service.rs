@@ -19,6 +19,8 @@ pub const FAST_TIMERS: &[(&str, &str)] = &[
     ("RECEIPT_CORRELATION_WAIT_MS", "3000"),
     ("DRAIN_TIMEOUT_MS", "3000"),
     ("WINDOW_RELOAD_MS", "1000"),
+    ("OWNER_TTL_MS", "2000"),
+    ("OWNER_REFRESH_MS", "300"),
 ];
 
 /// A running service, killed on drop.

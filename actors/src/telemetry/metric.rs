@@ -35,6 +35,7 @@ pub const LONG_MESSAGE_SEGMENTS: &str = "smpp_connector_long_message_segments_to
 pub const ENCODING: &str = "smpp_encoding_total";
 pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_total";
 pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
+pub const BIND_OWNER_CHANGES: &str = "smpp_bind_owner_changes_total";
 pub const CONCAT_COMPLETE: &str = "smpp_concat_complete_total";
 pub const CONCAT_PARTIAL: &str = "smpp_concat_partial_total";
 pub const CONCAT_BUFFER: &str = "smpp_concat_buffer_size";
@@ -161,6 +162,10 @@ pub fn describe_all() {
     describe_counter!(
         CONCAT_REF_FALLBACKS,
         "Outages of the Redis concatenation-reference blocks (a local counter was used)."
+    );
+    describe_counter!(
+        BIND_OWNER_CHANGES,
+        "Binds this pod claimed, gave up or lost in NATS KV (smpp-bind-owners)."
     );
     describe_counter!(
         CONCAT_COMPLETE,

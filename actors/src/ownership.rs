@@ -1,0 +1,472 @@
+//! `OwnershipActor`: exactly one owner per bind across pods (SPEC §9, US-SC-016/017), in
+//! NATS KV. Bucket `smpp-bind-owners`: key `{operatorId}.{direction}.{bindId}`, value
+//! `{pod, claimedAt}`, max age `OWNER_TTL_MS` (30 s); bucket `smpp-bind-pods`: one
+//! heartbeat per pod, operator and direction, same max age.
+//!
+//! Every `OWNER_REFRESH_MS` (10 s) the actor writes its heartbeats, refreshes each key it
+//! holds by revision, reads the owners and live pods, and carries out
+//! [`smpp_connector::ownership::plan`]: a free bind is claimed by create-if-absent, a bind
+//! above the pod's fair share is drained, unbound and its key deleted. A key whose
+//! revision moved (another pod holds it) stops the bind at once; a key that could not be
+//! refreshed for longer than TTL − 2 refreshes stops it too, before the TTL could let
+//! another pod in. The supervisor runs a bind only when told to ([`StartBind`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures::StreamExt;
+use smpp_connector::config::{BindKey, Config, OperatorId};
+use smpp_connector::ownership::{self, Action, OwnerRecord};
+
+use crate::events::now_rfc3339;
+use crate::telemetry::metric;
+
+pub const OWNERS_BUCKET: &str = "smpp-bind-owners";
+pub const PODS_BUCKET: &str = "smpp-bind-pods";
+
+/// Run a bind (this pod now owns it).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct StartBind {
+    pub key: BindKey,
+}
+
+/// Stop a bind: `graceful` drains and unbinds first (a release); otherwise at once (the
+/// ownership was lost). Answer a release with [`Released`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct StopBind {
+    pub key: BindKey,
+    pub graceful: bool,
+    pub reason: &'static str,
+}
+
+/// An operator's bind count is known (from OMS).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct OperatorBinds {
+    pub operator_id: OperatorId,
+    pub bind_count: u16,
+}
+
+/// A released bind is down: its key can go.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Released {
+    pub key: BindKey,
+}
+
+/// Shutdown: the binds are down; delete every key held and the heartbeats.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ReleaseAll;
+
+/// Which pod owns a bind, as last read (for `admin binds` and `operator.health`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "BTreeMap<BindKey, String>")]
+pub struct Owners;
+
+struct Held {
+    revision: u64,
+    refreshed: Instant,
+}
+
+/// Open (creating if absent) the two buckets.
+pub async fn buckets(
+    js: &jetstream::Context,
+    ttl: Duration,
+) -> anyhow::Result<(kv::Store, kv::Store)> {
+    let open = |bucket: &'static str| {
+        let js = js.clone();
+        async move {
+            match js.get_key_value(bucket).await {
+                Ok(store) => Ok(store),
+                Err(_) => js
+                    .create_key_value(kv::Config {
+                        bucket: bucket.to_owned(),
+                        history: 1,
+                        max_age: ttl,
+                        storage: jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("KV bucket {bucket}: {e}")),
+            }
+        }
+    };
+    Ok((open(OWNERS_BUCKET).await?, open(PODS_BUCKET).await?))
+}
+
+pub struct OwnershipActor {
+    config: Arc<Config>,
+    owners_kv: kv::Store,
+    pods_kv: kv::Store,
+    supervisor: Recipient<StartBind>,
+    stopper: Recipient<StopBind>,
+    operators: BTreeMap<OperatorId, u16>,
+    held: BTreeMap<BindKey, Held>,
+    /// Released, waiting for the bind to be down before the key is deleted.
+    releasing: BTreeSet<BindKey>,
+    /// Owner pod of each bind, as last read.
+    seen: BTreeMap<BindKey, String>,
+    ticking: bool,
+    ticks: u64,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for OwnershipActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnershipActor")
+            .field("held", &self.held.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one tick read and did (outside the actor).
+struct Tick {
+    refreshed: Vec<(BindKey, Result<u64, RefreshFailure>)>,
+    claimed: Vec<(BindKey, u64)>,
+    release: Vec<BindKey>,
+    seen: BTreeMap<BindKey, String>,
+}
+
+enum RefreshFailure {
+    /// Another pod holds the key (or it is gone): stop at once.
+    Lost,
+    /// NATS did not answer.
+    Unavailable,
+}
+
+impl OwnershipActor {
+    pub fn new(
+        config: Arc<Config>,
+        (owners_kv, pods_kv): (kv::Store, kv::Store),
+        supervisor: Recipient<StartBind>,
+        stopper: Recipient<StopBind>,
+    ) -> Self {
+        OwnershipActor {
+            config,
+            owners_kv,
+            pods_kv,
+            supervisor,
+            stopper,
+            operators: BTreeMap::new(),
+            held: BTreeMap::new(),
+            releasing: BTreeSet::new(),
+            seen: BTreeMap::new(),
+            ticking: false,
+            ticks: 0,
+            stopped: false,
+        }
+    }
+
+    fn record(&self) -> Bytes {
+        let record = OwnerRecord {
+            pod: self.config.pod_name.clone(),
+            claimed_at: now_rfc3339(),
+        };
+        Bytes::from(serde_json::to_vec(&record).expect("record serializes"))
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.ticking || self.stopped {
+            return;
+        }
+        self.ticking = true;
+        if !self.operators.is_empty() {
+            self.ticks += 1;
+        }
+        // The first tick with operators only announces this pod, so pods starting
+        // together see each other before anyone claims.
+        let plan_now = self.ticks > 1;
+        let owners_kv = self.owners_kv.clone();
+        let pods_kv = self.pods_kv.clone();
+        let me = self.config.pod_name.clone();
+        let direction = self.config.direction;
+        let operators = self.operators.clone();
+        let held: Vec<(BindKey, u64)> = self
+            .held
+            .iter()
+            .map(|(k, h)| (k.clone(), h.revision))
+            .collect();
+        let releasing = self.releasing.clone();
+        let record = self.record();
+        let heartbeat = record.clone();
+        let work = async move {
+            for op in operators.keys() {
+                let _ = pods_kv
+                    .put(ownership::pod_key(op, direction, &me), heartbeat.clone())
+                    .await;
+            }
+            let mut refreshed = Vec::new();
+            for (key, revision) in &held {
+                let name = ownership::owner_key(&key.operator_id, key.direction, key.bind_id);
+                let result = match owners_kv.update(&name, record.clone(), *revision).await {
+                    Ok(revision) => Ok(revision),
+                    Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                        Err(RefreshFailure::Lost)
+                    }
+                    Err(_) => Err(RefreshFailure::Unavailable),
+                };
+                refreshed.push((key.clone(), result));
+            }
+            let mut claimed = Vec::new();
+            let mut release = Vec::new();
+            let mut seen = BTreeMap::new();
+            for (op, bind_count) in &operators {
+                let prefix = format!("{op}.{}.", direction.as_str());
+                let mut pods = BTreeSet::new();
+                if let Ok(mut keys) = pods_kv.keys().await {
+                    while let Some(Ok(k)) = keys.next().await {
+                        if let Some(pod) = k.strip_prefix(&prefix) {
+                            pods.insert(pod.to_owned());
+                        }
+                    }
+                }
+                let mut owners = BTreeMap::new();
+                let mut revisions = BTreeMap::new();
+                let mut read_all = true;
+                let ids = 0..(*bind_count)
+                    .max(held.iter().map(|(k, _)| k.bind_id + 1).max().unwrap_or(0));
+                for id in ids {
+                    let name = ownership::owner_key(op, direction, id);
+                    match owners_kv.entry(&name).await {
+                        Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                            if let Ok(record) = serde_json::from_slice::<OwnerRecord>(&entry.value)
+                            {
+                                seen.insert(
+                                    BindKey::new(op.clone(), direction, id),
+                                    record.pod.clone(),
+                                );
+                                owners.insert(id, record.pod);
+                                revisions.insert(id, entry.revision);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => read_all = false,
+                    }
+                }
+                if !plan_now || !read_all {
+                    continue;
+                }
+                let running: BTreeSet<u16> = held
+                    .iter()
+                    .filter(|(k, _)| &k.operator_id == op)
+                    .map(|(k, _)| k.bind_id)
+                    .filter(|id| {
+                        !releasing
+                            .iter()
+                            .any(|r| r.bind_id == *id && &r.operator_id == op)
+                    })
+                    .collect();
+                let view = ownership::View {
+                    me: &me,
+                    bind_count: *bind_count,
+                    pods: &pods,
+                    owners: &owners,
+                };
+                for action in ownership::plan(&view, &running) {
+                    let key = BindKey::new(
+                        op.clone(),
+                        direction,
+                        match action {
+                            Action::Claim(id) | Action::Release(id) => id,
+                        },
+                    );
+                    let name = ownership::owner_key(op, direction, key.bind_id);
+                    match action {
+                        Action::Claim(id) => {
+                            let result = match revisions.get(&id) {
+                                // Recorded under this pod's name: adopt by revision.
+                                Some(revision) => owners_kv
+                                    .update(&name, record.clone(), *revision)
+                                    .await
+                                    .ok(),
+                                None => owners_kv.create(&name, record.clone()).await.ok(),
+                            };
+                            if let Some(revision) = result {
+                                seen.insert(key.clone(), me.clone());
+                                claimed.push((key, revision));
+                            }
+                        }
+                        Action::Release(_) => release.push(key),
+                    }
+                }
+            }
+            Tick {
+                refreshed,
+                claimed,
+                release,
+                seen,
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|tick, act, _ctx| {
+            act.ticking = false;
+            act.apply(tick);
+        }));
+    }
+
+    fn apply(&mut self, tick: Tick) {
+        if self.stopped {
+            return;
+        }
+        let now = Instant::now();
+        // Past this without a refresh, the key may have expired: stop before another
+        // pod can claim it.
+        let limit = self
+            .config
+            .timers
+            .owner_ttl
+            .saturating_sub(self.config.timers.owner_refresh * 2);
+        for (key, result) in tick.refreshed {
+            let Some(held) = self.held.get_mut(&key) else {
+                continue;
+            };
+            match result {
+                Ok(revision) => {
+                    held.revision = revision;
+                    held.refreshed = now;
+                }
+                Err(RefreshFailure::Lost) => {
+                    tracing::warn!(operatorId = %key.operator_id, bindId = key.bind_id, "bind ownership lost (its key moved); stopping the bind");
+                    self.held.remove(&key);
+                    self.changed(&key);
+                    self.stopper.do_send(StopBind {
+                        key,
+                        graceful: false,
+                        reason: "ownership_lost",
+                    });
+                }
+                Err(RefreshFailure::Unavailable) if now.duration_since(held.refreshed) > limit => {
+                    tracing::warn!(operatorId = %key.operator_id, bindId = key.bind_id, "bind ownership could not be refreshed in time; stopping the bind");
+                    self.held.remove(&key);
+                    self.changed(&key);
+                    self.stopper.do_send(StopBind {
+                        key,
+                        graceful: false,
+                        reason: "ownership_unrefreshed",
+                    });
+                }
+                Err(RefreshFailure::Unavailable) => {}
+            }
+        }
+        for (key, revision) in tick.claimed {
+            tracing::info!(operatorId = %key.operator_id, bindId = key.bind_id, pod = %self.config.pod_name, "bind claimed");
+            self.held.insert(
+                key.clone(),
+                Held {
+                    revision,
+                    refreshed: now,
+                },
+            );
+            self.changed(&key);
+            self.supervisor.do_send(StartBind { key });
+        }
+        for key in tick.release {
+            if self.releasing.insert(key.clone()) {
+                tracing::info!(operatorId = %key.operator_id, bindId = key.bind_id, "bind released to a peer (above this pod's fair share)");
+                self.stopper.do_send(StopBind {
+                    key,
+                    graceful: true,
+                    reason: "rebalance",
+                });
+            }
+        }
+        self.seen = tick.seen;
+    }
+
+    fn changed(&self, key: &BindKey) {
+        metrics::counter!(metric::BIND_OWNER_CHANGES, "mno" => key.operator_id.to_string(), "direction" => key.direction.as_str())
+            .increment(1);
+    }
+}
+
+impl Actor for OwnershipActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.tick(ctx);
+        ctx.run_interval(self.config.timers.owner_refresh, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<OperatorBinds> for OwnershipActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OperatorBinds, ctx: &mut Context<Self>) {
+        self.operators.insert(msg.operator_id, msg.bind_count);
+        self.tick(ctx);
+    }
+}
+
+impl Handler<Released> for OwnershipActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Released, _ctx: &mut Context<Self>) -> Self::Result {
+        self.releasing.remove(&msg.key);
+        let held = self.held.remove(&msg.key);
+        if held.is_some() {
+            self.changed(&msg.key);
+        }
+        let owners_kv = self.owners_kv.clone();
+        let name = ownership::owner_key(&msg.key.operator_id, msg.key.direction, msg.key.bind_id);
+        Box::pin(
+            async move {
+                if let Some(held) = held {
+                    let _ = owners_kv
+                        .delete_expect_revision(&name, Some(held.revision))
+                        .await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<ReleaseAll> for OwnershipActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: ReleaseAll, _ctx: &mut Context<Self>) -> Self::Result {
+        self.stopped = true;
+        let held: Vec<(BindKey, u64)> = std::mem::take(&mut self.held)
+            .into_iter()
+            .map(|(k, h)| (k, h.revision))
+            .collect();
+        for (key, _) in &held {
+            self.changed(key);
+        }
+        let owners_kv = self.owners_kv.clone();
+        let pods_kv = self.pods_kv.clone();
+        let me = self.config.pod_name.clone();
+        let direction = self.config.direction;
+        let operators: Vec<OperatorId> = self.operators.keys().cloned().collect();
+        Box::pin(
+            async move {
+                for (key, revision) in held {
+                    let name = ownership::owner_key(&key.operator_id, key.direction, key.bind_id);
+                    let _ = owners_kv
+                        .delete_expect_revision(&name, Some(revision))
+                        .await;
+                }
+                for op in operators {
+                    let _ = pods_kv
+                        .delete(ownership::pod_key(&op, direction, &me))
+                        .await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<Owners> for OwnershipActor {
+    type Result = MessageResult<Owners>;
+
+    fn handle(&mut self, _: Owners, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.seen.clone())
+    }
+}
