@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::proxy::Proxy;
+use crate::support::proxy::redis_proxy;
 use crate::support::sim::credentials;
 use crate::support::{
     Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, schema, shared,
@@ -204,14 +204,7 @@ async fn redis_down_fails_open_under_the_local_cap() {
         test,
         credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})),
     );
-    let redis = shared().redis_url.clone();
-    let authority = redis
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .expect("host:port");
-    let proxy = Proxy::start(authority.parse().expect("redis address")).await;
-    let proxied = format!("redis://127.0.0.1:{}", proxy.port);
+    let (proxy, proxied) = redis_proxy().await;
     let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
     service.wait_bound(1).await;
     proxy.cut();

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::proxy::Proxy;
+use crate::support::proxy::redis_proxy;
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, eventually, metric, schema, shared, unique};
+use crate::support::{Nats, Oms, Service, Sim, eventually, metric, schema, unique};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -373,14 +373,7 @@ async fn redis_down_still_publishes_single_parts_and_defers_concatenated_ones() 
     let mut mo = nats.subscribe("sms.mo.inbound").await;
     let sim = Sim::start(test, json!({}));
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let redis = shared().redis_url.clone();
-    let authority = redis
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .expect("host:port");
-    let proxy = Proxy::start(authority.parse().expect("redis address")).await;
-    let proxied = format!("redis://127.0.0.1:{}", proxy.port);
+    let (proxy, proxied) = redis_proxy().await;
     let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
     service.wait_bound(1).await;
     proxy.cut();

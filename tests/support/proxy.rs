@@ -72,3 +72,16 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// A proxy in front of the shared Redis, and the `REDIS_URL` that goes through it.
+pub async fn redis_proxy() -> (Proxy, String) {
+    let redis = super::shared().redis_url.clone();
+    let authority = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .expect("host:port");
+    let proxy = Proxy::start(authority.parse().expect("redis address")).await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    (proxy, url)
+}
