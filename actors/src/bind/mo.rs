@@ -30,7 +30,7 @@ const TOMBSTONE_MIN: Duration = Duration::from_secs(300);
 pub async fn handle(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
     let (user_data, concat) = mo::user_data(body);
     let Some(part) = concat else {
-        return publish_single(deps, key, body).await;
+        return publish_single(deps, key, body, user_data).await;
     };
     let mo_key = MoKey::new(
         key.operator_id.as_str(),
@@ -173,17 +173,22 @@ async fn publish(deps: &BindDeps, event: &MoInboundEvent) -> Result<(), ()> {
 
 /// A message in one part: no Redis involved (it is published even while Redis is down).
 /// Its event id is random: two identical texts from one subscriber are two messages.
-async fn publish_single(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
-    let mo = mo::decode(body);
+async fn publish_single(
+    deps: &BindDeps,
+    key: &BindKey,
+    body: &SmBody,
+    user_data: &[u8],
+) -> CommandStatus {
+    let (text, binary) = mo::decode_text(body.data_coding, user_data);
     let event = MoInboundEvent {
         version: "1.0",
         event_id: uuid::Uuid::new_v4().to_string(),
         operator_id: key.operator_id.to_string(),
         from: body.source_addr.clone(),
         to: body.destination_addr.clone(),
-        text: mo.text,
-        data_coding: mo.data_coding,
-        binary: mo.binary,
+        text,
+        data_coding: body.data_coding,
+        binary,
         parts: 1,
         parts_received: 1,
         incomplete: false,
