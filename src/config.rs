@@ -61,6 +61,8 @@ pub mod env {
     pub const BIND_OWNERSHIP: &str = "BIND_OWNERSHIP";
     pub const OWNER_TTL_MS: &str = "OWNER_TTL_MS";
     pub const OWNER_REFRESH_MS: &str = "OWNER_REFRESH_MS";
+    pub const RECONCILE_MS: &str = "RECONCILE_MS";
+    pub const FAILOVER_AFTER_FAILURES: &str = "FAILOVER_AFTER_FAILURES";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -300,6 +302,9 @@ pub struct Timers {
     pub owner_ttl: Duration,
     /// How often an owner refreshes its keys and heartbeat, and re-plans.
     pub owner_refresh: Duration,
+    /// How often the reconciler (one pod per operator and direction) looks for orphaned
+    /// and doubly-claimed binds.
+    pub reconcile: Duration,
 }
 
 impl Default for Timers {
@@ -326,6 +331,7 @@ impl Default for Timers {
             concat_window: Duration::from_secs(60),
             owner_ttl: Duration::from_secs(30),
             owner_refresh: Duration::from_secs(10),
+            reconcile: Duration::from_secs(30),
         }
     }
 }
@@ -362,6 +368,9 @@ pub struct Config {
     pub fetch_batch: usize,
     pub max_pdu_bytes: usize,
     pub correlation_batch: usize,
+    /// Failed bind attempts in a row before a primary bind fails over to its operator's
+    /// `backupOperatorId`.
+    pub failover_after_failures: u32,
     pub timers: Timers,
     pub log_format: LogFormat,
 }
@@ -647,6 +656,7 @@ impl Config {
             concat_window: v.seconds(env::CONCAT_WINDOW_SECONDS, defaults.concat_window)?,
             owner_ttl: v.millis(env::OWNER_TTL_MS, defaults.owner_ttl)?,
             owner_refresh: v.millis(env::OWNER_REFRESH_MS, defaults.owner_refresh)?,
+            reconcile: v.millis(env::RECONCILE_MS, defaults.reconcile)?,
             oms_timeout: v.millis(env::OMS_TIMEOUT_MS, defaults.oms_timeout)?,
         };
         if timers.owner_refresh * 2 >= timers.owner_ttl {
@@ -659,6 +669,18 @@ impl Config {
             return Err(ConfigError::new(
                 env::RECONNECT_BACKOFF_MAX_MS,
                 "must not be below RECONNECT_BACKOFF_BASE_MS",
+            ));
+        }
+
+        let failover_after_failures: u32 = v.parse(
+            env::FAILOVER_AFTER_FAILURES,
+            crate::failover::DEFAULT_THRESHOLD,
+            "a whole number of failed bind attempts",
+        )?;
+        if failover_after_failures == 0 {
+            return Err(ConfigError::new(
+                env::FAILOVER_AFTER_FAILURES,
+                "must be at least 1",
             ));
         }
 
@@ -724,6 +746,7 @@ impl Config {
             fetch_batch,
             max_pdu_bytes,
             correlation_batch,
+            failover_after_failures,
             timers,
             log_format,
         })
@@ -777,6 +800,8 @@ mod tests {
         assert_eq!(config.timers.reconnect_backoff_base, Duration::from_secs(5));
         assert!(!config.shadow_mode);
         assert!(config.nats_ensure_streams);
+        assert_eq!(config.timers.reconcile, Duration::from_secs(30));
+        assert_eq!(config.failover_after_failures, 3);
     }
 
     #[test]
@@ -810,6 +835,15 @@ mod tests {
             (with("LOG_FORMAT", "xml"), "LOG_FORMAT"),
             (with("DISPATCH_STREAM", "a.b"), "DISPATCH_STREAM"),
             (with("OMS_CERT_FILE", "/x.pem"), "OMS_KEY_FILE"),
+            (
+                with("FAILOVER_AFTER_FAILURES", "0"),
+                "FAILOVER_AFTER_FAILURES",
+            ),
+            (
+                with("FAILOVER_AFTER_FAILURES", "three"),
+                "FAILOVER_AFTER_FAILURES",
+            ),
+            (with("RECONCILE_MS", "0"), "RECONCILE_MS"),
         ];
         for (vars, variable) in cases {
             let err = Config::from_env(&vars).unwrap_err();

@@ -16,6 +16,8 @@
 //! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
 //! - [`config`]: typed configuration and its validation.
 //! - [`credentials`]: the OMS credentials contract and the sessions and submit profile it makes.
+//! - [`ownership`]: one owner per bind across pods (fair share, claims, orphans and double claims).
+//! - [`failover`]: primary/backup failover of one bind (when to bind the backup, FAILBACK).
 //!
 //! Invariants:
 //! - This crate never depends on actix, tokio runtimes, fred, tokio-postgres or async-nats;
@@ -30,6 +32,7 @@ pub mod dispatch;
 pub mod dlr;
 pub mod encoding;
 pub mod events;
+pub mod failover;
 pub mod flow;
 pub mod ledger;
 pub mod mo;

@@ -11,6 +11,7 @@
 //! among the live pods), so pods starting together do not all race for bind 0.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,115 @@ pub struct OwnerRecord {
     pub pod: String,
     /// RFC 3339, when this pod claimed it.
     pub claimed_at: String,
+}
+
+/// The value of a heartbeat key: the pod, when it wrote it, and the bind ids it runs —
+/// what the reconciler compares with the owner keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub pod: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub at: String,
+    #[serde(default)]
+    pub binds: Vec<u16>,
+}
+
+/// The key in the owner bucket that names the reconciler of an operator and direction:
+/// `{operatorId}.{direction}.reconciler` (not a bind id, so never read as one).
+pub fn leader_key(operator_id: &OperatorId, direction: Direction) -> String {
+    format!("{operator_id}.{}.reconciler", direction.as_str())
+}
+
+/// Which heartbeats still beat, judged by the reconciler's own clock: a heartbeat whose
+/// revision has not moved for longer than the TTL is dead, whatever the bucket keeps (a
+/// bucket provisioned without a max age keeps a dead pod's heartbeat for ever). A
+/// heartbeat first seen counts as beating until a whole TTL passed without a change, so a
+/// reconciler that just took over declares nothing dead before it could know.
+#[derive(Debug, Clone, Default)]
+pub struct Liveness {
+    /// Key → (last revision, when it was first seen at that revision).
+    seen: BTreeMap<String, (u64, Instant)>,
+}
+
+impl Liveness {
+    /// Record the revisions read now; keys no longer present are forgotten.
+    pub fn observe(&mut self, now: Instant, revisions: &BTreeMap<String, u64>) {
+        self.seen.retain(|key, _| revisions.contains_key(key));
+        for (key, revision) in revisions {
+            match self.seen.get_mut(key) {
+                Some((seen, _)) if seen == revision => {}
+                Some(entry) => *entry = (*revision, now),
+                None => {
+                    self.seen.insert(key.clone(), (*revision, now));
+                }
+            }
+        }
+    }
+
+    /// The key has not changed for longer than `ttl`.
+    pub fn is_stale(&self, key: &str, now: Instant, ttl: Duration) -> bool {
+        self.seen
+            .get(key)
+            .is_some_and(|(_, since)| now.saturating_duration_since(*since) > ttl)
+    }
+}
+
+/// What the reconciler found wrong with one bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The owner key names a pod that no longer heartbeats: delete it (by its revision)
+    /// so a live pod claims the bind.
+    Orphan {
+        bind_id: u16,
+        pod: String,
+        revision: u64,
+    },
+    /// More than one pod runs the bind, or a pod runs it that the key does not name. The
+    /// pods not named stop it on their next refresh (their revision no longer matches);
+    /// the reconciler counts it and looks again next round.
+    DoubleClaim {
+        bind_id: u16,
+        owner: Option<String>,
+        runners: Vec<String>,
+    },
+}
+
+/// Compare the owner keys (bind id → (pod, revision)) with what the live pods say they
+/// run (pod → bind ids).
+pub fn reconcile(
+    owners: &BTreeMap<u16, (String, u64)>,
+    live: &BTreeMap<String, Vec<u16>>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (bind_id, (pod, revision)) in owners {
+        if !live.contains_key(pod) {
+            findings.push(Finding::Orphan {
+                bind_id: *bind_id,
+                pod: pod.clone(),
+                revision: *revision,
+            });
+        }
+    }
+    let mut runners: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for (pod, binds) in live {
+        for id in binds {
+            runners.entry(*id).or_default().push(pod.clone());
+        }
+    }
+    for (bind_id, pods) in runners {
+        let owner = owners.get(&bind_id).map(|(pod, _)| pod.clone());
+        let foreign = pods.iter().any(|p| Some(p) != owner.as_ref());
+        if pods.len() > 1 || foreign {
+            findings.push(Finding::DoubleClaim {
+                bind_id,
+                owner,
+                runners: pods,
+            });
+        }
+    }
+    findings
 }
 
 /// What a pod sees of one operator and direction.
@@ -224,6 +334,87 @@ mod tests {
         assert_eq!(
             run("a", 1, &alone, &owners(&[(0, "a"), (1, "a")]), &[0, 1]),
             vec![Action::Release(1)]
+        );
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a starting instant; the test moves time itself
+    fn a_heartbeat_is_stale_only_after_a_whole_ttl_without_a_change() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(30);
+        let mut live = Liveness::default();
+        let revs = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, r)| (k.to_string(), *r)).collect()
+        };
+        live.observe(t0, &revs(&[("a", 1), ("b", 7)]));
+        // First seen: not stale before a TTL passed.
+        assert!(!live.is_stale("b", t0 + Duration::from_secs(29), ttl));
+        live.observe(t0 + Duration::from_secs(10), &revs(&[("a", 2), ("b", 7)]));
+        let later = t0 + Duration::from_secs(31);
+        assert!(!live.is_stale("a", later, ttl), "a moved at 10 s");
+        assert!(live.is_stale("b", later, ttl), "b never moved");
+        // A key that went away is forgotten (never stale).
+        live.observe(later, &revs(&[("a", 2)]));
+        assert!(!live.is_stale("b", later + ttl * 2, ttl));
+        assert!(!live.is_stale("unknown", later, ttl));
+    }
+
+    #[test]
+    fn reconcile_finds_orphans_and_double_claims() {
+        let owners: BTreeMap<u16, (String, u64)> = [
+            (0, ("a".to_string(), 5)),
+            (1, ("ghost".to_string(), 9)),
+            (2, ("b".to_string(), 3)),
+        ]
+        .into_iter()
+        .collect();
+        let live: BTreeMap<String, Vec<u16>> = [
+            ("a".to_string(), vec![0]),
+            ("b".to_string(), vec![2, 3]),
+            ("c".to_string(), vec![2]),
+        ]
+        .into_iter()
+        .collect();
+        let findings = reconcile(&owners, &live);
+        assert_eq!(
+            findings,
+            vec![
+                Finding::Orphan {
+                    bind_id: 1,
+                    pod: "ghost".into(),
+                    revision: 9
+                },
+                Finding::DoubleClaim {
+                    bind_id: 2,
+                    owner: Some("b".into()),
+                    runners: vec!["b".into(), "c".into()]
+                },
+                // Run by b without a key at all.
+                Finding::DoubleClaim {
+                    bind_id: 3,
+                    owner: None,
+                    runners: vec!["b".into()]
+                },
+            ]
+        );
+        // All consistent: nothing.
+        let owners: BTreeMap<u16, (String, u64)> =
+            [(0, ("a".to_string(), 5))].into_iter().collect();
+        let live: BTreeMap<String, Vec<u16>> =
+            [("a".to_string(), vec![0]), ("b".to_string(), vec![])]
+                .into_iter()
+                .collect();
+        assert!(reconcile(&owners, &live).is_empty());
+    }
+
+    #[test]
+    fn heartbeats_without_binds_still_parse() {
+        // Written by an earlier version (an owner record): still a heartbeat.
+        let old: Heartbeat = serde_json::from_str(r#"{"pod":"p","claimedAt":"x"}"#).unwrap();
+        assert!(old.binds.is_empty());
+        assert_eq!(
+            leader_key(&OperatorId::try_new("op").unwrap(), Direction::Tx),
+            "op.tx.reconciler"
         );
     }
 

@@ -115,7 +115,7 @@ pub async fn run(
     let admin_state = AdminState {
         token: config.admin_token.clone(),
         list: supervisor.clone().recipient(),
-        restart: supervisor.clone().recipient(),
+        control: supervisor.clone().recipient(),
     };
     let admin_server = HttpServer::new(move || {
         App::new()

@@ -132,6 +132,32 @@ pub fn lane_subjects(operator_id: &OperatorId, direction: Direction, lane: Lane)
     subjects
 }
 
+/// Name of the durable consumer of one bind's pinned subject (US-SC-019):
+/// `qg-{operatorId}-{direction}-{bindId}`.
+pub fn pinned_consumer_name(
+    operator_id: &OperatorId,
+    direction: Direction,
+    bind_id: u16,
+) -> String {
+    format!("qg-{operator_id}-{direction}-{bind_id}")
+}
+
+/// Create (or take over) the durable pull consumer of one bind's pinned subject
+/// `smpp.{operatorId}.{direction}.{bindId}.dispatch`. Only the bind's owner calls this and
+/// pulls from it: the consumer outlives owners (its acknowledgement state is what keeps a
+/// message from being processed twice), and a new owner takes it over as it is.
+pub async fn pinned_consumer(
+    js: &jetstream::Context,
+    config: &Config,
+    operator_id: &OperatorId,
+    direction: Direction,
+    bind_id: u16,
+) -> anyhow::Result<consumer::PullConsumer> {
+    let name = pinned_consumer_name(operator_id, direction, bind_id);
+    let subject = subject::pinned_dispatch(operator_id.as_str(), direction.as_str(), bind_id);
+    create_dispatch_consumer(js, config, name, vec![subject]).await
+}
+
 /// Create (or update) the durable pull consumer of one lane.
 pub async fn lane_consumer(
     js: &jetstream::Context,
@@ -140,6 +166,17 @@ pub async fn lane_consumer(
     lane: Lane,
 ) -> anyhow::Result<consumer::PullConsumer> {
     let name = lane_consumer_name(operator_id, config.direction, lane);
+    let subjects = lane_subjects(operator_id, config.direction, lane);
+    create_dispatch_consumer(js, config, name, subjects).await
+}
+
+/// A durable pull consumer on the dispatch stream, as every dispatch consumer is made.
+async fn create_dispatch_consumer(
+    js: &jetstream::Context,
+    config: &Config,
+    name: String,
+    filter_subjects: Vec<String>,
+) -> anyhow::Result<consumer::PullConsumer> {
     let stream = js
         .get_stream(&config.dispatch_stream)
         .await
@@ -150,7 +187,7 @@ pub async fn lane_consumer(
     stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(name.clone()),
-            filter_subjects: lane_subjects(operator_id, config.direction, lane),
+            filter_subjects,
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait,
             // Unlimited: the service dead-letters after MAX_DELIVER failures the SMSC

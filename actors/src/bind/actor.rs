@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use smpp_connector::backoff::Backoff;
-use smpp_connector::config::{BindKey, Config};
+use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::dispatch::SubmitProfile;
 use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::session::{BindState, Session};
 
-use super::intake::{ConcatRefs, Held, LookedUp};
+use super::intake::{ConcatRefs, Held, LookedUp, Pinned, SLOTS};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
 use super::pull::{ListenEnded, PullFinished, Pulled};
@@ -75,7 +75,15 @@ pub struct BindStatus {
     pub operator_id: String,
     pub direction: &'static str,
     pub bind_id: u16,
+    /// `primary`, or `backup` for a bind carrying another operator's traffic.
+    pub role: &'static str,
+    /// The operator whose traffic a backup bind carries.
+    pub backup_for: Option<String>,
+    /// The pod owning the bind (NATS KV), as last read.
+    pub owner_pod: Option<String>,
     pub state: &'static str,
+    /// `open`, or `drained` after an admin drain (no new messages; stays bound).
+    pub intake: &'static str,
     pub sessions: Vec<&'static str>,
     pub in_flight: usize,
     pub window: usize,
@@ -102,7 +110,28 @@ pub struct RestartBind {
 /// when the bind is down.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct ShutdownBind;
+pub struct ShutdownBind {
+    /// Why (`shutdown`, `rebalance`, `failback`…): the reason of its health events.
+    pub reason: &'static str,
+}
+
+/// Stop this bind now, for good: its ownership moved to another pod, which may bind it
+/// any moment. What it holds goes back to the stream at once (in-flight submits counted as
+/// possible duplicates), an unbind is written without waiting for its answer, and the
+/// connection closes. Messages waiting for their correlation row still get it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AbortBind {
+    pub reason: &'static str,
+}
+
+/// Admin drain (`paused: true`): take no new messages, finish what is held, stay bound.
+/// Resume (`false`): take messages again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PauseIntake {
+    pub paused: bool,
+}
 
 /// Token of one submitted segment.
 #[derive(Debug, Clone, Copy)]
@@ -144,8 +173,20 @@ pub struct BindActor {
     pub(super) metrics: BindMetrics,
     pub(super) key: BindKey,
     pub(super) deps: Arc<BindDeps>,
-    /// The lane consumers by priority (shared with the pull tasks, never cloned per pull).
+    /// The operator whose traffic this bind carries: its own, or for a backup bind the
+    /// primary's (whose lanes and pinned subject it pulls).
+    pub(super) serves: OperatorId,
+    /// The operator's lane consumers by pull slot, shared by its binds.
+    pub(super) operator_lanes: Arc<[(usize, PullConsumer)]>,
+    /// What this bind pulls, in pull order: the operator's lanes and, once created, its
+    /// pinned consumer (shared with the pull tasks, never cloned per pull).
     pub(super) lanes: Arc<[(usize, PullConsumer)]>,
+    /// The bind's pinned consumer `qg-…`: added to `lanes` once created.
+    pub(super) pinned: Pinned,
+    /// Admin drain: no new messages; what is held finishes; the bind stays bound.
+    pub(super) intake_paused: bool,
+    /// Down for good, waiting only for rows of messages it held (see `started`).
+    pub(super) linger: Option<SpawnHandle>,
     pub(super) backoff: Backoff,
     /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
     pub(super) split_bind: bool,
@@ -167,9 +208,9 @@ pub struct BindActor {
     /// A sequence block is being reserved.
     pub(super) sequence_refill: bool,
     pub(super) fetching: bool,
-    /// Per lane priority: a listener (a long poll for one message, still waiting after
-    /// the pull ended) is open on that lane, so pulls skip it.
-    pub(super) listening: [bool; 4],
+    /// Per pull slot: a listener (a long poll for one message, still waiting after the
+    /// pull ended) is open on that lane, so pulls skip it.
+    pub(super) listening: [bool; SLOTS],
     pub(super) pending_lookups: usize,
     pub(super) unbinding: Option<Unbinding>,
     pub(super) last_error: Option<String>,
@@ -198,8 +239,15 @@ impl std::fmt::Debug for BindActor {
 }
 
 impl BindActor {
-    /// `lanes`: the operator's lane consumers by priority (0 = P0), shared by its binds.
-    pub fn new(key: BindKey, deps: Arc<BindDeps>, lanes: Arc<[(usize, PullConsumer)]>) -> Self {
+    /// `lanes`: the operator's lane consumers by priority (0 = P0), shared by its binds;
+    /// `serves`: the operator whose commands it takes (`key`'s own, or the primary's for
+    /// a backup bind, whose key names the backup operator).
+    pub fn new(
+        key: BindKey,
+        serves: OperatorId,
+        deps: Arc<BindDeps>,
+        lanes: Arc<[(usize, PullConsumer)]>,
+    ) -> Self {
         let timers = &deps.config.timers;
         let jitter = (timers.reconnect_jitter > 0.0).then_some(timers.reconnect_jitter);
         let backoff = Backoff::new(
@@ -211,7 +259,12 @@ impl BindActor {
         BindActor {
             metrics: BindMetrics::new(&key),
             key,
+            serves,
+            operator_lanes: lanes.clone(),
             lanes,
+            pinned: Pinned::Missing { failures: 0 },
+            intake_paused: false,
+            linger: None,
             backoff,
             split_bind: false,
             reconnect_now: false,
@@ -227,7 +280,7 @@ impl BindActor {
             granting: false,
             sequence_refill: false,
             fetching: false,
-            listening: [false; 4],
+            listening: [false; SLOTS],
             pending_lookups: 0,
             unbinding: None,
             last_error: None,
@@ -316,8 +369,10 @@ impl BindActor {
         self.bound_since = state.is_bound().then(now_rfc3339);
         self.deps.supervisor.do_send(BindStateChanged {
             key: self.key.clone(),
+            serves: self.serves.clone(),
             state,
             reason,
+            failures: self.backoff.attempts(),
         });
     }
 
@@ -388,10 +443,26 @@ impl Actor for BindActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
+        if self.shutting_down {
+            // Down for good (shutdown, released, aborted): no timers, no reconnect. The
+            // actor ends when its last address is dropped; while messages still wait for
+            // their rows it keeps their AckWait alive, then stops doing even that.
+            if self.ledger.messages() > 0 {
+                self.linger = Some(ctx.run_interval(progress, |act, ctx| {
+                    act.progress_acks();
+                    if act.ledger.messages() == 0
+                        && let Some(handle) = act.linger.take()
+                    {
+                        ctx.cancel_future(handle);
+                    }
+                }));
+            }
+            return;
+        }
         ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| act.housekeeping(ctx));
         let reload = self.deps.config.timers.window_reload;
         ctx.run_interval(reload, |act, ctx| act.reload_window(ctx));
-        let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
         ctx.run_interval(progress, |act, _ctx| act.progress_acks());
         let scan = super::mo::scan_interval(self.deps.config.timers.concat_window);
         ctx.run_interval(scan, |act, ctx| act.scan_expired_mo(ctx));
@@ -419,13 +490,14 @@ impl Supervised for BindActor {
         self.credentials = None;
         self.profile = None;
         self.fetching = false;
-        self.listening = [false; 4];
+        self.listening = [false; SLOTS];
         self.flow = None;
         self.granting = false;
         self.sequence_refill = false;
         self.unbinding = None;
         self.closing_writers = 0;
         self.timer = None;
+        self.linger = None;
         self.generation += 1;
         if self.state != BindState::Disconnected {
             self.set_state(BindState::Disconnected, Some("restart".into()));
@@ -517,11 +589,20 @@ impl Handler<GetBindStatus> for BindActor {
 
     fn handle(&mut self, _: GetBindStatus, _ctx: &mut Context<Self>) -> Self::Result {
         let transmitter = self.links.iter().find(|l| l.session.mode().can_submit());
+        let backup = self.serves != self.key.operator_id;
         MessageResult(BindStatus {
             operator_id: self.key.operator_id.to_string(),
             direction: self.key.direction.as_str(),
             bind_id: self.key.bind_id,
+            role: if backup { "backup" } else { "primary" },
+            backup_for: backup.then(|| self.serves.to_string()),
+            owner_pod: None,
             state: self.state.as_str(),
+            intake: if self.intake_paused {
+                "drained"
+            } else {
+                "open"
+            },
             sessions: self.links.iter().map(|l| l.session.mode().name()).collect(),
             in_flight: transmitter.map_or(0, |l| l.session.in_flight()),
             window: self.flow.as_ref().map_or(0, |f| f.window_size()),
@@ -546,16 +627,74 @@ impl Handler<RestartBind> for BindActor {
 impl Handler<ShutdownBind> for BindActor {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: ShutdownBind, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ShutdownBind, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.shutting_down && self.links.is_empty() {
             let _ = tx.send(());
         } else {
             self.shutdown_waiters.push(tx);
-            self.begin_unbind(AfterUnbind::Stop, "shutdown", ctx);
+            self.begin_unbind(AfterUnbind::Stop, msg.reason, ctx);
         }
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<AbortBind> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AbortBind, ctx: &mut Context<Self>) {
+        tracing::warn!(
+            operatorId = %self.key.operator_id,
+            direction = %self.key.direction,
+            bindId = self.key.bind_id,
+            reason = msg.reason,
+            held = self.ledger.messages(),
+            "bind stopped at once; held messages go back to the stream"
+        );
+        self.shutting_down = true;
+        if self.links.is_empty() {
+            self.reconnect_now = true;
+            self.go_down(msg.reason.into(), ctx);
+            return;
+        }
+        // Whatever is in flight may have reached the SMSC: it comes back as a redelivery
+        // (the new owner sends only what has no row).
+        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
+        self.metrics.possible_duplicates.increment(in_flight as u64);
+        let now = Instant::now();
+        for index in 0..self.links.len() {
+            self.links[index].session.unbind(now);
+            self.pump(index, ctx);
+        }
+        self.go_down(msg.reason.into(), ctx);
+    }
+}
+
+impl Handler<PauseIntake> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PauseIntake, ctx: &mut Context<Self>) {
+        if self.intake_paused == msg.paused {
+            return;
+        }
+        self.intake_paused = msg.paused;
+        self.metrics
+            .intake_paused
+            .set(if msg.paused { 1.0 } else { 0.0 });
+        tracing::info!(
+            operatorId = %self.key.operator_id,
+            direction = %self.key.direction,
+            bindId = self.key.bind_id,
+            held = self.ledger.messages(),
+            "{}",
+            if msg.paused {
+                "bind intake drained: no new messages, held ones finish, the session stays bound"
+            } else {
+                "bind intake resumed"
+            }
+        );
+        self.drive(ctx);
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct Held {
     /// When JetStream stored the command (Unix nanoseconds, the NATS server's clock).
     pub published_unix_nanos: i128,
     pub traceparent: Option<String>,
-    /// Lane priority (0 = P0).
+    /// Pull slot it came from (0 = P0 … 3 = P3, 4 = the pinned consumer).
     pub priority: usize,
 }
 
@@ -124,7 +124,7 @@ impl ConcatRefs {
     }
 }
 
-/// A lane's priority as an index (P0 = 0).
+/// A lane's pull slot (P0 = 0 … P3 = 3), which is also its ledger priority.
 pub fn priority(lane: Lane) -> usize {
     match lane {
         Lane::P0 => 0,
@@ -132,6 +132,50 @@ pub fn priority(lane: Lane) -> usize {
         Lane::P2 => 2,
         Lane::P3 => 3,
     }
+}
+
+/// The bind's pinned consumer (`qg-…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pinned {
+    /// Not created yet; `failures` attempts failed.
+    Missing {
+        failures: u32,
+    },
+    Creating,
+    Ready,
+}
+
+/// Pull slot of the bind's own pinned consumer (`qg-…`, US-SC-019); slots 0..=3 are the
+/// shared lanes P0..P3.
+pub(crate) const PINNED_SLOT: usize = 4;
+/// Pull slots of a bind: four lanes and the pinned consumer.
+pub(crate) const SLOTS: usize = 5;
+
+/// The ledger priority of what a slot brings: pinned messages queue with P2, the
+/// platform's default lane.
+pub(crate) fn ledger_priority(slot: usize) -> usize {
+    if slot == PINNED_SLOT { 2 } else { slot.min(3) }
+}
+
+/// The bind's pull order: the operator's lanes by priority with the pinned consumer
+/// before P2 (only this bind can take its pinned messages; P0 and P1 still come first).
+pub(crate) fn with_pinned(
+    lanes: &[(usize, PullConsumer)],
+    pinned: &PullConsumer,
+) -> Arc<[(usize, PullConsumer)]> {
+    let mut ordered: Vec<(usize, PullConsumer)> = Vec::with_capacity(lanes.len() + 1);
+    let mut placed = false;
+    for (slot, consumer) in lanes {
+        if !placed && *slot >= 2 {
+            ordered.push((PINNED_SLOT, pinned.clone()));
+            placed = true;
+        }
+        ordered.push((*slot, consumer.clone()));
+    }
+    if !placed {
+        ordered.push((PINNED_SLOT, pinned.clone()));
+    }
+    ordered.into()
 }
 
 impl BindActor {
@@ -154,9 +198,54 @@ impl BindActor {
             .min(self.deps.config.fetch_batch)
     }
 
+    /// Create (or take over) this bind's pinned consumer once the bind runs here: only
+    /// the bind's owner pulls it. Retried every few seconds while NATS refuses (warned
+    /// once per outage).
+    pub(super) fn ensure_pinned(&mut self, ctx: &mut Context<Self>) {
+        let failures = match self.pinned {
+            Pinned::Missing { failures } => failures,
+            Pinned::Creating | Pinned::Ready => return,
+        };
+        if self.shutting_down || !self.key.direction.submits() {
+            return;
+        }
+        self.pinned = Pinned::Creating;
+        let js = self.deps.pulls.context().clone();
+        let config = self.deps.config.clone();
+        let serves = self.serves.clone();
+        let key = self.key.clone();
+        let create = async move {
+            crate::nats::pinned_consumer(&js, &config, &serves, key.direction, key.bind_id).await
+        };
+        ctx.spawn(create.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(consumer) => {
+                act.pinned = Pinned::Ready;
+                act.lanes = with_pinned(&act.operator_lanes, &consumer);
+                tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, consumer = %consumer.cached_info().name, "pinned consumer ready");
+                act.drive(ctx);
+            }
+            Err(err) => {
+                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+                if failures == 0 {
+                    tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
+                }
+                ctx.run_later(Duration::from_secs(2), move |act, _ctx| {
+                    act.pinned = Pinned::Missing {
+                        failures: failures + 1,
+                    }
+                });
+            }
+        }));
+    }
+
     /// Start a pull if the bind can take messages and none is running.
     pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
-        if self.fetching || !self.accepting() || self.lanes.is_empty() || self.ledger.stalled() {
+        if self.fetching
+            || !self.accepting()
+            || self.intake_paused
+            || self.lanes.is_empty()
+            || self.ledger.stalled()
+        {
             return;
         }
         let room = self.intake_room();
@@ -220,7 +309,7 @@ impl BindActor {
             priority,
         };
         self.metrics.lane(priority, "pulled").increment(1);
-        if !self.accepting() {
+        if !self.accepting() || self.intake_paused {
             self.metrics.naks.increment(1);
             self.metrics.lane(priority, "nak").increment(1);
             held.nak(Duration::ZERO);
@@ -236,7 +325,8 @@ impl BindActor {
             return;
         }
         let command = match dispatch::parse_command(&payload) {
-            Ok(command) if command.operator_id != self.key.operator_id => Err(Rejection {
+            // A backup bind carries the primary's commands: they name the primary.
+            Ok(command) if command.operator_id != self.serves => Err(Rejection {
                 reason: DeadLetterReason::InvalidField,
                 detail: "operatorId: does not match the subject's operator".into(),
                 message_id: Some(command.message_id),
@@ -399,7 +489,7 @@ impl BindActor {
             handle: held,
             message_id: command.message_id,
             deliveries,
-            priority,
+            priority: ledger_priority(priority),
             concat_ref: reference,
             segments: plan.bodies,
             already_recorded: correlated.segments,

@@ -18,6 +18,7 @@ pub(super) struct BindMetrics {
     pub(super) window_inflight: metrics::Gauge,
     pub(super) window_dynamic: metrics::Gauge,
     pub(super) drain_seconds: metrics::Gauge,
+    pub(super) intake_paused: metrics::Gauge,
     pub(super) sequence_skips: metrics::Counter,
     pub(super) malformed: metrics::Counter,
     pub(super) unexpected: metrics::Counter,
@@ -28,11 +29,12 @@ pub(super) struct BindMetrics {
     /// Concatenated MO messages open in this bind's index (labels mno, bindId).
     pub(super) concat_buffer: metrics::Gauge,
     statuses: HashMap<u32, metrics::Counter>,
-    /// Per lane (P0..P3): pulled, ack, nak.
-    lanes: [[metrics::Counter; 3]; 4],
+    /// Per pull slot (P0..P3, pinned): pulled, ack, nak.
+    lanes: [[metrics::Counter; 3]; 5],
 }
 
-const LANES: [&str; 4] = ["P0", "P1", "P2", "P3"];
+/// `lane` label of each pull slot (`intake::PINNED_SLOT` is the bind's pinned consumer).
+const LANES: [&str; 5] = ["P0", "P1", "P2", "P3", "pinned"];
 const LANE_OUTCOMES: [&str; 3] = ["pulled", "ack", "nak"];
 
 impl BindMetrics {
@@ -57,6 +59,7 @@ impl BindMetrics {
             window_inflight: metrics::gauge!(metric::WINDOW_INFLIGHT, labels.clone()),
             window_dynamic: metrics::gauge!(metric::WINDOW_DYNAMIC, labels.clone()),
             drain_seconds: metrics::gauge!(metric::DRAIN_SECONDS, labels.clone()),
+            intake_paused: metrics::gauge!(metric::BIND_INTAKE_PAUSED, labels.clone()),
             sequence_skips: metrics::counter!(metric::SEQ_SKIPS, labels.clone()),
             malformed: metrics::counter!(metric::MALFORMED_PDUS, labels.clone()),
             unexpected: metrics::counter!(metric::UNEXPECTED_PDUS, labels.clone()),
@@ -91,9 +94,10 @@ impl BindMetrics {
         })
     }
 
-    /// The counter of one lane (priority 0..=3) and outcome ("pulled", "ack", "nak").
-    pub(super) fn lane(&self, priority: usize, outcome: &str) -> &metrics::Counter {
-        let lane = &self.lanes[priority.min(3)];
+    /// The counter of one pull slot (0..=3 the lanes, 4 pinned) and outcome ("pulled",
+    /// "ack", "nak").
+    pub(super) fn lane(&self, slot: usize, outcome: &str) -> &metrics::Counter {
+        let lane = &self.lanes[slot.min(LANES.len() - 1)];
         let index = LANE_OUTCOMES
             .iter()
             .position(|o| *o == outcome)

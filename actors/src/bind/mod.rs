@@ -16,6 +16,9 @@ pub mod receipt;
 mod settle;
 mod submit;
 
-pub use actor::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};
+pub use actor::{
+    AbortBind, BindActor, BindDeps, BindStatus, GetBindStatus, PauseIntake, RestartBind,
+    ShutdownBind,
+};
 pub use intake::priority as lane_priority;
 pub use pull_mux::PullMux;

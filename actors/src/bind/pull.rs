@@ -159,11 +159,18 @@ pub(super) async fn pull_once(
     addr: Addr<BindActor>,
 ) {
     let forward = |priority, message: Box<jetstream::Message>| {
-        addr.do_send(Pulled {
-            generation,
-            priority,
-            message: *message,
-        });
+        if addr.connected() {
+            addr.do_send(Pulled {
+                generation,
+                priority,
+                message: *message,
+            });
+        } else {
+            // The bind is gone (stopped for good: released, its ownership moved): the
+            // message goes back at once for the bind's new owner, not after AckWait.
+            let (_, acker) = message.split();
+            super::intake::nak(Arc::new(acker), Duration::ZERO);
+        }
     };
     let finish = |error, listeners| {
         addr.do_send(PullFinished {

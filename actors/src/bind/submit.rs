@@ -38,6 +38,7 @@ impl BindActor {
             }
         }
         self.refill_sequences(ctx);
+        self.ensure_pinned(ctx);
         self.drive(ctx);
     }
 

@@ -1,4 +1,5 @@
-//! `smpp-connector admin`: the admin API from a shell (`binds`, `restart`).
+//! `smpp-connector admin`: the admin API from a shell (`binds`, `restart`, `drain`,
+//! `resume`).
 
 use anyhow::Context as _;
 
@@ -17,17 +18,25 @@ pub struct AdminArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
-    /// List binds with state, in-flight, window and last error.
+    /// List binds with role, owner pod, state, intake, in-flight, window and last error.
     Binds,
     /// Restart one bind: drain, unbind, rebind. Other binds are not touched.
-    Restart {
-        /// Operator id.
-        operator: String,
-        /// trx, tx or rx.
-        direction: String,
-        /// Bind id.
-        bind_id: u16,
-    },
+    Restart(BindArg),
+    /// Drain one bind: it takes no new messages, finishes what it holds and stays bound.
+    Drain(BindArg),
+    /// Resume a drained bind: it takes messages again.
+    Resume(BindArg),
+}
+
+/// One bind.
+#[derive(Debug, clap::Args)]
+pub struct BindArg {
+    /// Operator id.
+    pub operator: String,
+    /// trx, tx or rx.
+    pub direction: String,
+    /// Bind id.
+    pub bind_id: u16,
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<bool> {
@@ -35,15 +44,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<bool> {
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
     let base = args.url.trim_end_matches('/');
+    let control = |action: &str, bind: &BindArg| {
+        http.post(format!(
+            "{base}/admin/binds/{}/{}/{}/{action}",
+            bind.operator, bind.direction, bind.bind_id
+        ))
+    };
     let request = match &args.command {
         AdminCommand::Binds => http.get(format!("{base}/admin/binds")),
-        AdminCommand::Restart {
-            operator,
-            direction,
-            bind_id,
-        } => http.post(format!(
-            "{base}/admin/binds/{operator}/{direction}/{bind_id}/restart"
-        )),
+        AdminCommand::Restart(bind) => control("restart", bind),
+        AdminCommand::Drain(bind) => control("drain", bind),
+        AdminCommand::Resume(bind) => control("resume", bind),
     };
     let response = request
         .bearer_auth(&args.token)
@@ -55,18 +66,33 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<bool> {
     match (&args.command, status.is_success()) {
         (AdminCommand::Binds, true) => {
             println!(
-                "{:<24} {:<4} {:>4}  {:<15} {:>9} {:>6}  last error",
-                "operator", "dir", "bind", "state", "in-flight", "window"
+                "{:<24} {:<4} {:>4}  {:<16} {:<24} {:<15} {:<7} {:>9} {:>6}  last error",
+                "operator",
+                "dir",
+                "bind",
+                "role",
+                "owner",
+                "state",
+                "intake",
+                "in-flight",
+                "window"
             );
             for bind in body["binds"].as_array().into_iter().flatten() {
                 let number =
                     |v: &serde_json::Value| v.as_u64().map_or("-".into(), |n| n.to_string());
+                let role = match bind["backupFor"].as_str() {
+                    Some(primary) => format!("backup for {primary}"),
+                    None => bind["role"].as_str().unwrap_or("").to_owned(),
+                };
                 println!(
-                    "{:<24} {:<4} {:>4}  {:<15} {:>9} {:>6}  {}",
+                    "{:<24} {:<4} {:>4}  {:<16} {:<24} {:<15} {:<7} {:>9} {:>6}  {}",
                     bind["operatorId"].as_str().unwrap_or(""),
                     bind["direction"].as_str().unwrap_or(""),
                     number(&bind["bindId"]),
+                    role,
+                    bind["ownerPod"].as_str().unwrap_or("-"),
                     bind["state"].as_str().unwrap_or(""),
+                    bind["intake"].as_str().unwrap_or(""),
                     number(&bind["inFlight"]),
                     number(&bind["window"]),
                     bind["lastError"].as_str().unwrap_or("-"),

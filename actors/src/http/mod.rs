@@ -6,9 +6,16 @@
 //! - `GET /metrics` — Prometheus text format.
 //!
 //! Admin (header `Authorization: Bearer $ADMIN_TOKEN`, else 401):
-//! - `GET /admin/binds` — every bind: state, sessions, in-flight, window, queued, last error.
+//! - `GET /admin/binds` — every bind: role (primary or backup), owner pod, state, intake,
+//!   sessions, in-flight, window, queued, last error.
 //! - `POST /admin/binds/{operatorId}/{direction}/{bindId}/restart` — drain, unbind and
-//!   rebind that bind only; 202, 404 for a bind this process does not own, 400 for a bad path.
+//!   rebind that bind only.
+//! - `POST …/drain` — that bind takes no new messages, finishes what it holds, stays bound.
+//! - `POST …/resume` — it takes messages again.
+//!
+//! Each answers 202, 404 for a bind this process does not run, 400 for a bad path. Every
+//! admin request is logged once with its action, target and result (never the token) and
+//! counted in `smpp_connector_admin_actions_total{action,result}`.
 //!
 //! Handlers only parse, message the supervisor and map the reply.
 
@@ -21,7 +28,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use smpp_connector::config::{BindKey, Direction, OperatorId, Secret};
 
-use crate::supervisor::{ListBinds, Readiness, RestartOne};
+use crate::supervisor::{BindControl, ControlBind, ListBinds, Readiness};
+use crate::telemetry::metric;
 
 /// State of the probe listener.
 #[derive(Clone)]
@@ -43,7 +51,7 @@ impl std::fmt::Debug for ProbeState {
 pub struct AdminState {
     pub token: Secret,
     pub list: Recipient<ListBinds>,
-    pub restart: Recipient<RestartOne>,
+    pub control: Recipient<ControlBind>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -64,8 +72,8 @@ pub fn probes(cfg: &mut web::ServiceConfig) {
 /// Routes of the admin listener.
 pub fn admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/binds", web::get().to(list_binds)).route(
-        "/admin/binds/{operator_id}/{direction}/{bind_id}/restart",
-        web::post().to(restart_bind),
+        "/admin/binds/{operator_id}/{direction}/{bind_id}/{action}",
+        web::post().to(control_bind),
     );
 }
 
@@ -122,38 +130,85 @@ fn unauthorized() -> HttpResponse {
         .json(json!({"error": "missing or invalid bearer token"}))
 }
 
+/// One line and one count per admin request: what was asked, of what, and how it ended.
+/// The token is never logged; a refused request is a WARN.
+fn audit(request: &HttpRequest, action: &str, target: &str, result: &'static str) {
+    metrics::counter!(metric::ADMIN_ACTIONS, "action" => action.to_owned(), "result" => result)
+        .increment(1);
+    let peer = request
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if result == "unauthorized" {
+        tracing::warn!(action, target, result, peer = %peer, "admin action refused");
+    } else {
+        tracing::info!(action, target, result, peer = %peer, "admin action");
+    }
+}
+
 async fn list_binds(request: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     if !authorized(&request, &state.token) {
+        audit(&request, "list", "binds", "unauthorized");
         return unauthorized();
     }
     match state.list.send(ListBinds).await {
-        Ok(binds) => HttpResponse::Ok().json(json!({ "binds": binds })),
+        Ok(binds) => {
+            audit(&request, "list", "binds", "ok");
+            HttpResponse::Ok().json(json!({ "binds": binds }))
+        }
         Err(_) => {
+            audit(&request, "list", "binds", "unavailable");
             HttpResponse::ServiceUnavailable().json(json!({"error": "supervisor unavailable"}))
         }
     }
 }
 
-async fn restart_bind(
+async fn control_bind(
     request: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(String, String, String, String)>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
+    let (operator_id, direction, bind_id, action) = path.into_inner();
+    // What is logged of the target: the path's parts only where they are valid.
+    let target = match parse_key(&operator_id, &direction, &bind_id) {
+        Ok(key) => key.to_string(),
+        Err(_) => "invalid".to_owned(),
+    };
+    let action_name = BindControl::parse(&action).map_or("invalid", BindControl::as_str);
     if !authorized(&request, &state.token) {
+        audit(&request, action_name, &target, "unauthorized");
         return unauthorized();
     }
-    let (operator_id, direction, bind_id) = path.into_inner();
+    let Some(control) = BindControl::parse(&action) else {
+        audit(&request, action_name, &target, "bad_request");
+        return HttpResponse::NotFound()
+            .json(json!({ "error": "action: must be restart, drain or resume" }));
+    };
     let key = match parse_key(&operator_id, &direction, &bind_id) {
         Ok(key) => key,
-        Err(problem) => return HttpResponse::BadRequest().json(json!({ "error": problem })),
-    };
-    match state.restart.send(RestartOne { key: key.clone() }).await {
-        Ok(Ok(())) => {
-            tracing::info!(bind = %key, "admin restart accepted");
-            HttpResponse::Accepted().json(json!({ "restarting": key.to_string() }))
+        Err(problem) => {
+            audit(&request, action_name, &target, "bad_request");
+            return HttpResponse::BadRequest().json(json!({ "error": problem }));
         }
-        Ok(Err(unknown)) => HttpResponse::NotFound().json(json!({ "error": unknown.to_string() })),
+    };
+    let answer = state
+        .control
+        .send(ControlBind {
+            key: key.clone(),
+            action: control,
+        })
+        .await;
+    match answer {
+        Ok(Ok(())) => {
+            audit(&request, action_name, &target, "ok");
+            HttpResponse::Accepted().json(json!({ "action": action_name, "bind": key.to_string() }))
+        }
+        Ok(Err(unknown)) => {
+            audit(&request, action_name, &target, "not_found");
+            HttpResponse::NotFound().json(json!({ "error": unknown.to_string() }))
+        }
         Err(_) => {
+            audit(&request, action_name, &target, "unavailable");
             HttpResponse::ServiceUnavailable().json(json!({"error": "supervisor unavailable"}))
         }
     }

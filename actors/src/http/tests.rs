@@ -19,7 +19,11 @@ impl Handler<ListBinds> for FakeSupervisor {
             operator_id: "awcc".into(),
             direction: "trx",
             bind_id: 0,
+            role: "primary",
+            backup_for: None,
+            owner_pod: Some("pod-a".into()),
             state: "BOUND",
+            intake: "open",
             sessions: vec!["trx"],
             in_flight: 3,
             window: 100,
@@ -32,9 +36,9 @@ impl Handler<ListBinds> for FakeSupervisor {
     }
 }
 
-impl Handler<RestartOne> for FakeSupervisor {
+impl Handler<ControlBind> for FakeSupervisor {
     type Result = Result<(), UnknownBind>;
-    fn handle(&mut self, msg: RestartOne, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ControlBind, _: &mut Context<Self>) -> Self::Result {
         if msg.key.to_string() == "awcc/trx/0" {
             Ok(())
         } else {
@@ -50,7 +54,7 @@ fn admin_state() -> AdminState {
     AdminState {
         token: Secret::new(TOKEN),
         list: fake.clone().recipient(),
-        restart: fake.recipient(),
+        control: fake.recipient(),
     }
 }
 
@@ -97,6 +101,25 @@ async fn admin_lists_and_restarts_with_the_token() {
     let body: serde_json::Value = test::call_and_read_body_json(&app, req).await;
     assert_eq!(body["binds"][0]["inFlight"], 3);
     assert_eq!(body["binds"][0]["state"], "BOUND");
+    assert_eq!(body["binds"][0]["ownerPod"], "pod-a");
+    assert_eq!(body["binds"][0]["intake"], "open");
+
+    for action in ["drain", "resume"] {
+        let req = test::TestRequest::post()
+            .uri(&format!("/admin/binds/awcc/trx/0/{action}"))
+            .insert_header(bearer.clone())
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, req).await.status(),
+            202,
+            "{action}"
+        );
+    }
+    let req = test::TestRequest::post()
+        .uri("/admin/binds/awcc/trx/0/explode")
+        .insert_header(bearer.clone())
+        .to_request();
+    assert_eq!(test::call_service(&app, req).await.status(), 404);
 
     let req = test::TestRequest::post()
         .uri("/admin/binds/awcc/trx/0/restart")

@@ -36,6 +36,11 @@ pub const ENCODING: &str = "smpp_encoding_total";
 pub const FINGERPRINT_MISMATCHES: &str = "smpp_connector_fingerprint_mismatch_total";
 pub const GSM7_FORCE_REPLACEMENTS: &str = "smpp_connector_gsm7_force_replacements_total";
 pub const BIND_OWNER_CHANGES: &str = "smpp_bind_owner_changes_total";
+pub const BIND_ORPHANS: &str = "smpp_bind_orphan_total";
+pub const BIND_DOUBLE_CLAIMS: &str = "smpp_bind_double_claim_total";
+pub const BIND_INTAKE_PAUSED: &str = "smpp_connector_bind_intake_paused";
+pub const FAILOVERS: &str = "smpp_connector_failover_total";
+pub const ADMIN_ACTIONS: &str = "smpp_connector_admin_actions_total";
 pub const CONCAT_COMPLETE: &str = "smpp_concat_complete_total";
 pub const CONCAT_PARTIAL: &str = "smpp_concat_partial_total";
 pub const CONCAT_BUFFER: &str = "smpp_concat_buffer_size";
@@ -166,6 +171,26 @@ pub fn describe_all() {
     describe_counter!(
         BIND_OWNER_CHANGES,
         "Binds this pod claimed, gave up or lost in NATS KV (smpp-bind-owners)."
+    );
+    describe_counter!(
+        BIND_ORPHANS,
+        "Owner keys the reconciler deleted because their pod no longer heartbeats."
+    );
+    describe_counter!(
+        BIND_DOUBLE_CLAIMS,
+        "Binds the reconciler found run by a pod the owner key does not name (seen in two rounds)."
+    );
+    describe_gauge!(
+        BIND_INTAKE_PAUSED,
+        "1 while an admin drain keeps the bind from taking new messages (it stays bound)."
+    );
+    describe_counter!(
+        FAILOVERS,
+        "Primary/backup transitions by event (failover: the backup bound for a primary; failback: the primary back)."
+    );
+    describe_counter!(
+        ADMIN_ACTIONS,
+        "Admin API requests by action and result (ok, not_found, bad_request, unauthorized)."
     );
     describe_counter!(
         CONCAT_COMPLETE,

@@ -10,6 +10,11 @@
 //! revision moved (another pod holds it) stops the bind at once; a key that could not be
 //! refreshed for longer than TTL − 2 refreshes stops it too, before the TTL could let
 //! another pod in. The supervisor runs a bind only when told to ([`StartBind`]).
+//!
+//! Each heartbeat lists the bind ids its pod runs; one pod per operator and direction
+//! also runs the [`reconciler`] (orphaned keys, double claims).
+
+mod reconciler;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures::StreamExt;
 use smpp_connector::config::{BindKey, Config, OperatorId};
-use smpp_connector::ownership::{self, Action, OwnerRecord};
+use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
 
 use crate::events::now_rfc3339;
 use crate::telemetry::metric;
@@ -84,7 +89,17 @@ pub async fn buckets(
         let js = js.clone();
         async move {
             match js.get_key_value(bucket).await {
-                Ok(store) => Ok(store),
+                Ok(store) => {
+                    if let Ok(status) = store.status().await
+                        && status.max_age().is_zero()
+                    {
+                        tracing::warn!(
+                            bucket,
+                            "KV bucket has no max age: a dead pod's keys stay until the reconciler removes them (RECONCILE_MS)"
+                        );
+                    }
+                    Ok(store)
+                }
                 Err(_) => js
                     .create_key_value(kv::Config {
                         bucket: bucket.to_owned(),
@@ -113,6 +128,8 @@ pub struct OwnershipActor {
     releasing: BTreeSet<BindKey>,
     /// Owner pod of each bind, as last read.
     seen: BTreeMap<BindKey, String>,
+    /// Reconciler state per operator (moved into each tick's work and back).
+    leaders: BTreeMap<OperatorId, reconciler::Leader>,
     ticking: bool,
     ticks: u64,
     stopped: bool,
@@ -132,6 +149,7 @@ struct Tick {
     claimed: Vec<(BindKey, u64)>,
     release: Vec<BindKey>,
     seen: BTreeMap<BindKey, String>,
+    leaders: BTreeMap<OperatorId, reconciler::Leader>,
 }
 
 enum RefreshFailure {
@@ -158,6 +176,7 @@ impl OwnershipActor {
             held: BTreeMap::new(),
             releasing: BTreeSet::new(),
             seen: BTreeMap::new(),
+            leaders: BTreeMap::new(),
             ticking: false,
             ticks: 0,
             stopped: false,
@@ -195,11 +214,17 @@ impl OwnershipActor {
             .collect();
         let releasing = self.releasing.clone();
         let record = self.record();
-        let heartbeat = record.clone();
+        let mut leaders = std::mem::take(&mut self.leaders);
+        let ttl = self.config.timers.owner_ttl;
+        let reconcile_every = self.config.timers.reconcile;
+        let heartbeats: Vec<(OperatorId, Bytes)> = operators
+            .keys()
+            .map(|op| (op.clone(), self.heartbeat(op)))
+            .collect();
         let work = async move {
-            for op in operators.keys() {
+            for (op, heartbeat) in heartbeats {
                 let _ = pods_kv
-                    .put(ownership::pod_key(op, direction, &me), heartbeat.clone())
+                    .put(ownership::pod_key(&op, direction, &me), heartbeat)
                     .await;
             }
             let mut refreshed = Vec::new();
@@ -297,11 +322,28 @@ impl OwnershipActor {
                     }
                 }
             }
+            if plan_now {
+                for op in operators.keys() {
+                    let leader = leaders.entry(op.clone()).or_default();
+                    reconciler::step(
+                        leader,
+                        &owners_kv,
+                        &pods_kv,
+                        op,
+                        direction,
+                        record.clone(),
+                        ttl,
+                        reconcile_every,
+                    )
+                    .await;
+                }
+            }
             Tick {
                 refreshed,
                 claimed,
                 release,
                 seen,
+                leaders,
             }
         };
         ctx.spawn(work.into_actor(self).map(|tick, act, _ctx| {
@@ -311,6 +353,7 @@ impl OwnershipActor {
     }
 
     fn apply(&mut self, tick: Tick) {
+        self.leaders = tick.leaders;
         if self.stopped {
             return;
         }
@@ -379,6 +422,21 @@ impl OwnershipActor {
         self.seen = tick.seen;
     }
 
+    /// This pod's heartbeat for `op`: the bind ids it runs, for the reconciler.
+    fn heartbeat(&self, op: &OperatorId) -> Bytes {
+        let beat = Heartbeat {
+            pod: self.config.pod_name.clone(),
+            at: now_rfc3339(),
+            binds: self
+                .held
+                .keys()
+                .filter(|k| &k.operator_id == op)
+                .map(|k| k.bind_id)
+                .collect(),
+        };
+        Bytes::from(serde_json::to_vec(&beat).expect("heartbeat serializes"))
+    }
+
     fn changed(&self, key: &BindKey) {
         metrics::counter!(metric::BIND_OWNER_CHANGES, "mno" => key.operator_id.to_string(), "direction" => key.direction.as_str())
             .increment(1);
@@ -444,8 +502,20 @@ impl Handler<ReleaseAll> for OwnershipActor {
         let me = self.config.pod_name.clone();
         let direction = self.config.direction;
         let operators: Vec<OperatorId> = self.operators.keys().cloned().collect();
+        // The reconciler role goes too, so another pod takes it at once.
+        let leader_keys: Vec<(String, u64)> = std::mem::take(&mut self.leaders)
+            .into_iter()
+            .filter_map(|(op, leader)| {
+                Some((ownership::leader_key(&op, direction), leader.revision()?))
+            })
+            .collect();
         Box::pin(
             async move {
+                for (name, revision) in leader_keys {
+                    let _ = owners_kv
+                        .delete_expect_revision(&name, Some(revision))
+                        .await;
+                }
                 for (key, revision) in held {
                     let name = ownership::owner_key(&key.operator_id, key.direction, key.bind_id);
                     let _ = owners_kv

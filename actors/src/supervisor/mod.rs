@@ -6,8 +6,15 @@
 //! in a handler closes its mailbox) is detected by a periodic check and respawned — no
 //! other bind notices either way. State changes are forwarded to
 //! `HealthPublisherActor` with the operator's bound/total counts.
+//!
+//! Failover goes through here too ([`failover`]): a primary bind past its failure
+//! threshold gets a backup bind (another `BindActor`, under its own `actix::Supervisor`)
+//! for as long as the primary is down; the pure [`smpp_connector::failover::Failover`]
+//! decides, this module carries it out.
 
-use std::collections::BTreeMap;
+mod failover;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,14 +23,18 @@ use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use smpp_connector::backoff::Backoff;
 use smpp_connector::config::{BindKey, Config, OperatorId};
+use smpp_connector::failover::Failover;
 use smpp_connector::session::BindState;
 
-use crate::bind::{BindActor, BindDeps, BindStatus, GetBindStatus, RestartBind, ShutdownBind};
+use crate::bind::{
+    AbortBind, BindActor, BindDeps, BindStatus, GetBindStatus, PauseIntake, RestartBind,
+    ShutdownBind,
+};
 use crate::correlation::CorrelationActor;
 use crate::health::{HealthPublisherActor, PublishHealth};
 use crate::nats::{self, EventPublisher};
 use crate::oms::CredentialSource;
-use crate::ownership::{OperatorBinds, OwnershipActor, Released, StartBind, StopBind};
+use crate::ownership::{OperatorBinds, Owners, OwnershipActor, Released, StartBind, StopBind};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
@@ -55,8 +66,13 @@ impl Readiness {
 #[rtype(result = "()")]
 pub struct BindStateChanged {
     pub key: BindKey,
+    /// The operator whose traffic the bind carries: `key`'s own, or for a backup bind
+    /// the primary's.
+    pub serves: OperatorId,
     pub state: BindState,
     pub reason: Option<String>,
+    /// Failed bind attempts in a row (0 once bound).
+    pub failures: u32,
 }
 
 /// List every bind with its live status.
@@ -64,11 +80,42 @@ pub struct BindStateChanged {
 #[rtype(result = "Vec<BindStatus>")]
 pub struct ListBinds;
 
-/// Restart one bind (admin).
+/// What the on-call engineer does to one bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindControl {
+    /// Drain in-flight submits (bounded), unbind, rebind.
+    Restart,
+    /// Take no new messages, finish what is held, stay bound.
+    Drain,
+    /// Take messages again after a drain.
+    Resume,
+}
+
+impl BindControl {
+    pub fn parse(action: &str) -> Option<Self> {
+        match action {
+            "restart" => Some(BindControl::Restart),
+            "drain" => Some(BindControl::Drain),
+            "resume" => Some(BindControl::Resume),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindControl::Restart => "restart",
+            BindControl::Drain => "drain",
+            BindControl::Resume => "resume",
+        }
+    }
+}
+
+/// Restart, drain or resume one bind (admin). Other binds are not touched.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), UnknownBind>")]
-pub struct RestartOne {
+pub struct ControlBind {
     pub key: BindKey,
+    pub action: BindControl,
 }
 
 /// The bind named does not exist in this process.
@@ -91,14 +138,16 @@ struct OperatorReady {
     bind_count: u16,
     /// Lane consumers by priority, shared by every bind of the operator (a consumer
     /// handle holds its whole info, ~1.4 KiB: not copied per bind).
-    lanes: Arc<[(usize, PullConsumer)]>,
+    lanes: Lanes,
 }
 
+/// One running bind (a primary, or the backup of one).
 struct BindEntry {
+    key: BindKey,
     addr: Addr<BindActor>,
     state: BindState,
     reason: Option<String>,
-    lanes: Arc<[(usize, PullConsumer)]>,
+    lanes: Lanes,
 }
 
 /// The supervisor of all binds of this process.
@@ -111,7 +160,14 @@ pub struct Supervisor {
     throttle: Addr<ThrottleActor>,
     readiness: Arc<Readiness>,
     deps: Option<Arc<BindDeps>>,
+    /// Primary binds by key.
     binds: BTreeMap<BindKey, BindEntry>,
+    /// Backup binds by the key of the primary whose traffic they carry.
+    backups: BTreeMap<BindKey, BindEntry>,
+    /// Failover state of each primary bind.
+    failover: BTreeMap<BindKey, Failover>,
+    /// Operators a gauge was ever set for (so a backup operator's series goes to 0).
+    gauge_operators: BTreeSet<OperatorId>,
     shutting_down: bool,
     /// With `BIND_OWNERSHIP=kv`: binds run only when the ownership actor says so.
     ownership: Option<Addr<OwnershipActor>>,
@@ -131,6 +187,7 @@ impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor")
             .field("binds", &self.binds.len())
+            .field("backups", &self.backups.len())
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +203,7 @@ impl Supervisor {
         readiness: Arc<Readiness>,
     ) -> Self {
         Supervisor {
+            gauge_operators: config.operator_ids.iter().cloned().collect(),
             config,
             credentials,
             correlation,
@@ -155,6 +213,8 @@ impl Supervisor {
             readiness,
             deps: None,
             binds: BTreeMap::new(),
+            backups: BTreeMap::new(),
+            failover: BTreeMap::new(),
             shutting_down: false,
             ownership: None,
             operator_lanes: BTreeMap::new(),
@@ -218,34 +278,51 @@ impl Supervisor {
         });
     }
 
-    fn spawn_bind(&self, key: BindKey, lanes: Arc<[(usize, PullConsumer)]>) -> Addr<BindActor> {
+    /// Spawn a bind actor for `key` carrying `serves`'s traffic from `lanes`.
+    fn spawn_bind(&self, key: &BindKey, serves: &OperatorId, lanes: &Lanes) -> Addr<BindActor> {
         let deps = self.deps.clone().expect("deps are set in started()");
-        let actor_key = key;
-        actix::Supervisor::start(move |_| BindActor::new(actor_key, deps, lanes))
+        let (key, serves, lanes) = (key.clone(), serves.clone(), lanes.clone());
+        actix::Supervisor::start(move |_| BindActor::new(key, serves, deps, lanes))
     }
 
-    fn publish_health(&self, key: &BindKey, state: BindState, reason: Option<String>) {
-        let of_operator = self
-            .binds
-            .iter()
-            .filter(|(k, _)| k.operator_id == key.operator_id && k.direction == key.direction);
-        let (bound, total) = of_operator.fold((0u32, 0u32), |(b, t), (_, e)| {
-            (b + u32::from(e.state.is_bound()), t + 1)
-        });
+    /// Publish one `operator.health` event for `key` (a primary's or a backup's key),
+    /// with its operator's bound/total among the binds of this process.
+    fn publish_health(
+        &self,
+        key: &BindKey,
+        state: BindState,
+        reason: Option<String>,
+        failback: bool,
+        backup_operator_id: Option<&OperatorId>,
+    ) {
+        let (bound, total) = self
+            .entries()
+            .filter(|e| e.key.operator_id == key.operator_id && e.key.direction == key.direction)
+            .fold((0u32, 0u32), |(b, t), e| {
+                (b + u32::from(e.state.is_bound()), t + 1)
+            });
         self.health.do_send(PublishHealth {
             key: key.clone(),
             state,
-            failback: false,
+            failback,
             reason,
             bound_binds: bound,
             total_binds: total,
-            backup_operator_id: None,
+            backup_operator_id: backup_operator_id.map(ToString::to_string),
         });
     }
 
-    fn update_gauges(&self) {
+    /// Every running bind, primaries and backups.
+    fn entries(&self) -> impl Iterator<Item = &BindEntry> {
+        self.binds.values().chain(self.backups.values())
+    }
+
+    fn update_gauges(&mut self) {
+        for entry in self.backups.values() {
+            self.gauge_operators.insert(entry.key.operator_id.clone());
+        }
         let mut counts: BTreeMap<(String, &'static str, &'static str), usize> = BTreeMap::new();
-        for operator in &self.config.operator_ids {
+        for operator in &self.gauge_operators {
             for state in BindState::ALL {
                 counts.insert(
                     (
@@ -257,11 +334,11 @@ impl Supervisor {
                 );
             }
         }
-        for (key, entry) in &self.binds {
+        for entry in self.entries() {
             *counts
                 .entry((
-                    key.operator_id.to_string(),
-                    key.direction.as_str(),
+                    entry.key.operator_id.to_string(),
+                    entry.key.direction.as_str(),
                     entry.state.as_str(),
                 ))
                 .or_default() += 1;
@@ -270,7 +347,7 @@ impl Supervisor {
             metrics::gauge!(metric::SESSIONS, "mno" => mno, "direction" => direction, "state" => state)
                 .set(n as f64);
         }
-        let bound = self.binds.values().filter(|e| e.state.is_bound()).count();
+        let bound = self.entries().filter(|e| e.state.is_bound()).count();
         self.readiness.bound.store(bound, Ordering::Relaxed);
     }
 
@@ -278,25 +355,80 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let crashed: Vec<BindKey> = self
+        let deps_ready = self.deps.is_some();
+        let crashed: Vec<(BindKey, bool)> = self
             .binds
             .iter()
-            .filter(|(_, e)| !e.addr.connected())
-            .map(|(k, _)| k.clone())
+            .map(|(k, e)| (k, e, false))
+            .chain(self.backups.iter().map(|(k, e)| (k, e, true)))
+            .filter(|(_, e, _)| deps_ready && !e.addr.connected())
+            .map(|(k, _, backup)| (k.clone(), backup))
             .collect();
-        for key in crashed {
+        for (primary, backup) in crashed {
+            let map = if backup { &self.backups } else { &self.binds };
+            let entry = &map[&primary];
+            let key = entry.key.clone();
             metrics::counter!(metric::BIND_CRASHES, "mno" => key.operator_id.to_string(), "direction" => key.direction.as_str(), "bindId" => key.bind_id.to_string()).increment(1);
-            tracing::error!(operatorId = %key.operator_id, direction = %key.direction, bindId = key.bind_id, "bind actor ended unexpectedly; respawning it");
-            let lanes = self.binds[&key].lanes.clone();
-            let addr = self.spawn_bind(key.clone(), lanes);
-            if let Some(entry) = self.binds.get_mut(&key) {
+            tracing::error!(operatorId = %key.operator_id, direction = %key.direction, bindId = key.bind_id, backup, "bind actor ended unexpectedly; respawning it");
+            let addr = self.spawn_bind(&key, &primary.operator_id, &entry.lanes);
+            let map = if backup {
+                &mut self.backups
+            } else {
+                &mut self.binds
+            };
+            if let Some(entry) = map.get_mut(&primary) {
                 entry.addr = addr;
                 entry.state = BindState::Disconnected;
                 entry.reason = Some("crashed".into());
             }
-            self.publish_health(&key, BindState::Disconnected, Some("crashed".into()));
+            let routed = (!backup)
+                .then(|| self.failover.get(&primary))
+                .flatten()
+                .and_then(|f| f.routed_through())
+                .or(backup.then_some(&key.operator_id));
+            self.publish_health(
+                &key,
+                BindState::Disconnected,
+                Some("crashed".into()),
+                false,
+                routed,
+            );
             self.update_gauges();
         }
+    }
+
+    fn start_bind(&mut self, key: BindKey) {
+        if self.binds.contains_key(&key) || self.shutting_down {
+            return;
+        }
+        let Some((_, lanes)) = self.operator_lanes.get(&key.operator_id) else {
+            return;
+        };
+        let lanes = lanes.clone();
+        let addr = self.spawn_bind(&key, &key.operator_id, &lanes);
+        self.binds.insert(
+            key.clone(),
+            BindEntry {
+                key: key.clone(),
+                addr,
+                state: BindState::Disconnected,
+                reason: None,
+                lanes,
+            },
+        );
+        self.failover.insert(
+            key.clone(),
+            Failover::new(key.operator_id.clone(), self.config.failover_after_failures),
+        );
+        self.update_gauges();
+    }
+
+    /// The actor of the bind named `key`: a primary, or a backup named by its own key.
+    fn addr_of(&self, key: &BindKey) -> Option<&Addr<BindActor>> {
+        self.binds
+            .get(key)
+            .or_else(|| self.backups.values().find(|e| e.key == *key))
+            .map(|e| &e.addr)
     }
 }
 
@@ -348,29 +480,6 @@ impl Handler<OperatorReady> for Supervisor {
     }
 }
 
-impl Supervisor {
-    fn start_bind(&mut self, key: BindKey) {
-        if self.binds.contains_key(&key) || self.shutting_down {
-            return;
-        }
-        let Some((_, lanes)) = self.operator_lanes.get(&key.operator_id) else {
-            return;
-        };
-        let lanes = lanes.clone();
-        let addr = self.spawn_bind(key.clone(), lanes.clone());
-        self.binds.insert(
-            key,
-            BindEntry {
-                addr,
-                state: BindState::Disconnected,
-                reason: None,
-                lanes,
-            },
-        );
-        self.update_gauges();
-    }
-}
-
 impl Handler<SetOwnership> for Supervisor {
     type Result = ();
 
@@ -397,6 +506,17 @@ impl Handler<StopBind> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: StopBind, ctx: &mut Context<Self>) {
+        // A backup goes with its primary (ownership covers both).
+        let stops = self
+            .failover
+            .remove(&msg.key)
+            .map(|mut failover| failover.handle_primary_stopped())
+            .unwrap_or_default();
+        for action in stops {
+            if let smpp_connector::failover::Action::StopBackup { reason, .. } = action {
+                self.stop_backup_of(&msg.key, msg.graceful, reason, ctx);
+            }
+        }
         let Some(entry) = self.binds.remove(&msg.key) else {
             if msg.graceful
                 && let Some(ownership) = &self.ownership
@@ -406,16 +526,25 @@ impl Handler<StopBind> for Supervisor {
             return;
         };
         self.update_gauges();
-        self.publish_health(&msg.key, BindState::Disconnected, Some(msg.reason.into()));
+        self.publish_health(
+            &msg.key,
+            BindState::Disconnected,
+            Some(msg.reason.into()),
+            false,
+            None,
+        );
+        if !msg.graceful {
+            // The key already names another pod: no drain, no waiting.
+            entry.addr.do_send(AbortBind { reason: msg.reason });
+            return;
+        }
         let ownership = self.ownership.clone();
-        let stop = entry.addr.send(ShutdownBind);
+        let stop = entry.addr.send(ShutdownBind { reason: msg.reason });
         let deadline = self.config.timers.drain_timeout + self.config.timers.bind_timeout;
         ctx.spawn(
             async move {
                 let _ = tokio::time::timeout(deadline, stop).await;
-                if msg.graceful
-                    && let Some(ownership) = ownership
-                {
+                if let Some(ownership) = ownership {
                     ownership.do_send(Released { key: msg.key });
                 }
             }
@@ -427,13 +556,12 @@ impl Handler<StopBind> for Supervisor {
 impl Handler<BindStateChanged> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: BindStateChanged, _ctx: &mut Context<Self>) {
-        if let Some(entry) = self.binds.get_mut(&msg.key) {
-            entry.state = msg.state;
-            entry.reason = msg.reason.clone();
+    fn handle(&mut self, msg: BindStateChanged, ctx: &mut Context<Self>) {
+        if msg.serves != msg.key.operator_id {
+            self.backup_state_changed(msg);
+        } else {
+            self.primary_state_changed(msg, ctx);
         }
-        self.update_gauges();
-        self.publish_health(&msg.key, msg.state, msg.reason);
     }
 }
 
@@ -444,12 +572,19 @@ impl Handler<ListBinds> for Supervisor {
         let asks: Vec<_> = self
             .binds
             .iter()
-            .map(|(key, entry)| {
+            .chain(self.backups.iter())
+            .map(|(primary, entry)| {
+                let key = &entry.key;
+                let backup = key.operator_id != primary.operator_id;
                 let fallback = BindStatus {
                     operator_id: key.operator_id.to_string(),
                     direction: key.direction.as_str(),
                     bind_id: key.bind_id,
+                    role: if backup { "backup" } else { "primary" },
+                    backup_for: backup.then(|| primary.operator_id.to_string()),
+                    owner_pod: None,
                     state: entry.state.as_str(),
+                    intake: "unknown",
                     sessions: Vec::new(),
                     in_flight: 0,
                     window: 0,
@@ -463,24 +598,48 @@ impl Handler<ListBinds> for Supervisor {
                     .addr
                     .send(GetBindStatus)
                     .timeout(Duration::from_secs(2));
-                async move { ask.await.unwrap_or(fallback) }
+                let primary = primary.clone();
+                async move { (primary, ask.await.unwrap_or(fallback)) }
             })
             .collect();
-        Box::pin(futures::future::join_all(asks))
+        // Owner of each bind: from NATS KV, or this pod when ownership is off. A backup
+        // runs under its primary's ownership.
+        let owners = self.ownership.as_ref().map(|o| o.send(Owners));
+        let me = self.config.pod_name.clone();
+        Box::pin(async move {
+            let owners = match owners {
+                Some(ask) => ask.await.ok(),
+                None => None,
+            };
+            futures::future::join_all(asks)
+                .await
+                .into_iter()
+                .map(|(primary, mut status)| {
+                    status.owner_pod = match &owners {
+                        Some(owners) => owners.get(&primary).cloned(),
+                        None => Some(me.clone()),
+                    };
+                    status
+                })
+                .collect()
+        })
     }
 }
 
-impl Handler<RestartOne> for Supervisor {
+impl Handler<ControlBind> for Supervisor {
     type Result = Result<(), UnknownBind>;
 
-    fn handle(&mut self, msg: RestartOne, _ctx: &mut Context<Self>) -> Self::Result {
-        let entry = self
-            .binds
-            .get(&msg.key)
+    fn handle(&mut self, msg: ControlBind, _ctx: &mut Context<Self>) -> Self::Result {
+        let addr = self
+            .addr_of(&msg.key)
             .ok_or_else(|| UnknownBind(msg.key.to_string()))?;
-        entry.addr.do_send(RestartBind {
-            reason: "admin_restart",
-        });
+        match msg.action {
+            BindControl::Restart => addr.do_send(RestartBind {
+                reason: "admin_restart",
+            }),
+            BindControl::Drain => addr.do_send(PauseIntake { paused: true }),
+            BindControl::Resume => addr.do_send(PauseIntake { paused: false }),
+        }
         Ok(())
     }
 }
@@ -492,9 +651,8 @@ impl Handler<Shutdown> for Supervisor {
         self.shutting_down = true;
         self.readiness.begin_shutdown();
         let stops: Vec<_> = self
-            .binds
-            .values()
-            .map(|entry| entry.addr.send(ShutdownBind))
+            .entries()
+            .map(|entry| entry.addr.send(ShutdownBind { reason: "shutdown" }))
             .collect();
         Box::pin(async move {
             let all = futures::future::join_all(stops);
