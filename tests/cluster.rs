@@ -1,13 +1,20 @@
 //! Several service processes for one operator: each bind has exactly one owner (NATS KV
-//! `smpp-bind-owners`), and a dead owner's bind moves within the scaled TTL.
+//! `smpp-bind-owners`), a dead owner's bind moves within the scaled TTL, a SIGTERM or a
+//! rolling restart under load hands binds over with nothing lost, pinned subjects follow
+//! their bind, the reconciler cleans up what the buckets keep, a primary fails over to
+//! its backup operator and back, and one bind is drained and resumed by the on-call.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, eventually, unique};
+use crate::support::{
+    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, schema, unique,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -100,4 +107,716 @@ async fn three_pods_share_two_binds_and_a_killed_owner_is_replaced() {
     );
     assert_ne!(new_owner, victim);
     println!("bind 0 re-owned by {new_owner} {reclaim:?} after kill -9 of {victim}");
+}
+
+// ----- shared by the tests below ---------------------------------------------------------
+
+/// Pod names of a test.
+fn pod(test: &str, name: &str) -> String {
+    format!("{test}_{name}")
+}
+
+/// Start a pod named `name` (its `POD_NAME`).
+async fn start_pod(
+    test: &str,
+    name: &str,
+    nats: &Nats,
+    oms: &Oms,
+    op: &str,
+    extra: &[(&str, &str)],
+) -> Service {
+    let pod_name = pod(test, name);
+    let mut env = vec![("POD_NAME", pod_name.as_str())];
+    env.extend_from_slice(extra);
+    Service::start(&pod_name, nats, oms, op, &env).await
+}
+
+/// Samples the bound sessions at a simulator every 25 ms until dropped: the most seen.
+struct SessionWatch {
+    max: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SessionWatch {
+    fn start(sim: &Sim) -> SessionWatch {
+        let max = Arc::new(AtomicUsize::new(0));
+        let url = format!("{}/connections", sim.control);
+        let seen = max.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                if let Ok(response) = http.get(&url).send().await
+                    && let Ok(list) = response.json::<Vec<Value>>().await
+                {
+                    let bound = list.iter().filter(|c| !c["mode"].is_null()).count();
+                    seen.fetch_max(bound, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        });
+        SessionWatch { max, task }
+    }
+
+    fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const LOAD_TEXT: &str = "Cluster load test message";
+
+/// Numbers of load messages: each command goes to a number of its own in the test run.
+static NUMBERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Publish `n` commands on `subject`, at most `per_second`, from a task; answers the
+/// message ids (each to its own number, `9371` + a counter).
+fn load(
+    nats: &Nats,
+    op: &str,
+    subject: String,
+    n: usize,
+    per_second: u64,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    forbid_in_logs(&[LOAD_TEXT]);
+    let js = nats.js.clone();
+    let op = op.to_owned();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let due = started + Duration::from_micros(1_000_000 * i as u64 / per_second);
+            tokio::time::sleep_until(due.into()).await;
+            let id = uuid::Uuid::new_v4().to_string();
+            let command = json!({
+                "version": "1.0",
+                "messageId": id,
+                "operatorId": op,
+                "to": format!("+9371{:07}", NUMBERS.fetch_add(1, Ordering::Relaxed)),
+                "text": LOAD_TEXT,
+            });
+            js.publish(
+                subject.clone(),
+                serde_json::to_vec(&command).unwrap().into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stream acknowledged");
+            ids.push(id);
+        }
+        ids
+    })
+}
+
+/// Wait until every id has its correlation row (single-part messages: one each); the
+/// number of ids without one (0 = nothing lost).
+async fn wait_all_rows(ids: &[String], timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows = correlation_rows(ids).await.len();
+        if rows == ids.len() || Instant::now() >= deadline {
+            return ids.len() - rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// submit_sm the simulators received beyond one per destination number.
+fn duplicates(sims: &[&Sim]) -> usize {
+    let submits: Vec<Value> = sims
+        .iter()
+        .flat_map(|s| s.received_now("submit_sm"))
+        .collect();
+    let distinct: BTreeSet<&str> = submits
+        .iter()
+        .filter_map(|s| s["destination_addr"].as_str())
+        .collect();
+    submits.len() - distinct.len()
+}
+
+/// Operator id of each correlation row of these messages.
+async fn row_operators(ids: &[String]) -> Vec<String> {
+    let client = crate::support::pg().await;
+    client
+        .query(
+            "SELECT operator_id FROM smpp.message_correlations WHERE message_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default()
+}
+
+/// Wait until bind `id` is owned by a pod other than `not` and `sessions` are bound.
+async fn wait_owner(
+    nats: &Nats,
+    sim: &Sim,
+    op: &str,
+    binds: u16,
+    id: u16,
+    not: &str,
+    sessions: usize,
+) -> String {
+    eventually(T, "bind re-owned and bound", || async {
+        let owner = owners(nats, op, binds).await[id as usize].clone()?;
+        (owner != not && bound_sessions(sim).await == sessions).then_some(owner)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sigterm_of_an_owner_under_load_hands_its_bind_over_and_loses_nothing() {
+    let test = "cluster_sigterm";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 5}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    let mut pods = BTreeMap::new();
+    for name in ["a", "b"] {
+        pods.insert(
+            pod(test, name),
+            start_pod(test, name, &nats, &oms, &op, &[]).await,
+        );
+    }
+    let owned = eventually(T, "two binds on two pods", || async {
+        let owners = owners(&nats, &op, 2).await;
+        let distinct: BTreeSet<String> = owners.iter().flatten().cloned().collect();
+        (distinct.len() == 2 && bound_sessions(&sim).await == 2).then_some(owners)
+    })
+    .await;
+    let watch = SessionWatch::start(&sim);
+    let sent = load(&nats, &op, format!("smpp.operator.{op}"), 1500, 300);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // SIGTERM the owner of bind 0 while commands keep coming.
+    let victim = owned[0].clone().unwrap();
+    let stopped_at = Instant::now();
+    let status = pods.get_mut(&victim).unwrap().terminate().await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM: clean exit, got {status:?}"
+    );
+    let new_owner = wait_owner(&nats, &sim, &op, 2, 0, &victim, 2).await;
+    let takeover = stopped_at.elapsed();
+
+    let ids = sent.await.unwrap();
+    let lost = wait_all_rows(&ids, T).await;
+    nats.wait_drained(&op, T).await;
+    let dups = duplicates(&[&sim]);
+    let unbinds = sim.received("unbind").await.len();
+    println!(
+        "SIGTERM of {victim}: bind 0 owned and bound by {new_owner} {takeover:?} after the signal; \
+         {} commands, lost {lost}, duplicates {dups}, sessions at most {}, unbinds {unbinds}",
+        ids.len(),
+        watch.max()
+    );
+    assert_eq!(lost, 0, "every command has its row");
+    assert_eq!(dups, 0, "a graceful handover sends nothing twice");
+    assert!(watch.max() <= 2, "never more sessions than bindCount");
+    assert!(unbinds >= 1, "the stopped pod unbound");
+    assert!(
+        takeover < Duration::from_secs(10),
+        "taken over in {takeover:?}"
+    );
+    sim.assert_golden_clean().await;
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_load_loses_nothing_and_never_binds_more_than_bind_count() {
+    let test = "cluster_rolling";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 5}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    let mut old = Vec::new();
+    for name in ["a", "b", "c"] {
+        old.push(start_pod(test, name, &nats, &oms, &op, &[]).await);
+    }
+    eventually(T, "two binds bound", || async {
+        (bound_sessions(&sim).await == 2).then_some(())
+    })
+    .await;
+    let watch = SessionWatch::start(&sim);
+    let sent = load(&nats, &op, format!("smpp.operator.{op}"), 3000, 250);
+    // A rolling update with maxSurge 1: a new pod comes up, then an old one goes.
+    let mut new = Vec::new();
+    for (n, mut pod) in old.into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let name = format!("new{n}");
+        new.push(start_pod(test, &name, &nats, &oms, &op, &[]).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = pod.terminate().await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "pod {n} exited {status:?}"
+        );
+        eventually(T, "two binds bound again", || async {
+            (bound_sessions(&sim).await == 2).then_some(())
+        })
+        .await;
+    }
+    let ids = sent.await.unwrap();
+    let lost = wait_all_rows(&ids, T).await;
+    nats.wait_drained(&op, T).await;
+    let dups = duplicates(&[&sim]);
+    let owners_now = owners(&nats, &op, 2).await;
+    println!(
+        "rolling restart of 3 pods: {} commands, lost {lost}, duplicates {dups}, sessions at most {}, owners now {owners_now:?}",
+        ids.len(),
+        watch.max()
+    );
+    assert_eq!(lost, 0, "every command has its row");
+    assert_eq!(dups, 0, "graceful stops send nothing twice");
+    assert!(watch.max() <= 2, "never more sessions than bindCount");
+    assert!(
+        owners_now
+            .iter()
+            .flatten()
+            .all(|o| o.starts_with(&pod(test, "new"))),
+        "the new pods own the binds: {owners_now:?}"
+    );
+    drop(new);
+}
+
+#[tokio::test]
+async fn the_backup_operator_carries_the_traffic_while_the_primary_is_down() {
+    let test = "cluster_failover";
+    let primary = format!("opa{}", unique());
+    let backup = format!("opb{}", unique());
+    let nats = Nats::start(test).await;
+    let sim_a = Sim::start(test, json!({}));
+    let sim_b = Sim::start(test, json!({}));
+    let mut creds = credentials(
+        &primary,
+        sim_a.smpp_port,
+        json!({"backupOperatorId": backup}),
+    );
+    let backup_creds = credentials(&backup, sim_b.smpp_port, json!({"msgIdFormat": "HEX"}));
+    creds[&backup] = backup_creds[&backup].clone();
+    let oms = Oms::start(test, creds);
+    let mut health = nats.subscribe("operator.health").await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &primary,
+        &[("FAILOVER_AFTER_FAILURES", "2")],
+    )
+    .await;
+    service.wait_bound(1).await;
+    let subject = format!("smpp.operator.{primary}");
+    let before = load(&nats, &primary, subject.clone(), 20, 200)
+        .await
+        .unwrap();
+    assert_eq!(wait_all_rows(&before, T).await, 0);
+
+    // The primary SMSC dies: after two failed attempts the backup is bound.
+    let port_a = sim_a.smpp_port;
+    let killed = Instant::now();
+    drop(sim_a);
+    let unbound = health
+        .wait_for(T, "primary UNBOUND routed through the backup", |e| {
+            e["operatorId"] == primary.as_str()
+                && e["state"] == "UNBOUND"
+                && e["reason"] == "failover"
+                && e["backupOperatorId"] == backup.as_str()
+        })
+        .await;
+    let bound = health
+        .wait_for(T, "backup BOUND", |e| {
+            e["operatorId"] == backup.as_str()
+                && e["state"] == "BOUND"
+                && e["backupOperatorId"] == backup.as_str()
+        })
+        .await;
+    let failover_after = killed.elapsed();
+    for event in [&unbound, &bound] {
+        schema::assert_valid("operator-health-event.v1.schema.json", event);
+    }
+    let (_, binds) = service
+        .admin_get("/admin/binds", Some(&service.token.clone()))
+        .await;
+    let backup_row = binds["binds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["role"] == "backup")
+        .cloned()
+        .expect("admin binds lists the backup");
+    assert_eq!(backup_row["operatorId"], backup.as_str());
+    assert_eq!(backup_row["backupFor"], primary.as_str());
+    assert_eq!(backup_row["state"], "BOUND");
+    assert!(backup_row["ownerPod"].is_string());
+
+    // Traffic for the primary flows through the backup, rows and receipts under it.
+    let during = load(&nats, &primary, subject.clone(), 50, 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_all_rows(&during, T).await,
+        0,
+        "nothing lost on the backup"
+    );
+    assert!(
+        row_operators(&during).await.iter().all(|o| *o == backup),
+        "rows of the backup's submits are under the backup operator"
+    );
+    assert_eq!(sim_b.received_at_least("submit_sm", 50).await.len(), 50);
+    let receipt = dlrs
+        .wait_for(T, "a receipt from the backup, correlated", |e| {
+            e["operatorId"] == backup.as_str()
+                && e["correlated"] == true
+                && during.iter().any(|id| e["messageId"] == id.as_str())
+        })
+        .await;
+    schema::assert_valid("dlr-inbound-event.v1.schema.json", &receipt);
+
+    // The primary comes back: FAILBACK, the backup drained and unbound.
+    let sim_a = Sim::start_on(test, json!({}), port_a, 100_000);
+    let came_back = Instant::now();
+    let failback = health
+        .wait_for(T, "FAILBACK of the primary", |e| {
+            e["operatorId"] == primary.as_str() && e["state"] == "FAILBACK"
+        })
+        .await;
+    schema::assert_valid("operator-health-event.v1.schema.json", &failback);
+    assert!(failback["backupOperatorId"].is_null());
+    let backup_down = health
+        .wait_for(T, "backup unbound after the failback", |e| {
+            e["operatorId"] == backup.as_str()
+                && e["state"] == "UNBOUND"
+                && e["reason"] == "failback"
+        })
+        .await;
+    schema::assert_valid("operator-health-event.v1.schema.json", &backup_down);
+    let failback_after = came_back.elapsed();
+    assert!(!sim_b.received_at_least("unbind", 1).await.is_empty());
+    let after = load(&nats, &primary, subject, 20, 200).await.unwrap();
+    assert_eq!(wait_all_rows(&after, T).await, 0);
+    assert!(row_operators(&after).await.iter().all(|o| *o == primary));
+    assert_eq!(sim_a.received_at_least("submit_sm", 20).await.len(), 20);
+    nats.wait_drained(&primary, T).await;
+    println!(
+        "failover: backup bound {failover_after:?} after the primary SMSC died; \
+         failback + backup drained {failback_after:?} after it came back; 90 commands, 0 lost"
+    );
+    service.assert_no_secrets(&[crate::support::sim::PASSWORD]);
+}
+
+/// Connection ids (at the simulator) that received a submit_sm after `skip` submits.
+async fn submit_connections(sim: &Sim, skip: usize) -> BTreeSet<u64> {
+    sim.received("submit_sm")
+        .await
+        .iter()
+        .skip(skip)
+        .filter_map(|r| r["conn"].as_u64())
+        .collect()
+}
+
+/// Run the CLI: `smpp-connector admin …` against a service.
+fn admin_cli(service: &Service, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smpp-connector"))
+        .arg("admin")
+        .args(args)
+        .env("ADMIN_URL", &service.admin)
+        .env("ADMIN_TOKEN", &service.token)
+        .output()
+        .expect("smpp-connector admin");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn drain_and_resume_one_bind_while_the_other_sends() {
+    let test = "cluster_drain";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 50}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2, "window": 20})),
+    );
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(2).await;
+    let subject = format!("smpp.operator.{op}");
+
+    // Drain bind 0 while both send: what it holds finishes, it takes nothing new.
+    let first = load(&nats, &op, subject.clone(), 400, 400);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (ok, _) = admin_cli(&service, &["drain", &op, "trx", "0"]);
+    assert!(ok, "admin drain");
+    let drained_at = sim.received_now("submit_sm").len();
+    let first = first.await.unwrap();
+    assert_eq!(wait_all_rows(&first, T).await, 0, "held messages finished");
+    let bind0 = eventually(T, "bind 0 drained, nothing held", || async {
+        let (_, body) = service
+            .admin_get("/admin/binds", Some(&service.token.clone()))
+            .await;
+        body["binds"]
+            .as_array()?
+            .iter()
+            .find(|b| b["bindId"] == 0 && b["intake"] == "drained" && b["dispatches"] == 0)
+            .cloned()
+    })
+    .await;
+    assert_eq!(bind0["state"], "BOUND", "a drained bind stays bound");
+    let (_, table) = admin_cli(&service, &["binds"]);
+    assert!(
+        table.contains("drained"),
+        "the CLI shows the drain:\n{table}"
+    );
+
+    // While drained, new traffic goes only through the other bind; both stay bound.
+    let skip = sim.received_now("submit_sm").len().max(drained_at);
+    let second = load(&nats, &op, subject.clone(), 200, 1000).await.unwrap();
+    assert_eq!(wait_all_rows(&second, T).await, 0);
+    let used = submit_connections(&sim, skip).await;
+    assert_eq!(used.len(), 1, "only the open bind submits: {used:?}");
+    assert_eq!(bound_sessions(&sim).await, 2, "both sessions stay bound");
+    assert_eq!(
+        service
+            .metric_sum("smpp_connector_bind_intake_paused", "bindId=\"0\"")
+            .await,
+        1.0
+    );
+
+    // Resumed: both binds take traffic again.
+    let (ok, _) = admin_cli(&service, &["resume", &op, "trx", "0"]);
+    assert!(ok, "admin resume");
+    let skip = sim.received_now("submit_sm").len();
+    let third = load(&nats, &op, subject, 300, 3000).await.unwrap();
+    assert_eq!(wait_all_rows(&third, T).await, 0);
+    nats.wait_drained(&op, T).await;
+    let used = submit_connections(&sim, skip).await;
+    assert_eq!(
+        used.len(),
+        2,
+        "both binds submit after the resume: {used:?}"
+    );
+    assert_eq!(duplicates(&[&sim]), 0);
+
+    // Every admin action was logged with its action and target, never the token.
+    let audited: Vec<(String, String)> = service
+        .logs_with("admin action")
+        .iter()
+        .map(|l| {
+            (
+                l["action"].as_str().unwrap_or("").to_owned(),
+                l["bind"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for action in ["drain", "resume"] {
+        assert!(
+            audited.contains(&(action.to_owned(), format!("{op}/trx/0"))),
+            "{action} audited: {audited:?}"
+        );
+    }
+    assert!(audited.iter().any(|(a, _)| a == "list"));
+    assert!(
+        !service.log_text().contains(&service.token),
+        "the token is never logged"
+    );
+    let (status, _) = service
+        .admin_post(
+            &format!("/admin/binds/{op}/trx/0/drain"),
+            Some("not-the-token-x"),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(!service.logs_with("admin action refused").is_empty());
+}
+
+/// Messages a pod pulled from its pinned consumer.
+async fn pinned_pulled(service: &Service) -> f64 {
+    service
+        .metric_sum(
+            "smpp_connector_lane_messages_total",
+            "lane=\"pinned\",outcome=\"pulled\"",
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_pinned_subject_is_consumed_by_its_owner_only_and_follows_the_bind() {
+    let test = "cluster_pinned";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    let mut pods = BTreeMap::new();
+    for name in ["a", "b"] {
+        pods.insert(
+            pod(test, name),
+            start_pod(test, name, &nats, &oms, &op, &[]).await,
+        );
+    }
+    let owned = eventually(T, "two binds on two pods", || async {
+        let owners = owners(&nats, &op, 2).await;
+        let distinct: BTreeSet<String> = owners.iter().flatten().cloned().collect();
+        (distinct.len() == 2 && bound_sessions(&sim).await == 2).then_some(owners)
+    })
+    .await;
+    let owner = owned[1].clone().unwrap();
+    let other = owned[0].clone().unwrap();
+    // The owner of bind 1 creates its pinned consumer.
+    eventually(T, "consumer qg-…-1", || async {
+        nats.consumer_counts("SMS_DISPATCH", &format!("qg-{op}-trx-1"))
+            .await
+            .map(|_| ())
+    })
+    .await;
+
+    let pinned = format!("smpp.{op}.trx.1.dispatch");
+    let ids = load(&nats, &op, pinned.clone(), 60, 300).await.unwrap();
+    assert_eq!(wait_all_rows(&ids, T).await, 0);
+    let connections = submit_connections(&sim, 0).await;
+    assert_eq!(connections.len(), 1, "one bind sent them: {connections:?}");
+    assert_eq!(
+        pinned_pulled(&pods[&owner]).await,
+        60.0,
+        "the owner took every pinned message"
+    );
+    assert_eq!(
+        pinned_pulled(&pods[&other]).await,
+        0.0,
+        "the other pod took none"
+    );
+
+    // The owner is killed: the bind and its pinned subject move to the other pod.
+    pods.remove(&owner);
+    let new_owner = wait_owner(&nats, &sim, &op, 2, 1, &owner, 2).await;
+    assert_eq!(new_owner, other);
+    let more = load(&nats, &op, pinned, 40, 300).await.unwrap();
+    assert_eq!(wait_all_rows(&more, T).await, 0);
+    eventually(T, "pinned consumer drained", || async {
+        let (pending, ack_pending, _) = nats
+            .consumer_counts("SMS_DISPATCH", &format!("qg-{op}-trx-1"))
+            .await?;
+        (pending == 0 && ack_pending == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        pinned_pulled(&pods[&other]).await,
+        40.0,
+        "the new owner took the rest"
+    );
+    assert_eq!(duplicates(&[&sim]), 0);
+}
+
+#[tokio::test]
+async fn the_reconciler_removes_orphans_when_the_buckets_keep_keys_for_ever() {
+    let test = "cluster_reconcile";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    // Buckets provisioned without a max age: nothing expires by itself.
+    for bucket in ["smpp-bind-owners", "smpp-bind-pods"] {
+        nats.js
+            .create_key_value(async_nats::jetstream::kv::Config {
+                bucket: bucket.into(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("bucket");
+    }
+    let owners_kv = nats.js.get_key_value("smpp-bind-owners").await.unwrap();
+    // A key left by a pod that is long gone.
+    owners_kv
+        .put(
+            format!("{op}.trx.1"),
+            json!({"pod": "ghost", "claimedAt": "2026-01-01T00:00:00Z"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    let fast = [("RECONCILE_MS", "500")];
+    let a = start_pod(test, "a", &nats, &oms, &op, &fast).await;
+    let a_name = pod(test, "a");
+    eventually(T, "the ghost's bind reclaimed", || async {
+        let owners = owners(&nats, &op, 2).await;
+        (owners.iter().all(|o| o.as_deref() == Some(a_name.as_str()))
+            && bound_sessions(&sim).await == 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(a.metric_sum("smpp_bind_orphan_total", "").await, 1.0);
+    assert!(
+        !a.logs_with(
+            "orphaned bind ownership removed (its pod no longer heartbeats); a live pod claims it"
+        )
+        .is_empty()
+    );
+
+    // A second pod takes its share; then the first is killed. Its keys and heartbeat
+    // never expire here: the survivor reconciles them away and takes both binds.
+    let watch = SessionWatch::start(&sim);
+    let b = start_pod(test, "b", &nats, &oms, &op, &fast).await;
+    let b_name = pod(test, "b");
+    eventually(T, "one bind each", || async {
+        let owners = owners(&nats, &op, 2).await;
+        (owners.contains(&Some(b_name.clone())) && bound_sessions(&sim).await == 2).then_some(())
+    })
+    .await;
+    let killed = Instant::now();
+    drop(a);
+    eventually(T, "the killed pod's bind reclaimed", || async {
+        let owners = owners(&nats, &op, 2).await;
+        (owners.iter().all(|o| o.as_deref() == Some(b_name.as_str()))
+            && bound_sessions(&sim).await == 2)
+            .then_some(())
+    })
+    .await;
+    let reclaimed = killed.elapsed();
+    assert!(b.metric_sum("smpp_bind_orphan_total", "").await >= 1.0);
+    assert!(watch.max() <= 2, "never more sessions than bindCount");
+
+    // A double claim (a heartbeat of another pod listing bind 0, which b owns) is found
+    // and counted once it is seen twice.
+    let pods_kv = nats.js.get_key_value("smpp-bind-pods").await.unwrap();
+    let fake = format!("{op}.trx.impostor");
+    let beats = tokio::spawn(async move {
+        loop {
+            let _ = pods_kv
+                .put(
+                    &fake,
+                    json!({"pod": "impostor", "at": "x", "binds": [0]})
+                        .to_string()
+                        .into(),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    eventually(T, "a double claim counted", || async {
+        (b.metric_sum("smpp_bind_double_claim_total", "").await >= 1.0).then_some(())
+    })
+    .await;
+    beats.abort();
+    println!(
+        "no-TTL buckets: a kill -9'd pod's bind reclaimed by the reconciler {reclaimed:?} after the kill (TTL 2 s)"
+    );
 }

@@ -201,6 +201,32 @@ impl Service {
         self.child.terminate(Duration::from_secs(20))
     }
 
+    /// SIGTERM and wait (without blocking the test's runtime) up to 20 s for the exit.
+    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.pid().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The sum of every series of `name` whose labels contain `labels` (e.g.
+    /// `lane="pinned"`), from `/metrics`.
+    pub async fn metric_sum(&self, name: &str, labels: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Resident set size of the process, in KiB.
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.pid()))

@@ -24,11 +24,19 @@ pub struct Sim {
 impl Sim {
     /// Start with an initial behaviour (a partial JSON object, `{}` for defaults).
     pub fn start(test: &str, behaviour: Value) -> Sim {
+        Self::start_on(test, behaviour, 0, 1)
+    }
+
+    /// Start on a given SMPP port (0: any; e.g. the port of a simulator killed before,
+    /// to play an SMSC coming back) with message ids counted from `message_id_start`.
+    pub fn start_on(test: &str, behaviour: Value, port: u16, message_id_start: u64) -> Sim {
         let dir = scratch(&format!("{test}-sim"));
         let record = dir.join("pdus.jsonl");
         let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
         let mut child = Command::new(super::tool("smsc-sim"))
-            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--control", "127.0.0.1:0"])
+            .args(["--message-id-start", &message_id_start.to_string()])
             .args(["--system-id", SYSTEM_ID, "--password", PASSWORD])
             .arg("--record")
             .arg(&record)

@@ -139,10 +139,11 @@ fn audit(request: &HttpRequest, action: &str, target: &str, result: &'static str
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    // `bind`, not `target`: the JSON log's `target` is the module the line comes from.
     if result == "unauthorized" {
-        tracing::warn!(action, target, result, peer = %peer, "admin action refused");
+        tracing::warn!(action, bind = target, result, peer = %peer, "admin action refused");
     } else {
-        tracing::info!(action, target, result, peer = %peer, "admin action");
+        tracing::info!(action, bind = target, result, peer = %peer, "admin action");
     }
 }
 
