@@ -781,6 +781,9 @@ async fn the_reconciler_removes_orphans_when_the_buckets_keep_keys_for_ever() {
         (owners.contains(&Some(b_name.clone())) && bound_sessions(&sim).await == 2).then_some(())
     })
     .await;
+    let leads = "this pod reconciles bind ownership";
+    assert_eq!(a.logs_with(leads).len(), 1, "a reconciles");
+    assert!(b.logs_with(leads).is_empty(), "one reconciler at a time");
     let killed = Instant::now();
     drop(a);
     eventually(T, "the killed pod's bind reclaimed", || async {
@@ -792,6 +795,11 @@ async fn the_reconciler_removes_orphans_when_the_buckets_keep_keys_for_ever() {
     .await;
     let reclaimed = killed.elapsed();
     assert!(b.metric_sum("smpp_bind_orphan_total", "").await >= 1.0);
+    assert_eq!(
+        b.logs_with(leads).len(),
+        1,
+        "b took the reconciler role over"
+    );
     assert!(watch.max() <= 2, "never more sessions than bindCount");
 
     // A double claim (a heartbeat of another pod listing bind 0, which b owns) is found
@@ -819,4 +827,88 @@ async fn the_reconciler_removes_orphans_when_the_buckets_keep_keys_for_ever() {
     println!(
         "no-TTL buckets: a kill -9'd pod's bind reclaimed by the reconciler {reclaimed:?} after the kill (TTL 2 s)"
     );
+}
+
+#[tokio::test]
+async fn a_pod_whose_key_moved_stops_the_bind_at_once() {
+    let test = "cluster_moved";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    // A long TTL: only the moved revision can stop the bind this fast, and only the
+    // reconciler can give the bind back before the thief's key would expire.
+    let service = start_pod(
+        test,
+        "a",
+        &nats,
+        &oms,
+        &op,
+        &[
+            ("OWNER_TTL_MS", "60000"),
+            ("OWNER_REFRESH_MS", "300"),
+            ("RECONCILE_MS", "500"),
+            ("DRAIN_TIMEOUT_MS", "20000"),
+            ("SUBMIT_RESP_TIMEOUT_MS", "60000"),
+        ],
+    )
+    .await;
+    service.wait_bound(1).await;
+    let me = pod(test, "a");
+    // Submits in flight that the SMSC answers only after 30 s: a graceful stop would wait
+    // DRAIN_TIMEOUT_MS (20 s here) for them; a moved key must not.
+    sim.behaviour(json!({"resp_delay_ms": 30000})).await;
+    let ids = load(&nats, &op, format!("smpp.operator.{op}"), 10, 1000)
+        .await
+        .unwrap();
+    sim.received_at_least("submit_sm", 10).await;
+    let kv = nats.js.get_key_value("smpp-bind-owners").await.unwrap();
+    // Someone else writes the key (a pod that believes it owns the bind).
+    let moved = Instant::now();
+    kv.put(
+        format!("{op}.trx.0"),
+        json!({"pod": "thief", "claimedAt": "2026-01-01T00:00:00Z"})
+            .to_string()
+            .into(),
+    )
+    .await
+    .unwrap();
+    eventually(T, "the session unbound at the SMSC", || async {
+        (bound_sessions(&sim).await == 0).then_some(())
+    })
+    .await;
+    let stopped = moved.elapsed();
+    sim.behaviour(json!({"resp_delay_ms": 0})).await;
+    assert_eq!(
+        service
+            .metric_sum("smpp_connector_possible_duplicate_submits_total", "")
+            .await,
+        10.0,
+        "the abandoned in-flight submits are counted"
+    );
+    assert!(
+        !service
+            .logs_with("bind ownership lost (its key moved); stopping the bind")
+            .is_empty()
+    );
+    assert!(
+        !service
+            .logs_with("bind stopped at once; held messages go back to the stream")
+            .is_empty()
+    );
+    // The thief never heartbeats: the reconciler removes its key, the pod claims it again.
+    eventually(T, "bind 0 reclaimed", || async {
+        let owners = owners(&nats, &op, 1).await;
+        (owners[0].as_deref() == Some(me.as_str()) && bound_sessions(&sim).await == 1).then_some(())
+    })
+    .await;
+    let back = moved.elapsed();
+    assert!(service.metric_sum("smpp_bind_orphan_total", "").await >= 1.0);
+    // Nothing lost: the returned messages are sent again once the bind is back.
+    assert_eq!(wait_all_rows(&ids, T).await, 0);
+    assert!(
+        stopped < Duration::from_secs(5),
+        "stopped {stopped:?} after its key moved (refresh 300 ms, TTL 60 s)"
+    );
+    println!("key moved: bind stopped {stopped:?} later, reclaimed {back:?} later (TTL 60 s)");
 }
