@@ -131,6 +131,34 @@ async fn start_pod(
     Service::start(&pod_name, nats, oms, op, &env).await
 }
 
+/// Two pods (`a`, `b`) of one operator with two binds, each owning one, both bound: the
+/// pods by name and the owner of each bind.
+async fn two_pods_two_binds(
+    test: &str,
+    nats: &Nats,
+    sim: &Sim,
+    op: &str,
+) -> (Oms, BTreeMap<String, Service>, Vec<Option<String>>) {
+    let oms = Oms::start(
+        test,
+        credentials(op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    let mut pods = BTreeMap::new();
+    for name in ["a", "b"] {
+        pods.insert(
+            pod(test, name),
+            start_pod(test, name, nats, &oms, op, &[]).await,
+        );
+    }
+    let owned = eventually(T, "two binds on two pods", || async {
+        let owners = owners(nats, op, 2).await;
+        let distinct: BTreeSet<String> = owners.iter().flatten().cloned().collect();
+        (distinct.len() == 2 && bound_sessions(sim).await == 2).then_some(owners)
+    })
+    .await;
+    (oms, pods, owned)
+}
+
 /// Samples the bound sessions at a simulator every 25 ms until dropped: the most seen.
 struct SessionWatch {
     max: Arc<AtomicUsize>,
@@ -275,23 +303,7 @@ async fn sigterm_of_an_owner_under_load_hands_its_bind_over_and_loses_nothing() 
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 5}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
-    );
-    let mut pods = BTreeMap::new();
-    for name in ["a", "b"] {
-        pods.insert(
-            pod(test, name),
-            start_pod(test, name, &nats, &oms, &op, &[]).await,
-        );
-    }
-    let owned = eventually(T, "two binds on two pods", || async {
-        let owners = owners(&nats, &op, 2).await;
-        let distinct: BTreeSet<String> = owners.iter().flatten().cloned().collect();
-        (distinct.len() == 2 && bound_sessions(&sim).await == 2).then_some(owners)
-    })
-    .await;
+    let (_oms, mut pods, owned) = two_pods_two_binds(test, &nats, &sim, &op).await;
     let watch = SessionWatch::start(&sim);
     let sent = load(&nats, &op, format!("smpp.operator.{op}"), 1500, 300);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -657,23 +669,7 @@ async fn a_pinned_subject_is_consumed_by_its_owner_only_and_follows_the_bind() {
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
-    );
-    let mut pods = BTreeMap::new();
-    for name in ["a", "b"] {
-        pods.insert(
-            pod(test, name),
-            start_pod(test, name, &nats, &oms, &op, &[]).await,
-        );
-    }
-    let owned = eventually(T, "two binds on two pods", || async {
-        let owners = owners(&nats, &op, 2).await;
-        let distinct: BTreeSet<String> = owners.iter().flatten().cloned().collect();
-        (distinct.len() == 2 && bound_sessions(&sim).await == 2).then_some(owners)
-    })
-    .await;
+    let (_oms, mut pods, owned) = two_pods_two_binds(test, &nats, &sim, &op).await;
     let owner = owned[1].clone().unwrap();
     let other = owned[0].clone().unwrap();
     // The owner of bind 1 creates its pinned consumer.
