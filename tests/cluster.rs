@@ -303,6 +303,7 @@ async fn sigterm_of_an_owner_under_load_hands_its_bind_over_and_loses_nothing() 
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 5}));
+    let mut health = nats.subscribe("operator.health").await;
     let (_oms, mut pods, owned) = two_pods_two_binds(test, &nats, &sim, &op).await;
     let watch = SessionWatch::start(&sim);
     let sent = load(&nats, &op, format!("smpp.operator.{op}"), 1500, 300);
@@ -318,6 +319,20 @@ async fn sigterm_of_an_owner_under_load_hands_its_bind_over_and_loses_nothing() 
     );
     let new_owner = wait_owner(&nats, &sim, &op, 2, 0, &victim, 2).await;
     let takeover = stopped_at.elapsed();
+    // The owner pod is in the health events and counted as an ownership change.
+    let bound = health
+        .wait_for(T, "bind 0 BOUND on its new owner", |e| {
+            e["bindId"] == 0 && e["state"] == "BOUND" && e["pod"] == new_owner.as_str()
+        })
+        .await;
+    schema::assert_valid("operator-health-event.v1.schema.json", &bound);
+    assert_eq!(
+        pods[&new_owner]
+            .metric_sum("smpp_bind_owner_changes_total", "")
+            .await,
+        2.0,
+        "the survivor claimed its own bind, then the stopped pod's"
+    );
 
     let ids = sent.await.unwrap();
     let lost = wait_all_rows(&ids, T).await;
