@@ -262,7 +262,10 @@ impl BindActor {
             serves,
             operator_lanes: lanes.clone(),
             lanes,
-            pinned: Pinned::Missing { failures: 0 },
+            pinned: Pinned::Missing {
+                failures: 0,
+                retry_at: None,
+            },
             intake_paused: false,
             linger: None,
             backoff,
@@ -498,6 +501,13 @@ impl Supervised for BindActor {
         self.closing_writers = 0;
         self.timer = None;
         self.linger = None;
+        if self.pinned == Pinned::Creating {
+            // The restart cancelled the creation: try again.
+            self.pinned = Pinned::Missing {
+                failures: 0,
+                retry_at: None,
+            };
+        }
         self.generation += 1;
         if self.state != BindState::Disconnected {
             self.set_state(BindState::Disconnected, Some("restart".into()));

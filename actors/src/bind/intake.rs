@@ -137,13 +137,18 @@ pub fn priority(lane: Lane) -> usize {
 /// The bind's pinned consumer (`qg-…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pinned {
-    /// Not created yet; `failures` attempts failed.
+    /// Not created yet; `failures` attempts failed, the next not before `retry_at`.
     Missing {
         failures: u32,
+        retry_at: Option<Instant>,
     },
+    /// A creation is under way (a restart cancels it: see `BindActor::restarting`).
     Creating,
     Ready,
 }
+
+/// How long after a failed creation of the pinned consumer it is tried again.
+const PINNED_RETRY: Duration = Duration::from_secs(2);
 
 /// Pull slot of the bind's own pinned consumer (`qg-…`, US-SC-019); slots 0..=3 are the
 /// shared lanes P0..P3.
@@ -203,7 +208,10 @@ impl BindActor {
     /// once per outage).
     pub(super) fn ensure_pinned(&mut self, ctx: &mut Context<Self>) {
         let failures = match self.pinned {
-            Pinned::Missing { failures } => failures,
+            Pinned::Missing { retry_at, .. } if retry_at.is_some_and(|at| at > Instant::now()) => {
+                return;
+            }
+            Pinned::Missing { failures, .. } => failures,
             Pinned::Creating | Pinned::Ready => return,
         };
         if self.shutting_down || !self.key.direction.submits() {
@@ -229,11 +237,10 @@ impl BindActor {
                 if failures == 0 {
                     tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
                 }
-                ctx.run_later(Duration::from_secs(2), move |act, _ctx| {
-                    act.pinned = Pinned::Missing {
-                        failures: failures + 1,
-                    }
-                });
+                act.pinned = Pinned::Missing {
+                    failures: failures + 1,
+                    retry_at: Some(Instant::now() + PINNED_RETRY),
+                };
             }
         }));
     }

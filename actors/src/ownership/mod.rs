@@ -78,6 +78,9 @@ pub struct Owners;
 struct Held {
     revision: u64,
     refreshed: Instant,
+    /// The key's value as claimed: refreshes write it again, so `claimedAt` stays the
+    /// time of the claim.
+    record: Bytes,
 }
 
 /// Open (creating if absent) the two buckets.
@@ -146,7 +149,7 @@ impl std::fmt::Debug for OwnershipActor {
 /// What one tick read and did (outside the actor).
 struct Tick {
     refreshed: Vec<(BindKey, Result<u64, RefreshFailure>)>,
-    claimed: Vec<(BindKey, u64)>,
+    claimed: Vec<(BindKey, u64, Bytes)>,
     release: Vec<BindKey>,
     seen: BTreeMap<BindKey, String>,
     leaders: BTreeMap<OperatorId, reconciler::Leader>,
@@ -207,10 +210,10 @@ impl OwnershipActor {
         let me = self.config.pod_name.clone();
         let direction = self.config.direction;
         let operators = self.operators.clone();
-        let held: Vec<(BindKey, u64)> = self
+        let held: Vec<(BindKey, u64, Bytes)> = self
             .held
             .iter()
-            .map(|(k, h)| (k.clone(), h.revision))
+            .map(|(k, h)| (k.clone(), h.revision, h.record.clone()))
             .collect();
         let releasing = self.releasing.clone();
         let record = self.record();
@@ -228,9 +231,9 @@ impl OwnershipActor {
                     .await;
             }
             let mut refreshed = Vec::new();
-            for (key, revision) in &held {
+            for (key, revision, value) in &held {
                 let name = ownership::owner_key(&key.operator_id, key.direction, key.bind_id);
-                let result = match owners_kv.update(&name, record.clone(), *revision).await {
+                let result = match owners_kv.update(&name, value.clone(), *revision).await {
                     Ok(revision) => Ok(revision),
                     Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                         Err(RefreshFailure::Lost)
@@ -255,8 +258,12 @@ impl OwnershipActor {
                 let mut owners = BTreeMap::new();
                 let mut revisions = BTreeMap::new();
                 let mut read_all = true;
-                let ids = 0..(*bind_count)
-                    .max(held.iter().map(|(k, _)| k.bind_id + 1).max().unwrap_or(0));
+                let ids = 0..(*bind_count).max(
+                    held.iter()
+                        .map(|(k, _, _)| k.bind_id + 1)
+                        .max()
+                        .unwrap_or(0),
+                );
                 for id in ids {
                     let name = ownership::owner_key(op, direction, id);
                     match owners_kv.entry(&name).await {
@@ -280,8 +287,8 @@ impl OwnershipActor {
                 }
                 let running: BTreeSet<u16> = held
                     .iter()
-                    .filter(|(k, _)| &k.operator_id == op)
-                    .map(|(k, _)| k.bind_id)
+                    .filter(|(k, _, _)| &k.operator_id == op)
+                    .map(|(k, _, _)| k.bind_id)
                     .filter(|id| {
                         !releasing
                             .iter()
@@ -315,7 +322,7 @@ impl OwnershipActor {
                             };
                             if let Some(revision) = result {
                                 seen.insert(key.clone(), me.clone());
-                                claimed.push((key, revision));
+                                claimed.push((key, revision, record.clone()));
                             }
                         }
                         Action::Release(_) => release.push(key),
@@ -397,13 +404,14 @@ impl OwnershipActor {
                 Err(RefreshFailure::Unavailable) => {}
             }
         }
-        for (key, revision) in tick.claimed {
+        for (key, revision, record) in tick.claimed {
             tracing::info!(operatorId = %key.operator_id, bindId = key.bind_id, pod = %self.config.pod_name, "bind claimed");
             self.held.insert(
                 key.clone(),
                 Held {
                     revision,
                     refreshed: now,
+                    record,
                 },
             );
             self.changed(&key);
