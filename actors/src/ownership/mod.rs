@@ -376,33 +376,26 @@ impl OwnershipActor {
             let Some(held) = self.held.get_mut(&key) else {
                 continue;
             };
-            match result {
+            let (reason, why) = match result {
                 Ok(revision) => {
                     held.revision = revision;
                     held.refreshed = now;
+                    continue;
                 }
-                Err(RefreshFailure::Lost) => {
-                    tracing::warn!(operatorId = %key.operator_id, bindId = key.bind_id, "bind ownership lost (its key moved); stopping the bind");
-                    self.held.remove(&key);
-                    self.changed(&key);
-                    self.stopper.do_send(StopBind {
-                        key,
-                        graceful: false,
-                        reason: "ownership_lost",
-                    });
-                }
+                Err(RefreshFailure::Lost) => ("ownership_lost", "its key moved"),
                 Err(RefreshFailure::Unavailable) if now.duration_since(held.refreshed) > limit => {
-                    tracing::warn!(operatorId = %key.operator_id, bindId = key.bind_id, "bind ownership could not be refreshed in time; stopping the bind");
-                    self.held.remove(&key);
-                    self.changed(&key);
-                    self.stopper.do_send(StopBind {
-                        key,
-                        graceful: false,
-                        reason: "ownership_unrefreshed",
-                    });
+                    ("ownership_unrefreshed", "it could not be refreshed in time")
                 }
-                Err(RefreshFailure::Unavailable) => {}
-            }
+                Err(RefreshFailure::Unavailable) => continue,
+            };
+            tracing::warn!(operatorId = %key.operator_id, bindId = key.bind_id, reason, "bind ownership lost ({why}); stopping the bind");
+            self.held.remove(&key);
+            self.changed(&key);
+            self.stopper.do_send(StopBind {
+                key,
+                graceful: false,
+                reason,
+            });
         }
         for (key, revision, record) in tick.claimed {
             tracing::info!(operatorId = %key.operator_id, bindId = key.bind_id, pod = %self.config.pod_name, "bind claimed");
