@@ -41,6 +41,17 @@ pub const BIND_DOUBLE_CLAIMS: &str = "smpp_bind_double_claim_total";
 pub const BIND_INTAKE_PAUSED: &str = "smpp_connector_bind_intake_paused";
 pub const FAILOVERS: &str = "smpp_connector_failover_total";
 pub const ADMIN_ACTIONS: &str = "smpp_connector_admin_actions_total";
+pub const SUBMIT_TO_RECEIPT: &str = "smpp_connector_submit_to_receipt_seconds";
+pub const EGRESS_BYTES: &str = "smpp_connector_egress_bytes_total";
+pub const INGRESS_BYTES: &str = "smpp_connector_ingress_bytes_total";
+pub const TPS_LIMIT: &str = "smpp_connector_tps_limit";
+pub const LANE_PENDING: &str = "smpp_connector_lane_pending";
+pub const BIND_OWNER: &str = "smpp_bind_owner";
+pub const BIND_STATE: &str = "smpp_connector_bind_state";
+pub const ACTOR_RESTARTS: &str = "smpp_connector_actor_restarts_total";
+pub const ACTOR_MAILBOX: &str = "smpp_connector_actor_mailbox";
+pub const ACTOR_HANDLE_LATENCY: &str = "smpp_connector_actor_handle_seconds";
+pub const ACTOR_UPTIME: &str = "smpp_connector_actor_uptime_seconds";
 pub const CONCAT_COMPLETE: &str = "smpp_concat_complete_total";
 pub const CONCAT_PARTIAL: &str = "smpp_concat_partial_total";
 pub const CONCAT_BUFFER: &str = "smpp_concat_buffer_size";
@@ -188,6 +199,51 @@ pub fn describe_all() {
         FAILOVERS,
         "Primary/backup transitions by event (failover: the backup bound for a primary; failback: the primary back)."
     );
+    describe_histogram!(
+        SUBMIT_TO_RECEIPT,
+        Unit::Seconds,
+        "submit_sm accepted (its correlation row) to its delivery receipt correlated, by operator."
+    );
+    describe_counter!(
+        EGRESS_BYTES,
+        Unit::Bytes,
+        "Bytes written to the SMSC, per bind."
+    );
+    describe_counter!(
+        INGRESS_BYTES,
+        Unit::Bytes,
+        "Bytes read from the SMSC, per bind."
+    );
+    describe_gauge!(
+        TPS_LIMIT,
+        "The operator's TPS limit (submits per second across all binds and pods), from OMS."
+    );
+    describe_gauge!(
+        LANE_PENDING,
+        "Dispatch commands waiting in JetStream per lane consumer (not yet delivered): the lag."
+    );
+    describe_gauge!(
+        BIND_OWNER,
+        "1 for each bind this pod owns (label pod), 0 once it no longer does."
+    );
+    describe_gauge!(
+        BIND_STATE,
+        "1 for the bind's current state (DISCONNECTED, CONNECTING, BOUND, HALF_CLOSED_TX, DRAINING, UNBINDING), 0 for the others."
+    );
+    describe_counter!(
+        ACTOR_RESTARTS,
+        "Actor restarts by actor and reason (a bind restarts on every reconnect; crashed = respawned after a panic)."
+    );
+    describe_gauge!(
+        ACTOR_MAILBOX,
+        "Messages waiting in an actor's mailbox (sampled every few seconds)."
+    );
+    describe_histogram!(
+        ACTOR_HANDLE_LATENCY,
+        Unit::Seconds,
+        "Time an actor spends handling one message, by actor kind."
+    );
+    describe_gauge!(ACTOR_UPTIME, "Seconds since the actor last (re)started.");
     describe_counter!(
         ADMIN_ACTIONS,
         "Admin API requests by action and result (ok, not_found, bad_request, unauthorized)."
