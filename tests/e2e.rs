@@ -13,6 +13,7 @@ mod dispatch;
 mod flow_control;
 mod long_messages;
 mod mo;
+mod observability;
 mod receipts;
 mod recovery;
 mod robustness;

@@ -36,6 +36,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let readiness = Arc::new(Readiness::default());
+    crate::telemetry::metric::register_zeroes(&config.operator_ids, config.direction.as_str());
     tracing::info!(
         operators = ?config.operator_ids.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
         direction = %config.direction,
@@ -86,6 +87,23 @@ pub async fn run(
     let health = HealthPublisherActor::new(publisher.clone(), config.pod_name.clone()).start();
     let throttle = ThrottleActor::new(crate::throttle::connect(&config.redis_url)?).start();
     let oms = OmsClient::try_new(&config)?;
+    // The shared actors are not restarted in place: every bind holds their address. One
+    // that died (a panic ends its task) leaves the service unable to record rows, grant
+    // TPS or publish health, so the process exits and Kubernetes restarts the pod.
+    let watched: Vec<Watched> = vec![
+        ("correlation", {
+            let addr = correlation.clone();
+            Box::new(move || addr.connected())
+        }),
+        ("health", {
+            let addr = health.clone();
+            Box::new(move || addr.connected())
+        }),
+        ("throttle", {
+            let addr = throttle.clone();
+            Box::new(move || addr.connected())
+        }),
+    ];
     let supervisor = Supervisor::new(
         config.clone(),
         Arc::new(oms),
@@ -96,6 +114,12 @@ pub async fn run(
         readiness.clone(),
     )
     .start();
+    let mut watched = watched;
+    watched.push(("supervisor", {
+        let addr = supervisor.clone();
+        Box::new(move || addr.connected())
+    }));
+    actix::spawn(watch_actors(watched, readiness.clone()));
     let ownership = if config.bind_ownership {
         let js = async_nats::jetstream::new(client.clone());
         let stores = crate::ownership::buckets(&js, config.timers.owner_ttl).await?;
@@ -150,6 +174,29 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("smpp-connector stopped");
     Ok(())
+}
+
+/// A shared actor by name, and whether it is still alive.
+type Watched = (&'static str, Box<dyn Fn() -> bool>);
+
+/// Exit (status 70) when one of the shared actors ended while the service runs.
+async fn watch_actors(actors: Vec<Watched>, readiness: Arc<Readiness>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if readiness.is_shutting_down() {
+            return;
+        }
+        if let Some((name, _)) = actors.iter().find(|(_, alive)| !alive()) {
+            metrics::counter!(crate::telemetry::metric::ACTOR_RESTARTS, "actor" => *name, "bind" => "", "reason" => "crashed")
+                .increment(1);
+            tracing::error!(
+                actor = *name,
+                "a shared actor ended unexpectedly; exiting so the pod is restarted"
+            );
+            std::process::exit(70);
+        }
+    }
 }
 
 fn log_listening(listener: &'static str, addrs: &[SocketAddr]) {

@@ -24,6 +24,7 @@ use futures::future::BoxFuture;
 use smpp_connector::config::BindKey;
 use tokio::sync::oneshot;
 
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 
 /// The migrations, in order. Each is applied once, in its own transaction.
@@ -174,7 +175,7 @@ SET dlr_status = t.st, dlr_received_at = now() \
 FROM t \
 WHERE c.message_id = t.message_id AND c.segment_index = t.segment_index \
 RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
-          c.segment_count";
+          c.segment_count, c.submitted_at";
 
 /// One sweep batch: expired rows by the expiry index, oldest first, skipping rows another
 /// transaction holds (a receipt being written, another pod's sweep), so a sweep never
@@ -337,6 +338,7 @@ impl CorrelationStore for PgStore {
                 .query(&statement, &[&operators, &ids, &statuses])
                 .await?;
             // One row per receipt key: the statement picks the newest row itself.
+            let now = Utc::now();
             Ok(rows
                 .into_iter()
                 .map(|row| {
@@ -344,6 +346,12 @@ impl CorrelationStore for PgStore {
                         operator_id: row.get(0),
                         operator_message_id: row.get(1),
                     };
+                    // Submit (the row's time: submit_sm_resp ESME_ROK) → receipt matched.
+                    let submitted_at: DateTime<Utc> = row.get(5);
+                    if let Ok(age) = (now - submitted_at).to_std() {
+                        metrics::histogram!(metric::SUBMIT_TO_RECEIPT, "mno" => key.operator_id.clone())
+                            .record(age.as_secs_f64());
+                    }
                     let matched = ReceiptMatch {
                         message_id: row.get(2),
                         segment_index: u16::try_from(row.get::<_, i32>(3)).unwrap_or(0),
@@ -489,6 +497,7 @@ pub struct CorrelationActor {
     /// Expired rows are swept this often (`None`: not by this actor).
     sweep_every: Option<Duration>,
     sweeping: bool,
+    health: ActorHealth,
 }
 
 /// Rows one sweep statement deletes at most (a short transaction each).
@@ -570,6 +579,7 @@ impl CorrelationActor {
             unwritten: HashMap::new(),
             sweep_every: None,
             sweeping: false,
+            health: ActorHealth::new("correlation", None),
             parked: HashMap::new(),
         }
     }
@@ -645,6 +655,7 @@ impl Actor for CorrelationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Many binds talk to this actor; a deep mailbox keeps send() from stalling them.
         ctx.set_mailbox_capacity(100_000);
+        self.health.started(ctx);
         if let Some(every) = self.sweep_every {
             ctx.run_interval(every, |act, ctx| act.start_sweep(ctx));
         }
@@ -655,6 +666,7 @@ impl Handler<RecordCorrelation> for CorrelationActor {
     type Result = ResponseFuture<Result<(), CorrelationError>>;
 
     fn handle(&mut self, msg: RecordCorrelation, ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.health.time();
         let (tx, rx) = oneshot::channel();
         *self.unwritten.entry(receipt_key(&msg.0)).or_default() += 1;
         self.inserts.waiting.push((msg.0, tx));
@@ -667,6 +679,7 @@ impl Handler<ApplyReceipt> for CorrelationActor {
     type Result = ResponseFuture<Result<Option<ReceiptMatch>, CorrelationError>>;
 
     fn handle(&mut self, msg: ApplyReceipt, ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.health.time();
         let (tx, rx) = oneshot::channel();
         if self.unwritten.contains_key(&msg.key) {
             // Its row is on the way to the database: match it once committed.
@@ -679,6 +692,14 @@ impl Handler<ApplyReceipt> for CorrelationActor {
             self.flush_receipts(ctx);
         }
         Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
+    }
+}
+
+impl Handler<Probe> for CorrelationActor {
+    type Result = ();
+
+    fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        self.health.probed(&probe);
     }
 }
 

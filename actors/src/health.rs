@@ -14,6 +14,7 @@ use smpp_connector::session::BindState;
 
 use crate::events::{OperatorHealthEvent, now_rfc3339, subject};
 use crate::nats::EventPublisher;
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 
 /// A bind changed state; the counts are those of its operator in this process.
@@ -35,11 +36,16 @@ pub struct PublishHealth {
 pub struct HealthPublisherActor {
     publisher: EventPublisher,
     pod: String,
+    health: ActorHealth,
 }
 
 impl HealthPublisherActor {
     pub fn new(publisher: EventPublisher, pod: String) -> Self {
-        HealthPublisherActor { publisher, pod }
+        HealthPublisherActor {
+            publisher,
+            pod,
+            health: ActorHealth::new("health", None),
+        }
     }
 
     fn event(&self, msg: &PublishHealth) -> OperatorHealthEvent {
@@ -71,12 +77,25 @@ impl HealthPublisherActor {
 
 impl Actor for HealthPublisherActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.health.started(ctx);
+    }
+}
+
+impl Handler<Probe> for HealthPublisherActor {
+    type Result = ();
+
+    fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        self.health.probed(&probe);
+    }
 }
 
 impl Handler<PublishHealth> for HealthPublisherActor {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: PublishHealth, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.health.time();
         let event = self.event(&msg);
         let publisher = self.publisher.clone();
         // Sending is awaited in the handler (AtomicResponse keeps the mailbox in order);

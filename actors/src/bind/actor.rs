@@ -42,6 +42,7 @@ use crate::events::now_rfc3339;
 use crate::nats::EventPublisher;
 use crate::oms::{CredentialSource, Credentials};
 use crate::supervisor::BindStateChanged;
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
@@ -171,6 +172,10 @@ pub(super) struct LinkItem {
 /// The bind actor.
 pub struct BindActor {
     pub(super) metrics: BindMetrics,
+    /// Restarts, mailbox wait, handling time, uptime.
+    pub(super) health: ActorHealth,
+    /// Why the bind last went down (the reason of its next restart).
+    pub(super) down_reason: String,
     pub(super) key: BindKey,
     pub(super) deps: Arc<BindDeps>,
     /// The operator whose traffic this bind carries: its own, or for a backup bind the
@@ -258,6 +263,8 @@ impl BindActor {
         let max_deliver = deps.config.max_deliver.max(1) as u64;
         BindActor {
             metrics: BindMetrics::new(&key),
+            health: ActorHealth::new("bind", Some(&key)),
+            down_reason: String::new(),
             key,
             serves,
             operator_lanes: lanes.clone(),
@@ -365,6 +372,7 @@ impl BindActor {
             "bind state changed"
         );
         self.metrics.state_changes.increment(1);
+        self.metrics.set_state(state);
         self.metrics
             .bind_up
             .set(if state.is_bound() { 1.0 } else { 0.0 });
@@ -446,8 +454,11 @@ impl Actor for BindActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        self.health.started(ctx);
+        self.metrics.set_state(self.state);
         let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
         if self.shutting_down {
+            self.metrics.clear_state();
             // Down for good (shutdown, released, aborted): no timers, no reconnect. The
             // actor ends when its last address is dropped; while messages still wait for
             // their rows it keeps their AckWait alive, then stops doing even that.
@@ -475,6 +486,12 @@ impl Actor for BindActor {
 
 impl Supervised for BindActor {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
+        let reason = std::mem::take(&mut self.down_reason);
+        self.health.restarted(if reason.is_empty() {
+            "stopped"
+        } else {
+            &reason
+        });
         // The session is gone: what was queued or in flight goes back to the stream at
         // once; messages waiting for a row keep waiting (the answer comes by address).
         let held = self.ledger.messages();
@@ -524,6 +541,7 @@ impl Handler<Pulled> for BindActor {
     type Result = ();
 
     fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
+        let _timer = self.health.time();
         if pulled.generation == self.generation {
             self.on_pulled(pulled.message, pulled.priority, ctx);
         } else {
@@ -590,6 +608,7 @@ impl Handler<RowWritten> for BindActor {
     type Result = ();
 
     fn handle(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
+        let _timer = self.health.time();
         self.on_row_written(written, ctx);
     }
 }
@@ -706,5 +725,13 @@ impl Handler<PauseIntake> for BindActor {
             }
         );
         self.drive(ctx);
+    }
+}
+
+impl Handler<Probe> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        self.health.probed(&probe);
     }
 }

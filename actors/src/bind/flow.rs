@@ -47,6 +47,9 @@ impl BindActor {
             };
             match event {
                 FlowEvent::PhaseChanged { to, cause, .. } => {
+                    if to == BindState::HalfClosedTx {
+                        self.metrics.half_closed.increment(1);
+                    }
                     if matches!(to, BindState::HalfClosedTx | BindState::Draining) {
                         // Nothing queued can go now: give it back (another bind may take it).
                         self.ledger.release_queued();

@@ -61,6 +61,75 @@ pub async fn connect(
     })
 }
 
+/// Count the bytes each half carries (`smpp_connector_ingress_bytes_total` /
+/// `…_egress_bytes_total` of the bind).
+pub fn counted(
+    connection: Connection,
+    ingress: metrics::Counter,
+    egress: metrics::Counter,
+) -> Connection {
+    Connection {
+        read: Box::pin(Counting {
+            inner: connection.read,
+            counter: ingress,
+        }),
+        write: Box::pin(Counting {
+            inner: connection.write,
+            counter: egress,
+        }),
+    }
+}
+
+/// A half of a socket that counts the bytes it carries.
+struct Counting<T: ?Sized> {
+    inner: Pin<Box<T>>,
+    counter: metrics::Counter,
+}
+
+impl<T: AsyncRead + ?Sized> AsyncRead for Counting<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = self.inner.as_mut().poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        if read > 0 {
+            self.counter.increment(read as u64);
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + ?Sized> AsyncWrite for Counting<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let result = self.inner.as_mut().poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(written)) = &result {
+            self.counter.increment(*written as u64);
+        }
+        result
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.inner.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.inner.as_mut().poll_shutdown(cx)
+    }
+}
+
 /// Initial read buffer of a session: a few dozen PDUs. It grows (up to the largest PDU
 /// allowed) only when a bigger PDU arrives, so an idle bind holds 1 KiB, not 64.
 const READ_BUFFER: usize = 1024;

@@ -55,6 +55,8 @@ impl BindActor {
         let split_bind = self.split_bind;
         let throttle = self.deps.throttle.clone();
         let key = self.key.clone();
+        let ingress = self.metrics.ingress_bytes.clone();
+        let egress = self.metrics.egress_bytes.clone();
         let fut = async move {
             let credentials = source
                 .fetch(&operator_id)
@@ -63,13 +65,17 @@ impl BindActor {
             let modes = credentials.bind_modes(direction, split_bind);
             let mut connections = Vec::with_capacity(modes.len());
             for mode in modes {
-                let connection = bind_io::connect(
-                    &credentials.host,
-                    credentials.port,
-                    credentials.tls,
-                    timeout,
-                )
-                .await?;
+                let connection = bind_io::counted(
+                    bind_io::connect(
+                        &credentials.host,
+                        credentials.port,
+                        credentials.tls,
+                        timeout,
+                    )
+                    .await?,
+                    ingress.clone(),
+                    egress.clone(),
+                );
                 // Sequence numbers from the bind's Redis counter (US-SC-022); Redis down:
                 // local numbering from 1 (never reused while in flight either way).
                 let sequences = match throttle
@@ -161,6 +167,7 @@ impl BindActor {
     /// What the sessions still queued (an unbind_resp, a generic_nack) is flushed first:
     /// the actor stops when every writer reported it closed, or after 500 ms at most.
     pub(super) fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
+        self.down_reason.clone_from(&reason);
         self.set_state(BindState::Disconnected, Some(reason));
         if self.closing_writers > 0 {
             return;
@@ -235,6 +242,10 @@ impl BindActor {
                         .as_ref()
                         .is_some_and(|c| c.tps_limit.is_some());
                     self.flow = Some(self.new_flow(window, limited));
+                    if let Some(limit) = self.credentials.as_ref().and_then(|c| c.tps_limit) {
+                        metrics::gauge!(metric::TPS_LIMIT, "mno" => self.key.operator_id.to_string())
+                            .set(f64::from(limit));
+                    }
                     self.backoff.reset();
                     self.last_error = None;
                     self.set_state(BindState::Bound, None);
@@ -369,6 +380,7 @@ fn random_unit() -> f64 {
 
 impl StreamHandler<LinkItem> for BindActor {
     fn handle(&mut self, item: LinkItem, ctx: &mut Context<Self>) {
+        let _timer = self.health.time();
         if item.generation != self.generation
             || item.link >= self.links.len()
             || self.closing_writers > 0

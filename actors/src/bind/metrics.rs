@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use smpp_connector::config::BindKey;
 use smpp_connector::pdu::CommandStatus;
+use smpp_connector::session::BindState;
 
 use crate::telemetry::metric;
 
@@ -19,6 +20,11 @@ pub(super) struct BindMetrics {
     pub(super) window_dynamic: metrics::Gauge,
     pub(super) drain_seconds: metrics::Gauge,
     pub(super) intake_paused: metrics::Gauge,
+    pub(super) half_closed: metrics::Counter,
+    pub(super) ingress_bytes: metrics::Counter,
+    /// `smpp_connector_bind_state{state}`: 1 for the current state (`BindState::ALL` order).
+    pub(super) states: [metrics::Gauge; 6],
+    pub(super) egress_bytes: metrics::Counter,
     pub(super) sequence_skips: metrics::Counter,
     pub(super) malformed: metrics::Counter,
     pub(super) unexpected: metrics::Counter,
@@ -45,6 +51,8 @@ impl BindMetrics {
             metrics::Label::new("bindId", key.bind_id.to_string()),
         ];
         let mno = vec![metrics::Label::new("mno", key.operator_id.to_string())];
+        // Counted by the supervisor when it respawns the bind; 0 until then.
+        metrics::counter!(metric::BIND_CRASHES, labels.clone()).increment(0);
         let outcome = |name: &'static str| {
             let mut l = mno.clone();
             l.push(metrics::Label::new("outcome", name));
@@ -60,6 +68,14 @@ impl BindMetrics {
             window_dynamic: metrics::gauge!(metric::WINDOW_DYNAMIC, labels.clone()),
             drain_seconds: metrics::gauge!(metric::DRAIN_SECONDS, labels.clone()),
             intake_paused: metrics::gauge!(metric::BIND_INTAKE_PAUSED, labels.clone()),
+            half_closed: metrics::counter!(metric::BIND_HALF_CLOSED, labels.clone()),
+            ingress_bytes: metrics::counter!(metric::INGRESS_BYTES, labels.clone()),
+            states: BindState::ALL.map(|state| {
+                let mut l = labels.clone();
+                l.push(metrics::Label::new("state", state.as_str()));
+                metrics::gauge!(metric::BIND_STATE, l)
+            }),
+            egress_bytes: metrics::counter!(metric::EGRESS_BYTES, labels.clone()),
             sequence_skips: metrics::counter!(metric::SEQ_SKIPS, labels.clone()),
             malformed: metrics::counter!(metric::MALFORMED_PDUS, labels.clone()),
             unexpected: metrics::counter!(metric::UNEXPECTED_PDUS, labels.clone()),
@@ -82,6 +98,20 @@ impl BindMetrics {
                 })
             }),
             labels,
+        }
+    }
+
+    /// The bind no longer runs here (released, moved, shut down): no state is 1.
+    pub(super) fn clear_state(&self) {
+        for gauge in &self.states {
+            gauge.set(0.0);
+        }
+    }
+
+    /// Set `smpp_connector_bind_state`: 1 for `state`, 0 for the others.
+    pub(super) fn set_state(&self, state: BindState) {
+        for (gauge, each) in self.states.iter().zip(BindState::ALL) {
+            gauge.set(if each == state { 1.0 } else { 0.0 });
         }
     }
 

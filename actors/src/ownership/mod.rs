@@ -28,6 +28,7 @@ use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
 
 use crate::events::now_rfc3339;
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 
 pub const OWNERS_BUCKET: &str = "smpp-bind-owners";
@@ -136,6 +137,7 @@ pub struct OwnershipActor {
     ticking: bool,
     ticks: u64,
     stopped: bool,
+    health: ActorHealth,
 }
 
 impl std::fmt::Debug for OwnershipActor {
@@ -183,6 +185,7 @@ impl OwnershipActor {
             ticking: false,
             ticks: 0,
             stopped: false,
+            health: ActorHealth::new("ownership", None),
         }
     }
 
@@ -448,8 +451,17 @@ impl Actor for OwnershipActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.health.started(ctx);
         self.tick(ctx);
         ctx.run_interval(self.config.timers.owner_refresh, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<Probe> for OwnershipActor {
+    type Result = ();
+
+    fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        self.health.probed(&probe);
     }
 }
 

@@ -35,6 +35,7 @@ use crate::health::{HealthPublisherActor, PublishHealth};
 use crate::nats::{self, EventPublisher};
 use crate::oms::CredentialSource;
 use crate::ownership::{OperatorBinds, Owners, OwnershipActor, Released, StartBind, StopBind};
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
@@ -53,6 +54,10 @@ impl Readiness {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
     }
 
     #[cfg(test)]
@@ -173,7 +178,11 @@ pub struct Supervisor {
     ownership: Option<Addr<OwnershipActor>>,
     /// Lane consumers of each ready operator, for binds started later.
     operator_lanes: BTreeMap<OperatorId, (u16, Lanes)>,
+    health_metrics: ActorHealth,
 }
+
+/// How often the lane consumers' pending counts are read.
+const LANE_POLL: Duration = Duration::from_secs(10);
 
 /// Lane consumers by priority, shared by the binds of an operator.
 type Lanes = Arc<[(usize, PullConsumer)]>;
@@ -218,6 +227,7 @@ impl Supervisor {
             shutting_down: false,
             ownership: None,
             operator_lanes: BTreeMap::new(),
+            health_metrics: ActorHealth::new("supervisor", None),
         }
     }
 
@@ -369,6 +379,7 @@ impl Supervisor {
             let entry = &map[&primary];
             let key = entry.key.clone();
             metrics::counter!(metric::BIND_CRASHES, "mno" => key.operator_id.to_string(), "direction" => key.direction.as_str(), "bindId" => key.bind_id.to_string()).increment(1);
+            ActorHealth::bind_crashed(&key);
             tracing::error!(operatorId = %key.operator_id, direction = %key.direction, bindId = key.bind_id, backup, "bind actor ended unexpectedly; respawning it");
             let addr = self.spawn_bind(&key, &primary.operator_id, &entry.lanes);
             let map = if backup {
@@ -420,7 +431,58 @@ impl Supervisor {
             key.clone(),
             Failover::new(key.operator_id.clone(), self.config.failover_after_failures),
         );
+        self.set_owner(&key, true);
         self.update_gauges();
+    }
+
+    /// `smpp_bind_owner{…,pod}`: 1 while this pod runs the bind (it owns it).
+    fn set_owner(&self, key: &BindKey, owned: bool) {
+        metrics::gauge!(
+            metric::BIND_OWNER,
+            "mno" => key.operator_id.to_string(),
+            "direction" => key.direction.as_str(),
+            "bindId" => key.bind_id.to_string(),
+            "pod" => self.config.pod_name.clone()
+        )
+        .set(if owned { 1.0 } else { 0.0 });
+    }
+
+    /// `smpp_connector_lane_pending{mno,direction,lane}`: what waits in each lane consumer
+    /// of this pod's operators (every pod of the operator reports the same value).
+    fn poll_lanes(&self, _ctx: &mut Context<Self>) {
+        let js = self.publisher.context().clone();
+        let stream = self.config.dispatch_stream.clone();
+        let direction = self.config.direction;
+        let lanes: Vec<(OperatorId, smpp_connector::config::Lane)> = self
+            .operator_lanes
+            .keys()
+            .flat_map(|op| {
+                self.config
+                    .lanes
+                    .iter()
+                    .map(move |lane| (op.clone(), *lane))
+            })
+            .collect();
+        if lanes.is_empty() || !direction.submits() {
+            return;
+        }
+        actix::spawn(async move {
+            let Ok(stream) = js.get_stream(&stream).await else {
+                return;
+            };
+            for (op, lane) in lanes {
+                let name = nats::lane_consumer_name(&op, direction, lane);
+                if let Ok(info) = stream.consumer_info(&name).await {
+                    metrics::gauge!(
+                        metric::LANE_PENDING,
+                        "mno" => op.to_string(),
+                        "direction" => direction.as_str(),
+                        "lane" => lane.as_str()
+                    )
+                    .set(info.num_pending as f64);
+                }
+            }
+        });
     }
 
     /// The actor of the bind named `key`: a primary, or a backup named by its own key.
@@ -436,6 +498,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.health_metrics.started(ctx);
         self.deps = Some(Arc::new(BindDeps {
             config: self.config.clone(),
             credentials: self.credentials.clone(),
@@ -450,18 +513,20 @@ impl Actor for Supervisor {
             self.start_operator(operator_id, ctx);
         }
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.check_binds(ctx));
+        ctx.run_interval(LANE_POLL, |act, ctx| act.poll_lanes(ctx));
     }
 }
 
 impl Handler<OperatorReady> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: OperatorReady, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: OperatorReady, ctx: &mut Context<Self>) {
         if self.shutting_down {
             return;
         }
         self.operator_lanes
             .insert(msg.operator_id.clone(), (msg.bind_count, msg.lanes.clone()));
+        self.poll_lanes(ctx);
         if self.config.bind_ownership {
             tracing::info!(operatorId = %msg.operator_id, binds = msg.bind_count, direction = %self.config.direction, "binds claimed through NATS KV");
             if let Some(ownership) = &self.ownership {
@@ -517,6 +582,7 @@ impl Handler<StopBind> for Supervisor {
                 self.stop_backup_of(&msg.key, msg.graceful, reason, ctx);
             }
         }
+        self.set_owner(&msg.key, false);
         let Some(entry) = self.binds.remove(&msg.key) else {
             if msg.graceful
                 && let Some(ownership) = &self.ownership
@@ -557,11 +623,20 @@ impl Handler<BindStateChanged> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: BindStateChanged, ctx: &mut Context<Self>) {
+        let _timer = self.health_metrics.time();
         if msg.serves != msg.key.operator_id {
             self.backup_state_changed(msg);
         } else {
             self.primary_state_changed(msg, ctx);
         }
+    }
+}
+
+impl Handler<Probe> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        self.health_metrics.probed(&probe);
     }
 }
 

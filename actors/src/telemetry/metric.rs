@@ -49,7 +49,7 @@ pub const LANE_PENDING: &str = "smpp_connector_lane_pending";
 pub const BIND_OWNER: &str = "smpp_bind_owner";
 pub const BIND_STATE: &str = "smpp_connector_bind_state";
 pub const ACTOR_RESTARTS: &str = "smpp_connector_actor_restarts_total";
-pub const ACTOR_MAILBOX: &str = "smpp_connector_actor_mailbox";
+pub const ACTOR_MAILBOX_WAIT: &str = "smpp_connector_actor_mailbox_wait_seconds";
 pub const ACTOR_HANDLE_LATENCY: &str = "smpp_connector_actor_handle_seconds";
 pub const ACTOR_UPTIME: &str = "smpp_connector_actor_uptime_seconds";
 pub const CONCAT_COMPLETE: &str = "smpp_concat_complete_total";
@@ -60,6 +60,7 @@ pub const CONCAT_LOST: &str = "smpp_concat_lost_total";
 pub const CONCAT_REF_FALLBACKS: &str = "smpp_connector_concat_ref_fallback_total";
 pub const ROW_RETRIES: &str = "smpp_connector_correlation_row_retries_total";
 pub const BIND_DEGRADED: &str = "smpp_connector_bind_degraded_total";
+pub const BIND_HALF_CLOSED: &str = "smpp_bind_half_closed_total";
 pub const DRAIN_SECONDS: &str = "smpp_connector_drain_seconds";
 pub const LANE_MESSAGES: &str = "smpp_connector_lane_messages_total";
 pub const TPS_FAIL_OPEN_TOTAL: &str = "smpp_connector_tps_fail_open_total";
@@ -235,8 +236,9 @@ pub fn describe_all() {
         "Actor restarts by actor and reason (a bind restarts on every reconnect; crashed = respawned after a panic)."
     );
     describe_gauge!(
-        ACTOR_MAILBOX,
-        "Messages waiting in an actor's mailbox (sampled every few seconds)."
+        ACTOR_MAILBOX_WAIT,
+        Unit::Seconds,
+        "How long a message waits in the actor's mailbox before it is handled (a probe every 5 s): the backlog, in time."
     );
     describe_histogram!(
         ACTOR_HANDLE_LATENCY,
@@ -244,6 +246,10 @@ pub fn describe_all() {
         "Time an actor spends handling one message, by actor kind."
     );
     describe_gauge!(ACTOR_UPTIME, "Seconds since the actor last (re)started.");
+    describe_counter!(
+        BIND_HALF_CLOSED,
+        "Times a bind entered HALF_CLOSED_TX (3 consecutive ESME_RSUBMITFAIL), per bind."
+    );
     describe_counter!(
         ADMIN_ACTIONS,
         "Admin API requests by action and result (ok, not_found, bad_request, unauthorized)."
@@ -296,4 +302,55 @@ pub fn describe_all() {
         TPS_THROTTLED,
         "TPS tokens asked for but not granted (over the operator's limit)."
     );
+}
+
+/// Register, at 0, the series that only move on rare events (errors, outages, fallbacks,
+/// failovers) for the operators and direction of this process, so they are in `/metrics`
+/// from the start: dashboards show 0 instead of "no data" and an alert on `increase()`
+/// sees the first event.
+pub fn register_zeroes(operators: &[smpp_connector::config::OperatorId], direction: &'static str) {
+    for backend in ["nats", "postgres", "redis", "oms"] {
+        metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
+    }
+    for name in [
+        FINGERPRINT_MISMATCHES,
+        GSM7_FORCE_REPLACEMENTS,
+        CONCAT_REF_FALLBACKS,
+        ROW_RETRIES,
+        CORRELATION_SWEPT,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for reason in [
+        "INVALID_JSON",
+        "MISSING_FIELD",
+        "INVALID_FIELD",
+        "TOO_LARGE",
+        "UNKNOWN_OPERATOR",
+        "RETRIES_EXHAUSTED",
+    ] {
+        metrics::counter!(DEAD_LETTERS, "reason" => reason).increment(0);
+    }
+    for op in operators {
+        let mno = op.to_string();
+        metrics::counter!(TPS_THROTTLED, "mno" => mno.clone()).increment(0);
+        metrics::gauge!(TPS_FAIL_OPEN, "mno" => mno.clone()).set(0.0);
+        metrics::counter!(TPS_FAIL_OPEN_TOTAL, "mno" => mno.clone()).increment(0);
+        for name in [CONCAT_LOST, CONCAT_COMPLETE, CONCAT_PARTIAL] {
+            metrics::counter!(name, "mno" => mno.clone()).increment(0);
+        }
+        metrics::counter!(BIND_ORPHANS, "mno" => mno.clone(), "direction" => direction)
+            .increment(0);
+        metrics::counter!(BIND_DOUBLE_CLAIMS, "mno" => mno.clone(), "direction" => direction)
+            .increment(0);
+        metrics::counter!(BIND_OWNER_CHANGES, "mno" => mno.clone(), "direction" => direction)
+            .increment(0);
+        for event in ["failover", "failback"] {
+            metrics::counter!(FAILOVERS, "mno" => mno.clone(), "direction" => direction, "event" => event)
+                .increment(0);
+        }
+        for cause in ["THROTTLED", "HALF_CLOSED_TX", "DRAINING"] {
+            metrics::counter!(BIND_DEGRADED, "mno" => mno.clone(), "cause" => cause).increment(0);
+        }
+    }
 }

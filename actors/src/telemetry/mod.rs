@@ -5,6 +5,7 @@
 //! Never log a password, a destination number (`to`) or a message text: spans and
 //! events carry ids only (messageId, operatorId, bindId, pduSeqNum, esme_status).
 
+pub mod actor_health;
 pub mod metric;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

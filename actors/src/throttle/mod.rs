@@ -32,6 +32,7 @@ use smpp_connector::throttle::{
     LocalLimiter, WINDOW, concat_message_key, concat_ref_block, seq_key, sequence_block,
 };
 
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 
 pub mod mo;
@@ -179,6 +180,7 @@ pub struct ThrottleActor {
     local: HashMap<OperatorId, LocalLimiter>,
     /// Operators whose `smpp_connector_tps_fail_open` gauge is 1.
     failing_open: HashSet<OperatorId>,
+    health: ActorHealth,
 }
 
 impl std::fmt::Debug for ThrottleActor {
@@ -197,6 +199,7 @@ impl ThrottleActor {
             outage: None,
             local: HashMap::new(),
             failing_open: HashSet::new(),
+            health: ActorHealth::new("throttle", None),
         }
     }
 
@@ -280,12 +283,25 @@ impl ThrottleActor {
 
 impl Actor for ThrottleActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.health.started(ctx);
+    }
+}
+
+impl Handler<Probe> for ThrottleActor {
+    type Result = ();
+
+    fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        self.health.probed(&probe);
+    }
 }
 
 impl Handler<AcquireTps> for ThrottleActor {
     type Result = ResponseActFuture<Self, TpsGrant>;
 
     fn handle(&mut self, msg: AcquireTps, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.health.time();
         let args = vec![
             msg.operator_id.to_string(),
             msg.limit.to_string(),
