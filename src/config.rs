@@ -30,6 +30,9 @@ pub mod env {
     pub const OMS_CERT_FILE: &str = "OMS_CERT_FILE";
     pub const OMS_KEY_FILE: &str = "OMS_KEY_FILE";
     pub const OMS_TIMEOUT_MS: &str = "OMS_TIMEOUT_MS";
+    pub const SMPP_TLS_CA_FILE: &str = "SMPP_TLS_CA_FILE";
+    pub const SMPP_TLS_CERT_FILE: &str = "SMPP_TLS_CERT_FILE";
+    pub const SMPP_TLS_KEY_FILE: &str = "SMPP_TLS_KEY_FILE";
     pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
     pub const HTTP_HOST: &str = "HTTP_HOST";
     pub const HTTP_PORT: &str = "HTTP_PORT";
@@ -336,6 +339,17 @@ impl Default for Timers {
     }
 }
 
+/// Certificate files of a TLS client (paths; read by the service at startup).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM CA bundle; `None`: the system's trust store.
+    pub ca_file: Option<String>,
+    /// PEM client certificate chain (with `key_file`).
+    pub cert_file: Option<String>,
+    /// PEM private key of the client certificate.
+    pub key_file: Option<String>,
+}
+
 /// The whole service configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -352,6 +366,9 @@ pub struct Config {
     pub oms_ca_file: Option<String>,
     pub oms_cert_file: Option<String>,
     pub oms_key_file: Option<String>,
+    /// SMPP over TLS (operators with `tls: true`): the CA bundle that verifies the SMSC
+    /// (`None`: the system's trust store) and an optional client certificate and key.
+    pub smpp_tls: TlsFiles,
     pub admin_token: Secret,
     pub http_host: String,
     pub http_port: u16,
@@ -577,6 +594,18 @@ impl Config {
             ));
         }
 
+        let smpp_tls = TlsFiles {
+            ca_file: v.get(env::SMPP_TLS_CA_FILE).map(str::to_owned),
+            cert_file: v.get(env::SMPP_TLS_CERT_FILE).map(str::to_owned),
+            key_file: v.get(env::SMPP_TLS_KEY_FILE).map(str::to_owned),
+        };
+        if smpp_tls.cert_file.is_some() != smpp_tls.key_file.is_some() {
+            return Err(ConfigError::new(
+                env::SMPP_TLS_KEY_FILE,
+                "and SMPP_TLS_CERT_FILE must be set together (TLS client identity)",
+            ));
+        }
+
         let max_deliver: i64 = v.parse(env::MAX_DELIVER, 10, "a number of deliveries")?;
         if max_deliver < 1 {
             return Err(ConfigError::new(env::MAX_DELIVER, "must be at least 1"));
@@ -724,6 +753,7 @@ impl Config {
             oms_ca_file: v.get(env::OMS_CA_FILE).map(str::to_owned),
             oms_cert_file,
             oms_key_file,
+            smpp_tls,
             admin_token: Secret::new(admin_token),
             http_host: v.get(env::HTTP_HOST).unwrap_or("0.0.0.0").to_owned(),
             http_port,
@@ -835,6 +865,8 @@ mod tests {
             (with("LOG_FORMAT", "xml"), "LOG_FORMAT"),
             (with("DISPATCH_STREAM", "a.b"), "DISPATCH_STREAM"),
             (with("OMS_CERT_FILE", "/x.pem"), "OMS_KEY_FILE"),
+            (with("SMPP_TLS_CERT_FILE", "/x.pem"), "SMPP_TLS_KEY_FILE"),
+            (with("SMPP_TLS_KEY_FILE", "/x.key"), "SMPP_TLS_KEY_FILE"),
             (
                 with("FAILOVER_AFTER_FAILURES", "0"),
                 "FAILOVER_AFTER_FAILURES",

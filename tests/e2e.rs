@@ -17,3 +17,4 @@ mod observability;
 mod receipts;
 mod recovery;
 mod robustness;
+mod tls;

@@ -22,7 +22,7 @@ use crate::health::HealthPublisherActor;
 use crate::http::{AdminState, ProbeState};
 use crate::nats::{self, EventPublisher};
 use crate::oms::OmsClient;
-use crate::supervisor::{Readiness, Shutdown, Supervisor};
+use crate::supervisor::{Readiness, Shared, Shutdown, Supervisor};
 use crate::throttle::ThrottleActor;
 
 /// Batches of one kind in flight at once (see `run`).
@@ -35,6 +35,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    // Certificate files first: a wrong path stops startup before anything connects.
+    let tls = crate::tls::smpp_connector(&config.smpp_tls)?;
     let readiness = Arc::new(Readiness::default());
     crate::telemetry::metric::register_zeroes(&config.operator_ids, config.direction.as_str());
     tracing::info!(
@@ -105,12 +107,15 @@ pub async fn run(
         }),
     ];
     let supervisor = Supervisor::new(
-        config.clone(),
-        Arc::new(oms),
-        correlation,
-        publisher,
-        health,
-        throttle,
+        Shared {
+            config: config.clone(),
+            credentials: Arc::new(oms),
+            correlation,
+            publisher,
+            health,
+            throttle,
+            tls,
+        },
         readiness.clone(),
     )
     .start();

@@ -30,3 +30,4 @@ pub mod ownership;
 pub mod supervisor;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;

@@ -5,6 +5,7 @@
 //! benchmark; they are never shipped (the Dockerfile builds only the product binary).
 
 pub mod golden;
+pub mod tls;
 
 /// Plain-text logs on stderr for a test tool, level from `filter_env` (default info).
 pub fn init_logging(filter_env: &str) {

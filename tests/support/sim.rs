@@ -30,6 +30,32 @@ impl Sim {
     /// Start on a given SMPP port (0: any; e.g. the port of a simulator killed before,
     /// to play an SMSC coming back) with message ids counted from `message_id_start`.
     pub fn start_on(test: &str, behaviour: Value, port: u16, message_id_start: u64) -> Sim {
+        Self::start_with(test, behaviour, port, message_id_start, &[])
+    }
+
+    /// Serve SMPP over TLS with the PKI's server certificate; with `mutual`, a client
+    /// certificate signed by its CA is required.
+    pub fn start_tls(test: &str, behaviour: Value, pki: &super::pki::Pki, mutual: bool) -> Sim {
+        let mut args = vec![
+            "--tls-cert".to_owned(),
+            pki.server_cert.display().to_string(),
+            "--tls-key".to_owned(),
+            pki.server_key.display().to_string(),
+        ];
+        if mutual {
+            args.push("--tls-client-ca".to_owned());
+            args.push(pki.ca.display().to_string());
+        }
+        Self::start_with(test, behaviour, 0, 1, &args)
+    }
+
+    fn start_with(
+        test: &str,
+        behaviour: Value,
+        port: u16,
+        message_id_start: u64,
+        extra: &[String],
+    ) -> Sim {
         let dir = scratch(&format!("{test}-sim"));
         let record = dir.join("pdus.jsonl");
         let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
@@ -42,6 +68,7 @@ impl Sim {
             .arg(&record)
             .arg("--behaviour")
             .arg(behaviour.to_string())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -252,6 +279,24 @@ pub struct Oms {
 
 impl Oms {
     pub fn start(test: &str, credentials: Value) -> Oms {
+        Self::start_with(test, credentials, &[])
+    }
+
+    /// Serve HTTPS with the PKI's server certificate and require a client certificate
+    /// signed by its CA (mTLS, as the real OMS does).
+    pub fn start_mtls(test: &str, credentials: Value, pki: &super::pki::Pki) -> Oms {
+        let args: Vec<String> = [
+            ("--tls-cert", &pki.server_cert),
+            ("--tls-key", &pki.server_key),
+            ("--tls-client-ca", &pki.ca),
+        ]
+        .iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect();
+        Self::start_with(test, credentials, &args)
+    }
+
+    fn start_with(test: &str, credentials: Value, extra: &[String]) -> Oms {
         let dir = scratch(&format!("{test}-oms"));
         let file = dir.join("credentials.json");
         std::fs::write(&file, credentials.to_string()).expect("write credentials");
@@ -259,6 +304,7 @@ impl Oms {
         let mut child = Command::new(super::tool("oms-stub"))
             .args(["--listen", "127.0.0.1:0", "--file"])
             .arg(&file)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -267,7 +313,8 @@ impl Oms {
         Oms {
             _child: ChildGuard(child),
             url: format!(
-                "http://{}",
+                "{}://{}",
+                announced["scheme"].as_str().unwrap_or("http"),
                 announced["http"].as_str().expect("http address")
             ),
             file,

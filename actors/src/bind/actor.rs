@@ -61,6 +61,8 @@ pub struct BindDeps {
     pub throttle: Addr<ThrottleActor>,
     /// The process's one subscription for pull answers.
     pub pulls: PullMux,
+    /// TLS to SMSCs of operators with `tls: true`.
+    pub tls: tokio_rustls::TlsConnector,
 }
 
 impl std::fmt::Debug for BindDeps {

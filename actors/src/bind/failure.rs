@@ -44,6 +44,9 @@ impl BindFailure {
     pub fn reason(&self) -> String {
         match self {
             BindFailure::Credentials(_) => "credentials_unavailable".into(),
+            BindFailure::Connect(ConnectError::Tls { .. } | ConnectError::TlsName { .. }) => {
+                "tls_failed".into()
+            }
             BindFailure::Connect(_) => "connect_failed".into(),
             BindFailure::BindRequest(_) => "bind_failed".into(),
             BindFailure::BindRejected { status, .. } => CloseReason::BindRejected(*status).as_str(),

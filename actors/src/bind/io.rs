@@ -1,5 +1,6 @@
-//! The socket of a session: TCP (TLS later, per operator `tls: true`), split into a read
-//! half framed by [`SmppCodec`] and a raw write half the actor writes encoded PDUs to.
+//! The socket of a session: TCP, or TLS over it for operators with `tls: true`, split into
+//! a read half framed by [`SmppCodec`] and a raw write half the actor writes encoded PDUs
+//! to; both halves count their bytes.
 
 use std::io;
 use std::pin::Pin;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use smpp_connector::pdu::{FrameError, Inbound, SmppCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::codec::FramedRead;
 
 pub type BoxedRead = Pin<Box<dyn AsyncRead + Send>>;
@@ -32,33 +35,60 @@ pub enum ConnectError {
     TimedOut { address: String, timeout: Duration },
     #[error("connect to {address}: {source}")]
     Io { address: String, source: io::Error },
-    #[error("TLS to the SMSC is not supported yet (operator has tls: true)")]
-    TlsUnsupported,
+    #[error("TLS to {address}: {source}")]
+    Tls { address: String, source: io::Error },
+    #[error("TLS: {host:?} is not a valid server name")]
+    TlsName { host: String },
 }
 
-/// Open a TCP connection to the SMSC.
+/// Open a connection to the SMSC: TCP, then TLS with `tls` (operators with `tls: true`),
+/// the certificate checked against `host`; all within `timeout`.
 pub async fn connect(
     host: &str,
     port: u16,
-    tls: bool,
+    tls: Option<&TlsConnector>,
     timeout: Duration,
 ) -> Result<Connection, ConnectError> {
-    if tls {
-        return Err(ConnectError::TlsUnsupported);
-    }
     let address = format!("{host}:{port}");
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(&address)).await {
-        Err(_) => return Err(ConnectError::TimedOut { address, timeout }),
-        Ok(Err(source)) => return Err(ConnectError::Io { address, source }),
-        Ok(Ok(stream)) => stream,
+    let attempt = async {
+        let stream = TcpStream::connect(&address)
+            .await
+            .map_err(|source| ConnectError::Io {
+                address: address.clone(),
+                source,
+            })?;
+        // Small PDUs, latency matters: no Nagle.
+        let _ = stream.set_nodelay(true);
+        let Some(connector) = tls else {
+            let (read, write) = stream.into_split();
+            return Ok(Connection {
+                read: Box::pin(read),
+                write: Box::pin(write),
+            });
+        };
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| ConnectError::TlsName {
+            host: host.to_owned(),
+        })?;
+        let stream = connector
+            .connect(name, stream)
+            .await
+            .map_err(|source| ConnectError::Tls {
+                address: address.clone(),
+                source,
+            })?;
+        let (read, write) = tokio::io::split(stream);
+        Ok(Connection {
+            read: Box::pin(read),
+            write: Box::pin(write),
+        })
     };
-    // Small PDUs, latency matters: no Nagle.
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    Ok(Connection {
-        read: Box::pin(read),
-        write: Box::pin(write),
-    })
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::TimedOut {
+            address: address.clone(),
+            timeout,
+        }),
+    }
 }
 
 /// Count the bytes each half carries (`smpp_connector_ingress_bytes_total` /

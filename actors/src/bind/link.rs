@@ -57,6 +57,7 @@ impl BindActor {
         let key = self.key.clone();
         let ingress = self.metrics.ingress_bytes.clone();
         let egress = self.metrics.egress_bytes.clone();
+        let tls = self.deps.tls.clone();
         let fut = async move {
             let credentials = source
                 .fetch(&operator_id)
@@ -69,7 +70,7 @@ impl BindActor {
                     bind_io::connect(
                         &credentials.host,
                         credentials.port,
-                        credentials.tls,
+                        credentials.tls.then_some(&tls),
                         timeout,
                     )
                     .await?,

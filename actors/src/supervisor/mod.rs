@@ -179,6 +179,7 @@ pub struct Supervisor {
     /// Lane consumers of each ready operator, for binds started later.
     operator_lanes: BTreeMap<OperatorId, (u16, Lanes)>,
     health_metrics: ActorHealth,
+    tls: tokio_rustls::TlsConnector,
 }
 
 /// How often the lane consumers' pending counts are read.
@@ -201,17 +202,37 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
+/// What the supervisor shares with its binds: configuration, adapters, shared actors.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub credentials: Arc<dyn CredentialSource>,
+    pub correlation: Addr<CorrelationActor>,
+    pub publisher: EventPublisher,
+    pub health: Addr<HealthPublisherActor>,
+    pub throttle: Addr<ThrottleActor>,
+    /// TLS to SMSCs of operators with `tls: true`.
+    pub tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 impl Supervisor {
-    pub fn new(
-        config: Arc<Config>,
-        credentials: Arc<dyn CredentialSource>,
-        correlation: Addr<CorrelationActor>,
-        publisher: EventPublisher,
-        health: Addr<HealthPublisherActor>,
-        throttle: Addr<ThrottleActor>,
-        readiness: Arc<Readiness>,
-    ) -> Self {
+    pub fn new(shared: Shared, readiness: Arc<Readiness>) -> Self {
+        let Shared {
+            config,
+            credentials,
+            correlation,
+            publisher,
+            health,
+            throttle,
+            tls,
+        } = shared;
         Supervisor {
+            tls,
             gauge_operators: config.operator_ids.iter().cloned().collect(),
             config,
             credentials,
@@ -507,6 +528,7 @@ impl Actor for Supervisor {
             publisher: self.publisher.clone(),
             throttle: self.throttle.clone(),
             pulls: crate::bind::PullMux::new(self.publisher.context().clone()),
+            tls: self.tls.clone(),
         }));
         self.update_gauges();
         for operator_id in self.config.operator_ids.clone() {

@@ -38,6 +38,15 @@ struct Cli {
     /// Credentials file: {"<operatorId>": {credentials object}, ...}; re-read per request.
     #[arg(long, env = "OMS_STUB_FILE")]
     file: PathBuf,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "OMS_STUB_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "OMS_STUB_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Require a client certificate signed by this PEM CA (mTLS, as OMS does).
+    #[arg(long, env = "OMS_STUB_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// A pending injected failure.
@@ -213,14 +222,29 @@ async fn main() -> anyhow::Result<()> {
         failure: Mutex::new(None),
         requests: Mutex::new(BTreeMap::new()),
     });
+    let tls =
+        smpp_connector_testkit::tls::server_config(&smpp_connector_testkit::tls::ServerFiles {
+            cert: cli.tls_cert,
+            key: cli.tls_key,
+            client_ca: cli.tls_client_ca,
+        })?;
+    let https = tls.is_some();
     let server = HttpServer::new(move || App::new().app_data(stub.clone()).configure(app_config))
         .workers(1)
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+        .shutdown_timeout(1);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, (*config).clone())?,
+        None => server.listen(listener)?,
+    }
+    .run();
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{}", json!({"http": addr.to_string()}))?;
+        let scheme = if https { "https" } else { "http" };
+        writeln!(
+            stdout,
+            "{}",
+            json!({"http": addr.to_string(), "scheme": scheme})
+        )?;
         stdout.flush()?;
     }
     tracing::info!(http = %addr, "oms-stub listening");

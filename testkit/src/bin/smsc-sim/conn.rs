@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,11 +24,11 @@ use smpp_connector::pdu::{
     MAX_SEQUENCE_NUMBER, MAX_SHORT_MESSAGE_LEN, Malformed, Pdu, SmBody, SmppCodec, SubmitSmResp,
     Tlv, tlv_tag,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -129,8 +130,17 @@ impl ConnShared {
     }
 }
 
-/// Accept ESME connections until shutdown.
-pub async fn serve(state: Arc<SimState>, listener: TcpListener) {
+/// The read half of a connection (TCP or TLS).
+type ReadHalf = Pin<Box<dyn AsyncRead + Send>>;
+/// The write half of a connection (TCP or TLS).
+type WriteHalf = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// How long a TLS client has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept ESME connections until shutdown; with `tls`, each completes a TLS handshake
+/// (a client certificate too, when the acceptor asks for one) before it speaks SMPP.
+pub async fn serve(state: Arc<SimState>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     loop {
         let accepted = tokio::select! {
             () = state.shutdown.cancelled() => return,
@@ -138,7 +148,40 @@ pub async fn serve(state: Arc<SimState>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(run_conn(state.clone(), stream, peer));
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, %error, "set_nodelay failed");
+                }
+                let state = state.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let (rd, wr): (ReadHalf, WriteHalf) = match tls {
+                        None => split(stream),
+                        Some(acceptor) => {
+                            match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(tls)) => {
+                                    let (rd, wr) = tokio::io::split(tls);
+                                    (Box::pin(rd), Box::pin(wr))
+                                }
+                                Ok(Err(error)) => {
+                                    tracing::info!(%peer, %error, "TLS handshake failed");
+                                    state.count_tls_failure();
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::info!(%peer, "TLS handshake timed out");
+                                    state.count_tls_failure();
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    run_conn(state, rd, wr, peer).await;
+                });
             }
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -162,12 +205,13 @@ enum End {
     Closed,
 }
 
-async fn run_conn(state: Arc<SimState>, stream: TcpStream, peer: SocketAddr) {
-    let id = state.next_conn_id();
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(conn = id, %error, "set_nodelay failed");
-    }
+fn split(stream: TcpStream) -> (ReadHalf, WriteHalf) {
     let (rd, wr) = stream.into_split();
+    (Box::pin(rd), Box::pin(wr))
+}
+
+async fn run_conn(state: Arc<SimState>, rd: ReadHalf, wr: WriteHalf, peer: SocketAddr) {
+    let id = state.next_conn_id();
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let conn = Arc::new(ConnShared::new(id, peer, tx));
     state.register(conn.clone());
@@ -197,7 +241,7 @@ async fn run_conn(state: Arc<SimState>, stream: TcpStream, peer: SocketAddr) {
 async fn write_loop(
     state: Arc<SimState>,
     conn: Arc<ConnShared>,
-    mut wr: OwnedWriteHalf,
+    mut wr: WriteHalf,
     mut rx: mpsc::Receiver<Out>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -338,7 +382,7 @@ impl Reader<'_> {
         }
     }
 
-    async fn run(&mut self, rd: OwnedReadHalf) -> End {
+    async fn run(&mut self, rd: ReadHalf) -> End {
         let codec = GoldenCodec {
             inner: SmppCodec::new(self.state.config.max_pdu_len),
             max: self.state.config.max_pdu_len,

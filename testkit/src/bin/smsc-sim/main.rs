@@ -68,6 +68,15 @@ struct Cli {
     /// Initial behaviour: a (partial) JSON object, as for POST /behaviour.
     #[arg(long, env = "SMSC_SIM_BEHAVIOUR")]
     behaviour: Option<String>,
+    /// Serve SMPP over TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "SMSC_SIM_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SMSC_SIM_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Require a client certificate signed by this PEM CA (mutual TLS).
+    #[arg(long, env = "SMSC_SIM_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// What [`start`] needs.
@@ -79,6 +88,8 @@ pub struct SimOptions {
     pub config: SimConfig,
     pub behaviour: Behaviour,
     pub record: Option<PathBuf>,
+    /// Serve SMPP over TLS.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// A running simulator.
@@ -115,7 +126,8 @@ pub async fn start(options: SimOptions) -> anyhow::Result<Sim> {
         }
         None => None,
     };
-    tokio::spawn(conn::serve(state.clone(), listener));
+    let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::spawn(conn::serve(state.clone(), listener, tls));
     Ok(Sim {
         smpp,
         control,
@@ -148,6 +160,13 @@ fn main() -> anyhow::Result<()> {
         },
         behaviour: initial,
         record: cli.record,
+        tls: smpp_connector_testkit::tls::server_config(
+            &smpp_connector_testkit::tls::ServerFiles {
+                cert: cli.tls_cert,
+                key: cli.tls_key,
+                client_ca: cli.tls_client_ca,
+            },
+        )?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

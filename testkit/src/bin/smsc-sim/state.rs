@@ -64,6 +64,8 @@ pub struct Stats {
     pub malformed: AtomicU64,
     /// PDUs the golden decoder found wrong or read differently (should stay 0).
     pub golden_errors: AtomicU64,
+    /// TLS handshakes that failed or timed out (with `--tls-cert`).
+    pub tls_failures: AtomicU64,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str) {
@@ -119,6 +121,7 @@ impl Stats {
             &self.enquire_link_unanswered,
             &self.malformed,
             &self.golden_errors,
+            &self.tls_failures,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -155,6 +158,10 @@ impl SimState {
             message_ids: AtomicU64::new(start),
             receiver_round_robin: AtomicUsize::new(0),
         }
+    }
+
+    pub fn count_tls_failure(&self) {
+        self.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Ids start at 1 and are never reused within a run.
@@ -252,6 +259,7 @@ impl SimState {
             "enquire_link_unanswered": load(&s.enquire_link_unanswered),
             "malformed": load(&s.malformed),
             "golden_errors": load(&s.golden_errors),
+            "tls_failures": load(&s.tls_failures),
             "bind_attempts": load(&s.bind_attempts),
             "binds": load(&s.binds),
             "bind_rejected": load(&s.bind_rejected),

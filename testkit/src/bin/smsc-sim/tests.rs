@@ -39,6 +39,7 @@ async fn sim(behaviour: Behaviour, record: Option<PathBuf>, control: bool) -> Si
         },
         behaviour,
         record,
+        tls: None,
     };
     timeout(WAIT, start(options))
         .await
