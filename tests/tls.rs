@@ -1,6 +1,8 @@
-//! TLS: SMPP over TLS to an SMSC (the simulator behind TLS with certificates made for the
-//! test), with and without a client certificate, and mTLS to OMS. A certificate the
-//! service cannot verify fails the bind with a clear reason and never crashes the bind.
+//! TLS and credentials: SMPP over TLS to an SMSC (the simulator behind TLS with
+//! certificates made for the test), with and without a client certificate, mTLS to OMS,
+//! and NATS in operator mode with a JWT/NKey creds file. A certificate the service cannot
+//! verify fails the bind with a clear reason and never crashes the bind; refused NATS
+//! credentials stop startup with a line naming NATS_CREDS.
 
 use std::time::Duration;
 
@@ -231,4 +233,53 @@ async fn bad_tls_settings_stop_startup_naming_the_variable() {
     let (code, stderr) = run(&[("SMPP_TLS_CA_FILE", junk.to_str().unwrap())]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("SMPP_TLS_CA_FILE"), "{stderr}");
+}
+
+#[tokio::test]
+async fn nats_with_jwt_credentials_from_a_creds_file() {
+    let test = "nats_creds";
+    let (nats, auth) = Nats::start_secured(test).await;
+    // The server refuses anonymous clients.
+    assert!(
+        async_nats::connect(&nats.url).await.is_err(),
+        "an anonymous client must not get in"
+    );
+    let op = format!("op{}", unique());
+    let sim = Sim::start(test, json!({"receipts": true}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let creds = path(&auth.creds);
+    let service = Service::start(test, &nats, &oms, &op, &[("NATS_CREDS", &creds)]).await;
+    service.wait_bound(1).await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let id = nats
+        .send_command(&op, "+93702007777", "With NATS creds")
+        .await;
+    dlrs.wait_for(T, "the receipt event", |e| e["messageId"] == id.as_str())
+        .await;
+    let creds_text = std::fs::read_to_string(&auth.creds).unwrap();
+    let seed = creds_text
+        .lines()
+        .find(|l| l.starts_with("SU"))
+        .expect("user seed");
+    service.assert_no_secrets(&[seed]);
+    drop(service);
+
+    // A user of an account the server does not know: the service says so and stops.
+    let foreign = path(&auth.foreign_creds);
+    let mut refused = Service::start_unready(
+        "nats_creds_foreign",
+        &nats,
+        &oms,
+        &op,
+        &[("NATS_CREDS", &foreign)],
+    );
+    let status = refused.wait_exit(Duration::from_secs(20)).await;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    assert!(
+        refused
+            .log_text()
+            .contains("refused the credentials (NATS_CREDS)"),
+        "the failure names NATS_CREDS: {}",
+        refused.log_text()
+    );
 }

@@ -32,6 +32,19 @@ pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<asyn
         }
         match options.connect(config.nats_url.as_str()).await {
             Ok(client) => return Ok(client),
+            // Refused credentials do not get better by retrying: say so at once.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    async_nats::ConnectErrorKind::AuthorizationViolation
+                        | async_nats::ConnectErrorKind::Authentication
+                ) =>
+            {
+                return Err(anyhow::anyhow!(err)).context(format!(
+                    "NATS_URL {} refused the credentials (NATS_CREDS)",
+                    config.nats_url
+                ));
+            }
             Err(err) if started.elapsed() < deadline => {
                 tracing::warn!(error = %err, "nats not reachable yet, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod nats_auth;
 pub mod pki;
 pub mod proxy;
 pub mod schema;

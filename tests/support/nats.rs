@@ -14,6 +14,8 @@ use super::{ChildGuard, free_port, root, scratch};
 pub struct Nats {
     child: Option<ChildGuard>,
     port: u16,
+    /// Extra nats-server arguments (a config file), kept for a restart.
+    args: Vec<String>,
     pub url: String,
     pub dir: PathBuf,
     pub client: async_nats::Client,
@@ -21,7 +23,7 @@ pub struct Nats {
 }
 
 impl Nats {
-    fn spawn(port: u16, dir: &std::path::Path) -> ChildGuard {
+    fn spawn(port: u16, dir: &std::path::Path, args: &[String]) -> ChildGuard {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -31,6 +33,7 @@ impl Nats {
             .arg("run-nats")
             .arg(port.to_string())
             .arg(dir.join("js"))
+            .args(args)
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -45,7 +48,7 @@ impl Nats {
 
     /// Start it again on the same port and store; returns when JetStream answers.
     pub async fn restart(&mut self) {
-        self.child = Some(Self::spawn(self.port, &self.dir));
+        self.child = Some(Self::spawn(self.port, &self.dir, &self.args));
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.js.query_account().await.is_err() {
             assert!(Instant::now() < deadline, "JetStream did not come back");
@@ -55,12 +58,34 @@ impl Nats {
 
     pub async fn start(test: &str) -> Nats {
         let dir = scratch(&format!("{test}-nats"));
+        Self::start_in(dir, Vec::new(), None).await
+    }
+
+    /// A server in operator mode (JWT accounts): the test connects with the user's
+    /// credentials file, as the service does with `NATS_CREDS`.
+    pub async fn start_secured(test: &str) -> (Nats, super::nats_auth::NatsAuth) {
+        let dir = scratch(&format!("{test}-nats"));
+        let auth = super::nats_auth::NatsAuth::new(&dir);
+        let args = vec!["-c".to_owned(), auth.config.display().to_string()];
+        let nats = Self::start_in(dir, args, Some(auth.creds.clone())).await;
+        (nats, auth)
+    }
+
+    async fn start_in(
+        dir: std::path::PathBuf,
+        args: Vec<String>,
+        creds: Option<std::path::PathBuf>,
+    ) -> Nats {
         let port = free_port();
-        let child = Self::spawn(port, &dir);
+        let child = Self::spawn(port, &dir, &args);
         let url = format!("nats://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
-            match async_nats::connect(&url).await {
+            let mut options = async_nats::ConnectOptions::new();
+            if let Some(creds) = &creds {
+                options = options.credentials_file(creds).await.expect("creds file");
+            }
+            match options.connect(&url).await {
                 Ok(client) => break client,
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await
@@ -78,6 +103,7 @@ impl Nats {
         Nats {
             child: Some(child),
             port,
+            args,
             url,
             dir,
             client,

@@ -34,8 +34,36 @@ pub struct Service {
 }
 
 impl Service {
-    /// Start for one operator with the fast timers and `extra` env (which wins).
+    /// Start for one operator with the fast timers and `extra` env (which wins), and wait
+    /// for its listeners.
     pub async fn start(
+        test: &str,
+        nats: &Nats,
+        oms: &Oms,
+        operator: &str,
+        extra: &[(&str, &str)],
+    ) -> Service {
+        let mut service = Self::start_unready(test, nats, oms, operator, extra);
+        let (http, admin) = eventually(Duration::from_secs(60), "the service's listeners", || {
+            let lines = service.logs();
+            async move {
+                let addr = |listener: &str| {
+                    lines
+                        .iter()
+                        .find(|l| l["message"] == "listening" && l["listener"] == listener)
+                        .and_then(|l| l["addr"].as_str().map(str::to_owned))
+                };
+                Some((addr("http")?, addr("admin")?))
+            }
+        })
+        .await;
+        service.http = format!("http://{http}");
+        service.admin = format!("http://{admin}");
+        service
+    }
+
+    /// Start the process without waiting for anything (a test of a failing startup).
+    pub fn start_unready(
         test: &str,
         nats: &Nats,
         oms: &Oms,
@@ -69,7 +97,7 @@ impl Service {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("start smpp-connector");
-        let mut service = Service {
+        Service {
             child: ChildGuard(child),
             log,
             http: String::new(),
@@ -79,23 +107,19 @@ impl Service {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("http client"),
-        };
-        let (http, admin) = eventually(Duration::from_secs(60), "the service's listeners", || {
-            let lines = service.logs();
-            async move {
-                let addr = |listener: &str| {
-                    lines
-                        .iter()
-                        .find(|l| l["message"] == "listening" && l["listener"] == listener)
-                        .and_then(|l| l["addr"].as_str().map(str::to_owned))
-                };
-                Some((addr("http")?, addr("admin")?))
+        }
+    }
+
+    /// Wait up to `timeout` for the process to exit by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return Some(status);
             }
-        })
-        .await;
-        service.http = format!("http://{http}");
-        service.admin = format!("http://{admin}");
-        service
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     /// Every JSON log line so far.
