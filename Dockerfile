@@ -2,18 +2,27 @@
 #
 # smpp-connector container image.
 #
-#   docker build -t smpp-connector .
-#   docker run --rm -p 8080:8080 -p 8081:8081 -e MNO_ID=... -e NATS_URL=... smpp-connector
+# Build (BuildKit, from the repository root; .dockerignore keeps the context small):
 #
-# Stage 1 builds the release binary with BuildKit cache mounts for the cargo registry and
-# the target directory (the binary is copied out of the cache mount, which does not persist
-# into the image). Stage 2 is a slim Debian with CA certificates and the binary only, run
-# as an unprivileged user. Configuration is by environment variables (see README).
+#   docker build -t registry.example.com/sms-platform/smpp-connector:0.1.0 .
+#   docker run --rm -p 8080:8080 -p 8081:8081 -e MNO_ID=... -e NATS_URL=... \
+#     registry.example.com/sms-platform/smpp-connector:0.1.0
+#
+# Stage `builder` builds the release binary with BuildKit cache mounts for the cargo
+# registry and the target directory (the binary is copied out of the cache mount, which
+# does not persist into the image). Stage `runtime` is a slim Debian with CA certificates
+# and the binary only, run as the unprivileged uid/gid 10001 (the Helm chart's
+# runAsUser). Configuration is by environment variables (README "Configuration"); the
+# chart (charts/smpp-connector) runs it with a read-only root filesystem and /tmp on an
+# emptyDir.
+#
+# Base images are pinned by exact version: the Rust toolchain the workspace is developed
+# and tested with (1.95.0) and a dated Debian bookworm snapshot, both bookworm so the glibc
+# the binary links against is the runtime's. To update, change both tags (and, to pin by
+# digest as well, append @sha256:... to each FROM); scripts/check-deploy rejects floating
+# tags (latest, a bare major or minor version, an undated `bookworm-slim`).
 
-ARG RUST_VERSION=1.95
-ARG DEBIAN_RELEASE=bookworm
-
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+FROM rust:1.95.0-slim-bookworm AS builder
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,id=smpp-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
@@ -22,14 +31,13 @@ RUN --mount=type=cache,id=smpp-cargo-registry,target=/usr/local/cargo/registry,s
     cargo build --locked --release -p smpp-connector-actors --bin smpp-connector \
     && install -D -m 0755 target/release/smpp-connector /out/smpp-connector
 
-FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-ARG DEBIAN_RELEASE
+FROM debian:bookworm-20260824-slim AS runtime
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="smpp-connector" \
       org.opencontainers.image.description="SMPP 3.4 client service: NATS JetStream dispatch to MNO binds, delivery receipts and MO back to NATS" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.base.name="docker.io/library/debian:${DEBIAN_RELEASE}-slim"
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-20260824-slim"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
@@ -40,5 +48,7 @@ COPY --from=builder /out/smpp-connector /usr/local/bin/smpp-connector
 USER 10001:10001
 # 8080: /health, /ready, /metrics (HTTP_PORT); 8081: admin API (ADMIN_PORT).
 EXPOSE 8080 8081
+# SIGTERM drains every bind, unbinds and hands the bind ownership keys back (NATS KV).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/smpp-connector"]
+CMD ["run"]

@@ -190,6 +190,9 @@ pub struct ReceiptMatch {
     pub message_id: String,
     pub segment_index: u16,
     pub segment_count: u16,
+    /// The `traceparent` of the dispatch that sent the segment (the receipt's trace
+    /// links to it), when it was recorded.
+    pub traceparent: Option<String>,
 }
 
 impl DlrInboundEvent {
@@ -314,6 +317,7 @@ mod tests {
             message_id: "m-1".into(),
             segment_index: 2,
             segment_count: 3,
+            traceparent: None,
         };
         let at = "2026-12-04T06:00:00.000Z".to_owned();
         let first = DlrInboundEvent::from_receipt(

@@ -316,6 +316,11 @@ impl<H> Ledger<H> {
             .map(|s| &s.state)
     }
 
+    /// The handle of a held message.
+    pub fn handle(&self, dispatch: DispatchId) -> Option<&H> {
+        self.messages.get(&dispatch).map(|m| &m.handle)
+    }
+
     /// The message id of a held message (for logs).
     pub fn message_id(&self, dispatch: DispatchId) -> Option<&str> {
         self.messages.get(&dispatch).map(|m| m.message_id.as_str())

@@ -34,6 +34,7 @@ fn row(op: &OperatorId, i: usize) -> CorrelationRow {
         operator_message_id: format!("{i:x}"),
         submitted_at: Utc::now(),
         concat_ref: None,
+        traceparent: None,
     }
 }
 

@@ -18,3 +18,4 @@ mod receipts;
 mod recovery;
 mod robustness;
 mod tls;
+mod traces;

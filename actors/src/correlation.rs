@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "receipt_lookup_newest",
         include_str!("../migrations/0003_receipt_lookup_newest.sql"),
     ),
+    (
+        4,
+        "traceparent",
+        include_str!("../migrations/0004_traceparent.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.
@@ -87,6 +92,8 @@ pub struct CorrelationRow {
     pub submitted_at: DateTime<Utc>,
     /// The concatenation reference of a long message's segments (reused on redelivery).
     pub concat_ref: Option<u16>,
+    /// The dispatch's trace context (the receipt's trace links to it).
+    pub traceparent: Option<String>,
 }
 
 /// What an earlier delivery of a message left: segments with rows, and their reference.
@@ -152,10 +159,11 @@ impl std::fmt::Debug for PgStore {
 const INSERT_ROWS: &str = "\
 INSERT INTO smpp.message_correlations \
   (message_id, segment_index, segment_count, operator_id, direction, bind_id, \
-   operator_message_id, submitted_at, expires_at, concat_ref) \
-SELECT m, s, c, o, d, b, om, t, t + interval '72 hours', cr \
+   operator_message_id, submitted_at, expires_at, concat_ref, traceparent) \
+SELECT m, s, c, o, d, b, om, t, t + interval '72 hours', cr, tp \
 FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::int4[], \
-            $7::text[], $8::timestamptz[], $9::int4[]) AS r(m, s, c, o, d, b, om, t, cr) \
+            $7::text[], $8::timestamptz[], $9::int4[], $10::text[]) \
+     AS r(m, s, c, o, d, b, om, t, cr, tp) \
 ON CONFLICT (message_id, segment_index) DO NOTHING";
 
 /// Each receipt marks the newest row with its (operator, operator message id): an SMSC
@@ -175,7 +183,7 @@ SET dlr_status = t.st, dlr_received_at = now() \
 FROM t \
 WHERE c.message_id = t.message_id AND c.segment_index = t.segment_index \
 RETURNING c.operator_id, c.operator_message_id, c.message_id, c.segment_index, \
-          c.segment_count, c.submitted_at";
+          c.segment_count, c.submitted_at, c.traceparent";
 
 /// One sweep batch: expired rows by the expiry index, oldest first, skipping rows another
 /// transaction holds (a receipt being written, another pod's sweep), so a sweep never
@@ -285,6 +293,7 @@ impl CorrelationStore for PgStore {
             let mut operator_message_ids = Vec::with_capacity(n);
             let mut submitted_ats = Vec::with_capacity(n);
             let mut concat_refs: Vec<Option<i32>> = Vec::with_capacity(n);
+            let mut traceparents: Vec<Option<String>> = Vec::with_capacity(n);
             for row in rows {
                 message_ids.push(row.message_id);
                 segment_indexes.push(i32::from(row.segment_index));
@@ -295,6 +304,7 @@ impl CorrelationStore for PgStore {
                 operator_message_ids.push(row.operator_message_id);
                 submitted_ats.push(row.submitted_at);
                 concat_refs.push(row.concat_ref.map(i32::from));
+                traceparents.push(row.traceparent);
             }
             let client = pool.get().await?;
             let statement = client.prepare_cached(INSERT_ROWS).await?;
@@ -311,6 +321,7 @@ impl CorrelationStore for PgStore {
                         &operator_message_ids,
                         &submitted_ats,
                         &concat_refs,
+                        &traceparents,
                     ],
                 )
                 .await?;
@@ -356,6 +367,7 @@ impl CorrelationStore for PgStore {
                         message_id: row.get(2),
                         segment_index: u16::try_from(row.get::<_, i32>(3)).unwrap_or(0),
                         segment_count: u16::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+                        traceparent: row.get(6),
                     };
                     (key, matched)
                 })

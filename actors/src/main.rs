@@ -85,8 +85,16 @@ fn run_service() -> ExitCode {
             None
         }
     };
+    let traces = match telemetry::traces::init(&config.pod_name) {
+        Ok(provider) => provider,
+        Err(err) => {
+            eprintln!("smpp-connector: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
     let system = actix::System::new();
     let result = system.block_on(app::run(config, prometheus, shutdown_signal()));
+    telemetry::traces::shutdown(traces);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

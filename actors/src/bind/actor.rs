@@ -460,7 +460,7 @@ impl Actor for BindActor {
         self.metrics.set_state(self.state);
         let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
         if self.shutting_down {
-            self.metrics.clear_state();
+            self.metrics.clear_gauges();
             // Down for good (shutdown, released, aborted): no timers, no reconnect. The
             // actor ends when its last address is dropped; while messages still wait for
             // their rows it keeps their AckWait alive, then stops doing even that.

@@ -20,6 +20,7 @@ use super::actor::BindActor;
 use super::pull::pull_once;
 use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
 use crate::telemetry::metric;
+use crate::telemetry::traces::DispatchTrace;
 use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
 
 /// Concatenation references reserved from Redis at a time.
@@ -33,7 +34,8 @@ pub(crate) struct Held {
     pub fetched_at: Instant,
     /// When JetStream stored the command (Unix nanoseconds, the NATS server's clock).
     pub published_unix_nanos: i128,
-    pub traceparent: Option<String>,
+    /// The trace of this delivery (`dispatch` span, child of the command's `traceparent`).
+    pub trace: DispatchTrace,
     /// Pull slot it came from (0 = P0 … 3 = P3, 4 = the pinned consumer).
     pub priority: usize,
 }
@@ -59,12 +61,14 @@ impl Held {
     }
 
     pub fn ack(self) {
+        self.trace.end("ack");
         actix::spawn(async move {
             let _ = self.acker.ack().await;
         });
     }
 
     pub fn nak(self, delay: Duration) {
+        self.trace.end("nak");
         nak(self.acker, delay);
     }
 }
@@ -306,13 +310,15 @@ impl BindActor {
         let subject = message.subject.to_string();
         let payload = message.payload.clone();
         let (_, acker) = message.split();
+        let trace =
+            DispatchTrace::start(traceparent.as_deref(), &self.key, &subject, stream_sequence);
         let held = Held {
             acker: Arc::new(acker),
             subject,
             stream_sequence,
             fetched_at: Instant::now(),
             published_unix_nanos,
-            traceparent,
+            trace,
             priority,
         };
         self.metrics.lane(priority, "pulled").increment(1);
@@ -346,7 +352,10 @@ impl BindActor {
             Ok((command, encoded))
         });
         let (command, encoded) = match encoded {
-            Ok(parts) => parts,
+            Ok(parts) => {
+                held.trace.set_message_id(&parts.0.message_id);
+                parts
+            }
             Err(rejection) => {
                 self.dead_letter(held, rejection, deliveries);
                 return;

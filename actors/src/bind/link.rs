@@ -169,6 +169,8 @@ impl BindActor {
     /// the actor stops when every writer reported it closed, or after 500 ms at most.
     pub(super) fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
         self.down_reason.clone_from(&reason);
+        // No session, no drain: DRAINING ends with it.
+        self.metrics.drain_seconds.set(0.0);
         self.set_state(BindState::Disconnected, Some(reason));
         if self.closing_writers > 0 {
             return;

@@ -101,9 +101,17 @@ impl BindMetrics {
         }
     }
 
-    /// The bind no longer runs here (released, moved, shut down): no state is 1.
-    pub(super) fn clear_state(&self) {
-        for gauge in &self.states {
+    /// The bind no longer runs here (released, moved, shut down): its gauges go to 0 so
+    /// this pod does not keep reporting a state, a drain or a buffer of a bind another
+    /// pod now runs.
+    pub(super) fn clear_gauges(&self) {
+        for gauge in self.states.iter().chain([
+            &self.bind_up,
+            &self.window_inflight,
+            &self.drain_seconds,
+            &self.intake_paused,
+            &self.concat_buffer,
+        ]) {
             gauge.set(0.0);
         }
     }

@@ -9,7 +9,7 @@
 //! Never logs the text of a message or the addresses.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use smpp_connector::config::BindKey;
 use smpp_connector::dlr::{self, DlrError, ParsedReceipt};
@@ -20,6 +20,7 @@ use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
 use crate::telemetry::metric;
+use crate::telemetry::traces;
 
 /// Handle one deliver_sm; returns the status of the deliver_sm_resp.
 pub async fn handle(
@@ -30,14 +31,14 @@ pub async fn handle(
     received: Instant,
 ) -> CommandStatus {
     let status = match dlr::parse_receipt(&body) {
-        Ok(receipt) => publish_receipt(&deps, &key, &credentials, Some(receipt)).await,
+        Ok(receipt) => publish_receipt(&deps, &key, &credentials, Some(receipt), received).await,
         Err(DlrError::MissingMessageId { .. }) => {
             tracing::warn!(
                 operatorId = %key.operator_id,
                 bindId = key.bind_id,
                 "receipt without a message id; published uncorrelated"
             );
-            publish_receipt(&deps, &key, &credentials, None).await
+            publish_receipt(&deps, &key, &credentials, None, received).await
         }
         Err(DlrError::NotAReceipt { .. }) => super::mo::handle(&deps, &key, &body).await,
     };
@@ -96,6 +97,7 @@ async fn publish_receipt(
     key: &BindKey,
     credentials: &Credentials,
     receipt: Option<ParsedReceipt>,
+    received: Instant,
 ) -> CommandStatus {
     let operator_message_id = receipt.as_ref().map(|r| {
         dlr::normalize_receipt_id(
@@ -121,6 +123,13 @@ async fn publish_receipt(
         }
         None => None,
     };
+    // Its trace: a `receipt` span from the deliver_sm read, linked to the dispatch's.
+    let span = traces::receipt_span(
+        key,
+        matched.as_ref().and_then(|m| m.traceparent.as_deref()),
+        SystemTime::now() - received.elapsed(),
+    );
+    let traceparent = traces::traceparent_of(&span);
     let event = DlrInboundEvent::from_receipt(
         key,
         receipt.as_ref(),
@@ -128,6 +137,19 @@ async fn publish_receipt(
         matched,
         now_rfc3339(),
     );
+    let answer = publish_event(deps, key, &event, status, traceparent.as_deref()).await;
+    traces::end_receipt(&span, event.correlated);
+    answer
+}
+
+/// Publish a receipt's event (unless in shadow mode); the deliver_sm_resp status.
+async fn publish_event(
+    deps: &BindDeps,
+    key: &BindKey,
+    event: &DlrInboundEvent,
+    status: dlr::DlrStatus,
+    traceparent: Option<&str>,
+) -> CommandStatus {
     let id = event.event_id.clone();
     let correlated = if event.correlated { "true" } else { "false" };
     if !event.correlated {
@@ -147,9 +169,9 @@ async fn publish_receipt(
         .publisher
         .publish(
             subject::DLR_INBOUND,
-            &event,
+            event,
             Some(&format!("dlr-{id}")),
-            None,
+            traceparent,
         )
         .await
     {

@@ -5,7 +5,7 @@
 //! a bind restart never loses the news that a row was committed: the ledger survives the
 //! restart and settles the message when the answer arrives.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use smpp_connector::dispatch::{DeadLetterReason, Rejection};
@@ -18,6 +18,7 @@ use super::intake::Held;
 use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
 use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
+use opentelemetry::KeyValue;
 
 /// A correlation row write finished.
 #[derive(Message)]
@@ -25,6 +26,8 @@ use crate::telemetry::metric;
 pub(crate) struct RowWritten {
     pub segment: SegmentRef,
     pub error: Option<CorrelationError>,
+    /// When the write was asked for (its span starts there).
+    pub asked: SystemTime,
 }
 
 impl BindActor {
@@ -55,7 +58,12 @@ impl BindActor {
             operator_message_id: dlr::normalize_submit_id(&request.operator_message_id, format),
             submitted_at: chrono::Utc::now(),
             concat_ref: request.concat_ref,
+            traceparent: self
+                .ledger
+                .handle(request.segment.dispatch)
+                .and_then(|held| held.trace.traceparent()),
         };
+        let asked = SystemTime::now();
         // Enqueued now, in this turn of the actor, so that the rows of one burst of
         // responses reach the CorrelationActor together and go out as one INSERT.
         let write = self.deps.correlation.send(RecordCorrelation(row));
@@ -67,11 +75,26 @@ impl BindActor {
                 Ok(Err(err)) => Some(err),
                 Err(_) => Some(CorrelationError::Stopped),
             };
-            addr.do_send(RowWritten { segment, error });
+            addr.do_send(RowWritten {
+                segment,
+                error,
+                asked,
+            });
         });
     }
 
     pub(super) fn on_row_written(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
+        if let Some(held) = self.ledger.handle(written.segment.dispatch) {
+            let mut attributes = vec![KeyValue::new(
+                "smpp.segment",
+                i64::from(written.segment.segment),
+            )];
+            if let Some(error) = &written.error {
+                attributes.push(KeyValue::new("error.type", error.to_string()));
+            }
+            held.trace
+                .step("correlation.write", written.asked, attributes);
+        }
         match written.error {
             None => {
                 self.ledger.handle_recorded(written.segment);
@@ -174,6 +197,7 @@ impl BindActor {
                 reason = letter.reason,
                 detail = %letter.detail,
                 streamSequence = letter.stream_sequence,
+                traceId = %held.trace.trace_id(),
                 "dispatch command dead-lettered"
             );
         }
@@ -181,7 +205,8 @@ impl BindActor {
         let publisher = self.deps.publisher.clone();
         let mno = self.key.operator_id.to_string();
         actix::spawn(async move {
-            let traceparent = held.traceparent.as_deref();
+            let traceparent = held.trace.traceparent();
+            let traceparent = traceparent.as_deref();
             let result = async {
                 if let Some(letter) = &letter {
                     publisher
@@ -200,6 +225,11 @@ impl BindActor {
             match result {
                 Ok(()) => {
                     let _ = held.acker.ack().await;
+                    held.trace.end(if letter.is_some() {
+                        "dead_letter"
+                    } else {
+                        "rejected"
+                    });
                     let outcome = match &letter {
                         Some(letter) => {
                             metrics::counter!(metric::DEAD_LETTERS, "reason" => letter.reason)
@@ -213,7 +243,7 @@ impl BindActor {
                 Err(err) => {
                     metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
                     tracing::warn!(error = %err, "dead letter or rejection event not published; message NAKed");
-                    super::intake::nak(held.acker, Duration::from_secs(1));
+                    held.nak(Duration::from_secs(1));
                 }
             }
         });

@@ -15,6 +15,7 @@ use super::actor::{BindActor, SegmentToken};
 use super::receipt;
 use crate::correlation::GetBindSettings;
 use crate::telemetry::metric;
+use opentelemetry::KeyValue;
 
 impl BindActor {
     /// Housekeeping: gauges and the adaptive window's growth.
@@ -204,11 +205,13 @@ impl BindActor {
         metrics::histogram!(metric::SUBMIT_LATENCY)
             .record(token.written_at.elapsed().as_secs_f64());
         let outcome = taxonomy::classify_submit(status);
+        self.trace_submit(&token, sequence_number, status.name());
         if outcome != SubmitOutcome::Accepted {
             tracing::info!(
                 operatorId = %self.key.operator_id,
                 bindId = self.key.bind_id,
                 messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+                traceId = %self.trace_id(token.segment.dispatch),
                 pduSeqNum = sequence_number,
                 esme_status = %status,
                 outcome = outcome.as_str(),
@@ -228,6 +231,16 @@ impl BindActor {
         sequence_number: u32,
         reason: SubmitFailure,
     ) {
+        self.trace_submit(
+            &token,
+            sequence_number,
+            match reason {
+                SubmitFailure::TimedOut => "timeout",
+                SubmitFailure::SessionClosed => "session_closed",
+                SubmitFailure::GenericNack(_) => "generic_nack",
+            }
+            .into(),
+        );
         let outcome = match reason {
             SubmitFailure::TimedOut => {
                 self.metrics.submit_timeouts.increment(1);
@@ -245,6 +258,7 @@ impl BindActor {
             operatorId = %self.key.operator_id,
             bindId = self.key.bind_id,
             messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+            traceId = %self.trace_id(token.segment.dispatch),
             pduSeqNum = sequence_number,
             outcome = outcome.as_str(),
             "submit_sm failed; message will be retried"
@@ -253,6 +267,31 @@ impl BindActor {
             flow.handle_outcome(Instant::now(), &outcome);
         }
         self.ledger.handle_outcome(token.segment, &outcome, None);
+    }
+
+    /// The `submit_sm` span of a segment: written → answered (or failed).
+    fn trace_submit(&self, token: &SegmentToken, sequence_number: u32, result: String) {
+        let Some(held) = self.ledger.handle(token.segment.dispatch) else {
+            return;
+        };
+        let started = std::time::SystemTime::now() - token.written_at.elapsed();
+        held.trace.step(
+            "submit_sm",
+            started,
+            vec![
+                KeyValue::new("smpp.sequence_number", i64::from(sequence_number)),
+                KeyValue::new("smpp.segment", i64::from(token.segment.segment)),
+                KeyValue::new("smpp.command_status", result),
+            ],
+        );
+    }
+
+    /// The trace id of a held message, for its log lines (empty when it has none).
+    pub(super) fn trace_id(&self, dispatch: smpp_connector::ledger::DispatchId) -> String {
+        self.ledger
+            .handle(dispatch)
+            .map(|held| held.trace.trace_id())
+            .unwrap_or_default()
     }
 
     // ----- receipts ------------------------------------------------------------------

@@ -238,6 +238,10 @@ impl ThrottleActor {
                 downForMs = since.elapsed().as_millis() as u64,
                 "redis answers again"
             );
+            // The budget is Redis's again for every operator, with traffic or not.
+            for operator in self.failing_open.drain() {
+                metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => operator.to_string()).set(0.0);
+            }
         }
     }
 
