@@ -254,6 +254,27 @@ async fn every_declared_metric_is_exported_with_its_labels_and_the_chart_names_o
     }
     assert!(problems.is_empty(), "{problems:#?}");
 
+    // The admin API shows the same actor health: the bind's own and the shared actors'.
+    let (_, body) = service.admin_get("/admin/binds", Some(&token)).await;
+    let bind_actor = &body["binds"][0]["actor"];
+    assert_eq!(bind_actor["actor"], "bind", "{body}");
+    assert!(bind_actor["uptimeSeconds"].is_u64(), "{body}");
+    let shared: BTreeSet<&str> = body["actors"]
+        .as_array()
+        .expect("actors")
+        .iter()
+        .filter_map(|a| a["actor"].as_str())
+        .collect();
+    for actor in [
+        "supervisor",
+        "throttle",
+        "correlation",
+        "health",
+        "ownership",
+    ] {
+        assert!(shared.contains(actor), "{actor} in admin binds: {shared:?}");
+    }
+
     // What the chart's alerts and dashboard query is exported.
     let chart = root().join("charts/smpp-connector/files");
     for file in ["alerts.yaml", "dashboard.json"] {

@@ -95,6 +95,8 @@ pub struct BindStatus {
     pub reconnect_attempts: u32,
     pub last_error: Option<String>,
     pub bound_since: Option<String>,
+    /// The BindActor's own health: restarts (each reconnect), mailbox wait, uptime.
+    pub actor: Option<crate::telemetry::actor_health::ActorSnapshot>,
 }
 
 /// Ask for a [`BindStatus`].
@@ -642,6 +644,7 @@ impl Handler<GetBindStatus> for BindActor {
             reconnect_attempts: self.backoff.attempts(),
             last_error: self.last_error.clone(),
             bound_since: self.bound_since.clone(),
+            actor: Some(self.health.snapshot()),
         })
     }
 }

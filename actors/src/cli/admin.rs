@@ -98,6 +98,31 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<bool> {
                     bind["lastError"].as_str().unwrap_or("-"),
                 );
             }
+            // Actor health: each bind (it restarts on every reconnect) and the shared ones.
+            println!();
+            println!(
+                "{:<12} {:<40} {:>8} {:>10} {:>9}  last restart",
+                "actor", "bind", "restarts", "mailbox ms", "uptime s"
+            );
+            let binds = body["binds"].as_array().into_iter().flatten();
+            let actors = binds
+                .map(|b| &b["actor"])
+                .chain(body["actors"].as_array().into_iter().flatten());
+            for actor in actors.filter(|a| a.is_object()) {
+                let number = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+                println!(
+                    "{:<12} {:<40} {:>8} {:>10} {:>9}  {}",
+                    actor["actor"].as_str().unwrap_or(""),
+                    actor["bind"]
+                        .as_str()
+                        .filter(|b| !b.is_empty())
+                        .unwrap_or("-"),
+                    number(&actor["restarts"]),
+                    number(&actor["mailboxWaitMs"]),
+                    number(&actor["uptimeSeconds"]),
+                    actor["lastRestartReason"].as_str().unwrap_or("-"),
+                );
+            }
         }
         _ => println!("{}", serde_json::to_string_pretty(&body)?),
     }

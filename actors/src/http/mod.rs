@@ -155,7 +155,8 @@ async fn list_binds(request: HttpRequest, state: web::Data<AdminState>) -> HttpR
     match state.list.send(ListBinds).await {
         Ok(binds) => {
             audit(&request, "list", "binds", "ok");
-            HttpResponse::Ok().json(json!({ "binds": binds }))
+            let actors = crate::telemetry::actor_health::shared_snapshots();
+            HttpResponse::Ok().json(json!({ "binds": binds, "actors": actors }))
         }
         Err(_) => {
             audit(&request, "list", "binds", "unavailable");

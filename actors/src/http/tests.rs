@@ -32,6 +32,7 @@ impl Handler<ListBinds> for FakeSupervisor {
             reconnect_attempts: 0,
             last_error: None,
             bound_since: None,
+            actor: None,
         }])
     }
 }

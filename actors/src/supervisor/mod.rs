@@ -690,6 +690,7 @@ impl Handler<ListBinds> for Supervisor {
                     reconnect_attempts: 0,
                     last_error: entry.reason.clone(),
                     bound_since: None,
+                    actor: None,
                 };
                 let ask = entry
                     .addr

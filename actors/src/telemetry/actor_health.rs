@@ -15,6 +15,8 @@
 //! actix does not expose a mailbox's length, so the backlog is measured by the wait it
 //! causes, which is also what an operator needs to know ("is this actor keeping up?").
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -25,7 +27,7 @@ use super::metric;
 /// How often each actor measures its mailbox wait and uptime.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The metric handles of one actor.
+/// The metric handles of one actor, and what `admin binds` shows of it.
 #[derive(Debug, Clone)]
 pub struct ActorHealth {
     actor: &'static str,
@@ -34,6 +36,41 @@ pub struct ActorHealth {
     handle: metrics::Histogram,
     mailbox_wait: metrics::Gauge,
     uptime: metrics::Gauge,
+    restarts: u64,
+    last_restart: Option<String>,
+    last_mailbox_wait: Duration,
+}
+
+/// One actor's health as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorSnapshot {
+    pub actor: &'static str,
+    /// The bind of a BindActor (`op/dir/id`), empty for the others.
+    pub bind: String,
+    /// Restarts in this process (a bind restarts on every reconnect).
+    pub restarts: u64,
+    pub last_restart_reason: Option<String>,
+    /// How long the last probe waited in the mailbox.
+    pub mailbox_wait_ms: u64,
+    pub uptime_seconds: u64,
+}
+
+/// The latest snapshot of every shared actor (the binds answer for themselves), updated
+/// at each probe.
+fn shared_actors() -> &'static Mutex<BTreeMap<&'static str, ActorSnapshot>> {
+    static SHARED: OnceLock<Mutex<BTreeMap<&'static str, ActorSnapshot>>> = OnceLock::new();
+    SHARED.get_or_init(Default::default)
+}
+
+/// Snapshots of the shared actors (supervisor, throttle, correlation, health, ownership).
+pub fn shared_snapshots() -> Vec<ActorSnapshot> {
+    shared_actors()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect()
 }
 
 /// Sent by an actor to itself: handled after everything queued before it.
@@ -77,6 +114,21 @@ impl ActorHealth {
             uptime: metrics::gauge!(metric::ACTOR_UPTIME, &labels),
             bind,
             started: Instant::now(),
+            restarts: 0,
+            last_restart: None,
+            last_mailbox_wait: Duration::ZERO,
+        }
+    }
+
+    /// What the admin API shows of this actor.
+    pub fn snapshot(&self) -> ActorSnapshot {
+        ActorSnapshot {
+            actor: self.actor,
+            bind: self.bind.clone(),
+            restarts: self.restarts,
+            last_restart_reason: self.last_restart.clone(),
+            mailbox_wait_ms: self.last_mailbox_wait.as_millis() as u64,
+            uptime_seconds: self.started.elapsed().as_secs(),
         }
     }
 
@@ -95,7 +147,9 @@ impl ActorHealth {
     }
 
     /// The actor is restarting (a bind's reconnect, with the reason it went down).
-    pub fn restarted(&self, reason: &str) {
+    pub fn restarted(&mut self, reason: &str) {
+        self.restarts += 1;
+        self.last_restart = Some(reason.to_owned());
         metrics::counter!(
             metric::ACTOR_RESTARTS,
             "actor" => self.actor,
@@ -125,8 +179,15 @@ impl ActorHealth {
     }
 
     /// A probe came through the mailbox.
-    pub fn probed(&self, probe: &Probe) {
-        self.mailbox_wait.set(probe.sent_at.elapsed().as_secs_f64());
+    pub fn probed(&mut self, probe: &Probe) {
+        self.last_mailbox_wait = probe.sent_at.elapsed();
+        self.mailbox_wait.set(self.last_mailbox_wait.as_secs_f64());
         self.uptime.set(self.started.elapsed().as_secs_f64());
+        if self.bind.is_empty() {
+            shared_actors()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(self.actor, self.snapshot());
+        }
     }
 }
