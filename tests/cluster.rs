@@ -63,6 +63,11 @@ async fn three_pods_share_two_binds_and_a_killed_owner_is_replaced() {
         (pods.len() == 2 && bound_sessions(&sim).await == 2).then_some(owners)
     })
     .await;
+    // Every pod is ready: two own a bound bind, the third is a standby (a rolling update
+    // waits for readiness; a standby that could never be ready would stall it).
+    for pod in pods.iter().flatten() {
+        eventually(T, "ready", || async { (pod.ready().await == 200).then_some(()) }).await;
+    }
     // Exactly two sessions for a while (no pod binds what it does not own).
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {

@@ -133,6 +133,7 @@ pub async fn run(
             stores,
             supervisor.clone().recipient(),
             supervisor.clone().recipient(),
+            readiness.clone(),
         )
         .start();
         supervisor.do_send(crate::supervisor::SetOwnership(actor.clone()));

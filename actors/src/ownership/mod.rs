@@ -29,6 +29,7 @@ use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
 
 use crate::events::now_rfc3339;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
+use crate::supervisor::Readiness;
 use crate::telemetry::metric;
 
 pub const OWNERS_BUCKET: &str = "smpp-bind-owners";
@@ -138,6 +139,7 @@ pub struct OwnershipActor {
     ticks: u64,
     stopped: bool,
     health: ActorHealth,
+    readiness: Arc<Readiness>,
 }
 
 impl std::fmt::Debug for OwnershipActor {
@@ -170,6 +172,7 @@ impl OwnershipActor {
         (owners_kv, pods_kv): (kv::Store, kv::Store),
         supervisor: Recipient<StartBind>,
         stopper: Recipient<StopBind>,
+        readiness: Arc<Readiness>,
     ) -> Self {
         OwnershipActor {
             config,
@@ -186,6 +189,7 @@ impl OwnershipActor {
             ticks: 0,
             stopped: false,
             health: ActorHealth::new("ownership", None),
+            readiness,
         }
     }
 
@@ -424,6 +428,21 @@ impl OwnershipActor {
             }
         }
         self.seen = tick.seen;
+        // A standby: planning, holding nothing, and every bind of every operator owned by
+        // a pod (another one, then).
+        let all_owned = self.operators.iter().all(|(op, count)| {
+            (0..*count).all(|id| {
+                self.seen
+                    .contains_key(&BindKey::new(op.clone(), self.config.direction, id))
+            })
+        });
+        self.readiness.set_standby(
+            self.ticks > 1
+                && !self.operators.is_empty()
+                && self.held.is_empty()
+                && self.releasing.is_empty()
+                && all_owned,
+        );
     }
 
     /// This pod's heartbeat for `op`: the bind ids it runs, for the reconciler.
