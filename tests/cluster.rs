@@ -66,7 +66,10 @@ async fn three_pods_share_two_binds_and_a_killed_owner_is_replaced() {
     // Every pod is ready: two own a bound bind, the third is a standby (a rolling update
     // waits for readiness; a standby that could never be ready would stall it).
     for pod in pods.iter().flatten() {
-        eventually(T, "ready", || async { (pod.ready().await == 200).then_some(()) }).await;
+        eventually(T, "ready", || async {
+            (pod.ready().await == 200).then_some(())
+        })
+        .await;
     }
     // Exactly two sessions for a while (no pod binds what it does not own).
     let until = Instant::now() + Duration::from_secs(2);

@@ -28,8 +28,8 @@ use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
 
 use crate::events::now_rfc3339;
-use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::supervisor::Readiness;
+use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 
 pub const OWNERS_BUCKET: &str = "smpp-bind-owners";
