@@ -10,6 +10,7 @@ mod bind;
 mod cluster;
 mod correlation_store;
 mod dispatch;
+mod faults;
 mod flow_control;
 mod long_messages;
 mod mo;

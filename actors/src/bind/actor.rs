@@ -693,10 +693,8 @@ impl Handler<AbortBind> for BindActor {
             self.go_down(msg.reason.into(), ctx);
             return;
         }
-        // Whatever is in flight may have reached the SMSC: it comes back as a redelivery
-        // (the new owner sends only what has no row).
-        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
-        self.metrics.possible_duplicates.increment(in_flight as u64);
+        // What is in flight is counted as possible duplicates by `go_down`; it comes back
+        // as a redelivery (the new owner sends only what has no row).
         let now = Instant::now();
         for index in 0..self.links.len() {
             self.links[index].session.unbind(now);

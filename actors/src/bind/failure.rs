@@ -33,6 +33,8 @@ pub enum BindFailure {
     PeerClosed,
     #[error("write to SMSC failed: {0}")]
     Write(std::io::Error),
+    #[error("read from SMSC failed: {0}")]
+    Read(std::io::Error),
     /// The flow controller gave up on the session (taxonomy: reconnect).
     #[error("session fault{}", .status.map(|s| format!(" {s}")).unwrap_or_default())]
     SessionFault { status: Option<CommandStatus> },
@@ -53,7 +55,9 @@ impl BindFailure {
             BindFailure::EnquireLinkTimedOut => CloseReason::EnquireLinkTimedOut.as_str(),
             BindFailure::Session(reason) => reason.as_str(),
             BindFailure::Framing(_) => "framing_error".into(),
-            BindFailure::PeerClosed | BindFailure::Write(_) => "connection_reset".into(),
+            BindFailure::PeerClosed | BindFailure::Write(_) | BindFailure::Read(_) => {
+                "connection_reset".into()
+            }
             BindFailure::SessionFault { .. } => "session_fault".into(),
         }
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::StreamExt;
-use smpp_connector::pdu::BindMode;
+use smpp_connector::pdu::{BindMode, FrameError};
 use smpp_connector::session::{BindState, CloseReason, Event, Session, SessionState};
 use smpp_connector::taxonomy;
 use smpp_connector::window::SequenceNumbers;
@@ -171,6 +171,12 @@ impl BindActor {
         self.down_reason.clone_from(&reason);
         // No session, no drain: DRAINING ends with it.
         self.metrics.drain_seconds.set(0.0);
+        // What is still in flight may have reached the SMSC: it goes back to the stream
+        // with the rest (the redelivery sends only what has no row), counted.
+        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
+        if in_flight > 0 && self.closing_writers == 0 {
+            self.metrics.possible_duplicates.increment(in_flight as u64);
+        }
         self.set_state(BindState::Disconnected, Some(reason));
         if self.closing_writers > 0 {
             return;
@@ -397,6 +403,18 @@ impl StreamHandler<LinkItem> for BindActor {
                     .handle_inbound(Instant::now(), inbound);
                 self.pump(item.link, ctx);
                 self.drive(ctx);
+            }
+            // The socket failed (a reset, a broken pipe): the connection is lost, nothing
+            // malformed came from the SMSC.
+            Err(FrameError::Io(err)) => {
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    direction = %self.key.direction,
+                    bindId = self.key.bind_id,
+                    error = %err,
+                    "connection to SMSC lost; reconnecting"
+                );
+                self.fail(BindFailure::Read(err), ctx);
             }
             Err(err) => {
                 self.metrics.malformed.increment(1);

@@ -139,6 +139,10 @@ pub struct Behaviour {
     pub receipt_tlvs: bool,
     /// Send the receipt first, the submit_sm_resp `resp_delay_ms` after it.
     pub receipt_before_resp: bool,
+    /// Connections accepted while this is set close with a TCP reset (SO_LINGER 0)
+    /// instead of a FIN: `/disconnect` and `drop_after_pdus` then look like a network
+    /// fault or a crashed SMSC.
+    pub reset_on_close: bool,
 }
 
 impl Default for Behaviour {
@@ -159,6 +163,7 @@ impl Default for Behaviour {
             receipt_err: "000".to_owned(),
             receipt_tlvs: true,
             receipt_before_resp: false,
+            reset_on_close: false,
         }
     }
 }

@@ -151,10 +151,23 @@ pub async fn serve(state: Arc<SimState>, listener: TcpListener, tls: Option<TlsA
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, %error, "set_nodelay failed");
                 }
+                let reset_on_close = state.behaviour.snapshot().reset_on_close;
+                if reset_on_close {
+                    #[allow(deprecated)] // tokio's set_linger: exactly the SO_LINGER 0 we want
+                    if let Err(error) = stream.set_linger(Some(Duration::ZERO)) {
+                        tracing::debug!(%peer, %error, "set_linger failed");
+                    }
+                }
                 let state = state.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let (rd, wr): (ReadHalf, WriteHalf) = match tls {
+                        // An owned write half sends a FIN when dropped; for a reset the
+                        // socket must close without one.
+                        None if reset_on_close => {
+                            let (rd, wr) = tokio::io::split(stream);
+                            (Box::pin(rd), Box::pin(wr))
+                        }
                         None => split(stream),
                         Some(acceptor) => {
                             match tokio::time::timeout(
