@@ -218,3 +218,25 @@ async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
         .get(0);
     assert_eq!(left, 15, "the 10 live rows and the 5 new ones stay");
 }
+
+/// A database error says what went wrong (tokio_postgres alone prints "db error").
+#[tokio::test]
+async fn database_errors_are_described_with_their_message_and_sqlstate() {
+    let client = pg().await;
+    let err = client
+        .query("SELECT 1 / 0", &[])
+        .await
+        .expect_err("division by zero");
+    assert_eq!(err.to_string(), "db error", "what the driver says alone");
+    let described = smpp_connector_actors::correlation::describe(&err);
+    assert!(described.contains("division by zero"), "{described}");
+    assert!(described.contains("SQLSTATE 22012"), "{described}");
+    // A connection error keeps its cause.
+    let refused =
+        tokio_postgres::connect("postgres://nobody@127.0.0.1:1/none", tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+    let described = smpp_connector_actors::correlation::describe(&refused);
+    assert!(described.to_lowercase().contains("refused"), "{described}");
+}

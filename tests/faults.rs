@@ -62,3 +62,102 @@ async fn a_connection_reset_is_a_lost_connection_and_its_in_flight_submits_are_c
         "the five submits in flight at the reset may have reached the SMSC"
     );
 }
+
+/// The service's PostgreSQL through a proxy the test can cut.
+async fn database_proxy() -> (crate::support::proxy::Proxy, String) {
+    let database = crate::support::shared().database_url.clone();
+    let authority = database
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the database URL")
+        .to_owned();
+    let target: std::net::SocketAddr = authority.parse().expect("database address");
+    let proxy = crate::support::proxy::Proxy::start(target).await;
+    let proxied = database.replace(&authority, &format!("127.0.0.1:{}", proxy.port));
+    (proxy, proxied)
+}
+
+#[tokio::test]
+async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt() {
+    let test = "faults_pg_logs";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": true, "receipt_delay_ms": 200}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let (proxy, proxied) = database_proxy().await;
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &op,
+        &[
+            ("DATABASE_URL", &proxied),
+            ("RECEIPT_CORRELATION_WAIT_MS", "500"),
+        ],
+    )
+    .await;
+    service.wait_bound(1).await;
+    let before = service.logs().len();
+
+    // Messages sent just before the cut: their receipts arrive during the outage.
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        ids.push(
+            nats.send_command(&op, &format!("+9370500{n:04}"), "Outage logs")
+                .await,
+        );
+    }
+    sim.received_at_least("submit_sm", 40).await;
+    proxy.cut();
+    sim.received_at_least("deliver_sm_resp", 40).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    // Traffic after the outage: rows and receipt lookups work again.
+    for n in 40..45 {
+        ids.push(
+            nats.send_command(&op, &format!("+9370500{n:04}"), "Outage logs")
+                .await,
+        );
+    }
+    eventually(T, "every row written after the outage", || {
+        let ids = ids.clone();
+        async move { (correlation_rows(&ids).await.len() == 45).then_some(()) }
+    })
+    .await;
+    sim.received_at_least("deliver_sm_resp", 45).await;
+
+    let lines: Vec<serde_json::Value> = service.logs().into_iter().skip(before).collect();
+    let loud: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert!(
+        loud.len() <= 6,
+        "{} WARN/ERROR lines for one outage: {:#?}",
+        loud.len(),
+        loud.iter().map(|l| &l["message"]).collect::<Vec<_>>()
+    );
+    let receipt_lines = lines
+        .iter()
+        .filter(|l| {
+            l["level"] != "DEBUG" && l["message"].as_str().is_some_and(|m| m.contains("receipt"))
+        })
+        .count();
+    assert!(
+        receipt_lines <= 3,
+        "{receipt_lines} receipt lines at INFO or above for 45 receipts"
+    );
+    // The lines name the cause, not just "db error".
+    for line in &loud {
+        assert_ne!(line["error"], "db error", "{line}");
+    }
+    // The outage and its end are both said.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "INFO"
+                && l["message"].as_str().is_some_and(|m| m.contains("again"))),
+        "the recovery is logged"
+    );
+}

@@ -74,11 +74,35 @@ impl From<deadpool_postgres::PoolError> for CorrelationError {
 impl From<tokio_postgres::Error> for CorrelationError {
     fn from(err: tokio_postgres::Error) -> Self {
         if err.is_closed() {
-            CorrelationError::Unavailable(err.to_string())
+            CorrelationError::Unavailable(describe(&err))
         } else {
-            CorrelationError::Query(err.to_string())
+            CorrelationError::Query(describe(&err))
         }
     }
+}
+
+/// What went wrong, in words: a server error with its severity, message and SQLSTATE
+/// (`tokio_postgres` alone says only "db error"), otherwise the error and its causes.
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One submitted segment, as stored.
@@ -510,6 +534,10 @@ pub struct CorrelationActor {
     sweep_every: Option<Duration>,
     sweeping: bool,
     health: ActorHealth,
+    /// Inserts are failing (logged once per outage).
+    insert_outage: bool,
+    /// Receipt lookups are failing (logged once per outage).
+    lookup_outage: bool,
 }
 
 /// Rows one sweep statement deletes at most (a short transaction each).
@@ -592,6 +620,8 @@ impl CorrelationActor {
             sweep_every: None,
             sweeping: false,
             health: ActorHealth::new("correlation", None),
+            insert_outage: false,
+            lookup_outage: false,
             parked: HashMap::new(),
         }
     }
@@ -603,9 +633,22 @@ impl CorrelationActor {
             let keys: Vec<ReceiptKey> = rows.iter().map(receipt_key).collect();
             let write = self.store.insert(rows);
             ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
-                if let Err(err) = &result {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
-                    tracing::warn!(error = %err, rows = waiters.len(), "correlation insert failed");
+                match &result {
+                    Err(err) => {
+                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
+                            .increment(1);
+                        // One line per outage; the binds retry their rows.
+                        if !std::mem::replace(&mut act.insert_outage, true) {
+                            tracing::warn!(error = %err, rows = waiters.len(), "correlation inserts failing; rows are retried");
+                        } else {
+                            tracing::debug!(error = %err, rows = waiters.len(), "correlation insert failed");
+                        }
+                    }
+                    Ok(()) => {
+                        if std::mem::take(&mut act.insert_outage) {
+                            tracing::info!("correlation inserts succeed again");
+                        }
+                    }
                 }
                 for waiter in waiters {
                     let _ = waiter.send(result.clone());
@@ -641,6 +684,9 @@ impl CorrelationActor {
             ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
                 match result {
                     Ok(found) => {
+                        if std::mem::take(&mut act.lookup_outage) {
+                            tracing::info!("receipt lookups succeed again");
+                        }
                         for (key, waiter) in wanted.iter().zip(waiters) {
                             let _ = waiter.send(Ok(found.get(key).cloned()));
                         }
@@ -648,7 +694,12 @@ impl CorrelationActor {
                     Err(err) => {
                         metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
                             .increment(1);
-                        tracing::warn!(error = %err, "receipt lookup failed");
+                        // One line per outage; the receipts go out uncorrelated meanwhile.
+                        if !std::mem::replace(&mut act.lookup_outage, true) {
+                            tracing::warn!(error = %err, "receipt lookups failing; receipts are published uncorrelated until they answer");
+                        } else {
+                            tracing::debug!(error = %err, "receipt lookup failed");
+                        }
                         for waiter in waiters {
                             let _ = waiter.send(Err(err.clone()));
                         }

@@ -153,7 +153,9 @@ async fn publish_event(
     let id = event.event_id.clone();
     let correlated = if event.correlated { "true" } else { "false" };
     if !event.correlated {
-        tracing::info!(
+        // Per receipt: debug (counted in smpp_connector_receipt_correlation_total; an
+        // outage behind it is logged once by the correlation actor).
+        tracing::debug!(
             operatorId = %key.operator_id,
             bindId = key.bind_id,
             operatorMessageId = event.operator_message_id.as_deref().unwrap_or(""),

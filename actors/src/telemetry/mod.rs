@@ -18,11 +18,23 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Default filter: info for us, warnings only from dependencies that talk a lot.
 pub const DEFAULT_LOG_FILTER: &str = "info,smpp34=warn,async_nats=warn,tokio_postgres=warn,fred=warn,actix_server=warn,actix_web=warn,h2=warn,hyper=warn,reqwest=warn,rustls=warn";
 
+/// Dependencies that log once per connection or per request during an outage (the pool
+/// logs every broken connection): quiet whatever `RUST_LOG` says in general; the service
+/// logs the outage itself, once. A `RUST_LOG` directive naming one of them wins.
+const DEPENDENCY_LOG_FILTER: &str =
+    "deadpool.postgres=error,opentelemetry=warn,opentelemetry_sdk=warn";
+
 /// Install the global tracing subscriber (and the `log` bridge). `RUST_LOG` overrides
-/// the default filter. Logs go to stdout.
+/// the default filter (the per-dependency one stays under it). Logs go to stdout.
 pub fn init_tracing(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+    let filter = EnvFilter::try_new(format!("{DEPENDENCY_LOG_FILTER},{directives}"))
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!("{DEPENDENCY_LOG_FILTER},{DEFAULT_LOG_FILTER}"))
+        });
     let registry = tracing_subscriber::registry().with(filter);
     // `log` records (smpp34) become tracing events and pass the same filter.
     let _ = tracing_log::LogTracer::init();
