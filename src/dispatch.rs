@@ -466,3 +466,42 @@ pub fn relative_validity(seconds: u32) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Why a delivered command's correlation rows are looked up before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupReason {
+    /// JetStream says it was delivered before (`num_delivered > 1`).
+    Redelivered,
+    /// A first delivery of a command stored before this process's latest connection to
+    /// NATS: a server that lost its consumer state (killed) delivers again as "first" what
+    /// it had delivered, and this process may have sent it already.
+    StoredBeforeReconnect,
+}
+
+impl LookupReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LookupReason::Redelivered => "redelivered",
+            LookupReason::StoredBeforeReconnect => "stored_before_reconnect",
+        }
+    }
+}
+
+/// Clock skew allowed between the NATS server (stream timestamps) and this pod (the
+/// connection time): commands stored up to this long after the connection are checked too.
+pub const RECONNECT_SKEW_NANOS: i128 = 5_000_000_000;
+
+/// Whether a delivered command must be checked against the correlation rows first.
+/// `stored_at` and `connected_at` are Unix nanoseconds (0: unknown; an unknown store time
+/// is checked).
+pub fn lookup_reason(deliveries: u64, stored_at: i128, connected_at: i128) -> Option<LookupReason> {
+    if deliveries > 1 {
+        Some(LookupReason::Redelivered)
+    } else if connected_at > 0
+        && (stored_at <= 0 || stored_at < connected_at + RECONNECT_SKEW_NANOS)
+    {
+        Some(LookupReason::StoredBeforeReconnect)
+    } else {
+        None
+    }
+}

@@ -161,3 +161,91 @@ async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt(
         "the recovery is logged"
     );
 }
+
+/// A NATS server killed (kill -9) can lose its consumers' delivery state: a command this
+/// process already sent and recorded then comes back as a *first* delivery. Commands
+/// stored before the latest NATS connection are therefore checked against the rows too,
+/// like redeliveries, and one with all its rows is ACKed without sending anything.
+#[tokio::test]
+async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_rows() {
+    let test = "faults_first_delivery";
+    let op = format!("op{}", unique());
+    let mut nats = Nats::start(test).await;
+    // The SMSC refuses binds for now: nothing is pulled.
+    let sim = Sim::start(
+        test,
+        json!({"receipts": false, "bind_status": "ESME_RBINDFAIL"}),
+    );
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    eventually(T, "the schema migrated", || async {
+        let client = crate::support::pg().await;
+        client
+            .query_one(
+                "SELECT to_regclass('smpp.message_correlations') IS NOT NULL",
+                &[],
+            )
+            .await
+            .ok()
+            .and_then(|row| row.get::<_, bool>(0).then_some(()))
+    })
+    .await;
+
+    // A command this process "already sent": its row exists (as if the ACK was lost and
+    // the server forgot the delivery).
+    let sent = nats
+        .send_command(&op, "+93706000001", "Already sent before the crash")
+        .await;
+    crate::support::pg()
+        .await
+        .execute(
+            "INSERT INTO smpp.message_correlations (message_id, segment_index, segment_count, \
+             operator_id, direction, bind_id, operator_message_id, submitted_at, expires_at) \
+             VALUES ($1, 1, 1, $2, 'trx', 0, 'abc', now(), now() + interval '72 hours')",
+            &[&sent, &op],
+        )
+        .await
+        .expect("row of the earlier send");
+
+    // NATS is killed and comes back; the service reconnects.
+    nats.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.restart().await;
+    eventually(T, "the service reconnected", || async {
+        (service.logs_with("nats connected").len() >= 2).then_some(())
+    })
+    .await;
+    // The SMSC takes binds again; a new command follows.
+    sim.behaviour(json!({"bind_status": null})).await;
+    service.wait_bound(1).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let fresh = nats
+        .send_command(&op, "+93706000002", "Sent after the reconnect")
+        .await;
+    eventually(T, "the new command recorded", || {
+        let ids = vec![fresh.clone()];
+        async move { (correlation_rows(&ids).await.len() == 1).then_some(()) }
+    })
+    .await;
+    nats.wait_drained(&op, T).await;
+
+    let submits = sim.received("submit_sm").await;
+    let to: Vec<&str> = submits
+        .iter()
+        .filter_map(|s| s["destination_addr"].as_str())
+        .collect();
+    assert_eq!(
+        to,
+        vec!["93706000002"],
+        "only the new command reaches the SMSC"
+    );
+    assert!(
+        service
+            .metric_sum(
+                "smpp_connector_redelivery_lookups_total",
+                "reason=\"stored_before_reconnect\""
+            )
+            .await
+            >= 1.0
+    );
+}

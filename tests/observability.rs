@@ -54,7 +54,7 @@ fn expected_labels(constant: &str) -> &'static [&'static str] {
         "BIND_STATE" => &["mno", "direction", "bindId", "state"],
         "BIND_OWNER" => &["mno", "direction", "bindId", "pod"],
         "DISPATCH_OUTCOMES" => &["mno", "outcome"],
-        "DEAD_LETTERS" => &["reason"],
+        "DEAD_LETTERS" | "REDELIVERY_LOOKUPS" => &["reason"],
         "DLR_EVENTS" => &["status", "correlated"],
         "RECEIPT_CORRELATION" | "CONCAT_PARTS" => &["mno", "result"],
         "BACKEND_ERRORS" => &["backend"],

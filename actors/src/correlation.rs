@@ -147,11 +147,12 @@ pub trait CorrelationStore: Send + Sync + 'static {
         &self,
         receipts: Vec<(ReceiptKey, &'static str)>,
     ) -> BoxFuture<'static, Result<HashMap<ReceiptKey, ReceiptMatch>, CorrelationError>>;
-    /// Segment indexes already correlated for a message, and their reference.
+    /// Segment indexes already correlated for each message, and their reference (one
+    /// query for them all; messages without rows are absent).
     fn correlated_segments(
         &self,
-        message_id: String,
-    ) -> BoxFuture<'static, Result<Correlated, CorrelationError>>;
+        message_ids: Vec<String>,
+    ) -> BoxFuture<'static, Result<HashMap<String, Correlated>, CorrelationError>>;
     /// Delete up to `batch` rows whose `expires_at` has passed, oldest first; how many.
     fn sweep_expired(&self, batch: i64) -> BoxFuture<'static, Result<u64, CorrelationError>>;
     /// The bind's row in `ops.smpp_binds`, if an operator wrote one.
@@ -220,8 +221,8 @@ DELETE FROM smpp.message_correlations WHERE ctid IN ( \
 const BIND_SETTINGS: &str = "SELECT \"window\", enabled FROM ops.smpp_binds \
 WHERE operator_id = $1 AND direction = $2 AND bind_id = $3";
 
-const CORRELATED_SEGMENTS: &str =
-    "SELECT segment_index, concat_ref FROM smpp.message_correlations WHERE message_id = $1";
+const CORRELATED_SEGMENTS: &str = "SELECT message_id, segment_index, concat_ref \
+FROM smpp.message_correlations WHERE message_id = ANY($1)";
 
 impl PgStore {
     /// A pool for `DATABASE_URL`; connections are opened lazily.
@@ -401,24 +402,28 @@ impl CorrelationStore for PgStore {
 
     fn correlated_segments(
         &self,
-        message_id: String,
-    ) -> BoxFuture<'static, Result<Correlated, CorrelationError>> {
+        message_ids: Vec<String>,
+    ) -> BoxFuture<'static, Result<HashMap<String, Correlated>, CorrelationError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
             let client = pool.get().await?;
             let statement = client.prepare_cached(CORRELATED_SEGMENTS).await?;
-            let rows = client.query(&statement, &[&message_id]).await?;
-            let mut found = Correlated::default();
+            let rows = client.query(&statement, &[&message_ids]).await?;
+            let mut all: HashMap<String, Correlated> = HashMap::new();
             for row in &rows {
-                if let Ok(segment) = u16::try_from(row.get::<_, i32>(0)) {
+                let found = all.entry(row.get(0)).or_default();
+                if let Ok(segment) = u16::try_from(row.get::<_, i32>(1)) {
                     found.segments.push(segment);
                 }
-                let concat_ref: Option<i32> = row.get(1);
+                let concat_ref: Option<i32> = row.get(2);
                 if let Some(value) = concat_ref.and_then(|v| u16::try_from(v).ok()) {
                     found.concat_ref = Some(value);
                 }
             }
-            Ok(found)
+            for found in all.values_mut() {
+                found.segments.sort_unstable();
+            }
+            Ok(all)
         })
     }
 
@@ -526,6 +531,8 @@ pub struct CorrelationActor {
     max_in_flight: usize,
     inserts: Batches<CorrelationRow, Result<(), CorrelationError>>,
     receipts: Batches<(ReceiptKey, &'static str), Result<Option<ReceiptMatch>, CorrelationError>>,
+    /// Redelivery lookups, batched like the rest: one query for what arrived together.
+    lookups: Batches<String, Result<Correlated, CorrelationError>>,
     /// Rows waiting for or in an INSERT batch, by receipt key: a receipt for one of them
     /// (the SMSC answers fast) waits for that commit instead of missing and retrying.
     unwritten: HashMap<ReceiptKey, usize>,
@@ -616,6 +623,7 @@ impl CorrelationActor {
             max_in_flight: max_in_flight.max(1),
             inserts: Batches::default(),
             receipts: Batches::default(),
+            lookups: Batches::default(),
             unwritten: HashMap::new(),
             sweep_every: None,
             sweeping: false,
@@ -656,6 +664,24 @@ impl CorrelationActor {
                 act.inserts.done();
                 act.written(keys, ctx);
                 act.flush_inserts(ctx);
+            }));
+        }
+    }
+
+    fn flush_lookups(&mut self, ctx: &mut Context<Self>) {
+        while let Some(batch) = self.lookups.take(self.max_in_flight, self.max_batch) {
+            let (ids, waiters): (Vec<String>, Vec<_>) = batch.into_iter().unzip();
+            let lookup = self.store.correlated_segments(ids.clone());
+            ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
+                for (id, waiter) in ids.iter().zip(waiters) {
+                    let answer = match &result {
+                        Ok(found) => Ok(found.get(id).cloned().unwrap_or_default()),
+                        Err(err) => Err(err.clone()),
+                    };
+                    let _ = waiter.send(answer);
+                }
+                act.lookups.done();
+                act.flush_lookups(ctx);
             }));
         }
     }
@@ -769,8 +795,11 @@ impl Handler<Probe> for CorrelationActor {
 impl Handler<FindCorrelated> for CorrelationActor {
     type Result = ResponseFuture<Result<Correlated, CorrelationError>>;
 
-    fn handle(&mut self, msg: FindCorrelated, _ctx: &mut Context<Self>) -> Self::Result {
-        self.store.correlated_segments(msg.message_id)
+    fn handle(&mut self, msg: FindCorrelated, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.lookups.waiting.push((msg.message_id, tx));
+        self.flush_lookups(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
     }
 }
 

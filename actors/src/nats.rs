@@ -5,6 +5,7 @@
 //! redelivered receipt is de-duplicated by the stream) and with the dispatch's
 //! `traceparent` when there is one.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -31,7 +32,10 @@ pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<asyn
                 .with_context(|| format!("NATS_CREDS {creds} could not be read"))?;
         }
         match options.connect(config.nats_url.as_str()).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => {
+                mark_connected();
+                return Ok(client);
+            }
             // Refused credentials do not get better by retrying: say so at once.
             Err(err)
                 if matches!(
@@ -68,7 +72,10 @@ fn connection_event(event: async_nats::Event) {
                 .increment(1);
             tracing::warn!("nats connection lost; reconnecting");
         }
-        async_nats::Event::Connected => tracing::info!("nats connected"),
+        async_nats::Event::Connected => {
+            mark_connected();
+            tracing::info!("nats connected");
+        }
         async_nats::Event::LameDuckMode => {
             tracing::warn!("nats server entering lame duck mode")
         }
@@ -77,6 +84,23 @@ fn connection_event(event: async_nats::Event) {
         }
         other => tracing::debug!(event = %other, "nats event"),
     }
+}
+
+/// When this process last (re)connected to NATS, Unix nanoseconds (0: never).
+static CONNECTED_AT: AtomicI64 = AtomicI64::new(0);
+
+fn mark_connected() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    CONNECTED_AT.store(now, Ordering::Relaxed);
+}
+
+/// When this process last (re)connected to NATS (Unix nanoseconds, 0: never): commands
+/// stored before it may have been delivered to it before, with their state lost by a
+/// server that was killed (see `dispatch::lookup_reason`).
+pub fn connected_at_unix_nanos() -> i128 {
+    i128::from(CONNECTED_AT.load(Ordering::Relaxed))
 }
 
 /// Make sure SMS_DISPATCH and SMS_EVENTS exist (SPEC §4).

@@ -259,3 +259,33 @@ fn senders_and_validity_are_encoded_for_smpp() {
     assert_eq!(relative_validity(604_800), "000007000000000R");
     assert_eq!(relative_validity(3_661), "000000010101000R");
 }
+
+#[test]
+fn redelivered_or_stored_before_the_latest_connection_is_looked_up() {
+    let connected = 1_000_000_000_000_i128;
+    assert_eq!(
+        lookup_reason(2, connected * 2, connected),
+        Some(LookupReason::Redelivered)
+    );
+    // Stored before this process connected (or reconnected) to NATS: checked.
+    assert_eq!(
+        lookup_reason(1, connected - 1, connected),
+        Some(LookupReason::StoredBeforeReconnect)
+    );
+    // Within the clock-skew margin after it: checked too.
+    assert_eq!(
+        lookup_reason(1, connected + RECONNECT_SKEW_NANOS - 1, connected),
+        Some(LookupReason::StoredBeforeReconnect)
+    );
+    // Well after: a plain first delivery.
+    assert_eq!(
+        lookup_reason(1, connected + RECONNECT_SKEW_NANOS, connected),
+        None
+    );
+    // Unknown store time: checked; not connected yet (0): nothing to compare with.
+    assert_eq!(
+        lookup_reason(1, 0, connected),
+        Some(LookupReason::StoredBeforeReconnect)
+    );
+    assert_eq!(lookup_reason(1, 5, 0), None);
+}

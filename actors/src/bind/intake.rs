@@ -368,8 +368,15 @@ impl BindActor {
             deliveries,
             priority,
         };
-        if deliveries > 1 {
-            // Redelivered: which segments were sent, and under which reference?
+        let lookup = dispatch::lookup_reason(
+            deliveries,
+            published_unix_nanos,
+            crate::nats::connected_at_unix_nanos(),
+        );
+        if let Some(reason) = lookup {
+            // Redelivered, or stored before the latest NATS connection: which segments
+            // were sent, and under which reference? (Batched by the correlation actor.)
+            metrics::counter!(metric::REDELIVERY_LOOKUPS, "reason" => reason.as_str()).increment(1);
             self.pending_lookups += 1;
             let correlation = self.deps.correlation.clone();
             let throttle = self.deps.throttle.clone();

@@ -41,6 +41,7 @@ pub const BIND_DOUBLE_CLAIMS: &str = "smpp_bind_double_claim_total";
 pub const BIND_INTAKE_PAUSED: &str = "smpp_connector_bind_intake_paused";
 pub const FAILOVERS: &str = "smpp_connector_failover_total";
 pub const ADMIN_ACTIONS: &str = "smpp_connector_admin_actions_total";
+pub const REDELIVERY_LOOKUPS: &str = "smpp_connector_redelivery_lookups_total";
 pub const SUBMIT_TO_RECEIPT: &str = "smpp_connector_submit_to_receipt_seconds";
 pub const EGRESS_BYTES: &str = "smpp_connector_egress_bytes_total";
 pub const INGRESS_BYTES: &str = "smpp_connector_ingress_bytes_total";
@@ -251,6 +252,10 @@ pub fn describe_all() {
         "Times a bind entered HALF_CLOSED_TX (3 consecutive ESME_RSUBMITFAIL), per bind."
     );
     describe_counter!(
+        REDELIVERY_LOOKUPS,
+        "Delivered commands checked against their correlation rows before sending, by reason (redelivered, stored_before_reconnect)."
+    );
+    describe_counter!(
         ADMIN_ACTIONS,
         "Admin API requests by action and result (ok, not_found, bad_request, unauthorized)."
     );
@@ -320,6 +325,9 @@ pub fn register_zeroes(operators: &[smpp_connector::config::OperatorId], directi
         CORRELATION_SWEPT,
     ] {
         metrics::counter!(name).increment(0);
+    }
+    for reason in ["redelivered", "stored_before_reconnect"] {
+        metrics::counter!(REDELIVERY_LOOKUPS, "reason" => reason).increment(0);
     }
     for reason in [
         "INVALID_JSON",
