@@ -51,6 +51,7 @@ pub mod env {
     pub const RECONNECT_JITTER: &str = "RECONNECT_JITTER";
     pub const SUBMIT_RESP_TIMEOUT_MS: &str = "SUBMIT_RESP_TIMEOUT_MS";
     pub const RECEIPT_CORRELATION_WAIT_MS: &str = "RECEIPT_CORRELATION_WAIT_MS";
+    pub const RECEIPT_UNMATCHED_GRACE_MS: &str = "RECEIPT_UNMATCHED_GRACE_MS";
     pub const WINDOW_RELOAD_MS: &str = "WINDOW_RELOAD_MS";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
     pub const NATS_ACK_WAIT_MS: &str = "NATS_ACK_WAIT_MS";
@@ -279,7 +280,11 @@ pub struct Timers {
     /// Jitter fraction (0 = off), against reconnect storms.
     pub reconnect_jitter: f64,
     pub submit_resp_timeout: Duration,
+    /// A receipt waits for its row up to `receipt_correlation_wait` while its bind has
+    /// submits in flight (it may have overtaken one's submit_sm_resp); otherwise this long
+    /// (a row another pod or bind is writing).
     pub receipt_correlation_wait: Duration,
+    pub receipt_unmatched_grace: Duration,
     pub window_reload: Duration,
     pub drain_timeout: Duration,
     pub oms_timeout: Duration,
@@ -321,6 +326,7 @@ impl Default for Timers {
             reconnect_jitter: 0.0,
             submit_resp_timeout: Duration::from_secs(30),
             receipt_correlation_wait: Duration::from_secs(30),
+            receipt_unmatched_grace: Duration::from_secs(2),
             window_reload: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
             oms_timeout: Duration::from_secs(5),
@@ -670,6 +676,10 @@ impl Config {
             receipt_correlation_wait: v.millis(
                 env::RECEIPT_CORRELATION_WAIT_MS,
                 defaults.receipt_correlation_wait,
+            )?,
+            receipt_unmatched_grace: v.millis(
+                env::RECEIPT_UNMATCHED_GRACE_MS,
+                defaults.receipt_unmatched_grace,
             )?,
             window_reload: v.millis(env::WINDOW_RELOAD_MS, defaults.window_reload)?,
             drain_timeout: v.millis(env::DRAIN_TIMEOUT_MS, defaults.drain_timeout)?,

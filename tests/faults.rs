@@ -249,3 +249,59 @@ async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_
             >= 1.0
     );
 }
+
+/// A receipt whose row does not exist (its message was sent by another system, or long
+/// ago) is answered after a short grace, not after the whole correlation wait: the wait is
+/// for a receipt that overtook a submit still in flight, and none is.
+#[tokio::test]
+async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
+    let test = "faults_unknown_receipt";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &op,
+        &[
+            ("RECEIPT_CORRELATION_WAIT_MS", "20000"),
+            ("RECEIPT_UNMATCHED_GRACE_MS", "500"),
+        ],
+    )
+    .await;
+    service.wait_bound(1).await;
+    let text = "id:0ABCDE sub:001 dlvrd:001 submit date:2611221015 done date:2611221016 stat:DELIVRD err:000 text:";
+    let sent = std::time::Instant::now();
+    assert_eq!(
+        sim.inject(json!({
+            "kind": "deliver_sm",
+            "source_addr": "93700000013",
+            "destination_addr": "Ghasi",
+            "esm_class": 4,
+            "data_coding": 0,
+            "short_message_hex": hex::encode(text),
+        }))
+        .await,
+        1
+    );
+    eventually(T, "the deliver_sm answered", || async {
+        (sim.stats().await["deliver_sm_resp"] == 1).then_some(())
+    })
+    .await;
+    let answered = sent.elapsed();
+    assert!(
+        answered < Duration::from_secs(5),
+        "answered after {answered:?} (wait 20 s, grace 0.5 s)"
+    );
+    assert!(
+        service
+            .metric_sum(
+                "smpp_connector_receipt_correlation_total",
+                "result=\"unmatched\""
+            )
+            .await
+            == 1.0
+    );
+}

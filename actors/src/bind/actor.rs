@@ -196,6 +196,9 @@ pub struct BindActor {
     pub(super) intake_paused: bool,
     /// Down for good, waiting only for rows of messages it held (see `started`).
     pub(super) linger: Option<SpawnHandle>,
+    /// Submits in flight now, for the receipt tasks (a receipt without a row waits for
+    /// it only while one of them could be its own).
+    pub(super) in_flight_now: Arc<std::sync::atomic::AtomicUsize>,
     pub(super) backoff: Backoff,
     /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
     pub(super) split_bind: bool,
@@ -279,6 +282,7 @@ impl BindActor {
             },
             intake_paused: false,
             linger: None,
+            in_flight_now: Arc::default(),
             backoff,
             split_bind: false,
             reconnect_now: false,
@@ -355,6 +359,10 @@ impl BindActor {
             self.request_grant(room, ctx);
         }
         self.send_queued(ctx);
+        self.in_flight_now.store(
+            self.transmitter().map_or(0, |l| l.session.in_flight()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.drain_flow_events(ctx);
         self.drain_outputs(ctx);
         self.pull(ctx);

@@ -9,6 +9,7 @@
 //! Never logs the text of a message or the addresses.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use smpp_connector::config::BindKey;
@@ -29,16 +30,24 @@ pub async fn handle(
     credentials: Arc<Credentials>,
     body: SmBody,
     received: Instant,
+    in_flight: Arc<AtomicUsize>,
 ) -> CommandStatus {
+    let receipt = ReceiptContext {
+        deps: &deps,
+        key: &key,
+        credentials: &credentials,
+        received,
+        in_flight: &in_flight,
+    };
     let status = match dlr::parse_receipt(&body) {
-        Ok(receipt) => publish_receipt(&deps, &key, &credentials, Some(receipt), received).await,
+        Ok(parsed) => publish_receipt(&receipt, Some(parsed)).await,
         Err(DlrError::MissingMessageId { .. }) => {
             tracing::warn!(
                 operatorId = %key.operator_id,
                 bindId = key.bind_id,
                 "receipt without a message id; published uncorrelated"
             );
-            publish_receipt(&deps, &key, &credentials, None, received).await
+            publish_receipt(&receipt, None).await
         }
         Err(DlrError::NotAReceipt { .. }) => super::mo::handle(&deps, &key, &body).await,
     };
@@ -46,8 +55,29 @@ pub async fn handle(
     status
 }
 
-async fn correlate(deps: &BindDeps, key: ReceiptKey, status: &'static str) -> Option<ReceiptMatch> {
-    let deadline = Instant::now() + deps.config.timers.receipt_correlation_wait;
+/// What one receipt's handling needs.
+struct ReceiptContext<'a> {
+    deps: &'a BindDeps,
+    key: &'a BindKey,
+    credentials: &'a Credentials,
+    received: Instant,
+    /// Submits the bind has in flight now.
+    in_flight: &'a AtomicUsize,
+}
+
+/// Match a receipt with its row. Not there yet: it may have overtaken its submit_sm_resp
+/// (a submit still in flight on this bind: wait up to `RECEIPT_CORRELATION_WAIT_MS`) or a
+/// row another bind or pod is writing (wait `RECEIPT_UNMATCHED_GRACE_MS`); otherwise it
+/// has none, and waiting would only hold the SMSC's deliver_sm.
+async fn correlate(
+    context: &ReceiptContext<'_>,
+    key: ReceiptKey,
+    status: &'static str,
+) -> Option<ReceiptMatch> {
+    let deps = context.deps;
+    let started = Instant::now();
+    let deadline = started + deps.config.timers.receipt_correlation_wait;
+    let grace = deps.config.timers.receipt_unmatched_grace;
     let mut pause = Duration::from_millis(50);
     let mut waited = false;
     let count = |result: &'static str| {
@@ -74,7 +104,11 @@ async fn correlate(deps: &BindDeps, key: ReceiptKey, status: &'static str) -> Op
                 return Some(found);
             }
             // Not there yet: the receipt may have overtaken its submit_sm_resp.
-            Ok(Ok(None)) if Instant::now() + pause < deadline => {
+            Ok(Ok(None))
+                if Instant::now() + pause < deadline
+                    && (started.elapsed() < grace
+                        || context.in_flight.load(Ordering::Relaxed) > 0) =>
+            {
                 waited = true;
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
@@ -93,12 +127,10 @@ async fn correlate(deps: &BindDeps, key: ReceiptKey, status: &'static str) -> Op
 }
 
 async fn publish_receipt(
-    deps: &BindDeps,
-    key: &BindKey,
-    credentials: &Credentials,
+    context: &ReceiptContext<'_>,
     receipt: Option<ParsedReceipt>,
-    received: Instant,
 ) -> CommandStatus {
+    let (deps, key, credentials) = (context.deps, context.key, context.credentials);
     let operator_message_id = receipt.as_ref().map(|r| {
         dlr::normalize_receipt_id(
             &r.operator_message_id,
@@ -112,7 +144,7 @@ async fn publish_receipt(
     let matched = match &operator_message_id {
         Some(id) => {
             correlate(
-                deps,
+                context,
                 ReceiptKey {
                     operator_id: key.operator_id.to_string(),
                     operator_message_id: id.clone(),
@@ -127,7 +159,7 @@ async fn publish_receipt(
     let span = traces::receipt_span(
         key,
         matched.as_ref().and_then(|m| m.traceparent.as_deref()),
-        SystemTime::now() - received.elapsed(),
+        SystemTime::now() - context.received.elapsed(),
     );
     let traceparent = traces::traceparent_of(&span);
     let event = DlrInboundEvent::from_receipt(

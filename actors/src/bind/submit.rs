@@ -313,6 +313,7 @@ impl BindActor {
             credentials,
             body,
             Instant::now(),
+            self.in_flight_now.clone(),
         );
         // A task of its own, answering by address: a context polls every future it holds
         // on each wake, and receipts may wait seconds for their row.
