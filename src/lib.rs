@@ -8,6 +8,7 @@
 //! - [`backoff`]: reconnect schedule.
 //! - [`flow`]: how much one bound bind may submit and when (window, TPS tokens, HALF_CLOSED_TX, DRAINING).
 //! - [`ledger`]: messages → segments → outcome of one bind (sans-IO), what to ACK or NAK.
+//! - [`log_budget`]: how many lines a per-message event may log before it is only counted.
 //! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
 //! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
 //! - [`dlr`]: delivery receipt parsing, message-id normalisation.
@@ -35,6 +36,7 @@ pub mod events;
 pub mod failover;
 pub mod flow;
 pub mod ledger;
+pub mod log_budget;
 pub mod mo;
 pub mod ownership;
 pub mod pdu;

@@ -305,3 +305,57 @@ async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
             == 1.0
     );
 }
+
+/// A flood of dead letters is not a flood of log lines: the first ten are logged, then
+/// one ERROR says it is happening in bulk; each one is still dead-lettered and counted.
+#[tokio::test]
+async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
+    let test = "faults_dead_letters";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    let subject = format!("smpp.operator.{op}");
+    for n in 0..60 {
+        nats.publish_raw(&subject, format!("{{not json {n}").into_bytes())
+            .await;
+    }
+    eventually(T, "60 dead letters", || async {
+        (nats
+            .subject_messages("SMS_EVENTS", "sms.dispatch.dlq")
+            .await
+            == 60)
+            .then_some(())
+    })
+    .await;
+    nats.wait_drained(&op, T).await;
+    let warned = service.logs_with("dispatch command dead-lettered");
+    assert!(
+        (1..=10).contains(&warned.len()),
+        "{} dead-letter lines",
+        warned.len()
+    );
+    let alarms: Vec<serde_json::Value> = service
+        .logs()
+        .into_iter()
+        .filter(|l| l["level"] == "ERROR")
+        .collect();
+    assert_eq!(alarms.len(), 1, "one ERROR for the flood: {alarms:?}");
+    assert!(
+        alarms[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dead-lettered")),
+        "{alarms:?}"
+    );
+    assert_eq!(
+        service
+            .metric_sum(
+                "smpp_connector_dead_letter_total",
+                "reason=\"INVALID_JSON\""
+            )
+            .await,
+        60.0
+    );
+}

@@ -46,6 +46,9 @@ use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
+/// Dead-letter lines one bind logs per minute before it raises one ERROR and counts the rest.
+const DEAD_LETTER_LINES_PER_MINUTE: u32 = 10;
+
 /// How often held messages get an in-progress ack (at most a third of AckWait).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
 /// How often gauges are refreshed and the adaptive window grows.
@@ -230,6 +233,8 @@ pub struct BindActor {
     pub(super) concat: ConcatRefs,
     /// A correlation write is failing (logged once per outage).
     pub(super) record_outage: bool,
+    /// Dead-letter lines: ten a minute, then one ERROR, then a count.
+    pub(super) dead_letter_log: smpp_connector::log_budget::LogBudget,
     /// Redelivery lookups are failing (logged once per outage).
     pub(super) lookup_outage: bool,
     pub(super) sequence_skips_reported: u64,
@@ -283,6 +288,10 @@ impl BindActor {
             intake_paused: false,
             linger: None,
             in_flight_now: Arc::default(),
+            dead_letter_log: smpp_connector::log_budget::LogBudget::new(
+                DEAD_LETTER_LINES_PER_MINUTE,
+                Duration::from_secs(60),
+            ),
             backoff,
             split_bind: false,
             reconnect_now: false,

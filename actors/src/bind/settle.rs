@@ -19,6 +19,7 @@ use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
 use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
 use opentelemetry::KeyValue;
+use smpp_connector::log_budget::Admit;
 
 /// A correlation row write finished.
 #[derive(Message)]
@@ -185,21 +186,33 @@ impl BindActor {
     /// event (skipped in shadow mode), then ACK. If a publish fails the message is NAKed
     /// instead, so nothing is lost.
     pub(super) fn publish_then_ack(
-        &self,
+        &mut self,
         held: Held,
         letter: Option<DispatchDeadLetter>,
         rejected: Option<DlrInboundEvent>,
     ) {
         if let Some(letter) = &letter {
-            tracing::warn!(
-                operatorId = %self.key.operator_id,
-                messageId = letter.message_id.as_deref().unwrap_or(""),
-                reason = letter.reason,
-                detail = %letter.detail,
-                streamSequence = letter.stream_sequence,
-                traceId = %held.trace.trace_id(),
-                "dispatch command dead-lettered"
-            );
+            let admit = self.dead_letter_log.admit(Instant::now());
+            if admit == Admit::Log {
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    messageId = letter.message_id.as_deref().unwrap_or(""),
+                    reason = letter.reason,
+                    detail = %letter.detail,
+                    streamSequence = letter.stream_sequence,
+                    traceId = %held.trace.trace_id(),
+                    "dispatch command dead-lettered"
+                );
+            }
+            if admit == Admit::Flood {
+                tracing::error!(
+                    operatorId = %self.key.operator_id,
+                    direction = %self.key.direction,
+                    bindId = self.key.bind_id,
+                    reason = letter.reason,
+                    "dispatch commands dead-lettered in bulk (over 10 in a minute); each is in sms.dispatch.dlq and counted in smpp_connector_dead_letter_total, further lines this minute are not logged"
+                );
+            }
         }
         let rejected = rejected.filter(|_| !self.deps.config.shadow_mode);
         let publisher = self.deps.publisher.clone();

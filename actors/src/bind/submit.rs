@@ -40,6 +40,15 @@ impl BindActor {
         }
         self.refill_sequences(ctx);
         self.ensure_pinned(ctx);
+        if let Some(beyond) = self.dead_letter_log.poll_summary(now) {
+            tracing::warn!(
+                operatorId = %self.key.operator_id,
+                direction = %self.key.direction,
+                bindId = self.key.bind_id,
+                unlogged = beyond,
+                "more dispatch commands were dead-lettered in the last minute than were logged"
+            );
+        }
         self.drive(ctx);
     }
 
