@@ -359,3 +359,62 @@ async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
         60.0
     );
 }
+
+/// Redis down under long messages, MO parts and TPS grants: a line per outage per
+/// concern, not per message.
+#[tokio::test]
+async fn a_redis_outage_is_logged_once_not_per_message() {
+    let test = "faults_redis_logs";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": true}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let (proxy, proxied) = crate::support::proxy::redis_proxy().await;
+    let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
+    service.wait_bound(1).await;
+    let before = service.logs().len();
+    proxy.cut();
+    let long = "A long message while Redis is down, more than one segment of text. ".repeat(3);
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(
+            nats.send_command(&op, &format!("+9370700{n:04}"), &long)
+                .await,
+        );
+    }
+    // Concatenated MO parts while Redis is down (answered ESME_RX_T_APPN, retried by the SMSC).
+    for seq in 1..=2u8 {
+        let mut ud = vec![0x05, 0x00, 0x03, 0x21, 2, seq];
+        ud.extend_from_slice(b"part");
+        sim.inject(json!({
+            "kind": "deliver_sm",
+            "source_addr": "93707999999",
+            "destination_addr": "3030",
+            "esm_class": 0x40,
+            "data_coding": 0,
+            "short_message_hex": hex::encode(ud),
+        }))
+        .await;
+    }
+    crate::support::forbid_in_logs(&["93707999999"]);
+    let segments = eventually(T, "every segment recorded during the outage", || {
+        let ids = ids.clone();
+        async move {
+            let rows = correlation_rows(&ids).await.len();
+            (rows >= 60).then_some(rows)
+        }
+    })
+    .await;
+    proxy.restore();
+    let lines: Vec<serde_json::Value> = service.logs().into_iter().skip(before).collect();
+    let loud: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert!(
+        loud.len() <= 6,
+        "{} WARN/ERROR lines for one Redis outage ({segments} segments): {:#?}",
+        loud.len(),
+        loud.iter().map(|l| &l["message"]).collect::<Vec<_>>()
+    );
+}
