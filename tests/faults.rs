@@ -418,3 +418,93 @@ async fn a_redis_outage_is_logged_once_not_per_message() {
         loud.iter().map(|l| &l["message"]).collect::<Vec<_>>()
     );
 }
+
+/// Receipts published while the stream's acknowledgements are lost (a connection that
+/// breaks after the publish): the events are stored, the publishes unconfirmed. The SMSC
+/// is answered ESME_RX_T_APPN and redelivers; the second publish is acknowledged as a
+/// duplicate. The counts say so — unconfirmed, then duplicate, none failed — and the
+/// stream has each receipt once.
+#[tokio::test]
+async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then_duplicate() {
+    let test = "faults_lost_acks";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let target: std::net::SocketAddr = nats
+        .url
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("nats address");
+    let proxy = crate::support::proxy::Proxy::start(target).await;
+    let proxied = format!("nats://127.0.0.1:{}", proxy.port);
+    let sim = Sim::start(
+        test,
+        json!({"receipts": true, "receipt_delay_ms": 1500, "redeliver_refused_ms": 300}),
+    );
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    // The service talks to NATS through the proxy (the test's own client does not).
+    // One pod, no KV ownership: a muted NATS would (rightly) stop a bind whose key
+    // cannot be refreshed, which is not what this test is about.
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &op,
+        &[("NATS_URL", &proxied), ("BIND_OWNERSHIP", "off")],
+    )
+    .await;
+    service.wait_bound(1).await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            nats.send_command(&op, &format!("+9370800{n:04}"), "Lost acks")
+                .await,
+        );
+    }
+    eventually(T, "ten rows", || {
+        let ids = ids.clone();
+        async move { (correlation_rows(&ids).await.len() == 10).then_some(()) }
+    })
+    .await;
+    // The receipts come 1.5 s after the submits: their publishes lose their acks.
+    proxy.mute_replies();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    proxy.unmute_replies();
+    eventually(T, "ten receipt events, each once", || async {
+        (nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await == 10).then_some(())
+    })
+    .await;
+    let count = |label: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .metric_sum(
+                    "smpp_connector_dlr_total",
+                    &format!("published=\"{label}\""),
+                )
+                .await
+        }
+    };
+    eventually(T, "every receipt acknowledged", || async {
+        (count("true").await + count("duplicate").await >= 10.0).then_some(())
+    })
+    .await;
+    assert!(
+        count("unconfirmed").await >= 1.0,
+        "unconfirmed publishes counted"
+    );
+    assert!(
+        count("duplicate").await >= 1.0,
+        "their redeliveries were duplicates"
+    );
+    assert_eq!(count("failed").await, 0.0, "nothing failed");
+    assert_eq!(
+        nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await,
+        10,
+        "each receipt in the stream once"
+    );
+    let warned = service.logs_with(
+        "receipt publishing failing; the SMSC is answered ESME_RX_T_APPN and redelivers",
+    );
+    assert_eq!(warned.len(), 1, "one line for the outage");
+    assert_eq!(service.logs_with("receipt publishing works again").len(), 1);
+}

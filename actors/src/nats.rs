@@ -239,7 +239,7 @@ async fn create_dispatch_consumer(
         .with_context(|| format!("creating consumer {name}"))
 }
 
-/// Why an event was not published.
+/// Why an event was not published, or not known to be.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("encoding the event: {0}")]
@@ -249,6 +249,19 @@ pub enum PublishError {
         subject: &'static str,
         source: async_nats::Error,
     },
+    /// Sent, but the stream's acknowledgement did not come: it may well be stored (a
+    /// connection lost after the publish). Sent again with the same `Nats-Msg-Id`, the
+    /// stream acknowledges it as a duplicate if it was.
+    #[error("publishing to {subject}: no acknowledgement from the stream in time")]
+    Unconfirmed { subject: &'static str },
+}
+
+/// A publish the stream acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The stream already had this `Nats-Msg-Id`: an earlier, unconfirmed publish of the
+    /// same event was stored after all.
+    pub duplicate: bool,
 }
 
 /// Publishes events with JetStream acknowledgements.
@@ -300,12 +313,21 @@ impl EventPublisher {
         payload: &T,
         msg_id: Option<&str>,
         traceparent: Option<&str>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Published, PublishError> {
         let ack = self.send(subject, payload, msg_id, traceparent).await?;
-        ack.await.map_err(|e| PublishError::Nats {
-            subject,
-            source: Box::new(e),
-        })?;
-        Ok(())
+        match ack.await {
+            Ok(ack) => Ok(Published {
+                duplicate: ack.duplicate,
+            }),
+            Err(err)
+                if err.kind() == async_nats::jetstream::context::PublishErrorKind::TimedOut =>
+            {
+                Err(PublishError::Unconfirmed { subject })
+            }
+            Err(err) => Err(PublishError::Nats {
+                subject,
+                source: Box::new(err),
+            }),
+        }
     }
 }

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    /// Bytes from the server to the client are dropped (requests still arrive).
+    mute: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -22,20 +24,22 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
         let port = listener.local_addr().expect("proxy addr").port();
         let cut = Arc::new(AtomicBool::new(false));
+        let mute = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
             let cut = cut.clone();
+            let mute = mute.clone();
             let connections = connections.clone();
             tokio::spawn(async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
+                while let Ok((inbound, _)) = listener.accept().await {
                     if cut.load(Ordering::SeqCst) {
                         drop(inbound);
                         continue;
                     }
+                    let mute = mute.clone();
                     let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(target).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        if let Ok(outbound) = TcpStream::connect(target).await {
+                            relay(inbound, outbound, mute).await;
                         }
                     });
                     let mut all = connections.lock().expect("proxy lock");
@@ -47,9 +51,20 @@ impl Proxy {
         Proxy {
             port,
             cut,
+            mute,
             connections,
             accept,
         }
+    }
+
+    /// The server's answers are lost from now on (what it receives still arrives): a
+    /// request is carried out, its acknowledgement never comes back.
+    pub fn mute_replies(&self) {
+        self.mute.store(true, Ordering::SeqCst);
+    }
+
+    pub fn unmute_replies(&self) {
+        self.mute.store(false, Ordering::SeqCst);
     }
 
     /// The backend is gone: drop every connection, refuse new ones.
@@ -63,6 +78,31 @@ impl Proxy {
     /// The backend is back.
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copy both ways; while `mute`, what the server sends is read and dropped.
+async fn relay(inbound: TcpStream, outbound: TcpStream, mute: Arc<AtomicBool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut server_read, mut server_write) = outbound.into_split();
+    let up = async { tokio::io::copy(&mut client_read, &mut server_write).await };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = server_read.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            if !mute.load(Ordering::SeqCst) {
+                client_write.write_all(&buf[..n]).await?;
+            }
+        }
+    };
+    // Either side closing ends the relay (the halves drop, both connections close).
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
     }
 }
 

@@ -31,7 +31,7 @@ use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::session::{BindState, Session};
 
-use super::intake::{ConcatRefs, Held, LookedUp, Pinned, SLOTS};
+use super::intake::{ConcatRefs, Held, IntakeOrder, LookedUp, Pinned, SLOTS};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
 use super::pull::{ListenEnded, PullFinished, Pulled};
@@ -227,6 +227,8 @@ pub struct BindActor {
     /// pull ended) is open on that lane, so pulls skip it.
     pub(super) listening: [bool; SLOTS],
     pub(super) pending_lookups: usize,
+    /// Messages on their way to the ledger, kept in pull order.
+    pub(super) intake_order: IntakeOrder,
     pub(super) unbinding: Option<Unbinding>,
     pub(super) last_error: Option<String>,
     pub(super) bound_since: Option<String>,
@@ -309,6 +311,7 @@ impl BindActor {
             fetching: false,
             listening: [false; SLOTS],
             pending_lookups: 0,
+            intake_order: IntakeOrder::default(),
             unbinding: None,
             last_error: None,
             bound_since: None,

@@ -94,8 +94,45 @@ pub(crate) struct Pending {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct LookedUp {
+    /// Its place in the intake order.
+    order: u64,
     pending: Pending,
     result: Result<Correlated, CorrelationError>,
+}
+
+/// A message with what is known of its rows (its lookup's answer, or none needed).
+type Looked = (Pending, Result<Correlated, CorrelationError>);
+
+/// Messages on their way to the ledger, in the order they were pulled: one waiting for its
+/// redelivery lookup holds back those behind it, so the ledger (and the SMSC) sees them in
+/// stream order even when the lookups answer out of order.
+#[derive(Default)]
+pub(crate) struct IntakeOrder {
+    next: u64,
+    /// Order → the message with what is known of its rows (`None`: still looked up).
+    waiting: std::collections::BTreeMap<u64, Option<Looked>>,
+}
+
+impl IntakeOrder {
+    fn take_place(&mut self) -> u64 {
+        let order = self.next;
+        self.next += 1;
+        order
+    }
+
+    /// The messages at the front whose turn has come.
+    fn ready(&mut self) -> Vec<Looked> {
+        let mut ready = Vec::new();
+        while let Some(entry) = self.waiting.first_entry() {
+            if entry.get().is_none() {
+                break;
+            }
+            if let Some(item) = entry.remove() {
+                ready.push(item);
+            }
+        }
+        ready
+    }
 }
 
 /// Concatenation references reserved in Redis: the block in use and the next one, asked
@@ -373,11 +410,13 @@ impl BindActor {
             published_unix_nanos,
             crate::nats::connected_at_unix_nanos(),
         );
+        let order = self.intake_order.take_place();
         if let Some(reason) = lookup {
             // Redelivered, or stored before the latest NATS connection: which segments
             // were sent, and under which reference? (Batched by the correlation actor.)
             metrics::counter!(metric::REDELIVERY_LOOKUPS, "reason" => reason.as_str()).increment(1);
             self.pending_lookups += 1;
+            self.intake_order.waiting.insert(order, None);
             let correlation = self.deps.correlation.clone();
             let throttle = self.deps.throttle.clone();
             let addr = ctx.address();
@@ -406,17 +445,43 @@ impl BindActor {
                 {
                     found.concat_ref = Some(reference);
                 }
-                addr.do_send(LookedUp { pending, result });
+                addr.do_send(LookedUp {
+                    order,
+                    pending,
+                    result,
+                });
             });
         } else {
-            self.admit(pending, Correlated::default(), ctx);
+            self.intake_order
+                .waiting
+                .insert(order, Some((pending, Ok(Correlated::default()))));
+            self.admit_in_order(ctx);
         }
     }
 
     pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
         self.pending_lookups = self.pending_lookups.saturating_sub(1);
-        let pending = done.pending;
-        match done.result {
+        self.intake_order
+            .waiting
+            .insert(done.order, Some((done.pending, done.result)));
+        self.admit_in_order(ctx);
+        self.drive(ctx);
+    }
+
+    /// Admit (or refuse) the messages whose turn has come, in pull order.
+    fn admit_in_order(&mut self, ctx: &mut Context<Self>) {
+        for (pending, result) in self.intake_order.ready() {
+            self.admit_looked_up(pending, result, ctx);
+        }
+    }
+
+    fn admit_looked_up(
+        &mut self,
+        pending: Pending,
+        result: Result<Correlated, CorrelationError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
             Ok(correlated) if self.accepting() => {
                 if std::mem::take(&mut self.lookup_outage) {
                     tracing::info!(
@@ -458,7 +523,6 @@ impl BindActor {
                 );
             }
         }
-        self.drive(ctx);
     }
 
     /// Plan the message into segments and hand it to the ledger.

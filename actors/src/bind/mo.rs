@@ -22,6 +22,10 @@ use crate::events::{MoInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
 use crate::throttle::mo::{ClaimExpiredMo, Claimed, FinishMo, StoreMoPart, Stored};
 
+/// MO publishing, logged once per outage.
+static MO_PUBLISH: crate::telemetry::outage::Outage =
+    crate::telemetry::outage::Outage::new("MO publishing");
+
 /// How long a published message's hash stays as a tombstone (repeats of its parts are
 /// recognised): at least this, or the window if longer.
 const TOMBSTONE_MIN: Duration = Duration::from_secs(300);
@@ -162,10 +166,14 @@ async fn publish(deps: &BindDeps, event: &MoInboundEvent) -> Result<(), ()> {
         )
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(_) => {
+            MO_PUBLISH.worked();
+            Ok(())
+        }
         Err(err) => {
             metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            tracing::warn!(error = %err, operatorId = %event.operator_id, "MO not published; SMSC will redeliver");
+            MO_PUBLISH.failed(&err);
+            tracing::debug!(error = %err, operatorId = %event.operator_id, "MO not published; SMSC will redeliver");
             Err(())
         }
     }

@@ -21,7 +21,11 @@ use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
 use crate::telemetry::metric;
+use crate::telemetry::outage::Outage;
 use crate::telemetry::traces;
+
+/// Receipt publishing, logged once per outage.
+static RECEIPT_PUBLISH: Outage = Outage::new("receipt publishing");
 
 /// Handle one deliver_sm; returns the status of the deliver_sm_resp.
 pub async fn handle(
@@ -209,18 +213,35 @@ async fn publish_event(
         )
         .await
     {
-        Ok(()) => {
-            metrics::counter!(metric::DLR_EVENTS, "status" => status.as_str(), "correlated" => correlated, "published" => "true").increment(1);
+        Ok(published) => {
+            RECEIPT_PUBLISH.worked();
+            // A duplicate: an earlier publish of this receipt, unconfirmed, was stored.
+            let label = if published.duplicate {
+                "duplicate"
+            } else {
+                "true"
+            };
+            metrics::counter!(metric::DLR_EVENTS, "status" => status.as_str(), "correlated" => correlated, "published" => label).increment(1);
             tracing::debug!(
                 messageId = event.message_id.as_deref().unwrap_or(""),
                 status = status.as_str(),
+                duplicate = published.duplicate,
                 "receipt published"
             );
             CommandStatus::ESME_ROK
         }
         Err(err) => {
+            // Unconfirmed: sent, the acknowledgement lost (it may be stored; the SMSC's
+            // redelivery will tell, as a duplicate). Failed: not sent.
+            let label = if matches!(err, crate::nats::PublishError::Unconfirmed { .. }) {
+                "unconfirmed"
+            } else {
+                "failed"
+            };
+            metrics::counter!(metric::DLR_EVENTS, "status" => status.as_str(), "correlated" => correlated, "published" => label).increment(1);
             metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            tracing::warn!(error = %err, operatorId = %key.operator_id, "receipt not published; SMSC will redeliver");
+            RECEIPT_PUBLISH.failed(&err);
+            tracing::debug!(error = %err, operatorId = %key.operator_id, "receipt not published; SMSC will redeliver");
             CommandStatus::ESME_RX_T_APPN
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod actor_health;
 pub mod metric;
+pub mod outage;
 pub mod traces;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

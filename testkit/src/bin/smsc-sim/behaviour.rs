@@ -143,6 +143,9 @@ pub struct Behaviour {
     /// instead of a FIN: `/disconnect` and `drop_after_pdus` then look like a network
     /// fault or a crashed SMSC.
     pub reset_on_close: bool,
+    /// A deliver_sm answered with an error (ESME_RX_T_APPN…) is sent again this many ms
+    /// later, up to 10 sends, as an SMSC retries a receipt; `null`: never.
+    pub redeliver_refused_ms: Option<u64>,
 }
 
 impl Default for Behaviour {
@@ -164,6 +167,7 @@ impl Default for Behaviour {
             receipt_tlvs: true,
             receipt_before_resp: false,
             reset_on_close: false,
+            redeliver_refused_ms: None,
         }
     }
 }

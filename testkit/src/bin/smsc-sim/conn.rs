@@ -10,7 +10,7 @@
 //! sends can make it panic: a body that does not decode is answered with generic_nack, a
 //! stream that cannot be framed is closed.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -76,10 +76,13 @@ pub struct ConnShared {
     tx: mpsc::Sender<Out>,
     next_seq: AtomicU32,
     bound: Mutex<Option<Bound>>,
-    /// deliver_sm sequence numbers written and not answered yet.
-    pending_deliver: Mutex<HashSet<u32>>,
+    /// deliver_sm written and not answered yet, by sequence number: the body and how
+    /// many times it was sent (for a redelivery after a refusal).
+    pending_deliver: Mutex<HashMap<u32, (SmBody, u32)>>,
     /// The simulator sent unbind: the ESME's unbind_resp closes the connection.
     unbind_sent: AtomicBool,
+    /// Sequence numbers of redelivered deliver_sm → sends before this one.
+    redelivery_of: Mutex<HashMap<u32, u32>>,
     close: CancellationToken,
 }
 
@@ -91,8 +94,9 @@ impl ConnShared {
             tx,
             next_seq: AtomicU32::new(1),
             bound: Mutex::new(None),
-            pending_deliver: Mutex::new(HashSet::new()),
+            pending_deliver: Mutex::new(HashMap::new()),
             unbind_sent: AtomicBool::new(false),
+            redelivery_of: Mutex::new(HashMap::new()),
             close: CancellationToken::new(),
         }
     }
@@ -121,8 +125,19 @@ impl ConnShared {
         self.close.cancel();
     }
 
-    /// Removes `seq` from the pending deliver_sm; true if it was pending.
-    fn resolve_deliver(&self, seq: u32) -> bool {
+    /// Queue a deliver_sm sent `sends` times already, with a new sequence number.
+    async fn send_deliver(&self, body: SmBody, sends: u32) -> bool {
+        let seq = self.next_seq();
+        self.redelivery_of
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seq, sends);
+        self.send(Out::Frame(Frame::new(seq, Pdu::DeliverSm(Box::new(body)))))
+            .await
+    }
+
+    /// Removes `seq` from the pending deliver_sm; its body and send count if it was pending.
+    fn resolve_deliver(&self, seq: u32) -> Option<(SmBody, u32)> {
         self.pending_deliver
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -316,10 +331,19 @@ fn queue_out(state: &SimState, conn: &ConnShared, item: Out, buf: &mut BytesMut)
             match command {
                 CommandId::DeliverSm => {
                     // Pending before the bytes leave: the answer cannot beat the insert.
-                    conn.pending_deliver
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(frame.sequence_number);
+                    if let Pdu::DeliverSm(body) = &frame.pdu {
+                        let sends = conn
+                            .redelivery_of
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&frame.sequence_number)
+                            .unwrap_or(0)
+                            + 1;
+                        conn.pending_deliver
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(frame.sequence_number, ((**body).clone(), sends));
+                    }
                     state.stats.deliver_sm_sent.fetch_add(1, Ordering::Relaxed);
                     state
                         .stats
@@ -355,7 +379,25 @@ struct Reader<'a> {
     enquire_pending: Option<u32>,
 }
 
+/// Sends of a refused deliver_sm at most (the first included).
+const REDELIVERY_ATTEMPTS: u32 = 10;
+
 impl Reader<'_> {
+    /// Send a refused deliver_sm again after `delay` (its `sends` so far), on the same
+    /// connection if it is still open.
+    fn redeliver(&self, body: SmBody, sends: u32, delay: Duration) {
+        let conn = self.conn.clone();
+        tracing::debug!(
+            conn = conn.id,
+            sends,
+            "deliver_sm refused; sending it again later"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            conn.send_deliver(body, sends).await;
+        });
+    }
+
     /// Read the raw PDU with the independent decoder; count and record any violation or
     /// disagreement with the main decoder.
     fn golden_check(&self, raw: Option<&[u8]>, frame: Option<&Frame>) {
@@ -554,16 +596,23 @@ impl Reader<'_> {
             Pdu::DeliverSmResp => {
                 self.record_in(&frame, |_| {});
                 self.state.stats.count_deliver_sm_resp(frame.command_status);
-                if self.conn.resolve_deliver(seq) {
+                if let Some((body, sends)) = self.conn.resolve_deliver(seq) {
                     self.state
                         .stats
                         .deliver_sm_unanswered
                         .fetch_sub(1, Ordering::Relaxed);
+                    // A refused deliver_sm is sent again later, as an SMSC retries a receipt.
+                    if frame.command_status != CommandStatus::ESME_ROK
+                        && let Some(delay) = behaviour.redeliver_refused_ms
+                        && sends < REDELIVERY_ATTEMPTS
+                    {
+                        self.redeliver(body, sends, Duration::from_millis(delay));
+                    }
                 }
             }
             Pdu::GenericNack => {
                 self.record_in(&frame, |_| {});
-                if self.conn.resolve_deliver(seq) {
+                if self.conn.resolve_deliver(seq).is_some() {
                     self.state
                         .stats
                         .deliver_sm_unanswered
