@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+use crate::support::{
+    Nats, Oms, Service, Sim, correlation_rows, eventually, send_commands, unique, wait_rows,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -23,23 +25,13 @@ async fn a_connection_reset_is_a_lost_connection_and_its_in_flight_submits_are_c
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let service = Service::start(test, &nats, &oms, &op, &[]).await;
     service.wait_bound(1).await;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        ids.push(
-            nats.send_command(&op, &format!("+9370400{n:04}"), "Reset test")
-                .await,
-        );
-    }
+    let ids = send_commands(&nats, &op, "+9370400", 0..5, "Reset test").await;
     sim.received_at_least("submit_sm", 5).await;
     // The SMSC resets the connection (RST), then answers at once again.
     sim.behaviour(json!({"resp_delay_ms": 0})).await;
     sim.disconnect().await;
 
-    eventually(T, "every message recorded after the reconnect", || {
-        let ids = ids.clone();
-        async move { (correlation_rows(&ids).await.len() == 5).then_some(()) }
-    })
-    .await;
+    wait_rows(&ids, 5).await;
     nats.wait_drained(&op, T).await;
     let malformed = service
         .metric_sum("smpp_connector_malformed_pdus_total", "")
@@ -101,30 +93,15 @@ async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt(
     let before = service.logs().len();
 
     // Messages sent just before the cut: their receipts arrive during the outage.
-    let mut ids = Vec::new();
-    for n in 0..40 {
-        ids.push(
-            nats.send_command(&op, &format!("+9370500{n:04}"), "Outage logs")
-                .await,
-        );
-    }
+    let mut ids = send_commands(&nats, &op, "+9370500", 0..40, "Outage logs").await;
     sim.received_at_least("submit_sm", 40).await;
     proxy.cut();
     sim.received_at_least("deliver_sm_resp", 40).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.restore();
     // Traffic after the outage: rows and receipt lookups work again.
-    for n in 40..45 {
-        ids.push(
-            nats.send_command(&op, &format!("+9370500{n:04}"), "Outage logs")
-                .await,
-        );
-    }
-    eventually(T, "every row written after the outage", || {
-        let ids = ids.clone();
-        async move { (correlation_rows(&ids).await.len() == 45).then_some(()) }
-    })
-    .await;
+    ids.extend(send_commands(&nats, &op, "+9370500", 40..45, "Outage logs").await);
+    wait_rows(&ids, 45).await;
     sim.received_at_least("deliver_sm_resp", 45).await;
 
     let lines: Vec<serde_json::Value> = service.logs().into_iter().skip(before).collect();
@@ -375,13 +352,7 @@ async fn a_redis_outage_is_logged_once_not_per_message() {
     let before = service.logs().len();
     proxy.cut();
     let long = "A long message while Redis is down, more than one segment of text. ".repeat(3);
-    let mut ids = Vec::new();
-    for n in 0..30 {
-        ids.push(
-            nats.send_command(&op, &format!("+9370700{n:04}"), &long)
-                .await,
-        );
-    }
+    let ids = send_commands(&nats, &op, "+9370700", 0..30, &long).await;
     // Concatenated MO parts while Redis is down (answered ESME_RX_T_APPN, retried by the SMSC).
     for seq in 1..=2u8 {
         let mut ud = vec![0x05, 0x00, 0x03, 0x21, 2, seq];
@@ -453,18 +424,8 @@ async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then
     )
     .await;
     service.wait_bound(1).await;
-    let mut ids = Vec::new();
-    for n in 0..10 {
-        ids.push(
-            nats.send_command(&op, &format!("+9370800{n:04}"), "Lost acks")
-                .await,
-        );
-    }
-    eventually(T, "ten rows", || {
-        let ids = ids.clone();
-        async move { (correlation_rows(&ids).await.len() == 10).then_some(()) }
-    })
-    .await;
+    let ids = send_commands(&nats, &op, "+9370800", 0..10, "Lost acks").await;
+    wait_rows(&ids, 10).await;
     // The receipts come 1.5 s after the submits: their publishes lose their acks.
     proxy.mute_replies();
     tokio::time::sleep(Duration::from_secs(8)).await;

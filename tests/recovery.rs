@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::support::proxy::Proxy;
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, shared, unique,
+    Nats, Oms, Service, Sim, correlation_rows, forbid_in_logs, metric, shared, unique,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -55,14 +55,6 @@ fn parts_by_destination(submits: &[Value]) -> HashMap<String, HashMap<u8, Vec<u8
     by
 }
 
-async fn all_rows(ids: &[String], rows: usize) {
-    eventually(T, "every segment correlated", || {
-        let ids = ids.to_vec();
-        async move { (correlation_rows(&ids).await.len() == rows).then_some(()) }
-    })
-    .await;
-}
-
 /// Resets during long messages: every message ends with all its parts at the SMSC under
 /// one reference (the one stored with its rows), and the messages a dropped session held
 /// come back at once, not after AckWait (60 s here; everything must be done well before).
@@ -86,7 +78,7 @@ async fn connection_resets_during_long_messages_keep_one_reference_per_message()
     for n in 0..60 {
         ids.push(publish(&nats, &op, &format!("9371{n:07}"), &text).await);
     }
-    all_rows(&ids, 180).await;
+    crate::support::wait_rows(&ids, 180).await;
     nats.wait_drained(&op, T).await;
     let took = started.elapsed();
     assert!(
@@ -153,7 +145,7 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
             assert_eq!(status, 202, "{body}");
         }
     }
-    all_rows(&ids, 270).await;
+    crate::support::wait_rows(&ids, 270).await;
     nats.wait_drained(&op, T).await;
     assert!(sim.received("unbind").await.len() >= 2);
     let submits = sim.received("submit_sm").await;
@@ -214,7 +206,7 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     for n in before + during..total {
         ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
     }
-    all_rows(&ids, total).await;
+    crate::support::wait_rows(&ids, total).await;
     nats.wait_drained(&op, T).await;
 
     let submits = sim.received("submit_sm").await;
@@ -259,7 +251,7 @@ async fn a_nats_restart_is_logged_once_and_sending_resumes() {
     let service = Service::start(test, &nats, &oms, &op, &[]).await;
     service.wait_bound(1).await;
     let before = publish(&nats, &op, "93741300001", "before the outage").await;
-    all_rows(std::slice::from_ref(&before), 1).await;
+    crate::support::wait_rows(std::slice::from_ref(&before), 1).await;
 
     nats.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -277,7 +269,7 @@ async fn a_nats_restart_is_logged_once_and_sending_resumes() {
             Err(_) => assert!(resumed.elapsed() < T, "could not publish after the restart"),
         }
     };
-    all_rows(std::slice::from_ref(&after), 1).await;
+    crate::support::wait_rows(std::slice::from_ref(&after), 1).await;
     let took = resumed.elapsed();
     eprintln!("NATS restart -> the next message correlated in {took:?}");
     assert!(

@@ -253,6 +253,34 @@ pub async fn correlation_rows(message_ids: &[String]) -> Vec<(String, i32, Strin
     }
 }
 
+/// Publish one command per index of `range` to the number `{prefix}{index:04}` (with
+/// `text`); their message ids, in order.
+pub async fn send_commands(
+    nats: &Nats,
+    op: &str,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    text: &str,
+) -> Vec<String> {
+    let mut ids = Vec::with_capacity(range.len());
+    for n in range {
+        ids.push(
+            nats.send_command(op, &format!("{prefix}{n:04}"), text)
+                .await,
+        );
+    }
+    ids
+}
+
+/// Wait until these messages have `rows` correlation rows in all.
+pub async fn wait_rows(ids: &[String], rows: usize) {
+    eventually(Duration::from_secs(60), "every segment correlated", || {
+        let ids = ids.to_vec();
+        async move { (correlation_rows(&ids).await.len() == rows).then_some(()) }
+    })
+    .await;
+}
+
 /// The values of every series of metric `name` (with any labels) in a `/metrics` text.
 pub fn metric(text: &str, name: &str) -> Vec<f64> {
     text.lines()
