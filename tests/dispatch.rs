@@ -115,6 +115,8 @@ async fn invalid_payloads_are_dead_lettered_once_and_never_sent() {
         (json!({"messageId": "bad-to", "operatorId": op, "to": "phone", "text": "never to be logged"}).to_string().into_bytes(), "INVALID_FIELD"),
         (json!({"messageId": "bad-enc", "operatorId": op, "to": "93799999999", "text": "x", "encoding": "EBCDIC"}).to_string().into_bytes(), "INVALID_FIELD"),
         (json!({"messageId": "big", "operatorId": op, "to": "93799999999", "text": "a".repeat(70_000)}).to_string().into_bytes(), "TOO_LARGE"),
+        // Bytes that are not UTF-8 inside a JSON string.
+        ([br#"{"messageId":"bad-utf8","operatorId":""#.as_slice(), op.as_bytes(), br#"","to":"93799999999","text":""#.as_slice(), &[0xFF, 0xFE], br#" never to be logged"}"#.as_slice()].concat(), "INVALID_JSON"),
     ];
     let mut sequences = Vec::new();
     for (payload, _) in &cases {

@@ -469,3 +469,90 @@ async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then
     assert_eq!(warned.len(), 1, "one line for the outage");
     assert_eq!(service.logs_with("receipt publishing works again").len(), 1);
 }
+
+/// An SMSC that starts a PDU and never finishes it (a slowloris on the SMPP socket): the
+/// bind does not wait for it for ever — the heartbeat's timeout ends the session — and
+/// nothing queued is lost.
+#[tokio::test]
+async fn a_half_sent_pdu_from_the_smsc_ends_the_session_and_loses_nothing() {
+    let test = "faults_slowloris";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    // A header announcing 1,000 octets, then 8 of them, then nothing.
+    let mut partial = vec![0, 0, 0x03, 0xE8, 0, 0, 0, 0x05, 0, 0, 0, 0, 0, 0, 0, 0x99];
+    partial.extend_from_slice(&[0x41; 8]);
+    assert_eq!(
+        sim.inject(json!({"kind": "raw", "hex": hex::encode(&partial)}))
+            .await,
+        1
+    );
+    let ids = send_commands(&nats, &op, "+9370900", 0..20, "After a stalled PDU").await;
+    wait_rows(&ids, 20).await;
+    nats.wait_drained(&op, T).await;
+    let reasons: Vec<String> = service
+        .logs_with("bind state changed")
+        .iter()
+        .filter_map(|l| l["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "enquire_link_timeout"),
+        "the stalled session ended by its heartbeat: {reasons:?}"
+    );
+    assert_eq!(
+        service
+            .metric_sum("smpp_connector_malformed_pdus_total", "")
+            .await,
+        0.0
+    );
+}
+
+/// A 10 MB dispatch command (on a NATS that accepts such payloads): dead-lettered as
+/// TOO_LARGE with a clear detail, nothing sent, the payload not copied into the event.
+#[tokio::test]
+async fn a_ten_megabyte_command_is_dead_lettered_not_sent() {
+    let test = "faults_huge";
+    let op = format!("op{}", unique());
+    let nats = Nats::start_with_config(test, "max_payload: 16777216\n").await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+    let mut dlq = nats.subscribe("sms.dispatch.dlq").await;
+    let command = json!({
+        "messageId": "huge",
+        "operatorId": op,
+        "to": "+93709999999",
+        "text": "z".repeat(10 * 1024 * 1024),
+    });
+    crate::support::forbid_in_logs(&["93709999999"]);
+    let sequence = nats
+        .publish_raw(
+            &format!("smpp.operator.{op}"),
+            serde_json::to_vec(&command).unwrap(),
+        )
+        .await;
+    let letter = dlq
+        .wait_for(T, "the dead letter", |l| l["streamSequence"] == sequence)
+        .await;
+    // Refused by its size before it is parsed.
+    assert_eq!(letter["reason"], "TOO_LARGE", "{letter}");
+    assert!(
+        letter["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("exceeds")),
+        "{letter}"
+    );
+    assert!(
+        letter.to_string().len() < 2_000,
+        "the payload is not copied"
+    );
+    nats.wait_drained(&op, T).await;
+    assert!(sim.received("submit_sm").await.is_empty());
+    // And the bind goes on.
+    let ids = send_commands(&nats, &op, "+9370901", 0..3, "After a huge one").await;
+    wait_rows(&ids, 3).await;
+}

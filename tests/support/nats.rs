@@ -61,6 +61,14 @@ impl Nats {
         Self::start_in(dir, Vec::new(), None).await
     }
 
+    /// A server with extra configuration (e.g. `max_payload`).
+    pub async fn start_with_config(test: &str, config: &str) -> Nats {
+        let dir = scratch(&format!("{test}-nats"));
+        let file = dir.join("extra.conf");
+        std::fs::write(&file, config).expect("nats config");
+        Self::start_in(dir, vec!["-c".to_owned(), file.display().to_string()], None).await
+    }
+
     /// A server in operator mode (JWT accounts): the test connects with the user's
     /// credentials file, as the service does with `NATS_CREDS`.
     pub async fn start_secured(test: &str) -> (Nats, super::nats_auth::NatsAuth) {
