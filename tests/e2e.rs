@@ -7,6 +7,7 @@ mod support;
 
 mod admin;
 mod bind;
+mod chaos;
 mod cluster;
 mod correlation_store;
 mod dispatch;

@@ -146,6 +146,10 @@ pub struct Behaviour {
     /// A deliver_sm answered with an error (ESME_RX_T_APPN…) is sent again this many ms
     /// later, up to 10 sends, as an SMSC retries a receipt; `null`: never.
     pub redeliver_refused_ms: Option<u64>,
+    /// Store and forward, as a real SMSC: a receipt whose connection went away before it
+    /// was acknowledged (or before it could be sent) is kept and delivered to the next
+    /// receiver of the same system_id that binds.
+    pub store_and_forward: bool,
 }
 
 impl Default for Behaviour {
@@ -168,6 +172,7 @@ impl Default for Behaviour {
             receipt_before_resp: false,
             reset_on_close: false,
             redeliver_refused_ms: None,
+            store_and_forward: false,
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct ConnShared {
     unbind_sent: AtomicBool,
     /// Sequence numbers of redelivered deliver_sm → sends before this one.
     redelivery_of: Mutex<HashMap<u32, u32>>,
+    /// The system_id it bound with (kept after the connection ends: store and forward).
+    system_id: std::sync::OnceLock<String>,
     close: CancellationToken,
 }
 
@@ -97,6 +99,7 @@ impl ConnShared {
             pending_deliver: Mutex::new(HashMap::new()),
             unbind_sent: AtomicBool::new(false),
             redelivery_of: Mutex::new(HashMap::new()),
+            system_id: std::sync::OnceLock::new(),
             close: CancellationToken::new(),
         }
     }
@@ -106,7 +109,15 @@ impl ConnShared {
     }
 
     fn set_bound(&self, bound: Option<Bound>) {
+        if let Some(bound) = &bound {
+            let _ = self.system_id.set(bound.system_id.clone());
+        }
         *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = bound;
+    }
+
+    /// The system_id this connection bound with, kept after it is unbound or closed.
+    fn system_id(&self) -> Option<String> {
+        self.system_id.get().cloned()
     }
 
     /// Next sequence number for a request the simulator originates (1..=0x7FFFFFFF).
@@ -261,6 +272,7 @@ async fn run_conn(state: Arc<SimState>, rd: ReadHalf, wr: WriteHalf, peer: Socke
         let _ = tokio::time::timeout(GRACEFUL_CLOSE_TIMEOUT, writer).await;
     }
     conn.abort();
+    keep_unanswered(&state, &conn);
     conn.set_bound(None);
     state.unregister(id);
     tracing::info!(conn = id, end = ?end, "connection closed");
@@ -269,8 +281,53 @@ async fn run_conn(state: Arc<SimState>, rd: ReadHalf, wr: WriteHalf, peer: Socke
 async fn write_loop(
     state: Arc<SimState>,
     conn: Arc<ConnShared>,
-    mut wr: WriteHalf,
+    wr: WriteHalf,
     mut rx: mpsc::Receiver<Out>,
+) {
+    write_queued(&state, &conn, wr, &mut rx).await;
+    // Store and forward: deliver_sm still queued when the connection ended are kept.
+    let system_id = conn.system_id();
+    if let Some(system_id) = system_id.filter(|_| state.behaviour.snapshot().store_and_forward) {
+        // Written but unanswered (the ESME went away), then never written.
+        keep_unanswered(&state, &conn);
+        rx.close();
+        while let Ok(out) = rx.try_recv() {
+            if let Out::Frame(frame) = out
+                && let Pdu::DeliverSm(body) = frame.pdu
+            {
+                state.store_undelivered(&system_id, *body);
+            }
+        }
+    }
+}
+
+/// Store and forward: the deliver_sm a connection wrote that were never answered are kept
+/// for the next receiver of its system_id. Called by the reader and the writer as each ends
+/// (whichever runs last sees what the other added).
+fn keep_unanswered(state: &SimState, conn: &ConnShared) {
+    let Some(system_id) = conn
+        .system_id()
+        .filter(|_| state.behaviour.snapshot().store_and_forward)
+    else {
+        return;
+    };
+    let unanswered: Vec<SmBody> = conn
+        .pending_deliver
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, (body, _))| body)
+        .collect();
+    for body in unanswered {
+        state.store_undelivered(&system_id, body);
+    }
+}
+
+async fn write_queued(
+    state: &Arc<SimState>,
+    conn: &Arc<ConnShared>,
+    mut wr: WriteHalf,
+    rx: &mut mpsc::Receiver<Out>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -280,10 +337,10 @@ async fn write_loop(
             item = rx.recv() => item,
         };
         let Some(first) = first else { return };
-        let mut closing = queue_out(&state, &conn, first, &mut buf);
+        let mut closing = queue_out(state, conn, first, &mut buf);
         while !closing && buf.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(item) => closing = queue_out(&state, &conn, item, &mut buf),
+                Ok(item) => closing = queue_out(state, conn, item, &mut buf),
                 Err(_) => break,
             }
         }
@@ -694,6 +751,12 @@ impl Reader<'_> {
             Pdu::bind_resp(mode, response),
         ))
         .await;
+        // Store and forward: what earlier receivers of this system_id left unacknowledged.
+        if status.is_ok() && mode.can_receive() && behaviour.store_and_forward {
+            for body in self.state.take_undelivered(&req.system_id) {
+                self.conn.send_deliver(body, 0).await;
+            }
+        }
     }
 
     async fn on_submit(
@@ -745,13 +808,18 @@ impl Reader<'_> {
                 } else {
                     self.state.receiver_for(&bound.system_id)
                 };
+                let receipt = receipt_body(body, id, behaviour);
                 match target {
                     Some(target) => {
                         stats.receipts_queued.fetch_add(1, Ordering::Relaxed);
-                        let receipt = receipt_body(body, id, behaviour);
                         let frame =
                             Frame::new(target.next_seq(), Pdu::DeliverSm(Box::new(receipt)));
                         Some((target, frame))
+                    }
+                    None if behaviour.store_and_forward => {
+                        stats.receipts_queued.fetch_add(1, Ordering::Relaxed);
+                        self.state.store_undelivered(&bound.system_id, receipt);
+                        None
                     }
                     None => {
                         stats.receipts_unroutable.fetch_add(1, Ordering::Relaxed);
@@ -775,9 +843,28 @@ impl Reader<'_> {
             }
             Some(receipt) => vec![(resp_delay, resp), (receipt_delay, receipt)],
         };
+        // A receipt whose connection is gone by the time it is due is stored (store and
+        // forward) instead of lost.
+        let keep = behaviour
+            .store_and_forward
+            .then(|| (self.state.clone(), bound.system_id.clone()));
+        let send = move |target: Arc<ConnShared>, frame: Frame| {
+            let keep = keep.clone();
+            async move {
+                let receipt = match (&keep, &frame.pdu) {
+                    (Some(_), Pdu::DeliverSm(body)) => Some((**body).clone()),
+                    _ => None,
+                };
+                if !target.send(Out::Frame(frame)).await
+                    && let (Some((state, system_id)), Some(body)) = (keep, receipt)
+                {
+                    state.store_undelivered(&system_id, body);
+                }
+            }
+        };
         if plan.iter().all(|(delay, _)| delay.is_zero()) {
             for (_, (target, frame)) in plan {
-                let _ = target.send(Out::Frame(frame)).await;
+                send(target, frame).await;
             }
         } else {
             tokio::spawn(async move {
@@ -785,7 +872,7 @@ impl Reader<'_> {
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    let _ = target.send(Out::Frame(frame)).await;
+                    send(target, frame).await;
                 }
             });
         }

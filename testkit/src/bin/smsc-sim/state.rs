@@ -6,6 +6,7 @@
 //!
 //! It must not do socket I/O: connections own their sockets (`conn.rs`).
 
+use smpp_connector::pdu::SmBody;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,6 +143,9 @@ pub struct SimState {
     next_conn_id: AtomicU64,
     message_ids: AtomicU64,
     receiver_round_robin: AtomicUsize,
+    /// deliver_sm not acknowledged by an ESME that went away (store and forward): by
+    /// system_id, delivered again when a receiver of that system_id binds.
+    undelivered: Mutex<Vec<(String, SmBody)>>,
 }
 
 impl SimState {
@@ -157,6 +161,7 @@ impl SimState {
             next_conn_id: AtomicU64::new(1),
             message_ids: AtomicU64::new(start),
             receiver_round_robin: AtomicUsize::new(0),
+            undelivered: Mutex::new(Vec::new()),
         }
     }
 
@@ -198,6 +203,23 @@ impl SimState {
     }
 
     /// A bound connection of `system_id` that can receive, round-robin among them.
+    /// Keep a deliver_sm for the next receiver of `system_id` (store and forward).
+    pub fn store_undelivered(&self, system_id: &str, body: SmBody) {
+        self.undelivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((system_id.to_owned(), body));
+    }
+
+    /// The stored deliver_sm of `system_id`, taken.
+    pub fn take_undelivered(&self, system_id: &str) -> Vec<SmBody> {
+        let mut stored = self.undelivered.lock().unwrap_or_else(|e| e.into_inner());
+        let (theirs, others): (Vec<_>, Vec<_>) =
+            stored.drain(..).partition(|(id, _)| id == system_id);
+        *stored = others;
+        theirs.into_iter().map(|(_, body)| body).collect()
+    }
+
     pub fn receiver_for(&self, system_id: &str) -> Option<Arc<ConnShared>> {
         let candidates: Vec<Arc<ConnShared>> = self
             .lock_conns()

@@ -1,0 +1,232 @@
+//! Chaos (issue 11): the service killed (kill -9) or stopped (SIGTERM) at random moments
+//! under a mixed load of short and three-part messages, again and again. Afterwards every
+//! command is ACKed with every segment correlated (nothing dead-lettered), every receipt
+//! the SMSC produced is published (the simulator stores and forwards receipts a dead
+//! session left unacknowledged, as a real SMSC does), the duplicates at the SMSC are
+//! bounded by the window per crash (0 for SIGTERM), and no long message reaches the SMSC
+//! with its parts under two concatenation references.
+//!
+//! `CHAOS_CYCLES` sets the number of cycles (3 here, in CI; `scripts/chaos crash` runs 20)
+//! and `CHAOS_RATE` the commands per second (150).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::sim::credentials;
+use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+
+const WINDOW: usize = 30;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A pseudo-random number in 0..n from a counter (no dependency on a random crate).
+fn pick(seed: &mut u64, n: u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed % n
+}
+
+const SHORT: &str = "Chaos test message";
+
+fn long_text() -> String {
+    "Chaos test long message in three parts, every part under one reference. ".repeat(5)
+}
+
+/// (concatenation reference, total) from a submit_sm's UDH, if it has one.
+fn udh(submit: &Value) -> Option<(u8, u8)> {
+    let bytes = hex::decode(submit["short_message_hex"].as_str()?).ok()?;
+    (submit["esm_class"].as_u64()? & 0x40 != 0 && bytes.len() > 5).then(|| (bytes[3], bytes[4]))
+}
+
+struct Outcome {
+    commands: usize,
+    segments: usize,
+    submits: usize,
+    duplicates: usize,
+    receipts: u64,
+    events: u64,
+}
+
+/// Run the load with `cycles` stops of the service, `kill` (SIGKILL) or SIGTERM.
+async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
+    let rate = env_number("CHAOS_RATE", 150);
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(
+        test,
+        json!({"receipts": true, "receipt_delay_ms": 50, "resp_delay_ms": 5,
+               "store_and_forward": true}),
+    );
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"window": WINDOW})),
+    );
+    crate::support::forbid_in_logs(&[SHORT, &long_text()]);
+    let pod = format!("{test}-pod");
+    let env = [("POD_NAME", pod.as_str())];
+    let mut service = Service::start(test, &nats, &oms, &op, &env).await;
+    service.wait_bound(1).await;
+
+    // The load: every fifth command a three-part message, each to a number of its own.
+    let running = Arc::new(AtomicBool::new(true));
+    let load = {
+        let js = nats.js.clone();
+        let op = op.clone();
+        let running = running.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut sent: Vec<(String, usize)> = Vec::new();
+            let mut n: u64 = 0;
+            while running.load(Ordering::Relaxed) {
+                let due = started + Duration::from_micros(1_000_000 * n / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let long = n % 5 == 4;
+                let id = uuid::Uuid::new_v4().to_string();
+                let command = json!({
+                    "version": "1.0",
+                    "messageId": id,
+                    "operatorId": op,
+                    "to": format!("+93799{n:06}"),
+                    "text": if long { long_text() } else { SHORT.to_owned() },
+                });
+                js.publish(
+                    format!("smpp.operator.{op}"),
+                    serde_json::to_vec(&command).unwrap().into(),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+                sent.push((id, if long { 3 } else { 1 }));
+                n += 1;
+            }
+            sent
+        })
+    };
+
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(kill);
+    for _ in 0..cycles {
+        tokio::time::sleep(Duration::from_millis(300 + pick(&mut seed, 1200))).await;
+        if kill {
+            drop(service); // SIGKILL
+        } else {
+            let status = service.terminate().await;
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "SIGTERM exit {status:?}"
+            );
+            drop(service);
+        }
+        service = Service::start(test, &nats, &oms, &op, &env).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.store(false, Ordering::Relaxed);
+    let sent = load.await.unwrap();
+    let ids: Vec<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    let segments: usize = sent.iter().map(|(_, n)| n).sum();
+
+    // Everything ends ACKed with every segment correlated.
+    let deadline = Duration::from_secs(120);
+    eventually(deadline, "every segment correlated", || {
+        let ids = ids.clone();
+        async move { (correlation_rows(&ids).await.len() == segments).then_some(()) }
+    })
+    .await;
+    nats.wait_drained(&op, deadline).await;
+    assert_eq!(
+        nats.subject_messages("SMS_EVENTS", "sms.dispatch.dlq")
+            .await,
+        0,
+        "nothing dead-lettered"
+    );
+
+    // Every receipt the SMSC produced (one per accepted submit) is published once.
+    let receipts = sim.stats().await["submit_ok"].as_u64().unwrap_or(0);
+    let events = eventually(deadline, "every receipt published", || async {
+        let events = nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await;
+        (events >= receipts).then_some(events)
+    })
+    .await;
+
+    // Duplicates at the SMSC, and one reference per long message.
+    let submits = sim.received("submit_sm").await;
+    let mut per_part: BTreeMap<(String, u8), usize> = BTreeMap::new();
+    let mut references: BTreeMap<String, BTreeSet<u8>> = BTreeMap::new();
+    for submit in &submits {
+        let to = submit["destination_addr"].as_str().unwrap_or("").to_owned();
+        let part = udh(submit);
+        let seq = hex::decode(submit["short_message_hex"].as_str().unwrap_or(""))
+            .ok()
+            .filter(|_| part.is_some())
+            .and_then(|b| b.get(5).copied())
+            .unwrap_or(1);
+        *per_part.entry((to.clone(), seq)).or_default() += 1;
+        if let Some((reference, _)) = part {
+            references.entry(to).or_default().insert(reference);
+        }
+    }
+    let split: Vec<_> = references.iter().filter(|(_, r)| r.len() > 1).collect();
+    assert!(
+        split.is_empty(),
+        "parts of one message under two references: {split:?}"
+    );
+    let duplicates = submits.len() - per_part.len();
+    sim.assert_golden_clean().await;
+    Outcome {
+        commands: sent.len(),
+        segments,
+        submits: submits.len(),
+        duplicates,
+        receipts,
+        events,
+    }
+}
+
+#[tokio::test]
+async fn kill_9_cycles_lose_nothing_and_bound_the_duplicates() {
+    let cycles = env_number("CHAOS_CYCLES", 3);
+    let outcome = run("chaos_crash", cycles, true).await;
+    println!(
+        "chaos crash: {cycles} kill -9 cycles, {} commands, {} segments, {} submit_sm, \
+         {} duplicates (bound {}), {} receipts, {} DLR events, 0 lost",
+        outcome.commands,
+        outcome.segments,
+        outcome.submits,
+        outcome.duplicates,
+        WINDOW as u64 * cycles,
+        outcome.receipts,
+        outcome.events
+    );
+    assert!(
+        outcome.duplicates as u64 <= WINDOW as u64 * cycles,
+        "duplicates {} above the window per crash",
+        outcome.duplicates
+    );
+}
+
+#[tokio::test]
+async fn sigterm_cycles_lose_nothing_and_send_nothing_twice() {
+    let cycles = env_number("CHAOS_CYCLES", 3);
+    let outcome = run("chaos_sigterm", cycles, false).await;
+    println!(
+        "chaos sigterm: {cycles} SIGTERM cycles, {} commands, {} segments, {} submit_sm, \
+         {} duplicates, {} receipts, {} DLR events, 0 lost",
+        outcome.commands,
+        outcome.segments,
+        outcome.submits,
+        outcome.duplicates,
+        outcome.receipts,
+        outcome.events
+    );
+    assert_eq!(outcome.duplicates, 0, "a graceful stop sends nothing twice");
+}
