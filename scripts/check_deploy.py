@@ -10,7 +10,7 @@ scripts/deploy-requirements.txt). No cluster, no docker, no helm binary:
      below the drain time, ...) and one more feature render;
   b. every rendered object of a built-in kind validated by kubernetes-validate --strict for
      the oldest and newest Kubernetes versions the chart supports (KUBE_VERSIONS);
-  c. the CRD objects (ServiceMonitor, PrometheusRule) asserted on: the 7 alerts with
+  c. the CRD objects (ServiceMonitor, PrometheusRule) asserted on: the 8 alerts with
      their runbook_url (the runbook files exist in docs/runbooks/), `for`, severity, the
      rules of files/alerts.yaml passed through verbatim, the ServiceMonitor selecting every
      Service by a port they have;
@@ -111,6 +111,11 @@ ALERTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "1m",
         ("max by (mno) (smpp_connector_tps_fail_open) == 1",),
     ),
+    "SmppBackendDown": (
+        "backend-down.md",
+        "2m",
+        ("min by (backend, pod) (smpp_connector_backend_up) == 0",),
+    ),
     "SmppBindDrainStuck": (
         "drain-stuck.md",
         None,
@@ -140,6 +145,7 @@ DASHBOARD_METRICS = (
     "smpp_response_status_total",
     "smpp_connector_egress_bytes_total",
     "smpp_connector_actor_restarts_total",
+    "smpp_connector_backend_up",
     "smpp_connector_actor_handle_seconds_bucket",
     "smpp_connector_actor_uptime_seconds",
 )
@@ -957,7 +963,8 @@ def check_dashboard_file(problems: Problems) -> None:
     wanted += mailbox[:1]
     for metric in wanted:
         problems.expect(metric in used, f"dashboard: no panel queries {metric}")
-    filtered = [e for e in exprs if "smpp_connector_actor" not in e and "submit_latency" not in e]
+    # Per actor, per pod or per backend, not per operator: no $mno.
+    filtered = [e for e in exprs if not any(n in e for n in ("smpp_connector_actor", "submit_latency", "smpp_connector_backend_"))]
     problems.expect(all("$mno" in e for e in filtered), "dashboard: a per-operator panel ignores $mno: " + "; ".join(e for e in filtered if "$mno" not in e))
 
 
@@ -1190,7 +1197,7 @@ def main() -> int:
         report.run("a. invalid values refused (schema and template)", check_refusals(chart, one))
         report.run("b. kubernetes-validate --strict", check_kubernetes_validate(renders))
         report.run("c. files/alerts.yaml is a plain Prometheus rule file; runbooks exist", check_alerts_file)
-        report.run("c. PrometheusRule: the 7 alerts, runbook_url, for, severity", check_prometheus_rule(renders))
+        report.run("c. PrometheusRule: the 8 alerts, runbook_url, for, severity", check_prometheus_rule(renders))
         report.run("c. ServiceMonitor selects every Service's http port", check_service_monitor(renders))
         for label in renders.items:
             report.run(f"d. structure of {label}", check_structure(renders, label))

@@ -37,6 +37,10 @@ pub type DispatchId = u64;
 /// Lanes of priority, highest first (P0 = 0).
 pub const PRIORITIES: usize = 4;
 
+/// Messages whose deliveries returned for reasons of ours are remembered up to this many
+/// (the oldest forgotten first).
+pub const RETURNS_REMEMBERED: usize = 10_000;
+
 /// One segment of one admitted message; `segment` is 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SegmentRef {
@@ -256,6 +260,55 @@ pub struct Ledger<H> {
     max_deliver: u64,
     retry: RecordRetry,
     outputs: VecDeque<Output<H>>,
+    returns: Returns,
+}
+
+/// Deliveries that ended for a reason of ours (the session went away, a redelivery
+/// lookup failed) or because the SMSC throttled, per message id. JetStream counts them in `num_delivered`; they are
+/// not the message's failures, so they neither double its NAK delay nor bring it closer
+/// to the dead letter. Forgotten when the message settles for good; at most
+/// [`RETURNS_REMEMBERED`] messages (a message redelivered to another process is never
+/// seen again here), the oldest forgotten first — it then counts as it would without.
+#[derive(Debug, Default)]
+struct Returns {
+    counts: HashMap<String, u64>,
+    order: VecDeque<String>,
+}
+
+impl Returns {
+    fn note(&mut self, message_id: &str) {
+        if let Some(count) = self.counts.get_mut(message_id) {
+            *count += 1;
+            return;
+        }
+        while self.counts.len() >= RETURNS_REMEMBERED {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.counts.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        self.counts.insert(message_id.to_owned(), 1);
+        self.order.push_back(message_id.to_owned());
+    }
+
+    fn forget(&mut self, message_id: &str) {
+        if self.counts.remove(message_id).is_some() {
+            // `order` keeps the id until it reaches the front (skipped there).
+            if self.order.len() > 2 * RETURNS_REMEMBERED {
+                let counts = &self.counts;
+                self.order.retain(|id| counts.contains_key(id));
+            }
+        }
+    }
+
+    /// The deliveries that count as the message's own: `deliveries` less the returns.
+    fn counted(&self, message_id: &str, deliveries: u64) -> u64 {
+        deliveries
+            .saturating_sub(self.counts.get(message_id).copied().unwrap_or(0))
+            .max(1)
+    }
 }
 
 impl<H> Ledger<H> {
@@ -273,7 +326,13 @@ impl<H> Ledger<H> {
             max_deliver: max_deliver.max(1),
             retry,
             outputs: VecDeque::new(),
+            returns: Returns::default(),
         }
+    }
+
+    #[cfg(test)]
+    pub fn remembered_returns(&self) -> usize {
+        self.returns.counts.len()
     }
 
     /// Messages held (admitted and not settled).
@@ -375,6 +434,7 @@ impl<H> Ledger<H> {
     /// Give back a message that could not be admitted for a reason of ours (its
     /// redelivery lookup failed): NAK after `delay`, nothing sent.
     pub fn refuse(&mut self, handle: H, message_id: String, deliveries: u64, delay: Duration) {
+        self.returns.note(&message_id);
         self.outputs.push_back(Output::Settle(Settlement {
             handle,
             message_id,
@@ -447,10 +507,15 @@ impl<H> Ledger<H> {
         outcome: &SubmitOutcome,
         operator_message_id: Option<String>,
     ) {
+        // The deliveries that count as this message's own (see `Returns`).
+        let counted = self
+            .messages
+            .get(&segment.dispatch)
+            .map(|m| self.returns.counted(&m.message_id, m.deliveries));
         let Some(message) = self.leave_in_flight(segment) else {
             return;
         };
-        let deliveries = message.deliveries;
+        let deliveries = counted.unwrap_or(message.deliveries);
         match outcome.message_action() {
             MessageAction::Ack => {
                 let index = usize::from(segment.segment) - 1;
@@ -710,11 +775,27 @@ impl<H> Ledger<H> {
                 delay: Duration::ZERO,
             },
             Some(Failure::Rejected { status }) => Verdict::Reject { status },
+            // Throttling is the SMSC asking for less traffic, not the message failing:
+            // retried, never counted towards the dead letter.
+            Some(Failure::Temporary {
+                delay,
+                cause:
+                    FailureCause::Smsc {
+                        status: Some(CommandStatus::ESME_RTHROTTLED),
+                    },
+            }) => {
+                self.returns.note(&message.message_id);
+                Verdict::Nak { delay }
+            }
             Some(Failure::Temporary {
                 delay,
                 cause: FailureCause::Smsc { status },
             }) => {
-                if message.deliveries >= self.max_deliver {
+                if self
+                    .returns
+                    .counted(&message.message_id, message.deliveries)
+                    >= self.max_deliver
+                {
                     Verdict::RetriesExhausted {
                         status: status.unwrap_or(CommandStatus::ESME_RSYSERR),
                         deliveries: message.deliveries,
@@ -726,8 +807,14 @@ impl<H> Ledger<H> {
             Some(Failure::Temporary {
                 delay,
                 cause: FailureCause::Ours(_),
-            }) => Verdict::Nak { delay },
+            }) => {
+                self.returns.note(&message.message_id);
+                Verdict::Nak { delay }
+            }
         };
+        if !matches!(verdict, Verdict::Nak { .. }) {
+            self.returns.forget(&message.message_id);
+        }
         self.outputs.push_back(Output::Settle(Settlement {
             handle: message.handle,
             message_id: message.message_id,

@@ -35,7 +35,8 @@ pub enum SubmitOutcome {
     /// ESME_ROK. Message: write the correlation row, ACK once it is committed.
     /// Bind: nothing; ends a streak of ESME_RSUBMITFAIL.
     Accepted,
-    /// ESME_RTHROTTLED. Message: NAK after `nak_delay` (500 ms). Bind: halve the window
+    /// ESME_RTHROTTLED. Message: NAK after `nak_delay` (500 ms), never counted towards
+    /// `maxDeliver` (the SMSC asks for less traffic; the message did not fail). Bind: halve the window
     /// ([`crate::window::Window::on_throttled`]); ≥ 3 within 60 s → `smpp.bind.degraded`.
     Throttled { nak_delay: Duration },
     /// A temporary failure: ESME_RSYSERR, ESME_RX_T_APPN, ESME_RUNKNOWNERR, statuses that

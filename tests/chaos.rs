@@ -10,12 +10,11 @@
 //! and `CHAOS_RATE` the commands per second (150).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::load::{Load, ids_and_segments};
 use crate::support::sim::credentials;
 use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
 
@@ -34,12 +33,6 @@ fn pick(seed: &mut u64, n: u64) -> u64 {
     *seed ^= *seed >> 7;
     *seed ^= *seed << 17;
     *seed % n
-}
-
-const SHORT: &str = "Chaos test message";
-
-fn long_text() -> String {
-    "Chaos test long message in three parts, every part under one reference. ".repeat(5)
 }
 
 /// (concatenation reference, total) from a submit_sm's UDH, if it has one.
@@ -71,48 +64,13 @@ async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
         test,
         credentials(&op, sim.smpp_port, json!({"window": WINDOW})),
     );
-    crate::support::forbid_in_logs(&[SHORT, &long_text()]);
     let pod = format!("{test}-pod");
     let env = [("POD_NAME", pod.as_str())];
     let mut service = Service::start(test, &nats, &oms, &op, &env).await;
     service.wait_bound(1).await;
 
     // The load: every fifth command a three-part message, each to a number of its own.
-    let running = Arc::new(AtomicBool::new(true));
-    let load = {
-        let js = nats.js.clone();
-        let op = op.clone();
-        let running = running.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut sent: Vec<(String, usize)> = Vec::new();
-            let mut n: u64 = 0;
-            while running.load(Ordering::Relaxed) {
-                let due = started + Duration::from_micros(1_000_000 * n / rate);
-                tokio::time::sleep_until(due.into()).await;
-                let long = n % 5 == 4;
-                let id = uuid::Uuid::new_v4().to_string();
-                let command = json!({
-                    "version": "1.0",
-                    "messageId": id,
-                    "operatorId": op,
-                    "to": format!("+93799{n:06}"),
-                    "text": if long { long_text() } else { SHORT.to_owned() },
-                });
-                js.publish(
-                    format!("smpp.operator.{op}"),
-                    serde_json::to_vec(&command).unwrap().into(),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("stored");
-                sent.push((id, if long { 3 } else { 1 }));
-                n += 1;
-            }
-            sent
-        })
-    };
+    let load = Load::start(&nats, &op, rate);
 
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(kill);
     for _ in 0..cycles {
@@ -130,10 +88,8 @@ async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
         service = Service::start(test, &nats, &oms, &op, &env).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    running.store(false, Ordering::Relaxed);
-    let sent = load.await.unwrap();
-    let ids: Vec<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-    let segments: usize = sent.iter().map(|(_, n)| n).sum();
+    let sent = load.stop().await;
+    let (ids, segments) = ids_and_segments(&sent);
 
     // Everything ends ACKed with every segment correlated.
     let deadline = Duration::from_secs(120);

@@ -16,6 +16,7 @@ mod flow_control;
 mod long_messages;
 mod mo;
 mod observability;
+mod outages;
 mod receipts;
 mod recovery;
 mod robustness;

@@ -56,7 +56,7 @@ async fn a_connection_reset_is_a_lost_connection_and_its_in_flight_submits_are_c
 }
 
 /// The service's PostgreSQL through a proxy the test can cut.
-async fn database_proxy() -> (crate::support::proxy::Proxy, String) {
+pub async fn database_proxy() -> (crate::support::proxy::Proxy, String) {
     let database = crate::support::shared().database_url.clone();
     let authority = database
         .split('@')

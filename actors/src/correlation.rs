@@ -25,6 +25,7 @@ use smpp_connector::config::BindKey;
 use tokio::sync::oneshot;
 
 use crate::telemetry::actor_health::{ActorHealth, Probe};
+use crate::telemetry::backends::{self, Backend};
 use crate::telemetry::metric;
 
 /// The migrations, in order. Each is applied once, in its own transaction.
@@ -645,6 +646,7 @@ impl CorrelationActor {
                     Err(err) => {
                         metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
                             .increment(1);
+                        backends::failed(Backend::Postgres);
                         // One line per outage; the binds retry their rows.
                         if !std::mem::replace(&mut act.insert_outage, true) {
                             tracing::warn!(error = %err, rows = waiters.len(), "correlation inserts failing; rows are retried");
@@ -653,6 +655,7 @@ impl CorrelationActor {
                         }
                     }
                     Ok(()) => {
+                        backends::answered(Backend::Postgres);
                         if std::mem::take(&mut act.insert_outage) {
                             tracing::info!("correlation inserts succeed again");
                         }
@@ -673,6 +676,11 @@ impl CorrelationActor {
             let (ids, waiters): (Vec<String>, Vec<_>) = batch.into_iter().unzip();
             let lookup = self.store.correlated_segments(ids.clone());
             ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
+                if result.is_ok() {
+                    backends::answered(Backend::Postgres);
+                } else {
+                    backends::failed(Backend::Postgres);
+                }
                 for (id, waiter) in ids.iter().zip(waiters) {
                     let answer = match &result {
                         Ok(found) => Ok(found.get(id).cloned().unwrap_or_default()),
@@ -710,6 +718,7 @@ impl CorrelationActor {
             ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
                 match result {
                     Ok(found) => {
+                        backends::answered(Backend::Postgres);
                         if std::mem::take(&mut act.lookup_outage) {
                             tracing::info!("receipt lookups succeed again");
                         }
@@ -720,6 +729,7 @@ impl CorrelationActor {
                     Err(err) => {
                         metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
                             .increment(1);
+                        backends::failed(Backend::Postgres);
                         // One line per outage; the receipts go out uncorrelated meanwhile.
                         if !std::mem::replace(&mut act.lookup_outage, true) {
                             tracing::warn!(error = %err, "receipt lookups failing; receipts are published uncorrelated until they answer");

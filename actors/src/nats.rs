@@ -16,6 +16,7 @@ use serde::Serialize;
 use smpp_connector::config::{Config, Direction, Lane, OperatorId};
 
 use crate::events::subject;
+use crate::telemetry::backends::{self, Backend};
 
 /// Connect to NATS, retrying for up to `deadline` before giving up with a clear error.
 pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<async_nats::Client> {
@@ -70,11 +71,15 @@ fn connection_event(event: async_nats::Event) {
         async_nats::Event::Disconnected => {
             metrics::counter!(crate::telemetry::metric::BACKEND_ERRORS, "backend" => "nats")
                 .increment(1);
+            backends::failed(Backend::Nats);
             tracing::warn!("nats connection lost; reconnecting");
         }
         async_nats::Event::Connected => {
             mark_connected();
-            tracing::info!("nats connected");
+            match backends::answered(Backend::Nats) {
+                Some(down) => tracing::info!(downForMs = down.as_millis() as u64, "nats connected"),
+                None => tracing::info!("nats connected"),
+            }
         }
         async_nats::Event::LameDuckMode => {
             tracing::warn!("nats server entering lame duck mode")

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use smpp_connector::config::{Config, OperatorId};
+
+use crate::telemetry::backends::{self, Backend};
 pub use smpp_connector::credentials::{BindModePreference, Credentials, CredentialsError};
 
 /// Why credentials could not be fetched.
@@ -76,21 +78,36 @@ impl CredentialSource for OmsClient {
         let http = self.http.clone();
         let operator_id = operator_id.clone();
         Box::pin(async move {
-            let response = http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| OmsError::Transport(e.without_url().to_string()))?;
-            match response.status().as_u16() {
-                200 => {}
-                404 => return Err(OmsError::UnknownOperator),
-                other => return Err(OmsError::Status(other)),
+            let result = async {
+                let response = http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| OmsError::Transport(e.without_url().to_string()))?;
+                match response.status().as_u16() {
+                    200 => {}
+                    404 => return Err(OmsError::UnknownOperator),
+                    other => return Err(OmsError::Status(other)),
+                }
+                response
+                    .bytes()
+                    .await
+                    .map_err(|e| OmsError::Transport(e.without_url().to_string()))
             }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| OmsError::Transport(e.without_url().to_string()))?;
-            Ok(Credentials::from_json(&body, operator_id.as_str())?)
+            .await;
+            // Down: unreachable or failing (5xx); an answer about the operator is up.
+            match &result {
+                Err(OmsError::Transport(_)) => {
+                    backends::failed(Backend::Oms);
+                }
+                Err(OmsError::Status(status)) if *status >= 500 => {
+                    backends::failed(Backend::Oms);
+                }
+                _ => {
+                    backends::answered(Backend::Oms);
+                }
+            }
+            Ok(Credentials::from_json(&result?, operator_id.as_str())?)
         })
     }
 }

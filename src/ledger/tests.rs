@@ -355,6 +355,96 @@ fn our_own_failures_never_dead_letter() {
     );
 }
 
+/// Found by the fault suite (an SMSC that stalls: sessions end under the same messages
+/// again and again): deliveries that ended for a reason of ours — the session went away,
+/// a redelivery lookup failed — are not the message's failures. They neither double its
+/// NAK delay (19 s to recover from a 3 s stall) nor bring it to the dead letter at
+/// `max_deliver`.
+#[test]
+fn deliveries_ended_by_our_side_do_not_count_as_the_message_failing() {
+    let mut l = ledger(); // max_deliver 5
+    let delivery = |handle: u32, deliveries: u64| {
+        let mut a = admission(handle, 1);
+        a.message_id = "m-flapping".into();
+        a.deliveries = deliveries;
+        a
+    };
+    for n in 1..=3 {
+        l.admit(delivery(n as u32, n));
+        l.next_submit().unwrap();
+        l.handle_session_ended();
+        assert_eq!(
+            settled(&outputs(&mut l)),
+            vec![(
+                n as u32,
+                Verdict::Nak {
+                    delay: Duration::ZERO
+                }
+            )]
+        );
+    }
+    l.refuse(4, "m-flapping".into(), 4, Duration::from_millis(100));
+    outputs(&mut l);
+    // The fifth delivery times out: its first failure of its own.
+    l.admit(delivery(5, 5));
+    let (s, _) = l.next_submit().unwrap();
+    l.handle_outcome(s, &classify_timeout(), None);
+    assert_eq!(
+        settled(&outputs(&mut l)),
+        vec![(
+            5,
+            Verdict::Nak {
+                delay: Duration::from_secs(1)
+            }
+        )]
+    );
+    // Its own failures still count: the second doubles the delay…
+    l.admit(delivery(6, 6));
+    let (s, _) = l.next_submit().unwrap();
+    l.handle_outcome(s, &classify_submit(CommandStatus::ESME_RSYSERR), None);
+    assert_eq!(
+        settled(&outputs(&mut l)),
+        vec![(
+            6,
+            Verdict::Nak {
+                delay: Duration::from_secs(2)
+            }
+        )]
+    );
+    // … and the fifth is the last (max_deliver 5).
+    for (handle, deliveries) in [(7, 7), (8, 8)] {
+        l.admit(delivery(handle, deliveries));
+        let (s, _) = l.next_submit().unwrap();
+        l.handle_outcome(s, &classify_timeout(), None);
+        outputs(&mut l);
+    }
+    l.admit(delivery(9, 9));
+    let (s, _) = l.next_submit().unwrap();
+    l.handle_outcome(s, &classify_timeout(), None);
+    assert_eq!(
+        settled(&outputs(&mut l)),
+        vec![(
+            9,
+            Verdict::RetriesExhausted {
+                status: CommandStatus::ESME_RSYSERR,
+                deliveries: 9
+            }
+        )]
+    );
+    // Settled for good: forgotten.
+    assert_eq!(l.remembered_returns(), 0);
+}
+
+#[test]
+fn returned_deliveries_are_remembered_for_a_bounded_number_of_messages() {
+    let mut l = ledger();
+    for n in 0..(RETURNS_REMEMBERED as u32 + 100) {
+        l.refuse(n, format!("m{n}"), 1, Duration::ZERO);
+    }
+    outputs(&mut l);
+    assert_eq!(l.remembered_returns(), RETURNS_REMEMBERED);
+}
+
 #[test]
 fn throttled_naks_after_500ms() {
     let mut l = ledger();
@@ -369,6 +459,48 @@ fn throttled_naks_after_500ms() {
                 delay: Duration::from_millis(500)
             }
         )]
+    );
+}
+
+/// ESME_RTHROTTLED says "slower", not "this message failed": however often a message is
+/// throttled (an SMSC throttling for longer than max_deliver × 500 ms), it is retried,
+/// never dead-lettered for it, and its own failures count as before.
+#[test]
+fn throttling_never_brings_a_message_to_the_dead_letter() {
+    let mut l = ledger(); // max_deliver 5
+    for n in 1..=12u64 {
+        let mut a = admission(n as u32, 1);
+        a.message_id = "m-throttled".into();
+        a.deliveries = n;
+        l.admit(a);
+        let (s, _) = l.next_submit().unwrap();
+        l.handle_outcome(s, &classify_submit(CommandStatus::ESME_RTHROTTLED), None);
+        assert_eq!(
+            settled(&outputs(&mut l)),
+            vec![(
+                n as u32,
+                Verdict::Nak {
+                    delay: Duration::from_millis(500)
+                }
+            )],
+            "delivery {n}"
+        );
+    }
+    let mut a = admission(13, 1);
+    a.message_id = "m-throttled".into();
+    a.deliveries = 13;
+    l.admit(a);
+    let (s, _) = l.next_submit().unwrap();
+    l.handle_outcome(s, &classify_submit(CommandStatus::ESME_RSYSERR), None);
+    assert_eq!(
+        settled(&outputs(&mut l)),
+        vec![(
+            13,
+            Verdict::Nak {
+                delay: Duration::from_secs(1)
+            }
+        )],
+        "its first failure of its own"
     );
 }
 

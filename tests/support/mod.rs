@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod nats;
 pub mod nats_auth;
 pub mod pki;

@@ -271,9 +271,12 @@ impl Sim {
 
 /// One oms-stub process serving a credentials file the test can rewrite.
 pub struct Oms {
-    _child: ChildGuard,
+    child: Option<ChildGuard>,
     pub url: String,
     pub file: PathBuf,
+    /// The address it listens on, kept across `stop` and `restart`.
+    listen: String,
+    args: Vec<String>,
     http: reqwest::Client,
 }
 
@@ -300,26 +303,47 @@ impl Oms {
         let dir = scratch(&format!("{test}-oms"));
         let file = dir.join("credentials.json");
         std::fs::write(&file, credentials.to_string()).expect("write credentials");
-        let log = std::fs::File::create(dir.join("oms.log")).expect("oms log");
+        let (child, announced) = Self::spawn(&file, "127.0.0.1:0", extra);
+        let listen = announced["http"].as_str().expect("http address").to_owned();
+        Oms {
+            child: Some(child),
+            url: format!(
+                "{}://{listen}",
+                announced["scheme"].as_str().unwrap_or("http"),
+            ),
+            file,
+            listen,
+            args: extra.to_vec(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn spawn(file: &std::path::Path, listen: &str, extra: &[String]) -> (ChildGuard, Value) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file.with_file_name("oms.log"))
+            .expect("oms log");
         let mut child = Command::new(super::tool("oms-stub"))
-            .args(["--listen", "127.0.0.1:0", "--file"])
-            .arg(&file)
+            .args(["--listen", listen, "--file"])
+            .arg(file)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start oms-stub");
         let announced = read_announcement(&mut child, Duration::from_secs(10));
-        Oms {
-            _child: ChildGuard(child),
-            url: format!(
-                "{}://{}",
-                announced["scheme"].as_str().unwrap_or("http"),
-                announced["http"].as_str().expect("http address")
-            ),
-            file,
-            http: reqwest::Client::new(),
-        }
+        (ChildGuard(child), announced)
+    }
+
+    /// Kill the stub: OMS unreachable (connection refused).
+    pub fn stop(&mut self) {
+        self.child = None;
+    }
+
+    /// Start it again on the same address.
+    pub fn restart(&mut self) {
+        self.child = Some(Self::spawn(&self.file, &self.listen, &self.args).0);
     }
 
     /// Replace the credentials the stub serves (rotation, wrong password…).

@@ -81,11 +81,34 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// 200 while a bind is BOUND (or the pod is a standby) and the process is not shutting
+/// down, else 503 (SPEC §10). The body says why and which backends are down now: a
+/// backend outage does not by itself make the pod unready (its binds stay up and the
+/// messages wait in the stream), but it is never hidden.
 async fn ready(state: web::Data<ProbeState>) -> HttpResponse {
-    if state.readiness.is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+    let readiness = &state.readiness;
+    let down: Vec<_> = crate::telemetry::backends::down()
+        .into_iter()
+        .map(|(backend, since)| {
+            json!({
+                "backend": backend,
+                "since": chrono::DateTime::from_timestamp_millis(since as i64)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            })
+        })
+        .collect();
+    let ready = readiness.is_ready();
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "bound": readiness.bound(),
+        "standby": readiness.is_standby(),
+        "shuttingDown": readiness.is_shutting_down(),
+        "backendsDown": down,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready"}))
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

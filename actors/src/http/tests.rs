@@ -151,9 +151,19 @@ async fn ready_follows_the_binds_and_shutdown() {
     let get = |uri: &str| test::TestRequest::get().uri(uri).to_request();
     assert_eq!(test::call_service(&app, get("/health")).await.status(), 200);
     assert_eq!(test::call_service(&app, get("/ready")).await.status(), 503);
-    readiness.set_bound_for_test(1);
-    assert_eq!(test::call_service(&app, get("/ready")).await.status(), 200);
+    readiness.set_bound_for_test(2);
+    let response = test::call_service(&app, get("/ready")).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = test::read_body_json(response).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["bound"], 2);
+    assert_eq!(body["shuttingDown"], false);
+    assert!(body["backendsDown"].is_array(), "{body}");
     readiness.begin_shutdown();
-    assert_eq!(test::call_service(&app, get("/ready")).await.status(), 503);
+    let response = test::call_service(&app, get("/ready")).await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = test::read_body_json(response).await;
+    assert_eq!(body["status"], "not ready");
+    assert_eq!(body["shuttingDown"], true);
     assert_eq!(test::call_service(&app, get("/health")).await.status(), 200);
 }

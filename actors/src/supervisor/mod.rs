@@ -72,6 +72,15 @@ impl Readiness {
         self.shutting_down.load(Ordering::Relaxed)
     }
 
+    /// Binds BOUND now.
+    pub fn bound(&self) -> usize {
+        self.bound.load(Ordering::Relaxed)
+    }
+
+    pub fn is_standby(&self) -> bool {
+        self.standby.load(Ordering::Relaxed)
+    }
+
     #[cfg(test)]
     pub fn set_bound_for_test(&self, bound: usize) {
         self.bound.store(bound, Ordering::Relaxed);

@@ -28,6 +28,7 @@ pub const CORRELATION_SWEEP_LATENCY: &str = "smpp_connector_correlation_sweep_se
 pub const RECEIPT_CORRELATION: &str = "smpp_connector_receipt_correlation_total";
 pub const RECEIPT_LOOKUP_LATENCY: &str = "smpp_connector_receipt_lookup_seconds";
 pub const BACKEND_ERRORS: &str = "smpp_connector_backend_errors_total";
+pub const BACKEND_UP: &str = "smpp_connector_backend_up";
 pub const BIND_CRASHES: &str = "smpp_connector_bind_crashes_total";
 pub const CORRELATION_BATCH: &str = "smpp_connector_correlation_batch_rows";
 pub const POSSIBLE_DUPLICATES: &str = "smpp_connector_possible_duplicate_submits_total";
@@ -151,6 +152,10 @@ pub fn describe_all() {
     describe_counter!(
         BACKEND_ERRORS,
         "Errors talking to NATS, PostgreSQL, Redis or OMS."
+    );
+    describe_gauge!(
+        BACKEND_UP,
+        "0 from a backend's first failure to its first answer (nats, postgres, redis, oms), else 1."
     );
     describe_counter!(
         BIND_CRASHES,
@@ -317,6 +322,7 @@ pub fn register_zeroes(operators: &[smpp_connector::config::OperatorId], directi
     for backend in ["nats", "postgres", "redis", "oms"] {
         metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
     }
+    super::backends::init();
     for name in [
         FINGERPRINT_MISMATCHES,
         GSM7_FORCE_REPLACEMENTS,

@@ -6,6 +6,7 @@
 //! events carry ids only (messageId, operatorId, bindId, pduSeqNum, esme_status).
 
 pub mod actor_health;
+pub mod backends;
 pub mod metric;
 pub mod outage;
 pub mod traces;

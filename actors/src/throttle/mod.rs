@@ -33,6 +33,7 @@ use smpp_connector::throttle::{
 };
 
 use crate::telemetry::actor_health::{ActorHealth, Probe};
+use crate::telemetry::backends::{self, Backend};
 use crate::telemetry::metric;
 
 pub mod mo;
@@ -233,6 +234,7 @@ impl ThrottleActor {
     }
 
     fn handle_redis_answered(&mut self) {
+        backends::answered(Backend::Redis);
         if let Some(since) = self.outage.take() {
             tracing::info!(
                 downForMs = since.elapsed().as_millis() as u64,
@@ -247,6 +249,7 @@ impl ThrottleActor {
 
     fn handle_redis_failed(&mut self, err: &ThrottleError) {
         metrics::counter!(metric::BACKEND_ERRORS, "backend" => "redis").increment(1);
+        backends::failed(Backend::Redis);
         if self.outage.is_none() {
             self.outage = Some(Instant::now());
             tracing::warn!(error = %err, "redis unavailable, failing open");
