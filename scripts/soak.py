@@ -27,12 +27,15 @@ import urllib.request
 FIELDS = [
     "t", "service_rss_kib", "service_fds", "service_threads", "nats_rss_kib",
     "nats_pending", "nats_ack_pending", "table_bytes", "live_rows", "dead_rows",
-    "expired_unswept", "submit_sm", "swept", "dead_letters",
+    "expired_unswept", "submit_sm", "swept", "dead_letters", "heap_bytes", "index_bytes",
+    "updates", "hot_updates", "autovacuums",
 ]
 
 TABLE_SQL = (
     "SELECT pg_total_relation_size('smpp.message_correlations'), n_live_tup, n_dead_tup,"
-    " (SELECT count(*) FROM smpp.message_correlations WHERE expires_at < now())"
+    " (SELECT count(*) FROM smpp.message_correlations WHERE expires_at < now()),"
+    " pg_relation_size('smpp.message_correlations'), pg_indexes_size('smpp.message_correlations'),"
+    " n_tup_upd, n_tup_hot_upd, autovacuum_count"
     " FROM pg_stat_user_tables WHERE relid = 'smpp.message_correlations'::regclass"
 )
 
@@ -104,8 +107,9 @@ def sample(args):
             try:
                 out = subprocess.run([args.psql, args.database_url, "-At", "-F", " ", "-c", TABLE_SQL],
                                      capture_output=True, text=True, timeout=30, check=True).stdout
-                (row["table_bytes"], row["live_rows"], row["dead_rows"],
-                 row["expired_unswept"]) = out.split()
+                (row["table_bytes"], row["live_rows"], row["dead_rows"], row["expired_unswept"],
+                 row["heap_bytes"], row["index_bytes"], row["updates"], row["hot_updates"],
+                 row["autovacuums"]) = out.split()
             except Exception:  # noqa: BLE001
                 pass
             try:
@@ -142,7 +146,7 @@ def report(args):
     end = float(rows[-1]["t"])
     window = 300.0
     print(f"{'minutes':>9} {'RSS MiB':>8} {'fds':>5} {'thr':>4} {'NATS MiB':>9} {'pending':>8}"
-          f" {'table MiB':>10} {'live rows':>10} {'dead rows':>10} {'expired':>8} {'submit_sm/s':>11}")
+          f" {'table MiB':>10} {'heap':>6} {'index':>6} {'live rows':>10} {'dead rows':>10} {'expired':>8} {'submit_sm/s':>11}")
     windows = []
     start = 0.0
     while start < end:
@@ -160,6 +164,8 @@ def report(args):
             "nats_pending_max": max(
                 [(number(r, "nats_pending") or 0) + (number(r, "nats_ack_pending") or 0) for r in part]),
             "table_mib_max": max(column(part, "table_bytes") or [0]) / 2**20,
+            "heap_mib_max": max(column(part, "heap_bytes") or [0]) / 2**20,
+            "index_mib_max": max(column(part, "index_bytes") or [0]) / 2**20,
             "live_rows_last": (column(part, "live_rows") or [0])[-1],
             "dead_rows_max": max(column(part, "dead_rows") or [0]),
             "expired_unswept_max": max(column(part, "expired_unswept") or [0]),
@@ -168,7 +174,8 @@ def report(args):
         windows.append(w)
         print(f"{start / 60:>4.0f}–{min(start + window, end) / 60:<4.0f} {w['rss_mib_max']:>8.1f}"
               f" {w['fds_max']:>5.0f} {w['threads_max']:>4.0f} {w['nats_rss_mib_max']:>9.1f}"
-              f" {w['nats_pending_max']:>8.0f} {w['table_mib_max']:>10.1f} {w['live_rows_last']:>10.0f}"
+              f" {w['nats_pending_max']:>8.0f} {w['table_mib_max']:>10.1f} {w['heap_mib_max']:>6.0f}"
+              f" {w['index_mib_max']:>6.0f} {w['live_rows_last']:>10.0f}"
               f" {w['dead_rows_max']:>10.0f} {w['expired_unswept_max']:>8.0f} {rate:>11.0f}")
         start += window
 
@@ -213,6 +220,11 @@ def report(args):
         ("messages", f"{messages:,} in {len(chunks)} of {args.chunk_count} runs ACKed, {submits:,.0f} submit_sm,"
                      f" {receipts:,.0f} receipts published", "every run complete, receipts = submit_sm", complete),
     ]
+    updates, hot = column(rows, "updates"), column(rows, "hot_updates")
+    vacuums = column(rows, "autovacuums")
+    if updates and hot and vacuums:
+        print(f"\nreceipt UPDATEs: {updates[-1] - updates[0]:,.0f}, HOT {hot[-1] - hot[0]:,.0f};"
+              f" autovacuum runs: {vacuums[-1] - vacuums[0]:.0f}")
     print()
     width = max(len(v[0]) for v in verdicts)
     failed = False

@@ -62,6 +62,7 @@ pub mod env {
     pub const DRAIN_ALERT_AFTER_MS: &str = "DRAIN_ALERT_AFTER_MS";
     pub const CORRELATION_SWEEP_MS: &str = "CORRELATION_SWEEP_MS";
     pub const CONCAT_WINDOW_SECONDS: &str = "CONCAT_WINDOW_SECONDS";
+    pub const CORRELATION_RETENTION_SECONDS: &str = "CORRELATION_RETENTION_SECONDS";
     pub const BIND_OWNERSHIP: &str = "BIND_OWNERSHIP";
     pub const OWNER_TTL_MS: &str = "OWNER_TTL_MS";
     pub const OWNER_REFRESH_MS: &str = "OWNER_REFRESH_MS";
@@ -303,6 +304,9 @@ pub struct Timers {
     pub drain_alert_after: Duration,
     /// How often expired correlation rows (`expires_at` passed) are deleted.
     pub correlation_sweep: Duration,
+    /// How long a correlation row lives: `expires_at = submitted_at + retention` (SPEC:
+    /// 72 h, the longest an SMSC is expected to hold a receipt).
+    pub correlation_retention: Duration,
     /// How long the parts of a concatenated MO are waited for, from its first part; then
     /// what came is published with `incomplete: true`.
     pub concat_window: Duration,
@@ -337,6 +341,7 @@ impl Default for Timers {
             drain_min: Duration::from_secs(30),
             drain_alert_after: Duration::from_secs(300),
             correlation_sweep: Duration::from_secs(60),
+            correlation_retention: Duration::from_secs(72 * 3600),
             concat_window: Duration::from_secs(60),
             owner_ttl: Duration::from_secs(30),
             owner_refresh: Duration::from_secs(10),
@@ -654,6 +659,17 @@ impl Config {
                 "must be a fraction between 0 and 1",
             ));
         }
+        let retention: u64 = v.parse(
+            env::CORRELATION_RETENTION_SECONDS,
+            72 * 3600,
+            "a whole number of seconds",
+        )?;
+        if !(60..=30 * 86_400).contains(&retention) {
+            return Err(ConfigError::new(
+                env::CORRELATION_RETENTION_SECONDS,
+                "must be from 60 (a minute) to 2592000 (30 days)",
+            ));
+        }
         let timers = Timers {
             enquire_link_interval: match v.get(env::ENQUIRE_LINK_INTERVAL_MS) {
                 None => None,
@@ -692,6 +708,7 @@ impl Config {
             drain_min: v.millis(env::DRAIN_MIN_MS, defaults.drain_min)?,
             drain_alert_after: v.millis(env::DRAIN_ALERT_AFTER_MS, defaults.drain_alert_after)?,
             correlation_sweep: v.millis(env::CORRELATION_SWEEP_MS, defaults.correlation_sweep)?,
+            correlation_retention: Duration::from_secs(retention),
             concat_window: v.seconds(env::CONCAT_WINDOW_SECONDS, defaults.concat_window)?,
             owner_ttl: v.millis(env::OWNER_TTL_MS, defaults.owner_ttl)?,
             owner_refresh: v.millis(env::OWNER_REFRESH_MS, defaults.owner_refresh)?,
@@ -842,6 +859,12 @@ mod tests {
         assert!(config.nats_ensure_streams);
         assert_eq!(config.timers.reconcile, Duration::from_secs(30));
         assert_eq!(config.failover_after_failures, 3);
+        assert_eq!(
+            config.timers.correlation_retention,
+            Duration::from_secs(72 * 3600)
+        );
+        let short = Config::from_env(&with("CORRELATION_RETENTION_SECONDS", "600")).unwrap();
+        assert_eq!(short.timers.correlation_retention, Duration::from_secs(600));
     }
 
     #[test]
@@ -886,6 +909,14 @@ mod tests {
                 "FAILOVER_AFTER_FAILURES",
             ),
             (with("RECONCILE_MS", "0"), "RECONCILE_MS"),
+            (
+                with("CORRELATION_RETENTION_SECONDS", "59"),
+                "CORRELATION_RETENTION_SECONDS",
+            ),
+            (
+                with("CORRELATION_RETENTION_SECONDS", "72h"),
+                "CORRELATION_RETENTION_SECONDS",
+            ),
         ];
         for (vars, variable) in cases {
             let err = Config::from_env(&vars).unwrap_err();

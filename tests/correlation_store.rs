@@ -219,6 +219,39 @@ async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
     assert_eq!(left, 15, "the 10 live rows and the 5 new ones stay");
 }
 
+/// Rows live `CORRELATION_RETENTION_SECONDS` (72 h unless set): the sweep deletes them
+/// that long after they were submitted, not before.
+#[tokio::test]
+async fn rows_expire_after_the_configured_retention() {
+    let (store, url) = fresh_store().await;
+    let store = store.with_retention(std::time::Duration::from_secs(600));
+    let op = OperatorId::try_new("retentionop").unwrap();
+    let mut old = row(&op, 1);
+    old.submitted_at = Utc::now() - chrono::Duration::seconds(601);
+    let mut young = row(&op, 2);
+    young.submitted_at = Utc::now() - chrono::Duration::seconds(590);
+    store.insert(vec![old, young]).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let lives: f64 = client
+        .query_one(
+            "SELECT max(extract(epoch FROM expires_at - submitted_at))::float8 \
+             FROM smpp.message_correlations",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lives, 600.0);
+    assert_eq!(
+        store.sweep_expired(10).await.unwrap(),
+        1,
+        "only the older row"
+    );
+}
+
 /// A database error says what went wrong (tokio_postgres alone prints "db error").
 #[tokio::test]
 async fn database_errors_are_described_with_their_message_and_sqlstate() {

@@ -70,7 +70,8 @@ pub async fn run(
     nats::ensure_streams(&js, &config).await?;
     let publisher = EventPublisher::new(js);
 
-    let store = PgStore::connect(config.database_url.expose(), config.database_pool_size)?;
+    let store = PgStore::connect(config.database_url.expose(), config.database_pool_size)?
+        .with_retention(config.timers.correlation_retention);
     migrate_with_retry(&store, Duration::from_secs(60)).await?;
     // Batches of each kind (row inserts, receipt updates) in flight at once. More do not
     // go faster: each batch is a transaction PostgreSQL pays for, and while one is in

@@ -174,6 +174,8 @@ pub struct BindSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// `expires_at - submitted_at` of the rows written, in seconds.
+    retention_seconds: i64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -186,14 +188,14 @@ const INSERT_ROWS: &str = "\
 INSERT INTO smpp.message_correlations \
   (message_id, segment_index, segment_count, operator_id, direction, bind_id, \
    operator_message_id, submitted_at, expires_at, concat_ref, traceparent) \
-SELECT m, s, c, o, d, b, om, t, t + interval '72 hours', cr, tp \
+SELECT m, s, c, o, d, b, om, t, t + $11::int8 * interval '1 second', cr, tp \
 FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::int4[], \
             $7::text[], $8::timestamptz[], $9::int4[], $10::text[]) \
      AS r(m, s, c, o, d, b, om, t, cr, tp) \
 ON CONFLICT (message_id, segment_index) DO NOTHING";
 
 /// Each receipt marks the newest row with its (operator, operator message id): an SMSC
-/// may reuse an id within the 72 hours a row lives, and the older message keeps its own
+/// may reuse an id within the 72 hours a row lives (`CORRELATION_RETENTION_SECONDS`), and the older message keeps its own
 /// status. A receipt sent twice in one batch is applied once.
 const APPLY_RECEIPTS: &str = "\
 WITH r AS ( \
@@ -252,7 +254,16 @@ impl PgStore {
             .create_timeout(Some(std::time::Duration::from_secs(5)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            retention_seconds: 72 * 3600,
+        })
+    }
+
+    /// Rows written live this long (`CORRELATION_RETENTION_SECONDS`; 72 h by default).
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention_seconds = retention.as_secs() as i64;
+        self
     }
 
     pub fn pool(&self) -> &Pool {
@@ -308,6 +319,7 @@ impl CorrelationStore for PgStore {
         rows: Vec<CorrelationRow>,
     ) -> BoxFuture<'static, Result<(), CorrelationError>> {
         let pool = self.pool.clone();
+        let retention = self.retention_seconds;
         Box::pin(async move {
             let n = rows.len();
             let mut message_ids = Vec::with_capacity(n);
@@ -348,6 +360,7 @@ impl CorrelationStore for PgStore {
                         &submitted_ats,
                         &concat_refs,
                         &traceparents,
+                        &retention,
                     ],
                 )
                 .await?;

@@ -355,6 +355,27 @@ fn our_own_failures_never_dead_letter() {
     );
 }
 
+/// Deliver `message_id` for the `deliveries`-th time (as handle `deliveries`), send its
+/// one segment and answer it with `outcome`; the settlement.
+fn deliver_and_answer(
+    l: &mut Ledger<u32>,
+    message_id: &str,
+    deliveries: u64,
+    outcome: &SubmitOutcome,
+) -> Vec<(u32, Verdict)> {
+    let mut a = admission(deliveries as u32, 1);
+    a.message_id = message_id.into();
+    a.deliveries = deliveries;
+    l.admit(a);
+    let (s, _) = l.next_submit().unwrap();
+    l.handle_outcome(s, outcome, None);
+    settled(&outputs(l))
+}
+
+fn nak(handle: u32, delay: Duration) -> Vec<(u32, Verdict)> {
+    vec![(handle, Verdict::Nak { delay })]
+}
+
 /// Found by the fault suite (an SMSC that stalls: sessions end under the same messages
 /// again and again): deliveries that ended for a reason of ours — the session went away,
 /// a redelivery lookup failed — are not the message's failures. They neither double its
@@ -363,66 +384,34 @@ fn our_own_failures_never_dead_letter() {
 #[test]
 fn deliveries_ended_by_our_side_do_not_count_as_the_message_failing() {
     let mut l = ledger(); // max_deliver 5
-    let delivery = |handle: u32, deliveries: u64| {
-        let mut a = admission(handle, 1);
+    for n in 1..=3u64 {
+        let mut a = admission(n as u32, 1);
         a.message_id = "m-flapping".into();
-        a.deliveries = deliveries;
-        a
-    };
-    for n in 1..=3 {
-        l.admit(delivery(n as u32, n));
+        a.deliveries = n;
+        l.admit(a);
         l.next_submit().unwrap();
         l.handle_session_ended();
-        assert_eq!(
-            settled(&outputs(&mut l)),
-            vec![(
-                n as u32,
-                Verdict::Nak {
-                    delay: Duration::ZERO
-                }
-            )]
-        );
+        assert_eq!(settled(&outputs(&mut l)), nak(n as u32, Duration::ZERO));
     }
     l.refuse(4, "m-flapping".into(), 4, Duration::from_millis(100));
     outputs(&mut l);
     // The fifth delivery times out: its first failure of its own.
-    l.admit(delivery(5, 5));
-    let (s, _) = l.next_submit().unwrap();
-    l.handle_outcome(s, &classify_timeout(), None);
+    let timeout = classify_timeout();
     assert_eq!(
-        settled(&outputs(&mut l)),
-        vec![(
-            5,
-            Verdict::Nak {
-                delay: Duration::from_secs(1)
-            }
-        )]
+        deliver_and_answer(&mut l, "m-flapping", 5, &timeout),
+        nak(5, Duration::from_secs(1))
     );
     // Its own failures still count: the second doubles the delay…
-    l.admit(delivery(6, 6));
-    let (s, _) = l.next_submit().unwrap();
-    l.handle_outcome(s, &classify_submit(CommandStatus::ESME_RSYSERR), None);
+    let syserr = classify_submit(CommandStatus::ESME_RSYSERR);
     assert_eq!(
-        settled(&outputs(&mut l)),
-        vec![(
-            6,
-            Verdict::Nak {
-                delay: Duration::from_secs(2)
-            }
-        )]
+        deliver_and_answer(&mut l, "m-flapping", 6, &syserr),
+        nak(6, Duration::from_secs(2))
     );
     // … and the fifth is the last (max_deliver 5).
-    for (handle, deliveries) in [(7, 7), (8, 8)] {
-        l.admit(delivery(handle, deliveries));
-        let (s, _) = l.next_submit().unwrap();
-        l.handle_outcome(s, &classify_timeout(), None);
-        outputs(&mut l);
-    }
-    l.admit(delivery(9, 9));
-    let (s, _) = l.next_submit().unwrap();
-    l.handle_outcome(s, &classify_timeout(), None);
+    deliver_and_answer(&mut l, "m-flapping", 7, &timeout);
+    deliver_and_answer(&mut l, "m-flapping", 8, &timeout);
     assert_eq!(
-        settled(&outputs(&mut l)),
+        deliver_and_answer(&mut l, "m-flapping", 9, &timeout),
         vec![(
             9,
             Verdict::RetriesExhausted {
@@ -468,38 +457,18 @@ fn throttled_naks_after_500ms() {
 #[test]
 fn throttling_never_brings_a_message_to_the_dead_letter() {
     let mut l = ledger(); // max_deliver 5
+    let throttled = classify_submit(CommandStatus::ESME_RTHROTTLED);
     for n in 1..=12u64 {
-        let mut a = admission(n as u32, 1);
-        a.message_id = "m-throttled".into();
-        a.deliveries = n;
-        l.admit(a);
-        let (s, _) = l.next_submit().unwrap();
-        l.handle_outcome(s, &classify_submit(CommandStatus::ESME_RTHROTTLED), None);
         assert_eq!(
-            settled(&outputs(&mut l)),
-            vec![(
-                n as u32,
-                Verdict::Nak {
-                    delay: Duration::from_millis(500)
-                }
-            )],
+            deliver_and_answer(&mut l, "m-throttled", n, &throttled),
+            nak(n as u32, Duration::from_millis(500)),
             "delivery {n}"
         );
     }
-    let mut a = admission(13, 1);
-    a.message_id = "m-throttled".into();
-    a.deliveries = 13;
-    l.admit(a);
-    let (s, _) = l.next_submit().unwrap();
-    l.handle_outcome(s, &classify_submit(CommandStatus::ESME_RSYSERR), None);
+    let syserr = classify_submit(CommandStatus::ESME_RSYSERR);
     assert_eq!(
-        settled(&outputs(&mut l)),
-        vec![(
-            13,
-            Verdict::Nak {
-                delay: Duration::from_secs(1)
-            }
-        )],
+        deliver_and_answer(&mut l, "m-throttled", 13, &syserr),
+        nak(13, Duration::from_secs(1)),
         "its first failure of its own"
     );
 }
