@@ -788,3 +788,85 @@ proptest! {
         }
     }
 }
+
+/// What became of one delivery of a message, in the redelivery property below.
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    SessionEnded,
+    Refused,
+    Throttled,
+    TimedOut,
+    SystemError,
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        Just(Fate::SessionEnded),
+        Just(Fate::Refused),
+        Just(Fate::Throttled),
+        Just(Fate::TimedOut),
+        Just(Fate::SystemError),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// One message redelivered under any mix of faults, each delivery one JetStream
+    /// `num_delivered` more: the NAK delay doubles with the message's own failures only
+    /// (timeouts, ESME_RSYSERR), from 1 s up to 30 s, throttling NAKs after 500 ms and a
+    /// session end or a refusal at once, and the message is dead-lettered exactly at its
+    /// `max_deliver`-th own failure, never before.
+    #[test]
+    fn only_a_messages_own_failures_back_it_off_and_dead_letter_it(
+        fates in prop::collection::vec(fate(), 1..40),
+        max_deliver in 1u64..8,
+    ) {
+        let mut l: Ledger<u32> = Ledger::new(max_deliver, RecordRetry::default());
+        let mut own = 0u64;
+        for (n, fate) in fates.into_iter().enumerate() {
+            let deliveries = n as u64 + 1;
+            let handle = deliveries as u32;
+            let settled = match fate {
+                Fate::Refused => {
+                    l.refuse(handle, "m-faults".into(), deliveries, Duration::from_millis(250));
+                    settled(&outputs(&mut l))
+                }
+                Fate::SessionEnded => {
+                    let mut a = admission(handle, 1);
+                    a.message_id = "m-faults".into();
+                    a.deliveries = deliveries;
+                    l.admit(a);
+                    l.next_submit().unwrap();
+                    l.handle_session_ended();
+                    settled(&outputs(&mut l))
+                }
+                Fate::Throttled => deliver_and_answer(
+                    &mut l, "m-faults", deliveries, &classify_submit(CommandStatus::ESME_RTHROTTLED)),
+                Fate::TimedOut => deliver_and_answer(&mut l, "m-faults", deliveries, &classify_timeout()),
+                Fate::SystemError => deliver_and_answer(
+                    &mut l, "m-faults", deliveries, &classify_submit(CommandStatus::ESME_RSYSERR)),
+            };
+            let want = match fate {
+                Fate::Refused => Verdict::Nak { delay: Duration::from_millis(250) },
+                Fate::SessionEnded => Verdict::Nak { delay: Duration::ZERO },
+                Fate::Throttled => Verdict::Nak { delay: Duration::from_millis(500) },
+                Fate::TimedOut | Fate::SystemError => {
+                    own += 1;
+                    if own >= max_deliver {
+                        let status = CommandStatus::ESME_RSYSERR;
+                        prop_assert_eq!(
+                            settled,
+                            vec![(handle, Verdict::RetriesExhausted { status, deliveries })]
+                        );
+                        prop_assert_eq!(l.remembered_returns(), 0, "forgotten once settled");
+                        return Ok(());
+                    }
+                    let doubled = Duration::from_secs(1 << (own - 1).min(5));
+                    Verdict::Nak { delay: doubled.min(Duration::from_secs(30)) }
+                }
+            };
+            prop_assert_eq!(settled, vec![(handle, want)], "delivery {}", deliveries);
+        }
+    }
+}
