@@ -25,6 +25,15 @@ async fn fresh_store() -> (PgStore, String) {
     (store, url)
 }
 
+/// A client of its own on the store's database.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 fn row(op: &OperatorId, i: usize) -> CorrelationRow {
     CorrelationRow {
         message_id: format!("m{i}"),
@@ -138,10 +147,7 @@ async fn a_reused_operator_message_id_marks_only_the_newest_row() {
     let hit = matched.get(&key).expect("the receipt matched");
     assert_eq!(hit.message_id, "newer-message", "matched the newest row");
 
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&url).await;
     let rows = client
         .query(
             "SELECT message_id, dlr_status FROM smpp.message_correlations \
@@ -204,10 +210,7 @@ async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
     assert_eq!(swept.unwrap(), 15, "every expired row, nothing else");
     assert_eq!(store.sweep_expired(10).await.unwrap(), 0);
 
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&url).await;
     let left: i64 = client
         .query_one(
             "SELECT count(*) FROM smpp.message_correlations WHERE operator_id = $1",
@@ -231,10 +234,7 @@ async fn rows_expire_after_the_configured_retention() {
     let mut young = row(&op, 2);
     young.submitted_at = Utc::now() - chrono::Duration::seconds(590);
     store.insert(vec![old, young]).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&url).await;
     let lives: f64 = client
         .query_one(
             "SELECT max(extract(epoch FROM expires_at - submitted_at))::float8 \

@@ -419,38 +419,32 @@ async fn smsc_answers_a_burst_of_submit_failed() {
     status_burst("outage_submit_fail", "smsc_rsubmitfail", "ESME_RSUBMITFAIL").await;
 }
 
-#[tokio::test]
-async fn redis_goes_away_and_comes_back() {
-    let mut stage = Stage::start("outage_redis", json!({}), &[]).await;
+/// The service's connections to one backend cut (refused, as a stopped server's) for
+/// the fault's length, then let through again.
+async fn proxy_outage(test: &'static str, backend: &'static str, proxy: fn(&Stage) -> &Proxy) {
+    let mut stage = Stage::start(test, json!({}), &[]).await;
     under_load(
         &mut stage,
-        "redis",
+        backend,
         Ready::Ready,
-        Some("redis"),
+        Some(backend),
         async |stage: &mut Stage, _: &Load| {
-            stage.redis.cut();
+            proxy(stage).cut();
             tokio::time::sleep(FAULT).await;
-            stage.redis.restore();
+            proxy(stage).restore();
         },
     )
     .await;
 }
 
 #[tokio::test]
+async fn redis_goes_away_and_comes_back() {
+    proxy_outage("outage_redis", "redis", |stage| &stage.redis).await;
+}
+
+#[tokio::test]
 async fn postgres_goes_away_and_comes_back() {
-    let mut stage = Stage::start("outage_postgres", json!({}), &[]).await;
-    under_load(
-        &mut stage,
-        "postgres",
-        Ready::Ready,
-        Some("postgres"),
-        async |stage: &mut Stage, _: &Load| {
-            stage.postgres.cut();
-            tokio::time::sleep(FAULT).await;
-            stage.postgres.restore();
-        },
-    )
-    .await;
+    proxy_outage("outage_postgres", "postgres", |stage| &stage.postgres).await;
 }
 
 #[tokio::test]
