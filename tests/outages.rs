@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::support::load::{Load, Sent, ids_and_segments};
 use crate::support::proxy::Proxy;
+use crate::support::redis::Redis;
 use crate::support::sim::credentials;
 use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
 
@@ -47,13 +48,14 @@ struct Stage {
     sim: Sim,
     oms: Oms,
     service: Service,
-    redis: Proxy,
+    /// A Redis of this test's own, which it can kill (everything in it is lost).
+    redis: Redis,
     postgres: Proxy,
 }
 
 impl Stage {
-    /// NATS, the simulator (answering in 5 ms, receipts on), the OMS stub and the
-    /// service, which reaches Redis and PostgreSQL through proxies the test can cut.
+    /// NATS, the simulator (answering in 5 ms, receipts on), the OMS stub, a Redis of its
+    /// own and the service, which reaches PostgreSQL through a proxy the test can cut.
     async fn start(test: &'static str, behaviour: Value, env: &[(&str, &str)]) -> Stage {
         let op = format!("op{}", unique());
         let nats = Nats::start(test).await;
@@ -63,11 +65,11 @@ impl Stage {
         }
         let sim = Sim::start(test, initial);
         let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 30})));
-        let (redis, redis_url) = crate::support::proxy::redis_proxy().await;
+        let redis = Redis::start(test).await;
         let (postgres, database_url) = crate::faults::database_proxy().await;
         let mut env = env.to_vec();
         env.extend([
-            ("REDIS_URL", redis_url.as_str()),
+            ("REDIS_URL", redis.url.as_str()),
             ("DATABASE_URL", &database_url),
         ]);
         let service = Service::start(test, &nats, &oms, &op, &env).await;
@@ -419,32 +421,42 @@ async fn smsc_answers_a_burst_of_submit_failed() {
     status_burst("outage_submit_fail", "smsc_rsubmitfail", "ESME_RSUBMITFAIL").await;
 }
 
-/// The service's connections to one backend cut (refused, as a stopped server's) for
-/// the fault's length, then let through again.
-async fn proxy_outage(test: &'static str, backend: &'static str, proxy: fn(&Stage) -> &Proxy) {
-    let mut stage = Stage::start(test, json!({}), &[]).await;
+/// Redis killed (kill -9) and started again empty, as a cache without persistence:
+/// TPS budgets, sequence-number blocks and concatenation-reference counters start over.
+#[tokio::test]
+async fn redis_is_killed_and_restarted_empty() {
+    let mut stage = Stage::start("outage_redis", json!({}), &[]).await;
     under_load(
         &mut stage,
-        backend,
+        "redis",
         Ready::Ready,
-        Some(backend),
+        Some("redis"),
         async |stage: &mut Stage, _: &Load| {
-            proxy(stage).cut();
+            stage.redis.kill();
             tokio::time::sleep(FAULT).await;
-            proxy(stage).restore();
+            stage.redis.restart().await;
         },
     )
     .await;
 }
 
-#[tokio::test]
-async fn redis_goes_away_and_comes_back() {
-    proxy_outage("outage_redis", "redis", |stage| &stage.redis).await;
-}
-
+/// PostgreSQL unreachable: the proxy in front of it refuses and cuts connections, as a
+/// stopped server does (the cluster itself is shared by the tests running beside).
 #[tokio::test]
 async fn postgres_goes_away_and_comes_back() {
-    proxy_outage("outage_postgres", "postgres", |stage| &stage.postgres).await;
+    let mut stage = Stage::start("outage_postgres", json!({}), &[]).await;
+    under_load(
+        &mut stage,
+        "postgres",
+        Ready::Ready,
+        Some("postgres"),
+        async |stage: &mut Stage, _: &Load| {
+            stage.postgres.cut();
+            tokio::time::sleep(FAULT).await;
+            stage.postgres.restore();
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ pub mod nats;
 pub mod nats_auth;
 pub mod pki;
 pub mod proxy;
+pub mod redis;
 pub mod schema;
 pub mod service;
 pub mod sim;
