@@ -179,8 +179,11 @@ def report(args):
               f" {w['dead_rows_max']:>10.0f} {w['expired_unswept_max']:>8.0f} {rate:>11.0f}")
         start += window
 
-    half = [r for r in rows if float(r["t"]) >= end / 2]
-    first_half = [r for r in rows if float(r["t"]) < end / 2]
+    # Judged on the last third against the middle one: the first third holds the warm-up
+    # (the allocator's, and a seeded table whose indexes were built packed and split as
+    # rows arrive: the first turnover grows them to their working size).
+    half = [r for r in rows if float(r["t"]) >= end * 2 / 3]
+    first_half = [r for r in rows if end / 3 <= float(r["t"]) < end * 2 / 3]
     warm = [r for r in rows if float(r["t"]) >= min(120.0, end / 4)]
     rss_first = max(column(first_half, "service_rss_kib")) / 1024
     rss_second = max(column(half, "service_rss_kib")) / 1024
@@ -201,12 +204,12 @@ def report(args):
     dead_letters = column(rows, "dead_letters")
 
     verdicts = [
-        ("service RSS", f"{rss_first:.1f} MiB peak in the first half, {rss_second:.1f} MiB in the second",
-         "second-half peak ≤ first-half peak × 1.10 + 8 MiB", rss_second <= rss_first * 1.10 + 8),
+        ("service RSS", f"{rss_first:.1f} MiB peak in the middle third, {rss_second:.1f} MiB in the last",
+         "last-third peak ≤ middle-third peak × 1.10 + 8 MiB", rss_second <= rss_first * 1.10 + 8),
         ("open file descriptors", f"{min(fd_values):.0f}–{max(fd_values):.0f} after the first 2 minutes",
          "spread ≤ 16", max(fd_values) - min(fd_values) <= 16),
-        ("correlation table size", f"{table_first:.0f} MiB peak in the first half, {table_second:.0f} MiB in the second",
-         "second-half peak ≤ first-half peak × 1.25", table_second <= table_first * 1.25),
+        ("correlation table size", f"{table_first:.0f} MiB peak in the middle third, {table_second:.0f} MiB in the last",
+         "last-third peak ≤ middle-third peak × 1.10", table_second <= table_first * 1.10),
         ("live correlation rows", f"{min(live):,.0f}–{max(live):,.0f} (the sweep deletes as many as are written)",
          "max ≤ min × 1.5", max(live) <= min(live) * 1.5),
         ("rows past expiry, not swept", f"at most {max(expired):,.0f}",

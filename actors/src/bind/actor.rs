@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use async_nats::jetstream::consumer::PullConsumer;
 use smpp_connector::backoff::Backoff;
 use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::dispatch::SubmitProfile;
@@ -31,7 +30,7 @@ use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::session::{BindState, Session};
 
-use super::intake::{ConcatRefs, Held, IntakeOrder, LookedUp, Pinned, SLOTS};
+use super::intake::{ConcatRefs, Held, IntakeOrder, Lanes, LookedUp, Pinned, SLOTS};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
 use super::pull::{ListenEnded, PullFinished, Pulled};
@@ -189,10 +188,10 @@ pub struct BindActor {
     /// primary's (whose lanes and pinned subject it pulls).
     pub(super) serves: OperatorId,
     /// The operator's lane consumers by pull slot, shared by its binds.
-    pub(super) operator_lanes: Arc<[(usize, PullConsumer)]>,
+    pub(super) operator_lanes: Lanes,
     /// What this bind pulls, in pull order: the operator's lanes and, once created, its
     /// pinned consumer (shared with the pull tasks, never cloned per pull).
-    pub(super) lanes: Arc<[(usize, PullConsumer)]>,
+    pub(super) lanes: Lanes,
     /// The bind's pinned consumer `qg-…`: added to `lanes` once created.
     pub(super) pinned: Pinned,
     /// Admin drain: no new messages; what is held finishes; the bind stays bound.
@@ -261,12 +260,7 @@ impl BindActor {
     /// `lanes`: the operator's lane consumers by priority (0 = P0), shared by its binds;
     /// `serves`: the operator whose commands it takes (`key`'s own, or the primary's for
     /// a backup bind, whose key names the backup operator).
-    pub fn new(
-        key: BindKey,
-        serves: OperatorId,
-        deps: Arc<BindDeps>,
-        lanes: Arc<[(usize, PullConsumer)]>,
-    ) -> Self {
+    pub fn new(key: BindKey, serves: OperatorId, deps: Arc<BindDeps>, lanes: Lanes) -> Self {
         let timers = &deps.config.timers;
         let jitter = (timers.reconnect_jitter > 0.0).then_some(timers.reconnect_jitter);
         let backoff = Backoff::new(

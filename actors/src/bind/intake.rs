@@ -203,13 +203,16 @@ pub(crate) fn ledger_priority(slot: usize) -> usize {
     if slot == PINNED_SLOT { 2 } else { slot.min(3) }
 }
 
+/// A pull slot and its consumer. The consumer is shared: a `PullConsumer` carries its
+/// whole `consumer::Info`, and a copy per lane and bind cost about 10 KiB per idle bind.
+pub(crate) type PullSlot = (usize, Arc<PullConsumer>);
+/// A bind's pull slots, in pull order.
+pub(crate) type Lanes = Arc<[PullSlot]>;
+
 /// The bind's pull order: the operator's lanes by priority with the pinned consumer
 /// before P2 (only this bind can take its pinned messages; P0 and P1 still come first).
-pub(crate) fn with_pinned(
-    lanes: &[(usize, PullConsumer)],
-    pinned: &PullConsumer,
-) -> Arc<[(usize, PullConsumer)]> {
-    let mut ordered: Vec<(usize, PullConsumer)> = Vec::with_capacity(lanes.len() + 1);
+pub(crate) fn with_pinned(lanes: &[PullSlot], pinned: &Arc<PullConsumer>) -> Lanes {
+    let mut ordered: Vec<PullSlot> = Vec::with_capacity(lanes.len() + 1);
     let mut placed = false;
     for (slot, consumer) in lanes {
         if !placed && *slot >= 2 {
@@ -269,6 +272,7 @@ impl BindActor {
         ctx.spawn(create.into_actor(self).map(move |result, act, ctx| match result {
             Ok(consumer) => {
                 act.pinned = Pinned::Ready;
+                let consumer = Arc::new(consumer);
                 act.lanes = with_pinned(&act.operator_lanes, &consumer);
                 tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, consumer = %consumer.cached_info().name, "pinned consumer ready");
                 act.drive(ctx);
@@ -303,7 +307,7 @@ impl BindActor {
         // A lane with an open listener is not asked again: what arrives there comes.
         // A listener may still bring one message beyond the room: it waits in the ledger
         // like any queued message (the window is enforced at submit, not at pull).
-        let lanes: Arc<[(usize, PullConsumer)]> = if !self.listening.contains(&true) {
+        let lanes: Lanes = if !self.listening.contains(&true) {
             self.lanes.clone()
         } else {
             self.lanes

@@ -21,4 +21,5 @@ pub use actor::{
     ShutdownBind,
 };
 pub use intake::priority as lane_priority;
+pub(crate) use intake::{Lanes, PullSlot};
 pub use pull_mux::PullMux;

@@ -153,7 +153,7 @@ impl Request {
 /// are read to their end after that, each closed by `ListenEnded`.
 pub(super) async fn pull_once(
     mux: PullMux,
-    lanes: Arc<[(usize, PullConsumer)]>,
+    lanes: super::intake::Lanes,
     room: usize,
     generation: u64,
     addr: Addr<BindActor>,

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use async_nats::jetstream::consumer::PullConsumer;
 use smpp_connector::backoff::Backoff;
 use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::failover::Failover;
@@ -207,7 +206,7 @@ pub struct Supervisor {
 const LANE_POLL: Duration = Duration::from_secs(10);
 
 /// Lane consumers by priority, shared by the binds of an operator.
-type Lanes = Arc<[(usize, PullConsumer)]>;
+use crate::bind::Lanes;
 
 /// The ownership actor (created after the supervisor, which it sends to).
 #[derive(Debug, Message)]
@@ -303,13 +302,13 @@ impl Supervisor {
                     }
                 }
             };
-            let mut lanes = Vec::new();
+            let mut lanes: Vec<crate::bind::PullSlot> = Vec::new();
             if config.direction.submits() {
                 for lane in &config.lanes {
                     loop {
                         match nats::lane_consumer(&js, &config, &operator_id, *lane).await {
                             Ok(consumer) => {
-                                lanes.push((crate::bind::lane_priority(*lane), consumer));
+                                lanes.push((crate::bind::lane_priority(*lane), Arc::new(consumer)));
                                 break;
                             }
                             Err(err) => {
