@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::load::{Load, Sent, ids_and_segments};
+use crate::support::postgres::Postgres;
 use crate::support::proxy::Proxy;
 use crate::support::redis::Redis;
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+use crate::support::{Nats, Oms, Service, Sim, correlation_rows_at, eventually, unique};
 
 /// Commands per second during every fault.
 const RATE: u64 = 100;
@@ -50,13 +51,34 @@ struct Stage {
     service: Service,
     /// A Redis of this test's own, which it can kill (everything in it is lost).
     redis: Redis,
-    postgres: Proxy,
+    database: Database,
+    /// Where the correlation rows are (not through the proxy).
+    database_url: String,
+}
+
+/// The service's PostgreSQL.
+enum Database {
+    /// The shared cluster, through a proxy the test can cut.
+    Proxied(Proxy),
+    /// A cluster of the test's own, which it can crash.
+    Own(Postgres),
 }
 
 impl Stage {
     /// NATS, the simulator (answering in 5 ms, receipts on), the OMS stub, a Redis of its
-    /// own and the service, which reaches PostgreSQL through a proxy the test can cut.
+    /// own and the service, which reaches the shared PostgreSQL through a proxy the test
+    /// can cut.
     async fn start(test: &'static str, behaviour: Value, env: &[(&str, &str)]) -> Stage {
+        Self::start_with(test, behaviour, env, false).await
+    }
+
+    /// With `own_postgres`, the service uses a PostgreSQL cluster of the test's own.
+    async fn start_with(
+        test: &'static str,
+        behaviour: Value,
+        env: &[(&str, &str)],
+        own_postgres: bool,
+    ) -> Stage {
         let op = format!("op{}", unique());
         let nats = Nats::start(test).await;
         let mut initial = json!({"receipts": true, "resp_delay_ms": 5, "store_and_forward": true});
@@ -66,11 +88,22 @@ impl Stage {
         let sim = Sim::start(test, initial);
         let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 30})));
         let redis = Redis::start(test).await;
-        let (postgres, database_url) = crate::faults::database_proxy().await;
+        let (database, service_url, database_url) = if own_postgres {
+            let pg = Postgres::start(test).await;
+            let url = pg.url.clone();
+            (Database::Own(pg), url.clone(), url)
+        } else {
+            let (proxy, proxied) = crate::faults::database_proxy().await;
+            (
+                Database::Proxied(proxy),
+                proxied,
+                crate::support::database_url(),
+            )
+        };
         let mut env = env.to_vec();
         env.extend([
             ("REDIS_URL", redis.url.as_str()),
-            ("DATABASE_URL", &database_url),
+            ("DATABASE_URL", &service_url),
         ]);
         let service = Service::start(test, &nats, &oms, &op, &env).await;
         service.wait_bound(1).await;
@@ -81,7 +114,8 @@ impl Stage {
             oms,
             service,
             redis,
-            postgres,
+            database,
+            database_url,
         }
     }
 }
@@ -154,12 +188,14 @@ fn longest_pause_ms(sim: &Sim) -> i64 {
 }
 
 /// Until every segment of these commands is correlated; how long that took.
-async fn correlated(sent: &[Sent], timeout: Duration) -> Duration {
+async fn correlated(database_url: &str, sent: &[Sent], timeout: Duration) -> Duration {
     let started = Instant::now();
     let (ids, segments) = ids_and_segments(sent);
     eventually(timeout, "every segment correlated", || {
         let ids = ids.clone();
-        async move { (correlation_rows(&ids).await.len() == segments).then_some(()) }
+        async move {
+            (correlation_rows_at(database_url, &ids).await.len() == segments).then_some(())
+        }
     })
     .await;
     started.elapsed()
@@ -186,10 +222,10 @@ async fn under_load(
         .into_iter()
         .filter(|s| s.at <= cleared)
         .collect();
-    let recovered = correlated(&before_clear, Duration::from_secs(90)).await;
+    let recovered = correlated(&stage.database_url, &before_clear, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let sent = load.stop().await;
-    correlated(&sent, Duration::from_secs(90)).await;
+    correlated(&stage.database_url, &sent, Duration::from_secs(90)).await;
     stage
         .nats
         .wait_drained(&stage.op, Duration::from_secs(60))
@@ -441,19 +477,45 @@ async fn redis_is_killed_and_restarted_empty() {
 }
 
 /// PostgreSQL unreachable: the proxy in front of it refuses and cuts connections, as a
-/// stopped server does (the cluster itself is shared by the tests running beside).
+/// network partition does.
 #[tokio::test]
 async fn postgres_goes_away_and_comes_back() {
     let mut stage = Stage::start("outage_postgres", json!({}), &[]).await;
     under_load(
         &mut stage,
-        "postgres",
+        "postgres_unreachable",
         Ready::Ready,
         Some("postgres"),
         async |stage: &mut Stage, _: &Load| {
-            stage.postgres.cut();
+            let Database::Proxied(proxy) = &stage.database else {
+                unreachable!("the shared cluster behind a proxy")
+            };
+            proxy.cut();
             tokio::time::sleep(FAULT).await;
-            stage.postgres.restore();
+            proxy.restore();
+        },
+    )
+    .await;
+}
+
+/// PostgreSQL crashes (immediate shutdown: commits in flight lost or not, nothing
+/// flushed) and starts again, recovering from its WAL: no command is ACKed without its
+/// row, none is sent twice.
+#[tokio::test]
+async fn postgres_crashes_and_restarts() {
+    let mut stage = Stage::start_with("outage_pg_crash", json!({}), &[], true).await;
+    under_load(
+        &mut stage,
+        "postgres_crash",
+        Ready::Ready,
+        Some("postgres"),
+        async |stage: &mut Stage, _: &Load| {
+            let Database::Own(pg) = &mut stage.database else {
+                unreachable!("a cluster of the test's own")
+            };
+            pg.crash();
+            tokio::time::sleep(FAULT).await;
+            pg.restart().await;
         },
     )
     .await;

@@ -19,6 +19,7 @@ pub mod load;
 pub mod nats;
 pub mod nats_auth;
 pub mod pki;
+pub mod postgres;
 pub mod proxy;
 pub mod redis;
 pub mod schema;
@@ -166,8 +167,13 @@ impl ChildGuard {
 
     /// SIGTERM, then wait up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.signal("TERM", timeout)
+    }
+
+    /// Send `signal` (a name: TERM, QUIT…), then wait up to `timeout` for the exit status.
+    pub fn signal(&mut self, signal: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
             .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -241,7 +247,16 @@ pub async fn pg() -> tokio_postgres::Client {
 
 /// Correlation rows of some message ids.
 pub async fn correlation_rows(message_ids: &[String]) -> Vec<(String, i32, String)> {
-    let client = pg().await;
+    correlation_rows_at(&database_url(), message_ids).await
+}
+
+/// Correlation rows of some message ids in the database at `url` (none while it does not
+/// answer).
+pub async fn correlation_rows_at(url: &str, message_ids: &[String]) -> Vec<(String, i32, String)> {
+    let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+        return Vec::new();
+    };
+    tokio::spawn(connection);
     // The service may not have migrated yet; treat a missing table as no rows.
     match client
         .query(
