@@ -21,11 +21,20 @@ struct Setup {
 }
 
 async fn setup(test: &str, creds: Value, sim_behaviour: Value) -> Setup {
+    setup_with_env(test, creds, sim_behaviour, &[]).await
+}
+
+async fn setup_with_env(
+    test: &str,
+    creds: Value,
+    sim_behaviour: Value,
+    env: &[(&str, &str)],
+) -> Setup {
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let sim = Sim::start(test, sim_behaviour);
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, creds));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    let service = Service::start(test, &nats, &oms, &op, env).await;
     service.wait_bound(1).await;
     Setup {
         op,
@@ -229,6 +238,64 @@ async fn concatenation_references_never_run_dry_under_load() {
         counter.unwrap_or(0) >= 600,
         "600 references reserved from Redis: {counter:?}"
     );
+}
+
+/// Redis answering 700 ms late (slow, not down): a long message whose reference block has
+/// not arrived yet waits for it instead of taking a reference from the local counter, which
+/// is for Redis failing. Before, every long message admitted while the next block was on
+/// its way fell back (seen in CI on a loaded machine).
+#[tokio::test]
+async fn a_slow_redis_delays_references_instead_of_falling_back() {
+    let (proxy, redis_url) = crate::support::proxy::redis_proxy().await;
+    let s = setup_with_env(
+        "long_refs_slow_redis",
+        // No TPS limit: the token bucket would pace intake to Redis's round trips.
+        json!({"window": 200, "tpsLimit": null}),
+        json!({"receipts": false}),
+        &[("REDIS_URL", &redis_url)],
+    )
+    .await;
+    proxy.delay_replies(Duration::from_millis(700));
+    // The 500 messages wait in the stream, then come as one burst.
+    let bind = format!("/admin/binds/{}/trx/0", s.op);
+    let token = Some(s.service.token.as_str());
+    let (status, _) = s.service.admin_post(&format!("{bind}/drain"), token).await;
+    assert_eq!(status, 202);
+    let text = "C".repeat(161);
+    let mut ids = Vec::new();
+    for n in 0..500 {
+        ids.push(send(&s, &format!("937002{n:05}"), &text, json!({})).await);
+    }
+    let (status, _) = s.service.admin_post(&format!("{bind}/resume"), token).await;
+    assert_eq!(status, 202);
+    rows(&ids, 1000).await;
+    let submits = s.sim.received("submit_sm").await;
+    assert_eq!(submits.len(), 1000);
+    let metrics = s.service.metrics().await;
+    assert!(
+        !metrics.lines().any(
+            |l| l.starts_with("smpp_connector_concat_ref_fallback_total") && !l.ends_with(" 0")
+        ),
+        "local fallback used although Redis answered"
+    );
+    let warned: Vec<_> = s
+        .service
+        .logs()
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert!(warned.is_empty(), "no WARN line: {warned:?}");
+    // Both parts of every message under one reference.
+    let mut by_to: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    for pdu in &submits {
+        let udh = short_message(pdu);
+        by_to
+            .entry(pdu["destination_addr"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(udh[3]);
+    }
+    assert_eq!(by_to.len(), 500);
+    assert!(by_to.values().all(|r| r.len() == 2 && r[0] == r[1]));
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! stopped) without touching the server the other tests share.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +14,8 @@ pub struct Proxy {
     cut: Arc<AtomicBool>,
     /// Bytes from the server to the client are dropped (requests still arrive).
     mute: Arc<AtomicBool>,
+    /// Every answer from the server reaches the client this many milliseconds late.
+    latency_ms: Arc<AtomicU64>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -25,10 +27,12 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy addr").port();
         let cut = Arc::new(AtomicBool::new(false));
         let mute = Arc::new(AtomicBool::new(false));
+        let latency_ms = Arc::new(AtomicU64::new(0));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
             let cut = cut.clone();
             let mute = mute.clone();
+            let latency_ms = latency_ms.clone();
             let connections = connections.clone();
             tokio::spawn(async move {
                 while let Ok((inbound, _)) = listener.accept().await {
@@ -37,9 +41,10 @@ impl Proxy {
                         continue;
                     }
                     let mute = mute.clone();
+                    let latency_ms = latency_ms.clone();
                     let task = tokio::spawn(async move {
                         if let Ok(outbound) = TcpStream::connect(target).await {
-                            relay(inbound, outbound, mute).await;
+                            relay(inbound, outbound, mute, latency_ms).await;
                         }
                     });
                     let mut all = connections.lock().expect("proxy lock");
@@ -52,6 +57,7 @@ impl Proxy {
             port,
             cut,
             mute,
+            latency_ms,
             connections,
             accept,
         }
@@ -65,6 +71,13 @@ impl Proxy {
 
     pub fn unmute_replies(&self) {
         self.mute.store(false, Ordering::SeqCst);
+    }
+
+    /// A slow backend: each answer arrives `latency` after the server sent it (answers
+    /// still stream; this is a delay, not a bandwidth limit).
+    pub fn delay_replies(&self, latency: std::time::Duration) {
+        self.latency_ms
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// The backend is gone: drop every connection, refuse new ones.
@@ -81,11 +94,18 @@ impl Proxy {
     }
 }
 
-/// Copy both ways; while `mute`, what the server sends is read and dropped.
-async fn relay(inbound: TcpStream, outbound: TcpStream, mute: Arc<AtomicBool>) {
+/// Copy both ways; while `mute`, what the server sends is read and dropped; with a
+/// latency, each chunk the server sends is written to the client that much later.
+async fn relay(
+    inbound: TcpStream,
+    outbound: TcpStream,
+    mute: Arc<AtomicBool>,
+    latency_ms: Arc<AtomicU64>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut client_read, mut client_write) = inbound.into_split();
     let (mut server_read, mut server_write) = outbound.into_split();
+    let (late, mut due) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     let up = async { tokio::io::copy(&mut client_read, &mut server_write).await };
     let down = async {
         let mut buf = vec![0u8; 16 * 1024];
@@ -94,15 +114,28 @@ async fn relay(inbound: TcpStream, outbound: TcpStream, mute: Arc<AtomicBool>) {
             if n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
-            if !mute.load(Ordering::SeqCst) {
-                client_write.write_all(&buf[..n]).await?;
+            if mute.load(Ordering::SeqCst) {
+                continue;
+            }
+            let at = tokio::time::Instant::now()
+                + std::time::Duration::from_millis(latency_ms.load(Ordering::SeqCst));
+            if late.send((at, buf[..n].to_vec())).is_err() {
+                return Ok(());
             }
         }
+    };
+    let deliver = async {
+        while let Some((at, bytes)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            client_write.write_all(&bytes).await?;
+        }
+        Ok::<_, std::io::Error>(())
     };
     // Either side closing ends the relay (the halves drop, both connections close).
     tokio::select! {
         _ = up => {}
         _ = down => {}
+        _ = deliver => {}
     }
 }
 

@@ -225,7 +225,6 @@ pub struct BindActor {
     /// Per pull slot: a listener (a long poll for one message, still waiting after the
     /// pull ended) is open on that lane, so pulls skip it.
     pub(super) listening: [bool; SLOTS],
-    pub(super) pending_lookups: usize,
     /// Messages on their way to the ledger, kept in pull order.
     pub(super) intake_order: IntakeOrder,
     pub(super) unbinding: Option<Unbinding>,
@@ -304,7 +303,6 @@ impl BindActor {
             sequence_refill: false,
             fetching: false,
             listening: [false; SLOTS],
-            pending_lookups: 0,
             intake_order: IntakeOrder::default(),
             unbinding: None,
             last_error: None,

@@ -26,6 +26,11 @@ use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
 /// Concatenation references reserved from Redis at a time.
 const CONCAT_REF_BLOCK: u32 = 256;
 
+/// How long long messages wait for a reference block on its way from Redis (slow, not
+/// failing) before the local counter is used: longer than a Redis command timeout, so a
+/// Redis that does not answer has failed by then.
+const CONCAT_REF_WAIT: Duration = Duration::from_secs(2);
+
 /// What settles one NATS message, and what its dead letter or REJECTED event needs.
 pub(crate) struct Held {
     pub acker: Arc<jetstream::message::Acker>,
@@ -120,18 +125,23 @@ impl IntakeOrder {
         order
     }
 
-    /// The messages at the front whose turn has come.
-    fn ready(&mut self) -> Vec<Looked> {
-        let mut ready = Vec::new();
-        while let Some(entry) = self.waiting.first_entry() {
-            if entry.get().is_none() {
-                break;
-            }
-            if let Some(item) = entry.remove() {
-                ready.push(item);
-            }
-        }
-        ready
+    /// Messages pulled and not yet admitted to the ledger (looked up, or waiting for
+    /// their turn or a concatenation reference).
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The message at the front, if its turn has come.
+    fn front(&self) -> Option<&Looked> {
+        self.waiting.first_key_value()?.1.as_ref()
+    }
+
+    fn pop_front(&mut self) -> Option<Looked> {
+        self.waiting.pop_first()?.1
     }
 }
 
@@ -146,6 +156,10 @@ pub(crate) struct ConcatRefs {
     fallback: u64,
     /// Redis failed and the local counter is in use (warned once per outage).
     in_fallback: bool,
+    /// The last reservation failed: the local counter is used without waiting.
+    failed: bool,
+    /// Since when long messages wait for the block on its way.
+    waiting_since: Option<Instant>,
 }
 
 impl ConcatRefs {
@@ -156,6 +170,28 @@ impl ConcatRefs {
             self.current = next;
         }
         self.current.next()
+    }
+
+    fn available(&self) -> bool {
+        !self.current.is_empty() || self.next.is_some()
+    }
+
+    /// Whether a long message waits for the block on its way rather than take a reference
+    /// from the local counter: only while Redis has not failed, and not for longer than
+    /// [`CONCAT_REF_WAIT`].
+    fn should_wait(&self, now: Instant) -> bool {
+        !self.available()
+            && !self.failed
+            && self
+                .waiting_since
+                .is_none_or(|since| now.duration_since(since) < CONCAT_REF_WAIT)
+    }
+
+    /// A reservation answered (`ok`) or failed: nobody waits for it any more.
+    fn reserved(&mut self, ok: bool) {
+        self.refilling = false;
+        self.failed = !ok;
+        self.waiting_since = None;
     }
 
     fn wants_refill(&self) -> bool {
@@ -232,7 +268,7 @@ impl BindActor {
     /// what already waits.
     fn intake_room(&self) -> usize {
         self.submit_allowance(Instant::now())
-            .saturating_sub(self.ledger.queued() + self.pending_lookups)
+            .saturating_sub(self.ledger.queued() + self.intake_order.len())
             .min(self.deps.config.fetch_batch)
     }
 
@@ -243,7 +279,7 @@ impl BindActor {
         };
         link.session
             .free_slots()
-            .saturating_sub(self.ledger.queued() + self.pending_lookups)
+            .saturating_sub(self.ledger.queued() + self.intake_order.len())
             .min(self.deps.config.fetch_batch)
     }
 
@@ -370,7 +406,7 @@ impl BindActor {
             return;
         }
         if self.state == BindState::HalfClosedTx
-            && self.ledger.queued() + self.ledger.in_flight() + self.pending_lookups > 0
+            && self.ledger.queued() + self.ledger.in_flight() + self.intake_order.len() > 0
         {
             // Half-closed: one probe at a time; the rest waits in the stream.
             self.metrics.naks.increment(1);
@@ -419,7 +455,6 @@ impl BindActor {
             // Redelivered, or stored before the latest NATS connection: which segments
             // were sent, and under which reference? (Batched by the correlation actor.)
             metrics::counter!(metric::REDELIVERY_LOOKUPS, "reason" => reason.as_str()).increment(1);
-            self.pending_lookups += 1;
             self.intake_order.waiting.insert(order, None);
             let correlation = self.deps.correlation.clone();
             let throttle = self.deps.throttle.clone();
@@ -464,7 +499,6 @@ impl BindActor {
     }
 
     pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
-        self.pending_lookups = self.pending_lookups.saturating_sub(1);
         self.intake_order
             .waiting
             .insert(done.order, Some((done.pending, done.result)));
@@ -472,11 +506,49 @@ impl BindActor {
         self.drive(ctx);
     }
 
-    /// Admit (or refuse) the messages whose turn has come, in pull order.
+    /// Admit (or refuse) the messages whose turn has come, in pull order. A long message
+    /// whose reference block is still on its way from Redis holds the rest back.
     fn admit_in_order(&mut self, ctx: &mut Context<Self>) {
-        for (pending, result) in self.intake_order.ready() {
-            self.admit_looked_up(pending, result, ctx);
+        while let Some((pending, result)) = self.intake_order.front() {
+            if self.awaits_concat_reference(pending, result) {
+                self.wait_for_concat_references(ctx);
+                return;
+            }
+            if let Some((pending, result)) = self.intake_order.pop_front() {
+                self.admit_looked_up(pending, result, ctx);
+            }
         }
+    }
+
+    /// A long message that needs a fresh reference while none is reserved and a block is
+    /// (or can be) asked of a Redis that has not failed.
+    fn awaits_concat_reference(
+        &self,
+        pending: &Pending,
+        result: &Result<Correlated, CorrelationError>,
+    ) -> bool {
+        let Ok(correlated) = result else {
+            return false;
+        };
+        let Some(profile) = self.profile.as_ref() else {
+            return false;
+        };
+        correlated.concat_ref.is_none()
+            && self.accepting()
+            && dispatch::needs_reference(&pending.encoded, profile.ref_bits)
+            && self.concat.should_wait(Instant::now())
+    }
+
+    fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
+        if self.concat.waiting_since.is_none() {
+            self.concat.waiting_since = Some(Instant::now());
+            // Redis neither answering nor failing: the local counter after the wait.
+            ctx.run_later(CONCAT_REF_WAIT, |act, ctx| {
+                act.admit_in_order(ctx);
+                act.drive(ctx);
+            });
+        }
+        self.refill_concat_refs(ctx);
     }
 
     fn admit_looked_up(
@@ -658,8 +730,8 @@ impl BindActor {
             key: self.key.clone(),
             count: CONCAT_REF_BLOCK,
         });
-        ctx.spawn(reserve.into_actor(self).map(|result, act, _ctx| {
-            act.concat.refilling = false;
+        ctx.spawn(reserve.into_actor(self).map(|result, act, ctx| {
+            act.concat.reserved(matches!(result, Ok(Ok(_))));
             match result {
                 Ok(Ok(first)) => {
                     let block = first..first + u64::from(CONCAT_REF_BLOCK);
@@ -680,6 +752,11 @@ impl BindActor {
                     tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
                 }
                 Err(_) => {}
+            }
+            // Messages waiting for this block go on (with the local counter if it failed).
+            if !act.intake_order.is_empty() {
+                act.admit_in_order(ctx);
+                act.drive(ctx);
             }
         }));
     }
@@ -708,5 +785,56 @@ impl BindActor {
                 let _ = acker.ack_with(AckKind::Progress).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(start: u64, len: u64) -> Range<u64> {
+        start..start + len
+    }
+
+    #[test]
+    fn a_reference_is_waited_for_only_while_redis_has_not_failed_and_not_too_long() {
+        let now = Instant::now();
+        let mut refs = ConcatRefs::default();
+        // Nothing reserved yet, nothing failed: wait.
+        assert!(refs.should_wait(now));
+        refs.waiting_since = Some(now);
+        assert!(refs.should_wait(now + CONCAT_REF_WAIT / 2));
+        // Redis neither answered nor failed within the wait: the local counter.
+        assert!(!refs.should_wait(now + CONCAT_REF_WAIT));
+        // The reservation failed: no waiting at all until one succeeds.
+        refs.reserved(false);
+        assert!(!refs.should_wait(now));
+        refs.reserved(true);
+        assert!(refs.should_wait(now));
+        // A reference at hand, in the current block or the next: nothing to wait for.
+        refs.current = block(1, 1);
+        assert!(!refs.should_wait(now));
+        assert_eq!(refs.take(), Some(1));
+        refs.next = Some(block(257, 256));
+        assert!(!refs.should_wait(now));
+        assert_eq!(refs.take(), Some(257));
+    }
+
+    #[test]
+    fn the_next_block_is_asked_for_when_half_the_current_one_is_used() {
+        let mut refs = ConcatRefs {
+            current: block(1, u64::from(CONCAT_REF_BLOCK)),
+            ..ConcatRefs::default()
+        };
+        assert!(!refs.wants_refill());
+        for _ in 0..CONCAT_REF_BLOCK / 2 {
+            refs.take();
+        }
+        assert!(refs.wants_refill());
+        refs.refilling = true;
+        assert!(!refs.wants_refill(), "one reservation at a time");
+        refs.reserved(true);
+        refs.next = Some(block(300, 256));
+        assert!(!refs.wants_refill(), "the next block is already here");
     }
 }
