@@ -231,7 +231,9 @@ async fn window_10_is_never_exceeded_at_the_smsc() {
     let test = "flow_window";
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 40}));
+    // Answers 200 ms late: the window fills even on a loaded machine (at 40 ms, a starved
+    // run once peaked at 9).
+    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 200}));
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 10})));
     let service = Service::start(test, &nats, &oms, &op, &[]).await;
     service.wait_bound(1).await;
@@ -556,8 +558,10 @@ async fn a_steady_stream_is_not_held_back_by_the_idle_lanes() {
         "publish -> submit_sm at ~333/s: p50 {p50} ms, p90 {p90} ms, max {} ms",
         delays[count - 1]
     );
+    // The idle lanes' long poll is 5 s now: held back by it, p90 would be seconds. The
+    // bound leaves room for a loaded CI machine (a few ms here).
     assert!(
-        p90 < 40,
+        p90 < 250,
         "publish -> submit_sm p90 {p90} ms: messages wait for the idle lanes' long poll"
     );
 }

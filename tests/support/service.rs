@@ -105,6 +105,9 @@ impl Service {
             token,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                // A fresh connection per request: a kept-alive one the server closes as
+                // it is reused fails the request (IncompleteMessage on a loaded machine).
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
         }

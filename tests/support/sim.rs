@@ -90,6 +90,9 @@ impl Sim {
             record,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                // A fresh connection per request: a kept-alive one the server closes as
+                // it is reused fails the request (IncompleteMessage on a loaded machine).
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
         }
