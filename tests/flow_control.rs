@@ -558,10 +558,11 @@ async fn a_steady_stream_is_not_held_back_by_the_idle_lanes() {
         "publish -> submit_sm at ~333/s: p50 {p50} ms, p90 {p90} ms, max {} ms",
         delays[count - 1]
     );
-    // The idle lanes' long poll is 5 s now: held back by it, p90 would be seconds. The
-    // bound leaves room for a loaded CI machine (a few ms here).
+    // The idle lanes' long poll is 5 s now: held back by it, messages would wait up to one
+    // (p90 ≈ 4.5 s). The bound leaves room for a starved machine (a few ms here; about
+    // 1.4 s with three busy processes on its two cores).
     assert!(
-        p90 < 250,
+        p90 < 2_000,
         "publish -> submit_sm p90 {p90} ms: messages wait for the idle lanes' long poll"
     );
 }
