@@ -319,6 +319,76 @@ async fn a_slow_redis_delays_references_instead_of_falling_back() {
     }
 }
 
+/// kill -9 after a long message's first part reached the SMSC but before its reference
+/// reached Redis (Redis slow to take writes; the SMSC answers nothing, so there is no row):
+/// the redelivery must send its parts under the same reference. A part goes out only once
+/// the message's reference is remembered. Found by the kill -9 cycles (one message in
+/// 3,000 under two references).
+#[tokio::test]
+async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
+    let (proxy, redis_url) = crate::support::proxy::redis_proxy().await;
+    let env = [
+        ("REDIS_URL", redis_url.as_str()),
+        ("NATS_ACK_WAIT_MS", "2000"),
+    ];
+    // 16-bit references: a new process's first reference differs from the last one's.
+    let s = setup_with_env(
+        "long_ref_remembered",
+        json!({"tpsLimit": null, "concatRefBits": 16}),
+        json!({"receipts": false, "drop_submit_resp": true}),
+        &env,
+    )
+    .await;
+    // The bind's first reference block is reserved; from now on writes are slow.
+    let redis = redis_client().await;
+    let op = s.op.clone();
+    eventually(T, "reference block reserved", || async {
+        let counter: Option<i64> =
+            fred::prelude::KeysInterface::get(&redis, format!("smpp:concat:ref:{op}:0"))
+                .await
+                .ok()?;
+        (counter? >= 256).then_some(())
+    })
+    .await;
+    // Within the 1 s command timeout (a write that times out counts as Redis failing, and
+    // traffic does not stop for Redis).
+    proxy.delay_requests(Duration::from_millis(700));
+    let to = "93700000190";
+    let id = send(&s, to, &"R".repeat(161), json!({})).await;
+    s.sim.received_at_least("submit_sm", 1).await;
+    drop(s.service); // kill -9
+    proxy.delay_requests(Duration::ZERO);
+    s.sim.behaviour(json!({"drop_submit_resp": false})).await;
+    let again =
+        crate::support::Service::start("long_ref_remembered", &s.nats, &s._oms, &op, &env).await;
+    again.wait_bound(1).await;
+    rows(std::slice::from_ref(&id), 2).await;
+    let references: std::collections::BTreeSet<u16> = s
+        .sim
+        .received("submit_sm")
+        .await
+        .iter()
+        .filter(|p| p["destination_addr"] == to)
+        .map(|p| {
+            let udh = short_message(p);
+            // IEI 0x08: 16-bit reference.
+            assert_eq!(udh[1], 0x08, "16-bit reference IEI");
+            u16::from_be_bytes([udh[3], udh[4]])
+        })
+        .collect();
+    assert_eq!(references.len(), 1, "one reference: {references:?}");
+}
+
+async fn redis_client() -> fred::prelude::Client {
+    use fred::prelude::*;
+    let redis =
+        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
+            .build()
+            .unwrap();
+    redis.init().await.expect("redis");
+    redis
+}
+
 #[tokio::test]
 async fn the_tlv_strategy_sends_one_message_payload() {
     let s = setup("long_tlv", json!({}), json!({"receipts": false})).await;

@@ -16,6 +16,8 @@ pub struct Proxy {
     mute: Arc<AtomicBool>,
     /// Every answer from the server reaches the client this many milliseconds late.
     latency_ms: Arc<AtomicU64>,
+    /// Every request from the client reaches the server this many milliseconds late.
+    request_latency_ms: Arc<AtomicU64>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -28,11 +30,13 @@ impl Proxy {
         let cut = Arc::new(AtomicBool::new(false));
         let mute = Arc::new(AtomicBool::new(false));
         let latency_ms = Arc::new(AtomicU64::new(0));
+        let request_latency_ms = Arc::new(AtomicU64::new(0));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
             let cut = cut.clone();
             let mute = mute.clone();
             let latency_ms = latency_ms.clone();
+            let request_latency_ms = request_latency_ms.clone();
             let connections = connections.clone();
             tokio::spawn(async move {
                 while let Ok((inbound, _)) = listener.accept().await {
@@ -41,10 +45,10 @@ impl Proxy {
                         continue;
                     }
                     let mute = mute.clone();
-                    let latency_ms = latency_ms.clone();
+                    let latencies = (request_latency_ms.clone(), latency_ms.clone());
                     let task = tokio::spawn(async move {
                         if let Ok(outbound) = TcpStream::connect(target).await {
-                            relay(inbound, outbound, mute, latency_ms).await;
+                            relay(inbound, outbound, mute, latencies).await;
                         }
                     });
                     let mut all = connections.lock().expect("proxy lock");
@@ -58,6 +62,7 @@ impl Proxy {
             cut,
             mute,
             latency_ms,
+            request_latency_ms,
             connections,
             accept,
         }
@@ -80,6 +85,13 @@ impl Proxy {
             .store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Requests reach the server `latency` late; what is still on its way when the client
+    /// goes away never arrives (a write the client sent just before it died).
+    pub fn delay_requests(&self, latency: std::time::Duration) {
+        self.request_latency_ms
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
+    }
+
     /// The backend is gone: drop every connection, refuse new ones.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
@@ -94,48 +106,70 @@ impl Proxy {
     }
 }
 
-/// Copy both ways; while `mute`, what the server sends is read and dropped; with a
-/// latency, each chunk the server sends is written to the client that much later.
+/// Copy both ways, each way `latency` late (requests, answers); while `mute`, what the
+/// server sends is read and dropped. Either side closing ends the relay, and bytes still
+/// delayed are lost with it.
 async fn relay(
     inbound: TcpStream,
     outbound: TcpStream,
     mute: Arc<AtomicBool>,
+    (request_latency_ms, latency_ms): (Arc<AtomicU64>, Arc<AtomicU64>),
+) {
+    let (client_read, client_write) = inbound.into_split();
+    let (server_read, server_write) = outbound.into_split();
+    let no_mute = Arc::new(AtomicBool::new(false));
+    tokio::select! {
+        _ = pump(client_read, server_write, no_mute, request_latency_ms) => {}
+        _ = pump(server_read, client_write, mute, latency_ms) => {}
+    }
+}
+
+/// Read from one side and write each chunk to the other `latency_ms` after it was read.
+/// At the end of the input, what is already due still goes (all of it without latency);
+/// what is not is lost.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mute: Arc<AtomicBool>,
     latency_ms: Arc<AtomicU64>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut client_read, mut client_write) = inbound.into_split();
-    let (mut server_read, mut server_write) = outbound.into_split();
-    let (late, mut due) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let up = async { tokio::io::copy(&mut client_read, &mut server_write).await };
-    let down = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = server_read.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(());
+    use tokio::time::{Instant, sleep_until};
+    let mut pending: std::collections::VecDeque<(Instant, Vec<u8>)> = Default::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let next_due = pending.front().map(|(at, _)| *at);
+        tokio::select! {
+            read = from.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if mute.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let latency = std::time::Duration::from_millis(latency_ms.load(Ordering::SeqCst));
+                pending.push_back((Instant::now() + latency, buf[..n].to_vec()));
             }
-            if mute.load(Ordering::SeqCst) {
-                continue;
-            }
-            let at = tokio::time::Instant::now()
-                + std::time::Duration::from_millis(latency_ms.load(Ordering::SeqCst));
-            if late.send((at, buf[..n].to_vec())).is_err() {
-                return Ok(());
+            _ = async {
+                match next_due {
+                    Some(at) => sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some((_, bytes)) = pending.pop_front()
+                    && to.write_all(&bytes).await.is_err()
+                {
+                    return;
+                }
             }
         }
-    };
-    let deliver = async {
-        while let Some((at, bytes)) = due.recv().await {
-            tokio::time::sleep_until(at).await;
-            client_write.write_all(&bytes).await?;
+    }
+    let now = Instant::now();
+    while let Some((at, bytes)) = pending.pop_front() {
+        if at > now || to.write_all(&bytes).await.is_err() {
+            return;
         }
-        Ok::<_, std::io::Error>(())
-    };
-    // Either side closing ends the relay (the halves drop, both connections close).
-    tokio::select! {
-        _ = up => {}
-        _ = down => {}
-        _ = deliver => {}
     }
 }
 

@@ -137,7 +137,7 @@ impl BindActor {
         }
         self.granting = true;
         let request = self.deps.throttle.send(AcquireTps {
-            operator_id: self.key.operator_id.clone(),
+            bind: self.key.clone(),
             limit,
             want,
             live_binds,

@@ -105,17 +105,28 @@ pub(crate) struct LookedUp {
     result: Result<Correlated, CorrelationError>,
 }
 
-/// A message with what is known of its rows (its lookup's answer, or none needed).
-type Looked = (Pending, Result<Correlated, CorrelationError>);
+/// A message with what is known of its rows (its lookup's answer, or none needed), and the
+/// fresh concatenation reference taken for it, if it needs one.
+pub(crate) struct Looked {
+    pending: Pending,
+    result: Result<Correlated, CorrelationError>,
+    /// The reference, and whether Redis has stored it as this message's
+    /// (`RememberConcatRef` answered): no part goes out before, so a redelivery after a
+    /// crash finds it and sends the other parts under it.
+    fresh: Option<(u16, bool)>,
+}
 
 /// Messages on their way to the ledger, in the order they were pulled: one waiting for its
-/// redelivery lookup holds back those behind it, so the ledger (and the SMSC) sees them in
-/// stream order even when the lookups answer out of order.
+/// redelivery lookup, or for its fresh concatenation reference to be remembered, holds
+/// back those behind it, so the ledger (and the SMSC) sees them in stream order even when
+/// the lookups answer out of order.
 #[derive(Default)]
 pub(crate) struct IntakeOrder {
     next: u64,
     /// Order → the message with what is known of its rows (`None`: still looked up).
     waiting: std::collections::BTreeMap<u64, Option<Looked>>,
+    /// Looked-up messages not yet given a fresh reference if they need one, in order.
+    unprepared: std::collections::BTreeSet<u64>,
 }
 
 impl IntakeOrder {
@@ -135,13 +146,44 @@ impl IntakeOrder {
         self.waiting.is_empty()
     }
 
-    /// The message at the front, if its turn has come.
-    fn front(&self) -> Option<&Looked> {
-        self.waiting.first_key_value()?.1.as_ref()
+    fn looking_up(&mut self, order: u64) {
+        self.waiting.insert(order, None);
     }
 
-    fn pop_front(&mut self) -> Option<Looked> {
-        self.waiting.pop_first()?.1
+    fn looked_up(
+        &mut self,
+        order: u64,
+        pending: Pending,
+        result: Result<Correlated, CorrelationError>,
+    ) {
+        let looked = Looked {
+            pending,
+            result,
+            fresh: None,
+        };
+        self.waiting.insert(order, Some(looked));
+        self.unprepared.insert(order);
+    }
+
+    /// The message at the front, if its turn has come: looked up, and its fresh reference
+    /// (if it took one) remembered.
+    fn pop_admissible(&mut self) -> Option<Looked> {
+        let entry = self.waiting.first_entry()?;
+        let ready = entry
+            .get()
+            .as_ref()
+            .is_some_and(|l| l.fresh.is_none_or(|(_, remembered)| remembered));
+        if ready { entry.remove() } else { None }
+    }
+
+    fn remembered(&mut self, order: u64) {
+        if let Some(Some(Looked {
+            fresh: Some((_, remembered)),
+            ..
+        })) = self.waiting.get_mut(&order)
+        {
+            *remembered = true;
+        }
     }
 }
 
@@ -455,7 +497,7 @@ impl BindActor {
             // Redelivered, or stored before the latest NATS connection: which segments
             // were sent, and under which reference? (Batched by the correlation actor.)
             metrics::counter!(metric::REDELIVERY_LOOKUPS, "reason" => reason.as_str()).increment(1);
-            self.intake_order.waiting.insert(order, None);
+            self.intake_order.looking_up(order);
             let correlation = self.deps.correlation.clone();
             let throttle = self.deps.throttle.clone();
             let addr = ctx.address();
@@ -492,51 +534,81 @@ impl BindActor {
             });
         } else {
             self.intake_order
-                .waiting
-                .insert(order, Some((pending, Ok(Correlated::default()))));
+                .looked_up(order, pending, Ok(Correlated::default()));
             self.admit_in_order(ctx);
         }
     }
 
     pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
         self.intake_order
-            .waiting
-            .insert(done.order, Some((done.pending, done.result)));
+            .looked_up(done.order, done.pending, done.result);
         self.admit_in_order(ctx);
         self.drive(ctx);
     }
 
-    /// Admit (or refuse) the messages whose turn has come, in pull order. A long message
-    /// whose reference block is still on its way from Redis holds the rest back.
+    /// Admit (or refuse) the messages whose turn has come, in pull order, once every long
+    /// message among them has its reference remembered in Redis.
     fn admit_in_order(&mut self, ctx: &mut Context<Self>) {
-        while let Some((pending, result)) = self.intake_order.front() {
-            if self.awaits_concat_reference(pending, result) {
-                self.wait_for_concat_references(ctx);
-                return;
-            }
-            if let Some((pending, result)) = self.intake_order.pop_front() {
-                self.admit_looked_up(pending, result, ctx);
-            }
+        self.prepare_references(ctx);
+        while let Some(looked) = self.intake_order.pop_admissible() {
+            self.admit_looked_up(looked, ctx);
         }
     }
 
-    /// A long message that needs a fresh reference while none is reserved and a block is
-    /// (or can be) asked of a Redis that has not failed.
-    fn awaits_concat_reference(
-        &self,
-        pending: &Pending,
-        result: &Result<Correlated, CorrelationError>,
-    ) -> bool {
-        let Ok(correlated) = result else {
-            return false;
+    /// Give each looked-up long message that needs a fresh reference one, in pull order,
+    /// and have Redis remember it as the message's before any part goes out (the
+    /// `RememberConcatRef`s of a batch are pipelined: one round trip of latency, not one
+    /// per message). A message whose block is still on its way from a Redis that has not
+    /// failed waits for it, and holds back those behind it.
+    fn prepare_references(&mut self, ctx: &mut Context<Self>) {
+        while let Some(&order) = self.intake_order.unprepared.first() {
+            let Some(Some(looked)) = self.intake_order.waiting.get(&order) else {
+                self.intake_order.unprepared.remove(&order);
+                continue;
+            };
+            let Some(ref_bits) = self.fresh_reference_bits(looked) else {
+                self.intake_order.unprepared.remove(&order);
+                continue;
+            };
+            if self.concat.should_wait(Instant::now()) {
+                self.wait_for_concat_references(ctx);
+                return;
+            }
+            self.intake_order.unprepared.remove(&order);
+            let reference = self.next_concat_reference(ref_bits, ctx);
+            let Some(Some(looked)) = self.intake_order.waiting.get_mut(&order) else {
+                continue;
+            };
+            looked.fresh = Some((reference, false));
+            let remember = self.deps.throttle.send(RememberConcatRef {
+                operator_id: self.key.operator_id.clone(),
+                message_id: looked.pending.command.message_id.clone(),
+                reference,
+            });
+            ctx.spawn(remember.into_actor(self).map(move |stored, act, ctx| {
+                if let Ok(Err(err)) = &stored {
+                    // Redis failing: the parts go out under the reference anyway (traffic
+                    // never stops for Redis); a redelivery then relies on the rows.
+                    tracing::debug!(operatorId = %act.key.operator_id, error = %err, "concatenation reference not remembered");
+                }
+                act.intake_order.remembered(order);
+                act.admit_in_order(ctx);
+                act.drive(ctx);
+            }));
+        }
+    }
+
+    /// The reference size, if this message needs a fresh reference: a long message with no
+    /// reference from an earlier delivery, on a bind that takes messages.
+    fn fresh_reference_bits(&self, looked: &Looked) -> Option<RefBits> {
+        let Ok(correlated) = &looked.result else {
+            return None;
         };
-        let Some(profile) = self.profile.as_ref() else {
-            return false;
-        };
-        correlated.concat_ref.is_none()
+        let profile = self.profile.as_ref()?;
+        (correlated.concat_ref.is_none()
             && self.accepting()
-            && dispatch::needs_reference(&pending.encoded, profile.ref_bits)
-            && self.concat.should_wait(Instant::now())
+            && dispatch::needs_reference(&looked.pending.encoded, profile.ref_bits))
+        .then_some(profile.ref_bits)
     }
 
     fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
@@ -551,12 +623,12 @@ impl BindActor {
         self.refill_concat_refs(ctx);
     }
 
-    fn admit_looked_up(
-        &mut self,
-        pending: Pending,
-        result: Result<Correlated, CorrelationError>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn admit_looked_up(&mut self, looked: Looked, ctx: &mut Context<Self>) {
+        let Looked {
+            pending,
+            result,
+            fresh,
+        } = looked;
         match result {
             Ok(correlated) if self.accepting() => {
                 if std::mem::take(&mut self.lookup_outage) {
@@ -566,7 +638,12 @@ impl BindActor {
                         "redelivery lookups answered again"
                     );
                 }
-                self.admit(pending, correlated, ctx)
+                self.admit(
+                    pending,
+                    correlated,
+                    fresh.map(|(reference, _)| reference),
+                    ctx,
+                )
             }
             Ok(_) => {
                 self.metrics.naks.increment(1);
@@ -601,8 +678,15 @@ impl BindActor {
         }
     }
 
-    /// Plan the message into segments and hand it to the ledger.
-    fn admit(&mut self, pending: Pending, correlated: Correlated, ctx: &mut Context<Self>) {
+    /// Plan the message into segments and hand it to the ledger. `fresh`: the reference
+    /// taken (and remembered) for it if it needed one.
+    fn admit(
+        &mut self,
+        pending: Pending,
+        correlated: Correlated,
+        fresh: Option<u16>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(profile) = self.profile.clone() else {
             self.metrics.naks.increment(1);
             pending.held.nak(Duration::ZERO);
@@ -616,9 +700,12 @@ impl BindActor {
             priority,
         } = pending;
         let long = dispatch::needs_reference(&encoded, profile.ref_bits);
-        let reference = match correlated.concat_ref {
-            Some(stored) if long => Some(stored),
+        let reference = match (correlated.concat_ref, fresh) {
+            (Some(stored), _) if long => Some(stored),
+            (None, Some(fresh)) if long => Some(fresh),
             _ if long => {
+                // Not prepared (its bind's profile changed meanwhile): remembered without
+                // waiting, as the rows will say which parts went out.
                 let fresh = self.next_concat_reference(profile.ref_bits, ctx);
                 self.deps.throttle.do_send(RememberConcatRef {
                     operator_id: self.key.operator_id.clone(),

@@ -11,8 +11,10 @@
 //! The arithmetic and the key names are in the pure crate
 //! ([`smpp_connector::throttle`]), which also states and proves the TPS bound.
 //!
-//! Redis down never stops traffic. TPS fails open, but never unlimited: each operator gets
-//! a local token bucket at its limit divided by the live binds
+//! Redis down never stops traffic. TPS fails open, but never unlimited: each bind gets a
+//! local token bucket at its operator's limit divided by `bindCount` (a bind runs on one
+//! pod only, so the binds together stay within the limit, and a pod running several of an
+//! operator's binds gets each one's share)
 //! (`smpp_connector_tps_fail_open_total`, `smpp_connector_tps_fail_open{mno}` = 1 until
 //! Redis answers again); for sequence numbers and references the caller falls back to a
 //! local counter on the typed [`ThrottleError`]. Every failed call is counted in
@@ -126,12 +128,13 @@ impl From<fred::error::Error> for ThrottleError {
     }
 }
 
-/// Ask for up to `want` submits of an operator under its `limit` (TPS, shared by every
-/// pod). `live_binds` (this pod's share) sizes the local limiter used if Redis is down.
+/// Ask for up to `want` submits of the bind's operator under its `limit` (TPS, shared by
+/// every bind on every pod). `live_binds` (the operator's `bindCount`) sizes the bind's
+/// local limiter used if Redis is down: `limit ÷ live_binds` per bind.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "TpsGrant")]
 pub struct AcquireTps {
-    pub operator_id: OperatorId,
+    pub bind: BindKey,
     pub limit: u32,
     pub want: u32,
     pub live_binds: u32,
@@ -177,8 +180,8 @@ pub struct ThrottleActor {
     redis: Client,
     /// When the current outage started; `None` while Redis answers.
     outage: Option<Instant>,
-    /// Per-operator limiters for failing open (kept between outages).
-    local: HashMap<OperatorId, LocalLimiter>,
+    /// Per-bind limiters for failing open (kept between outages).
+    local: HashMap<BindKey, LocalLimiter>,
     /// Operators whose `smpp_connector_tps_fail_open` gauge is 1.
     failing_open: HashSet<OperatorId>,
     health: ActorHealth,
@@ -257,8 +260,9 @@ impl ThrottleActor {
     }
 
     fn grant_from_redis(&mut self, msg: &AcquireTps, granted: i64, left_us: i64) -> TpsGrant {
-        if self.failing_open.remove(&msg.operator_id) {
-            metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => msg.operator_id.to_string()).set(0.0);
+        if self.failing_open.remove(&msg.bind.operator_id) {
+            metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => msg.bind.operator_id.to_string())
+                .set(0.0);
         }
         TpsGrant {
             granted: granted.clamp(0, i64::from(msg.want)) as u32,
@@ -271,13 +275,13 @@ impl ThrottleActor {
         let now = Instant::now();
         let bucket = self
             .local
-            .entry(msg.operator_id.clone())
+            .entry(msg.bind.clone())
             .or_insert_with(|| LocalLimiter::new(msg.limit, msg.live_binds, now));
         bucket.set_rate(msg.limit, msg.live_binds);
         let granted = bucket.take(now, msg.want);
-        let mno = msg.operator_id.to_string();
+        let mno = msg.bind.operator_id.to_string();
         metrics::counter!(metric::TPS_FAIL_OPEN_TOTAL, "mno" => mno.clone()).increment(1);
-        if self.failing_open.insert(msg.operator_id.clone()) {
+        if self.failing_open.insert(msg.bind.operator_id.clone()) {
             metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => mno).set(1.0);
         }
         TpsGrant {
@@ -310,7 +314,7 @@ impl Handler<AcquireTps> for ThrottleActor {
     fn handle(&mut self, msg: AcquireTps, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.health.time();
         let args = vec![
-            msg.operator_id.to_string(),
+            msg.bind.operator_id.to_string(),
             msg.limit.to_string(),
             msg.want.to_string(),
         ];
@@ -326,7 +330,7 @@ impl Handler<AcquireTps> for ThrottleActor {
             };
             let refused = msg.want.saturating_sub(grant.granted);
             if refused > 0 {
-                metrics::counter!(metric::TPS_THROTTLED, "mno" => msg.operator_id.to_string())
+                metrics::counter!(metric::TPS_THROTTLED, "mno" => msg.bind.operator_id.to_string())
                     .increment(u64::from(refused));
             }
             grant
@@ -361,10 +365,11 @@ impl Handler<ReserveConcatRefs> for ThrottleActor {
 }
 
 /// Remember the concatenation reference of a long message's first delivery, so that a
-/// redelivery with no correlation row yet (every part was in flight when the session
-/// died) sends its parts under the same reference. Fire and forget: 72 h TTL.
+/// redelivery with no correlation row yet (every part was in flight when the session or
+/// the process died) sends its parts under the same reference. The bind sends no part
+/// before this answers: 72 h TTL.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), ThrottleError>")]
 pub struct RememberConcatRef {
     pub operator_id: OperatorId,
     pub message_id: String,
@@ -383,7 +388,7 @@ pub struct RecallConcatRef {
 const CONCAT_MESSAGE_TTL_SECS: i64 = 72 * 3600;
 
 impl Handler<RememberConcatRef> for ThrottleActor {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ResponseActFuture<Self, Result<(), ThrottleError>>;
 
     fn handle(&mut self, msg: RememberConcatRef, _ctx: &mut Context<Self>) -> Self::Result {
         let key = concat_message_key(&msg.operator_id, &msg.message_id);
@@ -398,7 +403,7 @@ impl Handler<RememberConcatRef> for ThrottleActor {
                 )
                 .await
         });
-        Box::pin(set.map(|_, _act, _ctx| ()))
+        Box::pin(set)
     }
 }
 
@@ -411,5 +416,42 @@ impl Handler<RecallConcatRef> for ThrottleActor {
         Box::pin(get.map(|result, _act, _ctx| {
             result.map(|value| value.and_then(|v| u16::try_from(v).ok()))
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smpp_connector::config::Direction;
+
+    use super::*;
+
+    fn ask(operator: &OperatorId, bind_id: u16) -> AcquireTps {
+        AcquireTps {
+            bind: BindKey::new(operator.clone(), Direction::Trx, bind_id),
+            limit: 100,
+            want: 100,
+            live_binds: 4,
+        }
+    }
+
+    /// Redis down: each bind fails open at its own share (limit ÷ bindCount), so a pod
+    /// running two of the operator's four binds may send half the limit. Before, the
+    /// operator's binds on one pod shared a single share between them.
+    #[actix_rt::test]
+    async fn failing_open_each_bind_gets_its_share_of_the_limit() {
+        // Nothing listens on port 1: every call fails.
+        let redis = connect("redis://127.0.0.1:1").expect("client");
+        let throttle = ThrottleActor::new(redis).start();
+        let operator = OperatorId::try_new("opfailopen").expect("operator id");
+        let first = throttle.send(ask(&operator, 0)).await.expect("answer");
+        let second = throttle.send(ask(&operator, 1)).await.expect("answer");
+        assert!(first.fail_open && second.fail_open);
+        assert_eq!((first.granted, second.granted), (25, 25));
+        // Another operator's bind has a bucket of its own too.
+        let other = OperatorId::try_new("opother").expect("operator id");
+        assert_eq!(
+            throttle.send(ask(&other, 0)).await.expect("answer").granted,
+            25
+        );
     }
 }
