@@ -510,8 +510,9 @@ impl Supervised for BindActor {
         });
         // The session is gone: what was queued or in flight goes back to the stream at
         // once; messages waiting for a row keep waiting (the answer comes by address).
-        let held = self.ledger.messages();
+        let held = self.ledger.messages() + self.intake_order.len();
         self.ledger.handle_session_ended();
+        self.return_unadmitted();
         self.drain_outputs(ctx);
         if held > 0 {
             tracing::info!(

@@ -176,6 +176,24 @@ impl IntakeOrder {
         if ready { entry.remove() } else { None }
     }
 
+    /// Take out every message looked up and not admitted; lookups under way stay (their
+    /// answers come by address).
+    fn take_looked(&mut self) -> Vec<Looked> {
+        let orders: Vec<u64> = self
+            .waiting
+            .iter()
+            .filter(|(_, place)| place.is_some())
+            .map(|(order, _)| *order)
+            .collect();
+        orders
+            .into_iter()
+            .filter_map(|order| {
+                self.unprepared.remove(&order);
+                self.waiting.remove(&order).flatten()
+            })
+            .collect()
+    }
+
     fn remembered(&mut self, order: u64) {
         if let Some(Some(Looked {
             fresh: Some((_, remembered)),
@@ -227,6 +245,12 @@ impl ConcatRefs {
             && self
                 .waiting_since
                 .is_none_or(|since| now.duration_since(since) < CONCAT_REF_WAIT)
+    }
+
+    /// The bind restarted: its futures (a reservation under way) were cancelled.
+    fn restarted(&mut self) {
+        self.refilling = false;
+        self.waiting_since = None;
     }
 
     /// A reservation answered (`ok`) or failed: nobody waits for it any more.
@@ -544,6 +568,23 @@ impl BindActor {
             .looked_up(done.order, done.pending, done.result);
         self.admit_in_order(ctx);
         self.drive(ctx);
+    }
+
+    /// The bind restarts, which cancels its futures (reference reservations and remembers
+    /// under way): messages pulled and not admitted go back to the stream at once, for a
+    /// reason of ours (not counted against them).
+    pub(super) fn return_unadmitted(&mut self) {
+        for looked in self.intake_order.take_looked() {
+            let Pending {
+                held,
+                command,
+                deliveries,
+                ..
+            } = looked.pending;
+            self.ledger
+                .refuse(held, command.message_id, deliveries, Duration::ZERO);
+        }
+        self.concat.restarted();
     }
 
     /// Admit (or refuse) the messages whose turn has come, in pull order, once every long
