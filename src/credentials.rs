@@ -77,6 +77,9 @@ pub struct Credentials {
 fn default_strategy() -> Strategy {
     Strategy::Csms
 }
+/// The largest `bindCount` (the credentials contract's maximum).
+pub const MAX_BIND_COUNT: u16 = 64;
+
 fn default_bind_count() -> u16 {
     1
 }
@@ -151,7 +154,7 @@ impl Credentials {
         if self.host.is_empty() || self.port == 0 {
             return invalid("host/port", "must name a reachable SMSC");
         }
-        if !(1..=64).contains(&self.bind_count) {
+        if !(1..=MAX_BIND_COUNT).contains(&self.bind_count) {
             return invalid("bindCount", "must be 1..64");
         }
         if !(1..=10_000).contains(&self.window) {

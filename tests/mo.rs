@@ -322,6 +322,67 @@ async fn parts_survive_a_restart_of_the_service() {
     assert_eq!(events_from(&mo.seen, &from).len(), 1);
 }
 
+/// `bindCount` lowered from 2 to 1 while each bind holds part 1 of a two-part message: the
+/// message of the removed bind 1 still comes out, partial, after its window (bind 0 scans
+/// the indexes nobody owns). Before, it expired in Redis unpublished an hour later.
+#[tokio::test]
+async fn parts_of_a_bind_removed_by_lowering_bind_count_are_published() {
+    let test = "mo_bind_removed";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let sim = Sim::start(test, json!({}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    let window = [("CONCAT_WINDOW_SECONDS", "1")];
+    let mut before = Service::start(test, &nats, &oms, &op, &window).await;
+    before.wait_bound(2).await;
+    let conns: Vec<u64> = sim
+        .connections()
+        .await
+        .iter()
+        .filter(|c| !c["mode"].is_null())
+        .filter_map(|c| c["id"].as_u64())
+        .collect();
+    assert_eq!(conns.len(), 2);
+    let senders = [number(), number()];
+    for (conn, from) in conns.iter().zip(&senders) {
+        inject_to(
+            &sim,
+            *conn,
+            udh_part(from, 0, 0x21, 2, 1, &gsm7("first half ")),
+        )
+        .await;
+    }
+    assert_eq!(resp_statuses(&sim, 2).await, vec![0, 0]);
+    // Both parts are stored, each in its bind's index; the service goes before the window
+    // ends, and comes back with one bind.
+    assert!(before.terminate().await.is_some_and(|s| s.success()));
+    oms.set(credentials(&op, sim.smpp_port, json!({"bindCount": 1})));
+    let after = Service::start(test, &nats, &oms, &op, &window).await;
+    after.wait_bound(1).await;
+    for from in &senders {
+        let event = mo
+            .wait_for(T, "the partial message", |e| e["from"] == *from)
+            .await;
+        assert_eq!(event["text"], "first half ");
+        assert_eq!(event["incomplete"], true);
+        assert_eq!(event["partsReceived"], 1);
+    }
+    let bind_ids: std::collections::BTreeSet<u64> = senders
+        .iter()
+        .flat_map(|from| events_from(&mo.seen, from))
+        .filter_map(|e| e["bindId"].as_u64())
+        .collect();
+    assert_eq!(
+        bind_ids,
+        [0, 1].into(),
+        "each names the bind its part came in on"
+    );
+}
+
 #[tokio::test]
 async fn two_pods_receiving_parts_of_one_message_publish_one_event() {
     let test = "mo_two_pods";

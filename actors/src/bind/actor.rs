@@ -240,6 +240,8 @@ pub struct BindActor {
     pub(super) sequence_skips_reported: u64,
     /// An expiry scan of this bind's open MO index is under way.
     pub(super) mo_scanning: bool,
+    /// Expiry scans run (bind 0 scans the orphaned indexes every few).
+    pub(super) mo_scans: u32,
     /// Writers still flushing before the actor stops.
     pub(super) closing_writers: usize,
     /// The armed timer: its deadline and handle.
@@ -312,6 +314,7 @@ impl BindActor {
             lookup_outage: false,
             sequence_skips_reported: 0,
             mo_scanning: false,
+            mo_scans: 0,
             closing_writers: 0,
             timer: None,
             deps,

@@ -249,14 +249,47 @@ async fn scan(deps: Arc<BindDeps>, key: BindKey) -> Option<u64> {
     Some(claimed.open.saturating_sub(published))
 }
 
+/// Every this many scans, bind 0 also scans the indexes of the bind ids at or above the
+/// operator's `bindCount` (about once a minute at the default 5 s interval).
+const ORPHAN_SCAN_EVERY: u32 = 12;
+
+/// The bind ids whose open indexes nobody scans: those at or above `bind_count` (binds
+/// removed by lowering it in OMS; their parts would otherwise expire unpublished).
+pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {
+    bind_count.max(1)..smpp_connector::credentials::MAX_BIND_COUNT
+}
+
+/// The expiry scans of the orphaned indexes (bind ids `ids`): their messages are published
+/// partial when their window ends, like any other.
+async fn scan_orphans(deps: Arc<BindDeps>, key: BindKey, ids: std::ops::Range<u16>) {
+    for bind_id in ids {
+        let orphan = BindKey::new(key.operator_id.clone(), key.direction, bind_id);
+        scan(deps.clone(), orphan).await;
+    }
+}
+
 impl BindActor {
-    /// Run the expiry scan of this bind's open MO index (one at a time).
+    /// Run the expiry scan of this bind's open MO index (one at a time); bind 0 also
+    /// scans, now and then, the indexes of bind ids the operator no longer has.
     pub(super) fn scan_expired_mo(&mut self, ctx: &mut Context<Self>) {
         if self.mo_scanning {
             return;
         }
         self.mo_scanning = true;
-        let fut = scan(self.deps.clone(), self.key.clone());
+        self.mo_scans = self.mo_scans.wrapping_add(1);
+        let orphans = self
+            .credentials
+            .as_ref()
+            .filter(|_| self.key.bind_id == 0 && self.mo_scans % ORPHAN_SCAN_EVERY == 1)
+            .map(|c| orphaned_bind_ids(c.bind_count));
+        let (deps, key) = (self.deps.clone(), self.key.clone());
+        let fut = async move {
+            let open = scan(deps.clone(), key.clone()).await;
+            if let Some(ids) = orphans {
+                scan_orphans(deps, key, ids).await;
+            }
+            open
+        };
         ctx.spawn(fut.into_actor(self).map(|open, act, _ctx| {
             act.mo_scanning = false;
             if let Some(open) = open {
@@ -269,4 +302,16 @@ impl BindActor {
 /// How often a bind scans its open index: a quarter of the window, within 100 ms – 5 s.
 pub fn scan_interval(window: Duration) -> Duration {
     (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bind_ids_past_the_bind_count_are_orphaned() {
+        assert_eq!(orphaned_bind_ids(2), 2..64);
+        assert_eq!(orphaned_bind_ids(64).len(), 0);
+        assert_eq!(orphaned_bind_ids(0), 1..64);
+    }
 }
