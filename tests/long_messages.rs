@@ -177,11 +177,7 @@ async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
     );
     // The references came from the bind's counter in Redis (reserved in blocks).
     use fred::prelude::*;
-    let redis =
-        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
-            .build()
-            .unwrap();
-    redis.init().await.expect("redis");
+    let redis = crate::support::redis_client().await;
     let counter: Option<i64> = redis
         .get(format!("smpp:concat:ref:{}:0", s.op))
         .await
@@ -225,11 +221,7 @@ async fn concatenation_references_never_run_dry_under_load() {
         .count();
     assert_eq!(warned, 0, "no WARN line");
     use fred::prelude::*;
-    let redis =
-        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
-            .build()
-            .unwrap();
-    redis.init().await.expect("redis");
+    let redis = crate::support::redis_client().await;
     let counter: Option<i64> = redis
         .get(format!("smpp:concat:ref:{}:0", s.op))
         .await
@@ -340,7 +332,7 @@ async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
     )
     .await;
     // The bind's first reference block is reserved; from now on writes are slow.
-    let redis = redis_client().await;
+    let redis = crate::support::redis_client().await;
     let op = s.op.clone();
     eventually(T, "reference block reserved", || async {
         let counter: Option<i64> =
@@ -377,16 +369,6 @@ async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
         })
         .collect();
     assert_eq!(references.len(), 1, "one reference: {references:?}");
-}
-
-async fn redis_client() -> fred::prelude::Client {
-    use fred::prelude::*;
-    let redis =
-        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
-            .build()
-            .unwrap();
-    redis.init().await.expect("redis");
-    redis
 }
 
 #[tokio::test]

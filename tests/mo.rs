@@ -101,11 +101,7 @@ async fn resp_statuses(sim: &Sim, n: usize) -> Vec<u64> {
 /// Wait until bind 0 of `op` lists no open concatenated message in Redis.
 async fn open_messages_drop_to_zero(op: &str) {
     use fred::prelude::*;
-    let redis =
-        Builder::from_config(Config::from_url(&crate::support::shared().redis_url).unwrap())
-            .build()
-            .unwrap();
-    redis.init().await.expect("redis");
+    let redis = crate::support::redis_client().await;
     let index = format!("smpp:mo:open:{op}:0");
     eventually(T, "no open message", || {
         let (redis, index) = (redis.clone(), index.clone());
@@ -322,31 +318,45 @@ async fn parts_survive_a_restart_of_the_service() {
     assert_eq!(events_from(&mo.seen, &from).len(), 1);
 }
 
+/// An operator with `bindCount` 2 at a simulator, NATS with a subscription to MO events.
+async fn two_bind_operator(test: &str) -> (String, Nats, crate::support::nats::Events, Sim, Oms) {
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let mo = nats.subscribe("sms.mo.inbound").await;
+    let sim = Sim::start(test, json!({}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
+    );
+    (op, nats, mo, sim, oms)
+}
+
+/// The ids of the simulator's `n` bound sessions, once there are `n`.
+async fn bound_sessions(sim: &Sim, n: usize) -> Vec<u64> {
+    eventually(T, "bound sessions", || async {
+        let ids: Vec<u64> = sim
+            .connections()
+            .await
+            .iter()
+            .filter(|c| !c["mode"].is_null())
+            .filter_map(|c| c["id"].as_u64())
+            .collect();
+        (ids.len() == n).then_some(ids)
+    })
+    .await
+}
+
 /// `bindCount` lowered from 2 to 1 while each bind holds part 1 of a two-part message: the
 /// message of the removed bind 1 still comes out, partial, after its window (bind 0 scans
 /// the indexes nobody owns). Before, it expired in Redis unpublished an hour later.
 #[tokio::test]
 async fn parts_of_a_bind_removed_by_lowering_bind_count_are_published() {
     let test = "mo_bind_removed";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
-    let sim = Sim::start(test, json!({}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
-    );
+    let (op, nats, mut mo, sim, oms) = two_bind_operator(test).await;
     let window = [("CONCAT_WINDOW_SECONDS", "1")];
     let mut before = Service::start(test, &nats, &oms, &op, &window).await;
     before.wait_bound(2).await;
-    let conns: Vec<u64> = sim
-        .connections()
-        .await
-        .iter()
-        .filter(|c| !c["mode"].is_null())
-        .filter_map(|c| c["id"].as_u64())
-        .collect();
-    assert_eq!(conns.len(), 2);
+    let conns = bound_sessions(&sim, 2).await;
     let senders = [number(), number()];
     for (conn, from) in conns.iter().zip(&senders) {
         inject_to(
@@ -386,29 +396,13 @@ async fn parts_of_a_bind_removed_by_lowering_bind_count_are_published() {
 #[tokio::test]
 async fn two_pods_receiving_parts_of_one_message_publish_one_event() {
     let test = "mo_two_pods";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
-    let sim = Sim::start(test, json!({}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2})),
-    );
+    let (op, nats, mut mo, sim, oms) = two_bind_operator(test).await;
     let window = [("CONCAT_WINDOW_SECONDS", "3")];
     let a = Service::start("mo_two_pods_a", &nats, &oms, &op, &window).await;
     let b = Service::start("mo_two_pods_b", &nats, &oms, &op, &window).await;
     // Bind ownership gives each pod one of the two bind ids: two sessions, on two pods
     // and two binds.
-    let conns: Vec<u64> = eventually(T, "two sessions", || async {
-        let conns = sim.connections().await;
-        let ids: Vec<u64> = conns
-            .iter()
-            .filter(|c| !c["mode"].is_null())
-            .filter_map(|c| c["id"].as_u64())
-            .collect();
-        (ids.len() == 2).then_some(ids)
-    })
-    .await;
+    let conns = bound_sessions(&sim, 2).await;
 
     // One part on each session (so on both pods and both binds), last part first: one
     // event.

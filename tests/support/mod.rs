@@ -145,6 +145,16 @@ pub fn shared() -> &'static Shared {
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel's choice).
+/// A client of the shared Redis, connected.
+pub async fn redis_client() -> fred::prelude::Client {
+    use fred::prelude::*;
+    let redis = Builder::from_config(Config::from_url(&shared().redis_url).expect("REDIS_URL"))
+        .build()
+        .expect("redis client");
+    redis.init().await.expect("redis");
+    redis
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
