@@ -159,6 +159,41 @@ fn id_like(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The bind a pinned subject `smpp.{operatorId}.{direction}.{bindId}.dispatch` names, if
+/// the operator does not have it (`bindId` at or above `bind_count`); `None` for a bind it
+/// has, or a subject of another shape.
+pub fn unserved_pinned_bind(subject: &str, bind_count: u16) -> Option<u16> {
+    let mut tokens = subject.split('.');
+    let (Some("smpp"), Some(_), Some(_), Some(bind), Some("dispatch"), None) = (
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+    ) else {
+        return None;
+    };
+    bind.parse::<u16>().ok().filter(|id| *id >= bind_count)
+}
+
+/// Why a command pinned to a bind the operator does not have is dead-lettered: the
+/// command's own rejection if it is invalid anyway, else INVALID_FIELD naming the bind.
+pub fn unserved_pinned_rejection(payload: &[u8], bind_id: u16, bind_count: u16) -> Rejection {
+    match parse_command(payload) {
+        Err(rejection) => rejection,
+        Ok(command) => Rejection {
+            reason: DeadLetterReason::InvalidField,
+            detail: format!(
+                "subject: pinned to bind {bind_id}, but the operator has bindCount {bind_count} (bind ids 0..{})",
+                bind_count.saturating_sub(1)
+            ),
+            message_id: Some(command.message_id),
+            operator_id: Some(command.operator_id.to_string()),
+        },
+    }
+}
+
 /// Validate a payload against SmsDispatchCommand v1.0. Unknown fields are ignored.
 pub fn parse_command(payload: &[u8]) -> Result<DispatchCommand, Rejection> {
     let anonymous = |reason, detail: &str| Rejection {

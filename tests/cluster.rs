@@ -686,6 +686,70 @@ async fn pinned_pulled(service: &Service) -> f64 {
         .await
 }
 
+/// Commands pinned to a bind the operator does not have (bind 3 with `bindCount` 1) are
+/// dead-lettered by bind 0's owner with the bind named, not left in the stream unseen;
+/// the pinned subject of a bind it has still works.
+#[tokio::test]
+async fn commands_pinned_to_a_bind_the_operator_does_not_have_are_dead_lettered() {
+    let test = "cluster_unserved";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let mut dlq = nats.subscribe("sms.dispatch.dlq").await;
+    let sim = Sim::start(test, json!({"receipts": false}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    // A short window: bind 0 looks after removed binds every 12 scans (3 s here).
+    let service = Service::start(test, &nats, &oms, &op, &[("CONCAT_WINDOW_SECONDS", "1")]).await;
+    service.wait_bound(1).await;
+    let unserved = format!("smpp.{op}.trx.3.dispatch");
+    let served = format!("smpp.{op}.trx.0.dispatch");
+    let mut ids = Vec::new();
+    let subjects = std::iter::repeat_n(&unserved, 6).chain([&served]);
+    for subject in subjects {
+        let id = uuid::Uuid::new_v4().to_string();
+        let command =
+            json!({"messageId": id, "operatorId": op, "to": "93700000301", "text": "pinned"});
+        crate::support::forbid_in_logs(&["93700000301"]);
+        nats.publish_raw(subject, command.to_string().into_bytes())
+            .await;
+        ids.push(id);
+    }
+    for id in &ids[..6] {
+        let letter = dlq
+            .wait_for(T, "the dead letter", |e| e["messageId"] == id.as_str())
+            .await;
+        schema::assert_valid("dispatch-dead-letter.v1.schema.json", &letter);
+        assert_eq!(letter["reason"], "INVALID_FIELD");
+        assert_eq!(letter["subject"], unserved.as_str());
+        let detail = letter["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains("bind 3") && detail.contains("bindCount 1"),
+            "{detail}"
+        );
+    }
+    crate::support::wait_rows(&ids[6..], 1).await;
+    assert_eq!(
+        sim.received("submit_sm").await.len(),
+        1,
+        "only the served one is sent"
+    );
+    eventually(T, "the unserved subject emptied", || async {
+        let (pending, ack_pending, _) = nats
+            .consumer_counts("SMS_DISPATCH", &format!("qg-{op}-trx-3"))
+            .await?;
+        (pending == 0 && ack_pending == 0).then_some(())
+    })
+    .await;
+    let lines = service
+        .logs_with(
+            "dispatch commands pinned to a bind the operator does not have were dead-lettered",
+        )
+        .len();
+    assert!(
+        (1..=2).contains(&lines),
+        "a line per sweep, not per command: {lines}"
+    );
+}
+
 #[tokio::test]
 async fn a_pinned_subject_is_consumed_by_its_owner_only_and_follows_the_bind() {
     let test = "cluster_pinned";

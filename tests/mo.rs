@@ -289,6 +289,50 @@ async fn a_missing_part_gives_one_partial_event_after_the_window() {
     assert_eq!(metric_sum(&metrics, "smpp_concat_buffer_size{"), 0.0);
 }
 
+/// An admin restart of the bind while its expiry scan waits on a slow Redis (700 ms): the
+/// restart cancels the scan with the actor's other futures, and the bind must go on
+/// scanning. Before, its "scan under way" flag stayed set and no partial message of that
+/// bind was ever published again.
+#[tokio::test]
+async fn the_expiry_scan_goes_on_after_a_restart_cancelled_it() {
+    let test = "mo_scan_restart";
+    let (proxy, redis_url) = redis_proxy().await;
+    let (op, nats, sim, _oms, service) = start(
+        test,
+        &[("CONCAT_WINDOW_SECONDS", "1"), ("REDIS_URL", &redis_url)],
+    )
+    .await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    // Scans run every 250 ms and now take 700 ms: one is nearly always under way.
+    proxy.delay_replies(Duration::from_millis(700));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = service
+        .admin_post(
+            &format!("/admin/binds/{op}/trx/0/restart"),
+            Some(&service.token),
+        )
+        .await;
+    assert_eq!(status, 202);
+    eventually(T, "bound again", || async {
+        let conns = sim.connections().await;
+        (conns.iter().filter(|c| !c["mode"].is_null()).count() == 1
+            && service.bind_states().await == vec![(0, "BOUND".to_owned())])
+        .then_some(())
+    })
+    .await;
+    let from = number();
+    inject(
+        &sim,
+        udh_part(&from, 0, 0x31, 2, 1, &gsm7("after the restart ")),
+    )
+    .await;
+    let partial = mo
+        .wait_for(T, "the partial message", |e| e["from"] == from)
+        .await;
+    assert_eq!(partial["incomplete"], true);
+    proxy.delay_replies(Duration::ZERO);
+}
+
 #[tokio::test]
 async fn parts_survive_a_restart_of_the_service() {
     let test = "mo_restart";

@@ -289,3 +289,30 @@ fn redelivered_or_stored_before_the_latest_connection_is_looked_up() {
     );
     assert_eq!(lookup_reason(1, 5, 0), None);
 }
+
+#[test]
+fn a_pinned_subject_names_a_bind_the_operator_may_not_have() {
+    assert_eq!(unserved_pinned_bind("smpp.awcc.trx.3.dispatch", 2), Some(3));
+    assert_eq!(unserved_pinned_bind("smpp.awcc.trx.2.dispatch", 2), Some(2));
+    assert_eq!(unserved_pinned_bind("smpp.awcc.trx.1.dispatch", 2), None);
+    assert_eq!(unserved_pinned_bind("smpp.awcc.trx.x.dispatch", 2), None);
+    assert_eq!(unserved_pinned_bind("smpp.operator.awcc", 2), None);
+    assert_eq!(
+        unserved_pinned_bind("smpp.awcc.trx.3.dispatch.more", 2),
+        None
+    );
+}
+
+#[test]
+fn a_command_pinned_to_a_missing_bind_is_invalid_and_keeps_its_ids() {
+    let payload = br#"{"messageId":"m-1","operatorId":"awcc","to":"93700000001","text":"hi"}"#;
+    let rejection = unserved_pinned_rejection(payload, 3, 2);
+    assert_eq!(rejection.reason, DeadLetterReason::InvalidField);
+    assert_eq!(rejection.message_id.as_deref(), Some("m-1"));
+    assert_eq!(rejection.operator_id.as_deref(), Some("awcc"));
+    assert!(rejection.detail.contains("bind 3") && rejection.detail.contains("bindCount 2"));
+    assert!(!rejection.detail.contains("93700000001"), "no content");
+    // Invalid anyway: its own reason.
+    let rejection = unserved_pinned_rejection(b"{", 3, 2);
+    assert_eq!(rejection.reason, DeadLetterReason::InvalidJson);
+}

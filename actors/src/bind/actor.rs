@@ -242,6 +242,8 @@ pub struct BindActor {
     pub(super) mo_scanning: bool,
     /// Expiry scans run (bind 0 scans the orphaned indexes every few).
     pub(super) mo_scans: u32,
+    /// A sweep of commands pinned to binds the operator does not have is under way.
+    pub(super) unserved_sweeping: bool,
     /// Writers still flushing before the actor stops.
     pub(super) closing_writers: usize,
     /// The armed timer: its deadline and handle.
@@ -315,6 +317,7 @@ impl BindActor {
             sequence_skips_reported: 0,
             mo_scanning: false,
             mo_scans: 0,
+            unserved_sweeping: false,
             closing_writers: 0,
             timer: None,
             deps,
@@ -534,6 +537,9 @@ impl Supervised for BindActor {
         self.flow = None;
         self.granting = false;
         self.sequence_refill = false;
+        // The restart cancelled the scans under way with the actor's other futures.
+        self.mo_scanning = false;
+        self.unserved_sweeping = false;
         self.unbinding = None;
         self.closing_writers = 0;
         self.timer = None;

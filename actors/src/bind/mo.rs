@@ -282,6 +282,9 @@ impl BindActor {
             .as_ref()
             .filter(|_| self.key.bind_id == 0 && self.mo_scans % ORPHAN_SCAN_EVERY == 1)
             .map(|c| orphaned_bind_ids(c.bind_count));
+        if orphans.is_some() {
+            self.sweep_unserved_pinned(ctx);
+        }
         let (deps, key) = (self.deps.clone(), self.key.clone());
         let fut = async move {
             let open = scan(deps.clone(), key.clone()).await;
@@ -294,6 +297,31 @@ impl BindActor {
             act.mo_scanning = false;
             if let Some(open) = open {
                 act.metrics.concat_buffer.set(open as f64);
+            }
+        }));
+    }
+}
+
+impl BindActor {
+    /// Bind 0 of a submitting primary bind: dead-letter the commands pinned to binds the
+    /// operator does not have ([`super::unserved`]), one sweep at a time.
+    fn sweep_unserved_pinned(&mut self, ctx: &mut Context<Self>) {
+        if self.unserved_sweeping
+            || !self.key.direction.submits()
+            || self.serves != self.key.operator_id
+        {
+            return;
+        }
+        self.unserved_sweeping = true;
+        let sweep = super::unserved::sweep(
+            self.deps.clone(),
+            self.key.operator_id.clone(),
+            self.key.direction,
+        );
+        ctx.spawn(sweep.into_actor(self).map(|result, act, _ctx| {
+            act.unserved_sweeping = false;
+            if let Err(err) = result {
+                tracing::debug!(operatorId = %act.key.operator_id, error = %format!("{err:#}"), "sweep of unserved pinned subjects failed");
             }
         }));
     }

@@ -15,6 +15,7 @@ mod pull_mux;
 pub mod receipt;
 mod settle;
 mod submit;
+mod unserved;
 
 pub use actor::{
     AbortBind, BindActor, BindDeps, BindStatus, GetBindStatus, PauseIntake, RestartBind,
