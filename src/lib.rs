@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod concat_refs;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;

@@ -30,7 +30,7 @@ use smpp_connector::flow::FlowController;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::session::{BindState, Session};
 
-use super::intake::{ConcatRefs, Held, IntakeOrder, Lanes, LookedUp, Pinned, SLOTS};
+use super::intake::{Held, IntakeOrder, Lanes, LookedUp, Pinned, SLOTS};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
 use super::pull::{ListenEnded, PullFinished, Pulled};
@@ -230,7 +230,7 @@ pub struct BindActor {
     pub(super) unbinding: Option<Unbinding>,
     pub(super) last_error: Option<String>,
     pub(super) bound_since: Option<String>,
-    pub(super) concat: ConcatRefs,
+    pub(super) concat: smpp_connector::concat_refs::ConcatRefs,
     /// A correlation write is failing (logged once per outage).
     pub(super) record_outage: bool,
     /// Dead-letter lines: ten a minute, then one ERROR, then a count.
@@ -311,7 +311,7 @@ impl BindActor {
             unbinding: None,
             last_error: None,
             bound_since: None,
-            concat: ConcatRefs::default(),
+            concat: Default::default(),
             record_outage: false,
             lookup_outage: false,
             sequence_skips_reported: 0,

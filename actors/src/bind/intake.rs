@@ -2,13 +2,13 @@
 //! them, the redelivery lookup, concatenation references, and admission to the ledger.
 //! How a pull runs is in [`super::pull`].
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
+use smpp_connector::concat_refs;
 use smpp_connector::config::Lane;
 use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection};
 use smpp_connector::encoding::{Encoded, RefBits};
@@ -22,14 +22,6 @@ use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
 use crate::telemetry::metric;
 use crate::telemetry::traces::DispatchTrace;
 use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
-
-/// Concatenation references reserved from Redis at a time.
-const CONCAT_REF_BLOCK: u32 = 256;
-
-/// How long long messages wait for a reference block on its way from Redis (slow, not
-/// failing) before the local counter is used: longer than a Redis command timeout, so a
-/// Redis that does not answer has failed by then.
-const CONCAT_REF_WAIT: Duration = Duration::from_secs(2);
 
 /// What settles one NATS message, and what its dead letter or REJECTED event needs.
 pub(crate) struct Held {
@@ -202,68 +194,6 @@ impl IntakeOrder {
         {
             *remembered = true;
         }
-    }
-}
-
-/// Concatenation references reserved in Redis: the block in use and the next one, asked
-/// for when half of the current one is used, so the block never runs dry under load.
-#[derive(Debug, Default)]
-pub(crate) struct ConcatRefs {
-    current: Range<u64>,
-    next: Option<Range<u64>>,
-    refilling: bool,
-    /// Local counter while Redis cannot hand out a block.
-    fallback: u64,
-    /// Redis failed and the local counter is in use (warned once per outage).
-    in_fallback: bool,
-    /// The last reservation failed: the local counter is used without waiting.
-    failed: bool,
-    /// Since when long messages wait for the block on its way.
-    waiting_since: Option<Instant>,
-}
-
-impl ConcatRefs {
-    fn take(&mut self) -> Option<u64> {
-        if self.current.is_empty()
-            && let Some(next) = self.next.take()
-        {
-            self.current = next;
-        }
-        self.current.next()
-    }
-
-    fn available(&self) -> bool {
-        !self.current.is_empty() || self.next.is_some()
-    }
-
-    /// Whether a long message waits for the block on its way rather than take a reference
-    /// from the local counter: only while Redis has not failed, and not for longer than
-    /// [`CONCAT_REF_WAIT`].
-    fn should_wait(&self, now: Instant) -> bool {
-        !self.available()
-            && !self.failed
-            && self
-                .waiting_since
-                .is_none_or(|since| now.duration_since(since) < CONCAT_REF_WAIT)
-    }
-
-    /// The bind restarted: its futures (a reservation under way) were cancelled.
-    fn restarted(&mut self) {
-        self.refilling = false;
-        self.waiting_since = None;
-    }
-
-    /// A reservation answered (`ok`) or failed: nobody waits for it any more.
-    fn reserved(&mut self, ok: bool) {
-        self.refilling = false;
-        self.failed = !ok;
-        self.waiting_since = None;
-    }
-
-    fn wants_refill(&self) -> bool {
-        !self.refilling
-            && self.next.is_none()
-            && self.current.end - self.current.start <= u64::from(CONCAT_REF_BLOCK / 2)
     }
 }
 
@@ -653,10 +583,9 @@ impl BindActor {
     }
 
     fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
-        if self.concat.waiting_since.is_none() {
-            self.concat.waiting_since = Some(Instant::now());
+        if self.concat.start_waiting(Instant::now()) {
             // Redis neither answering nor failing: the local counter after the wait.
-            ctx.run_later(CONCAT_REF_WAIT, |act, ctx| {
+            ctx.run_later(concat_refs::WAIT, |act, ctx| {
                 act.admit_in_order(ctx);
                 act.drive(ctx);
             });
@@ -826,60 +755,38 @@ impl BindActor {
     /// The reference every segment of one long message shares: from the blocks reserved
     /// in Redis, or a local counter while Redis cannot hand one out (warned once).
     fn next_concat_reference(&mut self, ref_bits: RefBits, ctx: &mut Context<Self>) -> u16 {
-        let value = match self.concat.take() {
-            Some(value) => value,
-            None => {
-                self.concat.fallback += 1;
-                if !self.concat.in_fallback {
-                    self.concat.in_fallback = true;
-                    metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
-                    tracing::warn!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
-                        "no concatenation reference block from Redis; using a local counter until one arrives"
-                    );
-                }
-                self.concat.fallback
-            }
-        };
-        self.refill_concat_refs(ctx);
-        match ref_bits {
-            RefBits::Eight => (value % 256) as u16,
-            RefBits::Sixteen => (value % 65_536) as u16,
+        let taken = self.concat.take(ref_bits);
+        if taken.fallback_started {
+            metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
+            tracing::warn!(
+                operatorId = %self.key.operator_id,
+                bindId = self.key.bind_id,
+                "no concatenation reference block from Redis; using a local counter until one arrives"
+            );
         }
+        self.refill_concat_refs(ctx);
+        taken.reference
     }
 
     pub(super) fn refill_concat_refs(&mut self, ctx: &mut Context<Self>) {
         if !self.concat.wants_refill() {
             return;
         }
-        self.concat.refilling = true;
+        self.concat.refill_started();
         let reserve = self.deps.throttle.send(ReserveConcatRefs {
             key: self.key.clone(),
-            count: CONCAT_REF_BLOCK,
+            count: concat_refs::BLOCK,
         });
         ctx.spawn(reserve.into_actor(self).map(|result, act, ctx| {
-            act.concat.reserved(matches!(result, Ok(Ok(_))));
-            match result {
-                Ok(Ok(first)) => {
-                    let block = first..first + u64::from(CONCAT_REF_BLOCK);
-                    if act.concat.current.is_empty() {
-                        act.concat.current = block;
-                    } else {
-                        act.concat.next = Some(block);
-                    }
-                    if std::mem::take(&mut act.concat.in_fallback) {
-                        tracing::info!(
-                            operatorId = %act.key.operator_id,
-                            bindId = act.key.bind_id,
-                            "concatenation references from Redis again"
-                        );
-                    }
-                }
-                Ok(Err(err)) => {
-                    tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
-                }
-                Err(_) => {}
+            if let Ok(Err(err)) = &result {
+                tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
+            }
+            if act.concat.reserved(result.ok().and_then(Result::ok)) {
+                tracing::info!(
+                    operatorId = %act.key.operator_id,
+                    bindId = act.key.bind_id,
+                    "concatenation references from Redis again"
+                );
             }
             // Messages waiting for this block go on (with the local counter if it failed).
             if !act.intake_order.is_empty() {
@@ -913,56 +820,5 @@ impl BindActor {
                 let _ = acker.ack_with(AckKind::Progress).await;
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block(start: u64, len: u64) -> Range<u64> {
-        start..start + len
-    }
-
-    #[test]
-    fn a_reference_is_waited_for_only_while_redis_has_not_failed_and_not_too_long() {
-        let now = Instant::now();
-        let mut refs = ConcatRefs::default();
-        // Nothing reserved yet, nothing failed: wait.
-        assert!(refs.should_wait(now));
-        refs.waiting_since = Some(now);
-        assert!(refs.should_wait(now + CONCAT_REF_WAIT / 2));
-        // Redis neither answered nor failed within the wait: the local counter.
-        assert!(!refs.should_wait(now + CONCAT_REF_WAIT));
-        // The reservation failed: no waiting at all until one succeeds.
-        refs.reserved(false);
-        assert!(!refs.should_wait(now));
-        refs.reserved(true);
-        assert!(refs.should_wait(now));
-        // A reference at hand, in the current block or the next: nothing to wait for.
-        refs.current = block(1, 1);
-        assert!(!refs.should_wait(now));
-        assert_eq!(refs.take(), Some(1));
-        refs.next = Some(block(257, 256));
-        assert!(!refs.should_wait(now));
-        assert_eq!(refs.take(), Some(257));
-    }
-
-    #[test]
-    fn the_next_block_is_asked_for_when_half_the_current_one_is_used() {
-        let mut refs = ConcatRefs {
-            current: block(1, u64::from(CONCAT_REF_BLOCK)),
-            ..ConcatRefs::default()
-        };
-        assert!(!refs.wants_refill());
-        for _ in 0..CONCAT_REF_BLOCK / 2 {
-            refs.take();
-        }
-        assert!(refs.wants_refill());
-        refs.refilling = true;
-        assert!(!refs.wants_refill(), "one reservation at a time");
-        refs.reserved(true);
-        refs.next = Some(block(300, 256));
-        assert!(!refs.wants_refill(), "the next block is already here");
     }
 }
