@@ -36,6 +36,7 @@ pub mod encoding;
 pub mod events;
 pub mod failover;
 pub mod flow;
+pub mod intake_order;
 pub mod ledger;
 pub mod log_budget;
 pub mod mo;

@@ -97,105 +97,11 @@ pub(crate) struct LookedUp {
     result: Result<Correlated, CorrelationError>,
 }
 
-/// A message with what is known of its rows (its lookup's answer, or none needed), and the
-/// fresh concatenation reference taken for it, if it needs one.
-pub(crate) struct Looked {
-    pending: Pending,
-    result: Result<Correlated, CorrelationError>,
-    /// The reference, and whether Redis has stored it as this message's
-    /// (`RememberConcatRef` answered): no part goes out before, so a redelivery after a
-    /// crash finds it and sends the other parts under it.
-    fresh: Option<(u16, bool)>,
-}
+/// A message with what is known of its rows (its lookup's answer, or none needed).
+pub(crate) type Looked = (Pending, Result<Correlated, CorrelationError>);
 
-/// Messages on their way to the ledger, in the order they were pulled: one waiting for its
-/// redelivery lookup, or for its fresh concatenation reference to be remembered, holds
-/// back those behind it, so the ledger (and the SMSC) sees them in stream order even when
-/// the lookups answer out of order.
-#[derive(Default)]
-pub(crate) struct IntakeOrder {
-    next: u64,
-    /// Order → the message with what is known of its rows (`None`: still looked up).
-    waiting: std::collections::BTreeMap<u64, Option<Looked>>,
-    /// Looked-up messages not yet given a fresh reference if they need one, in order.
-    unprepared: std::collections::BTreeSet<u64>,
-}
-
-impl IntakeOrder {
-    fn take_place(&mut self) -> u64 {
-        let order = self.next;
-        self.next += 1;
-        order
-    }
-
-    /// Messages pulled and not yet admitted to the ledger (looked up, or waiting for
-    /// their turn or a concatenation reference).
-    pub(crate) fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
-    }
-
-    fn looking_up(&mut self, order: u64) {
-        self.waiting.insert(order, None);
-    }
-
-    fn looked_up(
-        &mut self,
-        order: u64,
-        pending: Pending,
-        result: Result<Correlated, CorrelationError>,
-    ) {
-        let looked = Looked {
-            pending,
-            result,
-            fresh: None,
-        };
-        self.waiting.insert(order, Some(looked));
-        self.unprepared.insert(order);
-    }
-
-    /// The message at the front, if its turn has come: looked up, and its fresh reference
-    /// (if it took one) remembered.
-    fn pop_admissible(&mut self) -> Option<Looked> {
-        let entry = self.waiting.first_entry()?;
-        let ready = entry
-            .get()
-            .as_ref()
-            .is_some_and(|l| l.fresh.is_none_or(|(_, remembered)| remembered));
-        if ready { entry.remove() } else { None }
-    }
-
-    /// Take out every message looked up and not admitted; lookups under way stay (their
-    /// answers come by address).
-    fn take_looked(&mut self) -> Vec<Looked> {
-        let orders: Vec<u64> = self
-            .waiting
-            .iter()
-            .filter(|(_, place)| place.is_some())
-            .map(|(order, _)| *order)
-            .collect();
-        orders
-            .into_iter()
-            .filter_map(|order| {
-                self.unprepared.remove(&order);
-                self.waiting.remove(&order).flatten()
-            })
-            .collect()
-    }
-
-    fn remembered(&mut self, order: u64) {
-        if let Some(Some(Looked {
-            fresh: Some((_, remembered)),
-            ..
-        })) = self.waiting.get_mut(&order)
-        {
-            *remembered = true;
-        }
-    }
-}
+/// Messages on their way to the ledger, in pull order ([`smpp_connector::intake_order`]).
+pub(crate) type IntakeOrder = smpp_connector::intake_order::IntakeOrder<Looked>;
 
 /// A lane's pull slot (P0 = 0 … P3 = 3), which is also its ledger priority.
 pub fn priority(lane: Lane) -> usize {
@@ -488,14 +394,14 @@ impl BindActor {
             });
         } else {
             self.intake_order
-                .looked_up(order, pending, Ok(Correlated::default()));
+                .looked_up(order, (pending, Ok(Correlated::default())));
             self.admit_in_order(ctx);
         }
     }
 
     pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
         self.intake_order
-            .looked_up(done.order, done.pending, done.result);
+            .looked_up(done.order, (done.pending, done.result));
         self.admit_in_order(ctx);
         self.drive(ctx);
     }
@@ -504,13 +410,13 @@ impl BindActor {
     /// under way): messages pulled and not admitted go back to the stream at once, for a
     /// reason of ours (not counted against them).
     pub(super) fn return_unadmitted(&mut self) {
-        for looked in self.intake_order.take_looked() {
+        for (pending, _) in self.intake_order.take_looked() {
             let Pending {
                 held,
                 command,
                 deliveries,
                 ..
-            } = looked.pending;
+            } = pending;
             self.ledger
                 .refuse(held, command.message_id, deliveries, Duration::ZERO);
         }
@@ -521,8 +427,8 @@ impl BindActor {
     /// message among them has its reference remembered in Redis.
     fn admit_in_order(&mut self, ctx: &mut Context<Self>) {
         self.prepare_references(ctx);
-        while let Some(looked) = self.intake_order.pop_admissible() {
-            self.admit_looked_up(looked, ctx);
+        while let Some((looked, fresh)) = self.intake_order.pop_admissible() {
+            self.admit_looked_up(looked, fresh, ctx);
         }
     }
 
@@ -532,28 +438,21 @@ impl BindActor {
     /// per message). A message whose block is still on its way from a Redis that has not
     /// failed waits for it, and holds back those behind it.
     fn prepare_references(&mut self, ctx: &mut Context<Self>) {
-        while let Some(&order) = self.intake_order.unprepared.first() {
-            let Some(Some(looked)) = self.intake_order.waiting.get(&order) else {
-                self.intake_order.unprepared.remove(&order);
-                continue;
-            };
+        while let Some((order, looked)) = self.intake_order.next_unprepared() {
             let Some(ref_bits) = self.fresh_reference_bits(looked) else {
-                self.intake_order.unprepared.remove(&order);
+                self.intake_order.prepared(order);
                 continue;
             };
             if self.concat.should_wait(Instant::now()) {
                 self.wait_for_concat_references(ctx);
                 return;
             }
-            self.intake_order.unprepared.remove(&order);
+            let message_id = looked.0.command.message_id.clone();
             let reference = self.next_concat_reference(ref_bits, ctx);
-            let Some(Some(looked)) = self.intake_order.waiting.get_mut(&order) else {
-                continue;
-            };
-            looked.fresh = Some((reference, false));
+            self.intake_order.took_reference(order, reference);
             let remember = self.deps.throttle.send(RememberConcatRef {
                 operator_id: self.key.operator_id.clone(),
-                message_id: looked.pending.command.message_id.clone(),
+                message_id,
                 reference,
             });
             ctx.spawn(remember.into_actor(self).map(move |stored, act, ctx| {
@@ -571,14 +470,14 @@ impl BindActor {
 
     /// The reference size, if this message needs a fresh reference: a long message with no
     /// reference from an earlier delivery, on a bind that takes messages.
-    fn fresh_reference_bits(&self, looked: &Looked) -> Option<RefBits> {
-        let Ok(correlated) = &looked.result else {
+    fn fresh_reference_bits(&self, (pending, result): &Looked) -> Option<RefBits> {
+        let Ok(correlated) = result else {
             return None;
         };
         let profile = self.profile.as_ref()?;
         (correlated.concat_ref.is_none()
             && self.accepting()
-            && dispatch::needs_reference(&looked.pending.encoded, profile.ref_bits))
+            && dispatch::needs_reference(&pending.encoded, profile.ref_bits))
         .then_some(profile.ref_bits)
     }
 
@@ -593,12 +492,12 @@ impl BindActor {
         self.refill_concat_refs(ctx);
     }
 
-    fn admit_looked_up(&mut self, looked: Looked, ctx: &mut Context<Self>) {
-        let Looked {
-            pending,
-            result,
-            fresh,
-        } = looked;
+    fn admit_looked_up(
+        &mut self,
+        (pending, result): Looked,
+        fresh: Option<u16>,
+        ctx: &mut Context<Self>,
+    ) {
         match result {
             Ok(correlated) if self.accepting() => {
                 if std::mem::take(&mut self.lookup_outage) {
@@ -608,12 +507,7 @@ impl BindActor {
                         "redelivery lookups answered again"
                     );
                 }
-                self.admit(
-                    pending,
-                    correlated,
-                    fresh.map(|(reference, _)| reference),
-                    ctx,
-                )
+                self.admit(pending, correlated, fresh, ctx)
             }
             Ok(_) => {
                 self.metrics.naks.increment(1);
