@@ -47,6 +47,10 @@ impl OmsClient {
             // Binds fetch their credentials at once when the service starts (200 binds:
             // 200 connections); idle, two are enough, each kept costs ~9 KiB.
             .pool_max_idle_per_host(2)
+            // Reuse a kept connection only while the server surely still keeps it: one
+            // reused as the server closes it fails the fetch ("error sending request") and
+            // reports OMS down. Servers keep idle connections 5 s (actix, Node) or longer.
+            .pool_idle_timeout(Duration::from_secs(2))
             .user_agent(concat!("smpp-connector/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.oms_ca_file {
             let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("OMS_CA_FILE {ca}: {e}"))?;
