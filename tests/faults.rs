@@ -7,24 +7,21 @@ use serde_json::json;
 
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, send_commands, unique, wait_rows,
+    Nats, Oms, Service, Sim, correlation_rows, eventually, one_operator, send_commands, unique,
+    wait_rows,
 };
 
 const T: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_connection_reset_is_a_lost_connection_and_its_in_flight_submits_are_counted() {
-    let test = "faults_reset";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
     // Answers take 2 s, so the submits are in flight when the SMSC resets the connection.
-    let sim = Sim::start(
-        test,
+    let (op, nats, sim, _oms, service) = one_operator(
+        "faults_reset",
         json!({"receipts": false, "resp_delay_ms": 2000, "reset_on_close": true}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+        &[],
+    )
+    .await;
     let ids = send_commands(&nats, &op, "+9370400", 0..5, "Reset test").await;
     sim.received_at_least("submit_sm", 5).await;
     // The SMSC resets the connection (RST), then answers at once again.
@@ -232,23 +229,15 @@ async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_
 /// for a receipt that overtook a submit still in flight, and none is.
 #[tokio::test]
 async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
-    let test = "faults_unknown_receipt";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
+    let (_op, _nats, sim, _oms, service) = one_operator(
+        "faults_unknown_receipt",
+        json!({"receipts": false}),
         &[
             ("RECEIPT_CORRELATION_WAIT_MS", "20000"),
             ("RECEIPT_UNMATCHED_GRACE_MS", "500"),
         ],
     )
     .await;
-    service.wait_bound(1).await;
     let text = "id:0ABCDE sub:001 dlvrd:001 submit date:2611221015 done date:2611221016 stat:DELIVRD err:000 text:";
     let sent = std::time::Instant::now();
     assert_eq!(
@@ -287,13 +276,8 @@ async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
 /// one ERROR says it is happening in bulk; each one is still dead-lettered and counted.
 #[tokio::test]
 async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
-    let test = "faults_dead_letters";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let (op, nats, _sim, _oms, service) =
+        one_operator("faults_dead_letters", json!({"receipts": false}), &[]).await;
     let subject = format!("smpp.operator.{op}");
     for n in 0..60 {
         nats.publish_raw(&subject, format!("{{not json {n}").into_bytes())
@@ -341,14 +325,13 @@ async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
 /// concern, not per message.
 #[tokio::test]
 async fn a_redis_outage_is_logged_once_not_per_message() {
-    let test = "faults_redis_logs";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": true}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let (proxy, proxied) = crate::support::proxy::redis_proxy().await;
-    let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
-    service.wait_bound(1).await;
+    let (op, nats, sim, _oms, service) = one_operator(
+        "faults_redis_logs",
+        json!({"receipts": true}),
+        &[("REDIS_URL", &proxied)],
+    )
+    .await;
     let before = service.logs().len();
     proxy.cut();
     let long = "A long message while Redis is down, more than one segment of text. ".repeat(3);
@@ -475,13 +458,8 @@ async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then
 /// nothing queued is lost.
 #[tokio::test]
 async fn a_half_sent_pdu_from_the_smsc_ends_the_session_and_loses_nothing() {
-    let test = "faults_slowloris";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let (op, nats, sim, _oms, service) =
+        one_operator("faults_slowloris", json!({"receipts": false}), &[]).await;
     // A header announcing 1,000 octets, then 8 of them, then nothing.
     let mut partial = vec![0, 0, 0x03, 0xE8, 0, 0, 0, 0x05, 0, 0, 0, 0, 0, 0, 0, 0x99];
     partial.extend_from_slice(&[0x41; 8]);

@@ -127,13 +127,7 @@ fn events_from<'a>(seen: &'a [Value], from: &str) -> Vec<&'a Value> {
 }
 
 async fn start(test: &str, extra: &[(&str, &str)]) -> (String, Nats, Sim, Oms, Service) {
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, extra).await;
-    service.wait_bound(1).await;
-    (op, nats, sim, oms, service)
+    crate::support::one_operator(test, json!({}), extra).await
 }
 
 #[tokio::test]
@@ -489,14 +483,9 @@ async fn two_pods_receiving_parts_of_one_message_publish_one_event() {
 #[tokio::test]
 async fn redis_down_still_publishes_single_parts_and_defers_concatenated_ones() {
     let test = "mo_redis_down";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
-    let sim = Sim::start(test, json!({}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let (proxy, proxied) = redis_proxy().await;
-    let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
-    service.wait_bound(1).await;
+    let (_op, nats, sim, _oms, service) = start(test, &[("REDIS_URL", &proxied)]).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
     proxy.cut();
 
     let single = number();

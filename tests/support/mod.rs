@@ -145,6 +145,25 @@ pub fn shared() -> &'static Shared {
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel's choice).
+/// One operator at a simulator behaving as `sim_behaviour`, with its own NATS, an OMS
+/// serving its default credentials and the service (`env` added) bound to it.
+pub async fn one_operator(
+    test: &str,
+    sim_behaviour: serde_json::Value,
+    env: &[(&str, &str)],
+) -> (String, Nats, Sim, Oms, Service) {
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, sim_behaviour);
+    let oms = Oms::start(
+        test,
+        sim::credentials(&op, sim.smpp_port, serde_json::json!({})),
+    );
+    let service = Service::start(test, &nats, &oms, &op, env).await;
+    service.wait_bound(1).await;
+    (op, nats, sim, oms, service)
+}
+
 /// A client of the shared Redis, connected.
 pub async fn redis_client() -> fred::prelude::Client {
     use fred::prelude::*;
