@@ -360,11 +360,7 @@ async fn a_redis_outage_is_logged_once_not_per_message() {
     })
     .await;
     proxy.restore();
-    let lines: Vec<serde_json::Value> = service.logs().into_iter().skip(before).collect();
-    let loud: Vec<&serde_json::Value> = lines
-        .iter()
-        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
-        .collect();
+    let loud = service.loud_lines(before);
     assert!(
         loud.len() <= 6,
         "{} WARN/ERROR lines for one Redis outage ({segments} segments): {:#?}",

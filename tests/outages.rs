@@ -263,13 +263,7 @@ async fn under_load(
     stage.sim.assert_golden_clean().await;
 
     // One line per outage, not per message.
-    let loud: Vec<Value> = stage
-        .service
-        .logs()
-        .into_iter()
-        .skip(logs_before)
-        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
-        .collect();
+    let loud = stage.service.loud_lines(logs_before);
     assert!(
         loud.len() <= LOUD_LINES,
         "{name}: {} WARN/ERROR lines for one fault: {:#?}",

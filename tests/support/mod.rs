@@ -174,6 +174,32 @@ pub async fn redis_client() -> fred::prelude::Client {
     redis
 }
 
+/// `scripts/stack run-{server} PORT DATA ARGS…` (nats, redis, postgres), its output
+/// appended to `{server}.log` in `log_dir`.
+pub fn run_stack_server(
+    server: &str,
+    port: u16,
+    data: &Path,
+    log_dir: &Path,
+    args: &[String],
+) -> ChildGuard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{server}.log")))
+        .expect("server log");
+    let child = Command::new(root().join("scripts/stack"))
+        .arg(format!("run-{server}"))
+        .arg(port.to_string())
+        .arg(data)
+        .args(args)
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("scripts/stack run-{server}: {e}"));
+    ChildGuard(child)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -1,14 +1,13 @@
 //! A NATS server with JetStream per test, and helpers to publish commands and watch events.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{ChildGuard, free_port, root, scratch};
+use super::{ChildGuard, free_port, scratch};
 
 /// One nats-server, killed on drop.
 pub struct Nats {
@@ -24,21 +23,7 @@ pub struct Nats {
 
 impl Nats {
     fn spawn(port: u16, dir: &std::path::Path, args: &[String]) -> ChildGuard {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("nats.log"))
-            .expect("nats log");
-        let child = Command::new(root().join("scripts/stack"))
-            .arg("run-nats")
-            .arg(port.to_string())
-            .arg(dir.join("js"))
-            .args(args)
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("scripts/stack run-nats");
-        ChildGuard(child)
+        super::run_stack_server("nats", port, &dir.join("js"), dir, args)
     }
 
     /// Kill the server (its JetStream store stays on disk).

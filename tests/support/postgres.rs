@@ -2,10 +2,9 @@
 //! crash (immediate shutdown: no checkpoint, recovery from the WAL at the next start) and
 //! start again. Durability on, as everywhere.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ChildGuard, free_port, root, scratch};
+use super::{ChildGuard, free_port, scratch};
 
 pub struct Postgres {
     child: Option<ChildGuard>,
@@ -41,20 +40,13 @@ impl Postgres {
 
     /// Start it (again) on the same port and data; returns once it accepts queries.
     pub async fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("postgres.log"))
-            .expect("postgres log");
-        let child = Command::new(root().join("scripts/stack"))
-            .arg("run-postgres")
-            .arg(self.port.to_string())
-            .arg(&self.dir)
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("scripts/stack run-postgres");
-        self.child = Some(ChildGuard(child));
+        self.child = Some(super::run_stack_server(
+            "postgres",
+            self.port,
+            &self.dir,
+            &self.dir,
+            &[],
+        ));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok((client, connection)) =

@@ -1,10 +1,9 @@
 //! A redis-server of a test's own (no persistence, as the platform's cache runs), which
 //! the test can kill and start again empty.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ChildGuard, free_port, root, scratch};
+use super::{ChildGuard, free_port, scratch};
 
 pub struct Redis {
     child: Option<ChildGuard>,
@@ -34,20 +33,13 @@ impl Redis {
 
     /// Start it (again) on the same port, empty; returns once it accepts connections.
     pub async fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("redis.log"))
-            .expect("redis log");
-        let child = Command::new(root().join("scripts/stack"))
-            .arg("run-redis")
-            .arg(self.port.to_string())
-            .arg(&self.dir)
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("scripts/stack run-redis");
-        self.child = Some(ChildGuard(child));
+        self.child = Some(super::run_stack_server(
+            "redis",
+            self.port,
+            &self.dir,
+            &self.dir,
+            &[],
+        ));
         let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await

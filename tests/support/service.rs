@@ -134,6 +134,15 @@ impl Service {
             .collect()
     }
 
+    /// The WARN and ERROR lines after the first `skip` lines.
+    pub fn loud_lines(&self, skip: usize) -> Vec<Value> {
+        self.logs()
+            .into_iter()
+            .skip(skip)
+            .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+            .collect()
+    }
+
     /// Log lines with this message.
     pub fn logs_with(&self, message: &str) -> Vec<Value> {
         self.logs()
