@@ -13,6 +13,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::backends::{NatsSettings, PostgresSettings, RedisSettings};
+
+/// `DATABASE_STATEMENT_TIMEOUT_MS` by default.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A database call's client-side deadline is its statement timeout plus this.
+pub const DATABASE_CALL_MARGIN: Duration = Duration::from_secs(2);
+
 /// Names of every environment variable, written once (SPEC §3).
 pub mod env {
     pub const MNO_ID: &str = "MNO_ID";
@@ -22,9 +30,17 @@ pub mod env {
     pub const POD_NAME: &str = "POD_NAME";
     pub const NATS_URL: &str = "NATS_URL";
     pub const NATS_CREDS: &str = "NATS_CREDS";
+    pub const NATS_TLS_CA_FILE: &str = "NATS_TLS_CA_FILE";
+    pub const NATS_TLS_CERT_FILE: &str = "NATS_TLS_CERT_FILE";
+    pub const NATS_TLS_KEY_FILE: &str = "NATS_TLS_KEY_FILE";
+    pub const NATS_STREAM_REPLICAS: &str = "NATS_STREAM_REPLICAS";
     pub const REDIS_URL: &str = "REDIS_URL";
+    pub const REDIS_TLS_CA_FILE: &str = "REDIS_TLS_CA_FILE";
+    pub const REDIS_TLS_CERT_FILE: &str = "REDIS_TLS_CERT_FILE";
+    pub const REDIS_TLS_KEY_FILE: &str = "REDIS_TLS_KEY_FILE";
     pub const DATABASE_URL: &str = "DATABASE_URL";
     pub const DATABASE_POOL_SIZE: &str = "DATABASE_POOL_SIZE";
+    pub const DATABASE_STATEMENT_TIMEOUT_MS: &str = "DATABASE_STATEMENT_TIMEOUT_MS";
     pub const OMS_BASE_URL: &str = "OMS_BASE_URL";
     pub const OMS_CA_FILE: &str = "OMS_CA_FILE";
     pub const OMS_CERT_FILE: &str = "OMS_CERT_FILE";
@@ -368,11 +384,14 @@ pub struct Config {
     pub direction: Direction,
     pub lanes: Vec<Lane>,
     pub pod_name: String,
-    pub nats_url: String,
-    pub nats_creds: Option<String>,
-    pub redis_url: String,
-    pub database_url: Secret,
+    pub nats: NatsSettings,
+    pub redis: RedisSettings,
+    pub database: PostgresSettings,
     pub database_pool_size: usize,
+    /// `statement_timeout` of the service's PostgreSQL sessions; every database call also
+    /// has a deadline of this plus [`DATABASE_CALL_MARGIN`] on the client side (a server
+    /// that stopped answering does not enforce its own timeout).
+    pub database_statement_timeout: Duration,
     pub oms_base_url: String,
     pub oms_ca_file: Option<String>,
     pub oms_cert_file: Option<String>,
@@ -412,7 +431,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &'static str, problem: impl Into<String>) -> Self {
         ConfigError {
             variable,
             problem: problem.into(),
@@ -482,6 +501,14 @@ impl Vars<'_> {
                     format!("must be a number of seconds from 0.001 to 86400 (got {raw:?})"),
                 )),
             },
+        }
+    }
+
+    fn tls_files(&self, [ca, cert, key]: [&'static str; 3]) -> TlsFiles {
+        TlsFiles {
+            ca_file: self.get(ca).map(str::to_owned),
+            cert_file: self.get(cert).map(str::to_owned),
+            key_file: self.get(key).map(str::to_owned),
         }
     }
 
@@ -771,11 +798,30 @@ impl Config {
             direction,
             lanes,
             pod_name: v.get(env::POD_NAME).unwrap_or("smpp-connector").to_owned(),
-            nats_url: v.required(env::NATS_URL)?.to_owned(),
-            nats_creds: v.get(env::NATS_CREDS).map(str::to_owned),
-            redis_url: v.url(env::REDIS_URL, &["redis", "rediss"])?,
-            database_url: Secret::new(v.url(env::DATABASE_URL, &["postgres", "postgresql"])?),
+            nats: NatsSettings::parse(
+                v.required(env::NATS_URL)?,
+                v.get(env::NATS_CREDS).map(str::to_owned),
+                v.tls_files([
+                    env::NATS_TLS_CA_FILE,
+                    env::NATS_TLS_CERT_FILE,
+                    env::NATS_TLS_KEY_FILE,
+                ]),
+                v.get(env::NATS_STREAM_REPLICAS),
+            )?,
+            redis: RedisSettings::parse(
+                v.required(env::REDIS_URL)?,
+                v.tls_files([
+                    env::REDIS_TLS_CA_FILE,
+                    env::REDIS_TLS_CERT_FILE,
+                    env::REDIS_TLS_KEY_FILE,
+                ]),
+            )?,
+            database: PostgresSettings::parse(v.required(env::DATABASE_URL)?)?,
             database_pool_size,
+            database_statement_timeout: v.millis(
+                env::DATABASE_STATEMENT_TIMEOUT_MS,
+                DEFAULT_STATEMENT_TIMEOUT,
+            )?,
             oms_base_url,
             oms_ca_file: v.get(env::OMS_CA_FILE).map(str::to_owned),
             oms_cert_file,
@@ -859,6 +905,12 @@ mod tests {
         assert!(config.nats_ensure_streams);
         assert_eq!(config.timers.reconcile, Duration::from_secs(30));
         assert_eq!(config.failover_after_failures, 3);
+        assert_eq!(config.nats.stream_replicas, 1);
+        assert_eq!(config.database_statement_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.database.tls.mode,
+            crate::backends::SslMode::VerifyFull
+        );
         assert_eq!(
             config.timers.correlation_retention,
             Duration::from_secs(72 * 3600)
@@ -909,6 +961,17 @@ mod tests {
                 "FAILOVER_AFTER_FAILURES",
             ),
             (with("RECONCILE_MS", "0"), "RECONCILE_MS"),
+            (with("NATS_STREAM_REPLICAS", "7"), "NATS_STREAM_REPLICAS"),
+            (with("NATS_URL", "http://x:1"), "NATS_URL"),
+            (with("REDIS_TLS_CA_FILE", "/ca.pem"), "REDIS_TLS_CA_FILE"),
+            (
+                with("DATABASE_URL", "postgres://h/db?sslmode=allow"),
+                "DATABASE_URL",
+            ),
+            (
+                with("DATABASE_STATEMENT_TIMEOUT_MS", "0"),
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+            ),
             (
                 with("CORRELATION_RETENTION_SECONDS", "59"),
                 "CORRELATION_RETENTION_SECONDS",

@@ -16,6 +16,7 @@
 //! - [`events`]: the NATS payloads this service publishes (one struct per schema), how a receipt or a refusal becomes a `DlrInboundEvent`.
 //! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
 //! - [`config`]: typed configuration and its validation.
+//! - [`backends`]: how NATS, Redis and PostgreSQL are reached: server lists, topology, TLS modes (from their URLs and TLS variables).
 //! - [`credentials`]: the OMS credentials contract and the sessions and submit profile it makes.
 //! - [`ownership`]: one owner per bind across pods (fair share, claims, orphans and double claims).
 //! - [`failover`]: primary/backup failover of one bind (when to bind the backup, FAILBACK).
@@ -26,6 +27,7 @@
 //! - Nothing here logs. Errors are values that carry fields, not formatted strings.
 #![forbid(unsafe_code)]
 
+pub mod backends;
 pub mod backoff;
 pub mod concat_refs;
 pub mod config;

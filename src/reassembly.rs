@@ -71,7 +71,7 @@ impl MoKey {
         hasher.update([self.total]);
         format!(
             "smpp:mo:{}:{}",
-            self.operator_id,
+            crate::throttle::hash_tag(&self.operator_id),
             hex::encode(&hasher.finalize()[..12])
         )
     }
@@ -91,10 +91,30 @@ impl MoKey {
 }
 
 /// The sorted set of a bind's open messages, scored by the time (Redis server clock, ms)
-/// their window ends: `smpp:mo:open:{operatorId}:{bindId}`. The bind that received a
-/// message's first part lists it; whoever owns that bind runs its expiry scan.
+/// their window ends: `smpp:mo:open:{operatorId}:{bindId}` (the operator as hash tag, as
+/// the messages' keys: one slot on Redis Cluster). The bind that received a message's
+/// first part lists it; whoever owns that bind runs its expiry scan.
 pub fn open_index_key(operator_id: &str, bind_id: u16) -> String {
+    format!(
+        "smpp:mo:open:{}:{bind_id}",
+        crate::throttle::hash_tag(operator_id)
+    )
+}
+
+/// The open index before keys carried the hash tag, `smpp:mo:open:op:bindId`: its
+/// messages (parts stored by an earlier version) are still published.
+pub fn legacy_open_index_key(operator_id: &str, bind_id: u16) -> String {
     format!("smpp:mo:open:{operator_id}:{bind_id}")
+}
+
+/// The index a stored message is listed in: the one of its key's generation (a legacy
+/// message hash, without the hash tag, is listed in the legacy index).
+pub fn index_of(redis_key: &str, operator_id: &str, bind_id: u16) -> String {
+    if redis_key.contains('{') {
+        open_index_key(operator_id, bind_id)
+    } else {
+        legacy_open_index_key(operator_id, bind_id)
+    }
 }
 
 /// What a stored message must say for someone else to publish it: the expiry scan of
@@ -369,7 +389,11 @@ mod tests {
     fn keys_hold_no_number_and_separate_messages() {
         let k = key(2);
         let redis_key = k.redis_key();
-        assert!(redis_key.starts_with("smpp:mo:op1:"));
+        assert!(redis_key.starts_with("smpp:mo:{op1}:"));
+        assert_eq!(open_index_key("op1", 3), "smpp:mo:open:{op1}:3");
+        assert_eq!(legacy_open_index_key("op1", 3), "smpp:mo:open:op1:3");
+        assert_eq!(index_of(&redis_key, "op1", 3), "smpp:mo:open:{op1}:3");
+        assert_eq!(index_of("smpp:mo:op1:abc", "op1", 3), "smpp:mo:open:op1:3");
         assert!(!redis_key.contains("93700111222") && !redis_key.contains("3030"));
         assert!(!format!("{k:?}").contains("93700111222"));
         let mut other = k.clone();

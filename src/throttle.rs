@@ -42,23 +42,107 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 const MICROS_PER_WINDOW: u64 = 1_000_000;
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 
-/// Key of an operator's TPS counter for the window starting at `window_start_secs`
-/// (seconds since the Unix epoch): `tps:{operatorId}:{windowStart}`.
-pub fn tps_key(operator_id: &OperatorId, window_start_secs: u64) -> String {
-    format!("tps:{operator_id}:{window_start_secs}")
+/// The Redis Cluster hash tag of an operator's keys, `{operatorId}`: every key of one
+/// operator carries it, so they all live in one slot and a script may touch several of
+/// them on Redis Cluster too (the SPEC's `{operatorId}` placeholders are literal braces).
+/// Operator ids are `[A-Za-z0-9_-]`, so the tag is always well formed.
+pub fn hash_tag(operator_id: &str) -> String {
+    format!("{{{operator_id}}}")
+}
+
+/// Key of an operator's TPS sliding window: the hash `tps:{operatorId}` with the start
+/// of the newest window (`w`, seconds since the Unix epoch, Redis server time) and the
+/// tokens granted in it (`c`) and in the window before it (`p`). One key, so the script
+/// declares it; [`tps_counts`] is how the script reads it.
+pub fn tps_key(operator_id: &OperatorId) -> String {
+    format!("tps:{}", hash_tag(operator_id.as_str()))
+}
+
+/// The counts of the previous and the current window at server second `now`, from the
+/// fields of [`tps_key`] (`w`, `c`, `p`; absent fields are 0), and the window the hash
+/// then describes. A stored window ahead of `now` (a failover to a server whose clock is
+/// behind) is kept as it is: its counts still weigh in full, never less.
+pub fn tps_counts(stored_window: u64, current: u64, previous: u64, now: u64) -> TpsCounts {
+    if stored_window >= now {
+        TpsCounts {
+            window: stored_window,
+            previous,
+            current,
+        }
+    } else if stored_window + 1 == now {
+        TpsCounts {
+            window: now,
+            previous: current,
+            current: 0,
+        }
+    } else {
+        TpsCounts {
+            window: now,
+            previous: 0,
+            current: 0,
+        }
+    }
+}
+
+/// What [`tps_counts`] makes of a stored window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TpsCounts {
+    pub window: u64,
+    pub previous: u64,
+    pub current: u64,
 }
 
 /// Key of a bind's sequence number counter: `smpp:seq:{op}:{dir}:{bindId}`.
 pub fn seq_key(key: &BindKey) -> String {
     format!(
         "smpp:seq:{}:{}:{}",
-        key.operator_id, key.direction, key.bind_id
+        hash_tag(key.operator_id.as_str()),
+        key.direction,
+        key.bind_id
     )
 }
 
 /// Key of a bind's concatenation reference counter: `smpp:concat:ref:{op}:{bindId}`.
 pub fn concat_ref_key(key: &BindKey) -> String {
-    format!("smpp:concat:ref:{}:{}", key.operator_id, key.bind_id)
+    format!(
+        "smpp:concat:ref:{}:{}",
+        hash_tag(key.operator_id.as_str()),
+        key.bind_id
+    )
+}
+
+/// The names keys had before they carried the hash tag. Counters under these names are
+/// read once per key and process, so the new counter starts above the old one: no
+/// sequence number or concatenation reference still live is handed out again after an
+/// upgrade. Remembered references and open MO messages under these names are still found.
+pub mod legacy {
+    use crate::config::{BindKey, OperatorId};
+
+    /// `smpp:seq:{op}:{dir}:{bindId}` without the hash tag.
+    pub fn seq_key(key: &BindKey) -> String {
+        format!(
+            "smpp:seq:{}:{}:{}",
+            key.operator_id, key.direction, key.bind_id
+        )
+    }
+
+    /// `smpp:concat:ref:{op}:{bindId}` without the hash tag.
+    pub fn concat_ref_key(key: &BindKey) -> String {
+        format!("smpp:concat:ref:{}:{}", key.operator_id, key.bind_id)
+    }
+
+    /// `smpp:concat:msg:{op}:{messageId}` without the hash tag.
+    pub fn concat_message_key(operator_id: &OperatorId, message_id: &str) -> String {
+        format!("smpp:concat:msg:{operator_id}:{message_id}")
+    }
+}
+
+/// What a counter must not go below: the higher of the last value this process was given
+/// and the value under the key's legacy name. A counter that went backwards (a Redis that
+/// lost writes in a failover, or restarted empty) is set back up to it before the next
+/// block is taken, so a block is never handed out twice.
+pub fn counter_floor(last_given: Option<i64>, legacy: Option<i64>) -> i64 {
+    last_given.unwrap_or(0).max(legacy.unwrap_or(0)).max(0)
 }
 
 /// The weighted count at `elapsed` into the current window:
@@ -209,7 +293,10 @@ pub fn concat_ref_block(last: i64, count: u32) -> u64 {
 /// Key of the concatenation reference remembered for one long message:
 /// `smpp:concat:msg:{operatorId}:{messageId}` (72 h TTL).
 pub fn concat_message_key(operator_id: &OperatorId, message_id: &str) -> String {
-    format!("smpp:concat:msg:{operator_id}:{message_id}")
+    format!(
+        "smpp:concat:msg:{}:{message_id}",
+        hash_tag(operator_id.as_str())
+    )
 }
 
 #[cfg(test)]
@@ -227,11 +314,79 @@ mod tests {
     }
 
     #[test]
-    fn key_names() {
+    fn key_names_carry_the_operator_as_hash_tag() {
         let op = OperatorId::try_new("mno-1").unwrap();
-        assert_eq!(tps_key(&op, 1_700_000_000), "tps:mno-1:1700000000");
-        assert_eq!(seq_key(&bind()), "smpp:seq:mno-1:tx:3");
-        assert_eq!(concat_ref_key(&bind()), "smpp:concat:ref:mno-1:3");
+        assert_eq!(tps_key(&op), "tps:{mno-1}");
+        assert_eq!(seq_key(&bind()), "smpp:seq:{mno-1}:tx:3");
+        assert_eq!(concat_ref_key(&bind()), "smpp:concat:ref:{mno-1}:3");
+        assert_eq!(
+            concat_message_key(&op, "m-1"),
+            "smpp:concat:msg:{mno-1}:m-1"
+        );
+        assert_eq!(legacy::seq_key(&bind()), "smpp:seq:mno-1:tx:3");
+        assert_eq!(legacy::concat_ref_key(&bind()), "smpp:concat:ref:mno-1:3");
+        assert_eq!(
+            legacy::concat_message_key(&op, "m-1"),
+            "smpp:concat:msg:mno-1:m-1"
+        );
+    }
+
+    #[test]
+    fn tps_windows_roll_forward_and_never_back() {
+        let at = |w, c, p, now| tps_counts(w, c, p, now);
+        // Same second: as stored.
+        assert_eq!(
+            at(100, 7, 3, 100),
+            TpsCounts {
+                window: 100,
+                previous: 3,
+                current: 7
+            }
+        );
+        // The next second: the current window becomes the previous one.
+        assert_eq!(
+            at(100, 7, 3, 101),
+            TpsCounts {
+                window: 101,
+                previous: 7,
+                current: 0
+            }
+        );
+        // Two seconds or more later, or never written: nothing weighs.
+        assert_eq!(
+            at(100, 7, 3, 102),
+            TpsCounts {
+                window: 102,
+                previous: 0,
+                current: 0
+            }
+        );
+        assert_eq!(
+            at(0, 0, 0, 1_700_000_000),
+            TpsCounts {
+                window: 1_700_000_000,
+                previous: 0,
+                current: 0
+            }
+        );
+        // A server whose clock is behind the stored window: the counts keep their weight.
+        assert_eq!(
+            at(101, 7, 3, 100),
+            TpsCounts {
+                window: 101,
+                previous: 3,
+                current: 7
+            }
+        );
+    }
+
+    #[test]
+    fn counters_never_go_below_what_was_given_or_the_legacy_key() {
+        assert_eq!(counter_floor(None, None), 0);
+        assert_eq!(counter_floor(Some(500), None), 500);
+        assert_eq!(counter_floor(None, Some(9_000)), 9_000);
+        assert_eq!(counter_floor(Some(500), Some(90)), 500);
+        assert_eq!(counter_floor(Some(-4), Some(-1)), 0);
     }
 
     #[test]

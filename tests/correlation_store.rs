@@ -2,7 +2,9 @@
 //! cluster: what the statements cost as the table grows, not only what they return.
 
 use chrono::Utc;
-use smpp_connector::config::{BindKey, Direction, OperatorId};
+use smpp_connector::config::{
+    BindKey, DEFAULT_STATEMENT_TIMEOUT, Direction, OperatorId, PostgresSettings,
+};
 use smpp_connector_actors::correlation::{CorrelationRow, CorrelationStore, PgStore, ReceiptKey};
 
 use crate::support::{database_url, pg, unique};
@@ -15,12 +17,15 @@ async fn fresh_store() -> (PgStore, String) {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create database");
-    let (base, _) = database_url()
+    let shared = database_url();
+    let (shared, query) = shared.split_once('?').unwrap_or((&shared, ""));
+    let (base, _) = shared
         .rsplit_once('/')
         .map(|(b, d)| (b.to_owned(), d.to_owned()))
         .expect("DATABASE_URL has a path");
-    let url = format!("{base}/{name}");
-    let store = PgStore::connect(&url, 1).expect("pool");
+    let url = format!("{base}/{name}?{query}");
+    let settings = PostgresSettings::parse(&url).expect("DATABASE_URL");
+    let store = PgStore::connect(&settings, 1, DEFAULT_STATEMENT_TIMEOUT).expect("pool");
     store.migrate().await.expect("migrate");
     (store, url)
 }

@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 use crate::support::proxy::redis_proxy;
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, schema, shared,
-    unique,
+    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, schema, unique,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -414,11 +413,10 @@ async fn sequence_numbers_come_from_redis_and_wrap_to_1() {
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     // Seed the counter 5 below the top: the first block is cut at 0x7FFFFFFF.
     use fred::prelude::*;
-    let client = smpp_connector_actors::throttle::connect(&shared().redis_url).expect("redis");
-    client.wait_for_connect().await.expect("redis up");
+    let client = crate::support::redis_client().await;
     let _: () = client
         .set(
-            format!("smpp:seq:{op}:trx:0"),
+            format!("smpp:seq:{{{op}}}:trx:0"),
             0x7FFF_FFFAi64,
             None,
             None,

@@ -179,7 +179,7 @@ async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
     use fred::prelude::*;
     let redis = crate::support::redis_client().await;
     let counter: Option<i64> = redis
-        .get(format!("smpp:concat:ref:{}:0", s.op))
+        .get(format!("smpp:concat:ref:{{{}}}:0", s.op))
         .await
         .expect("GET counter");
     assert!(
@@ -223,7 +223,7 @@ async fn concatenation_references_never_run_dry_under_load() {
     use fred::prelude::*;
     let redis = crate::support::redis_client().await;
     let counter: Option<i64> = redis
-        .get(format!("smpp:concat:ref:{}:0", s.op))
+        .get(format!("smpp:concat:ref:{{{}}}:0", s.op))
         .await
         .expect("GET counter");
     assert!(
@@ -331,7 +331,7 @@ async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
     let op = s.op.clone();
     eventually(T, "reference block reserved", || async {
         let counter: Option<i64> =
-            fred::prelude::KeysInterface::get(&redis, format!("smpp:concat:ref:{op}:0"))
+            fred::prelude::KeysInterface::get(&redis, format!("smpp:concat:ref:{{{op}}}:0"))
                 .await
                 .ok()?;
         (counter? >= 256).then_some(())

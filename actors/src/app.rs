@@ -65,13 +65,18 @@ pub async fn run(
     let probe_handle = probe_server.handle();
     actix::spawn(probe_server);
 
-    let client = nats::connect(&config, Duration::from_secs(30)).await?;
+    log_backends(&config);
+    let client = nats::connect(&config.nats, &config.pod_name, Duration::from_secs(30)).await?;
     let js = async_nats::jetstream::new(client.clone());
     nats::ensure_streams(&js, &config).await?;
     let publisher = EventPublisher::new(js);
 
-    let store = PgStore::connect(config.database_url.expose(), config.database_pool_size)?
-        .with_retention(config.timers.correlation_retention);
+    let store = PgStore::connect(
+        &config.database,
+        config.database_pool_size,
+        config.database_statement_timeout,
+    )?
+    .with_retention(config.timers.correlation_retention);
     migrate_with_retry(&store, Duration::from_secs(60)).await?;
     // Batches of each kind (row inserts, receipt updates) in flight at once. More do not
     // go faster: each batch is a transaction PostgreSQL pays for, and while one is in
@@ -88,7 +93,8 @@ pub async fn run(
             .start();
 
     let health = HealthPublisherActor::new(publisher.clone(), config.pod_name.clone()).start();
-    let throttle = ThrottleActor::new(crate::throttle::connect(&config.redis_url)?).start();
+    let redis = crate::throttle::connect(&config.redis).await?;
+    let throttle = ThrottleActor::new(redis, config.redis.topology).start();
     let oms = OmsClient::try_new(&config)?;
     // The shared actors are not restarted in place: every bind holds their address. One
     // that died (a panic ends its task) leaves the service unable to record rows, grant
@@ -128,7 +134,9 @@ pub async fn run(
     actix::spawn(watch_actors(watched, readiness.clone()));
     let ownership = if config.bind_ownership {
         let js = async_nats::jetstream::new(client.clone());
-        let stores = crate::ownership::buckets(&js, config.timers.owner_ttl).await?;
+        let stores =
+            crate::ownership::buckets(&js, config.timers.owner_ttl, config.nats.stream_replicas)
+                .await?;
         let actor = crate::ownership::OwnershipActor::new(
             config.clone(),
             stores,
@@ -206,6 +214,40 @@ async fn watch_actors(actors: Vec<Watched>, readiness: Arc<Readiness>) {
     }
 }
 
+/// One line per backend: where it is and how it is secured (never a credential). A
+/// PostgreSQL mode that may not encrypt or verify is a WARN.
+fn log_backends(config: &Config) {
+    use smpp_connector::backends::{RootCerts, SslMode};
+    tracing::info!(
+        servers = %config.nats.display,
+        tls = config.nats.require_tls,
+        streamReplicas = config.nats.stream_replicas,
+        "nats"
+    );
+    tracing::info!(
+        url = %config.redis.display,
+        topology = config.redis.topology.as_str(),
+        tls = config.redis.tls.is_some(),
+        "redis"
+    );
+    let pg = &config.database;
+    tracing::info!(
+        hosts = %pg.display,
+        tls = %pg.tls.describe(),
+        statementTimeoutMs = config.database_statement_timeout.as_millis() as u64,
+        "postgres"
+    );
+    if pg.tls.mode == SslMode::Prefer {
+        tracing::warn!(
+            "DATABASE_URL sslmode=prefer: a server that does not offer TLS is talked to in plaintext; use verify-full"
+        );
+    } else if pg.tls.mode != SslMode::Disable && pg.tls.roots == RootCerts::Unverified {
+        tracing::warn!(
+            "DATABASE_URL sslmode=require without sslrootcert: encrypted, but the server's certificate is not verified; use verify-full"
+        );
+    }
+}
+
 fn log_listening(listener: &'static str, addrs: &[SocketAddr]) {
     for addr in addrs {
         tracing::info!(listener, addr = %addr, "listening");
@@ -223,11 +265,17 @@ pub async fn migrate_with_retry(store: &PgStore, deadline: Duration) -> anyhow::
                 }
                 return Ok(());
             }
-            Err(err) if started.elapsed() < deadline => {
+            Err(err) => {
+                // A certificate that does not verify does not get better by waiting.
+                if let Some(refused) = crate::tls::certificate_refused(&err, crate::tls::POSTGRES) {
+                    return Err(refused.into());
+                }
+                if started.elapsed() >= deadline {
+                    return Err(err).context("DATABASE_URL: migrations could not be applied");
+                }
                 tracing::warn!(error = %format!("{err:#}"), "database not ready for migrations, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(err) => return Err(err).context("DATABASE_URL: migrations could not be applied"),
         }
     }
 }

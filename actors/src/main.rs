@@ -100,8 +100,21 @@ fn run_service() -> ExitCode {
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "smpp-connector failed");
             eprintln!("smpp-connector: {err:#}");
-            ExitCode::FAILURE
+            exit_code(&err)
         }
+    }
+}
+
+/// 2 for a configuration error found while starting (a certificate that does not verify,
+/// a URL a client refused), as for one found in the environment; 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if err
+        .downcast_ref::<smpp_connector::config::ConfigError>()
+        .is_some()
+    {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -137,18 +150,34 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<bool>>) -> Ex
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("smpp-connector: {err:#}");
-            ExitCode::FAILURE
+            exit_code(&err)
         }
     }
 }
 
 /// The store of `DATABASE_URL`, migrated (the one-shot subcommands).
 async fn migrated_store(pool_size: usize) -> anyhow::Result<correlation::PgStore> {
+    use smpp_connector::config::{ConfigError, DEFAULT_STATEMENT_TIMEOUT, PostgresSettings, env};
     telemetry::init_tracing(smpp_connector::config::LogFormat::Text);
-    let url = std::env::var("DATABASE_URL").map_err(|_| {
-        anyhow::anyhow!("configuration error: DATABASE_URL is required but not set")
+    let url = std::env::var(env::DATABASE_URL).map_err(|_| ConfigError {
+        variable: env::DATABASE_URL,
+        problem: "is required but not set".to_owned(),
     })?;
-    let store = correlation::PgStore::connect(&url, pool_size)?;
+    let settings = PostgresSettings::parse(&url)?;
+    let statement_timeout = match std::env::var(env::DATABASE_STATEMENT_TIMEOUT_MS) {
+        Ok(raw) => match raw.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => std::time::Duration::from_millis(ms),
+            _ => {
+                return Err(ConfigError {
+                    variable: env::DATABASE_STATEMENT_TIMEOUT_MS,
+                    problem: format!("must be a positive number of milliseconds (got {raw:?})"),
+                }
+                .into());
+            }
+        },
+        Err(_) => DEFAULT_STATEMENT_TIMEOUT,
+    };
+    let store = correlation::PgStore::connect(&settings, pool_size, statement_timeout)?;
     app::migrate_with_retry(&store, std::time::Duration::from_secs(30)).await?;
     Ok(store)
 }

@@ -13,50 +13,95 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use serde::Serialize;
-use smpp_connector::config::{Config, Direction, Lane, OperatorId};
+use smpp_connector::config::{Config, ConfigError, Direction, Lane, NatsSettings, OperatorId, env};
 
 use crate::events::subject;
 use crate::telemetry::backends::{self, Backend};
 
+/// The options every NATS connection of the process uses: the servers of `NATS_URL`
+/// (the client also learns the rest of a cluster from the one it reaches, and moves to
+/// another server when it loses its own), the credentials file, and TLS, verified, when a
+/// `tls://` URL or a `NATS_TLS_*` variable asks for it.
+pub async fn connect_options(
+    settings: &NatsSettings,
+    name: String,
+) -> anyhow::Result<(async_nats::ConnectOptions, Vec<async_nats::ServerAddr>)> {
+    let mut servers = Vec::with_capacity(settings.servers.len());
+    for server in &settings.servers {
+        let addr = server
+            .expose()
+            .parse::<async_nats::ServerAddr>()
+            .map_err(|e| ConfigError {
+                variable: env::NATS_URL,
+                problem: format!("lists a server that is not a NATS URL ({e})"),
+            })?;
+        servers.push(addr);
+    }
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(creds) = &settings.creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .with_context(|| format!("NATS_CREDS {creds} could not be read"))?;
+    }
+    if settings.require_tls {
+        options = options
+            .require_tls(true)
+            .tls_client_config(crate::tls::client_config(&settings.tls, crate::tls::NATS)?);
+    }
+    Ok((options, servers))
+}
+
 /// Connect to NATS, retrying for up to `deadline` before giving up with a clear error.
-pub async fn connect(config: &Config, deadline: Duration) -> anyhow::Result<async_nats::Client> {
+/// A certificate that does not verify or refused credentials stop at once.
+pub async fn connect(
+    settings: &NatsSettings,
+    pod_name: &str,
+    deadline: Duration,
+) -> anyhow::Result<async_nats::Client> {
     let started = std::time::Instant::now();
     loop {
-        let mut options = async_nats::ConnectOptions::new()
-            .name(format!("smpp-connector/{}", config.pod_name))
-            .connection_timeout(Duration::from_secs(5))
-            .event_callback(|event| async move { connection_event(event) });
-        if let Some(creds) = &config.nats_creds {
-            options = options
-                .credentials_file(creds)
-                .await
-                .with_context(|| format!("NATS_CREDS {creds} could not be read"))?;
-        }
-        match options.connect(config.nats_url.as_str()).await {
+        let (options, servers) =
+            connect_options(settings, format!("smpp-connector/{pod_name}")).await?;
+        let options = options.event_callback(|event| async move { connection_event(event) });
+        match options.connect(servers.as_slice()).await {
             Ok(client) => {
                 mark_connected();
                 return Ok(client);
             }
-            // Refused credentials do not get better by retrying: say so at once.
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    async_nats::ConnectErrorKind::AuthorizationViolation
-                        | async_nats::ConnectErrorKind::Authentication
-                ) =>
-            {
-                return Err(anyhow::anyhow!(err)).context(format!(
-                    "NATS_URL {} refused the credentials (NATS_CREDS)",
-                    config.nats_url
-                ));
-            }
-            Err(err) if started.elapsed() < deadline => {
-                tracing::warn!(error = %err, "nats not reachable yet, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
             Err(err) => {
-                return Err(anyhow::anyhow!(err))
-                    .context(format!("NATS_URL {} unreachable", config.nats_url));
+                let kind = err.kind();
+                let err = anyhow::anyhow!(err);
+                if let Some(refused) = crate::tls::certificate_refused(&err, crate::tls::NATS) {
+                    return Err(refused.into());
+                }
+                match kind {
+                    // Refused credentials do not get better by retrying: say so at once.
+                    async_nats::ConnectErrorKind::AuthorizationViolation
+                    | async_nats::ConnectErrorKind::Authentication => {
+                        return Err(err).context(format!(
+                            "NATS_URL {} refused the credentials (NATS_CREDS)",
+                            settings.display
+                        ));
+                    }
+                    async_nats::ConnectErrorKind::Tls => {
+                        return Err(ConfigError {
+                            variable: env::NATS_URL,
+                            problem: format!("TLS could not be set up: {err:#}"),
+                        }
+                        .into());
+                    }
+                    _ if started.elapsed() < deadline => {
+                        tracing::warn!(error = %err, "nats not reachable yet, retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    _ => {
+                        return Err(err)
+                            .context(format!("NATS_URL {} unreachable", settings.display));
+                    }
+                }
             }
         }
     }
@@ -124,9 +169,22 @@ pub async fn ensure_streams(js: &jetstream::Context, config: &Config) -> anyhow:
             Duration::from_secs(7 * 24 * 3600),
         ),
     ];
+    let replicas = config.nats.stream_replicas;
     for (name, subjects, retention, max_age) in wanted {
         match js.get_stream(name).await {
-            Ok(_) => continue,
+            Ok(mut existing) => {
+                if let Ok(info) = existing.info().await
+                    && info.config.num_replicas != replicas
+                {
+                    tracing::warn!(
+                        stream = name,
+                        replicas = info.config.num_replicas,
+                        wanted = replicas,
+                        "stream exists with another number of replicas (NATS_STREAM_REPLICAS): used as it is"
+                    );
+                }
+                continue;
+            }
             Err(err) if !config.nats_ensure_streams => {
                 return Err(anyhow::anyhow!(err)).context(format!(
                     "stream {name} is not available and NATS_ENSURE_STREAMS=false"
@@ -140,12 +198,13 @@ pub async fn ensure_streams(js: &jetstream::Context, config: &Config) -> anyhow:
             retention,
             max_age,
             storage: stream::StorageType::File,
+            num_replicas: replicas,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         })
         .await
         .with_context(|| format!("creating stream {name}"))?;
-        tracing::info!(stream = name, "stream created");
+        tracing::info!(stream = name, replicas, "stream created");
     }
     Ok(())
 }

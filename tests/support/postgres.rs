@@ -21,7 +21,7 @@ impl Postgres {
             child: None,
             port,
             dir,
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"),
         };
         pg.restart().await;
         pg

@@ -15,7 +15,7 @@ use actix::prelude::*;
 use smpp_connector::config::BindKey;
 use smpp_connector::mo;
 use smpp_connector::pdu::{CommandStatus, SmBody};
-use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage};
+use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage, index_of};
 
 use super::actor::{BindActor, BindDeps};
 use crate::events::{MoInboundEvent, now_rfc3339, subject};
@@ -115,10 +115,13 @@ async fn publish_stored(
     bind_id: u16,
     stored: &StoredMessage,
 ) -> Result<(), ()> {
+    // The index of the bind its first part came in on lists it.
+    let listed_by = stored.meta.as_ref().map_or(bind_id, |meta| meta.bind_id);
+    let index_key = index_of(redis_key, operator_id, listed_by);
     let Some((key, message)) = stored.assemble(operator_id) else {
         // No meta (not written by us) or no usable part: nothing to publish.
         tracing::warn!(operatorId = %operator_id, "stored MO parts unusable; dropped");
-        finish(deps, redis_key.to_owned(), false).await;
+        finish(deps, redis_key.to_owned(), index_key, false).await;
         return Ok(());
     };
     let bind_id = match &stored.meta {
@@ -128,7 +131,7 @@ async fn publish_stored(
     let event = message.event(&key, bind_id, now_rfc3339());
     publish(deps, &event).await?;
     count_message(operator_id, &message);
-    finish(deps, redis_key.to_owned(), !message.incomplete).await;
+    finish(deps, redis_key.to_owned(), index_key, !message.incomplete).await;
     Ok(())
 }
 
@@ -143,12 +146,13 @@ fn count_message(operator_id: &str, message: &Assembled) {
 
 /// Take a published message out of its index. A failure leaves it listed: its expiry
 /// scan publishes it again under the same event id, which JetStream de-duplicates.
-async fn finish(deps: &BindDeps, redis_key: String, complete: bool) {
+async fn finish(deps: &BindDeps, redis_key: String, index_key: String, complete: bool) {
     let keep = deps.config.timers.concat_window.max(TOMBSTONE_MIN);
     let _ = deps
         .throttle
         .send(FinishMo {
             redis_key,
+            index_key,
             complete,
             keep,
         })
@@ -209,14 +213,16 @@ async fn publish_single(
     }
 }
 
-/// One expiry scan of a bind's open index: claim the messages whose window ended,
-/// publish each partial, and report how many are still open.
-async fn scan(deps: Arc<BindDeps>, key: BindKey) -> Option<u64> {
+/// One expiry scan of a bind's open index (or of its index from before the hash tags):
+/// claim the messages whose window ended, publish each partial, and report how many are
+/// still open.
+async fn scan(deps: Arc<BindDeps>, key: BindKey, legacy: bool) -> Option<u64> {
     let claimed: Claimed = deps
         .throttle
         .send(ClaimExpiredMo {
             operator_id: key.operator_id.to_string(),
             bind_id: key.bind_id,
+            legacy,
         })
         .await
         .ok()?
@@ -264,30 +270,36 @@ pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {
 async fn scan_orphans(deps: Arc<BindDeps>, key: BindKey, ids: std::ops::Range<u16>) {
     for bind_id in ids {
         let orphan = BindKey::new(key.operator_id.clone(), key.direction, bind_id);
-        scan(deps.clone(), orphan).await;
+        scan(deps.clone(), orphan, false).await;
     }
 }
 
 impl BindActor {
-    /// Run the expiry scan of this bind's open MO index (one at a time); bind 0 also
-    /// scans, now and then, the indexes of bind ids the operator no longer has.
+    /// Run the expiry scan of this bind's open MO index (one at a time). Now and then
+    /// (every [`ORPHAN_SCAN_EVERY`] scans) it also scans its index from before the hash
+    /// tags (parts an earlier version stored during an upgrade), and bind 0 the indexes of
+    /// bind ids the operator no longer has.
     pub(super) fn scan_expired_mo(&mut self, ctx: &mut Context<Self>) {
         if self.mo_scanning {
             return;
         }
         self.mo_scanning = true;
         self.mo_scans = self.mo_scans.wrapping_add(1);
+        let now_and_then = self.mo_scans % ORPHAN_SCAN_EVERY == 1;
         let orphans = self
             .credentials
             .as_ref()
-            .filter(|_| self.key.bind_id == 0 && self.mo_scans % ORPHAN_SCAN_EVERY == 1)
+            .filter(|_| self.key.bind_id == 0 && now_and_then)
             .map(|c| orphaned_bind_ids(c.bind_count));
         if orphans.is_some() {
             self.sweep_unserved_pinned(ctx);
         }
         let (deps, key) = (self.deps.clone(), self.key.clone());
         let fut = async move {
-            let open = scan(deps.clone(), key.clone()).await;
+            let open = scan(deps.clone(), key.clone(), false).await;
+            if now_and_then {
+                scan(deps.clone(), key.clone(), true).await;
+            }
             if let Some(ids) = orphans {
                 scan_orphans(deps, key, ids).await;
             }

@@ -40,26 +40,40 @@ pub struct SendArgs {
     /// How long to wait for the receipt.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
-    /// NATS server.
+    /// NATS server (a comma-separated list for a cluster).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// NKey/JWT credentials file.
     #[arg(long, env = "NATS_CREDS")]
     pub nats_creds: Option<String>,
+    /// CA bundle that verifies the NATS servers (TLS).
+    #[arg(long, env = "NATS_TLS_CA_FILE")]
+    pub nats_tls_ca_file: Option<String>,
+    /// Client certificate for NATS servers that require mutual TLS (with the key).
+    #[arg(long, env = "NATS_TLS_CERT_FILE")]
+    pub nats_tls_cert_file: Option<String>,
+    /// Key of the client certificate.
+    #[arg(long, env = "NATS_TLS_KEY_FILE")]
+    pub nats_tls_key_file: Option<String>,
 }
 
 pub async fn run(args: SendArgs) -> anyhow::Result<bool> {
-    let mut options = async_nats::ConnectOptions::new().name("smpp-connector-send");
-    if let Some(creds) = &args.nats_creds {
-        options = options
-            .credentials_file(creds)
-            .await
-            .context("NATS_CREDS")?;
-    }
+    let settings = smpp_connector::config::NatsSettings::parse(
+        &args.nats_url,
+        args.nats_creds.clone(),
+        smpp_connector::config::TlsFiles {
+            ca_file: args.nats_tls_ca_file.clone(),
+            cert_file: args.nats_tls_cert_file.clone(),
+            key_file: args.nats_tls_key_file.clone(),
+        },
+        None,
+    )?;
+    let (options, servers) =
+        crate::nats::connect_options(&settings, "smpp-connector-send".to_owned()).await?;
     let client = options
-        .connect(args.nats_url.as_str())
+        .connect(servers.as_slice())
         .await
-        .with_context(|| format!("NATS_URL {} unreachable", args.nats_url))?;
+        .with_context(|| format!("NATS_URL {} unreachable", settings.display))?;
     let message_id = args
         .message_id
         .clone()

@@ -5,11 +5,15 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures::future::BoxFuture;
-use smpp_connector::config::BindKey;
+use smpp_connector::backends::DEFAULT_PG_CONNECT_TIMEOUT;
+use smpp_connector::config::{BindKey, ConfigError, DATABASE_CALL_MARGIN, PostgresSettings, env};
+
+use crate::tls::PgTlsConnector;
 
 use crate::telemetry::metric;
 
@@ -51,6 +55,8 @@ pub struct PgStore {
     pool: Pool,
     /// `expires_at - submitted_at` of the rows written, in seconds.
     retention_seconds: i64,
+    /// How long one call may take, connection included, before it counts as failed.
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -103,35 +109,67 @@ const CORRELATED_SEGMENTS: &str = "SELECT message_id, segment_index, concat_ref 
 FROM smpp.message_correlations WHERE message_id = ANY($1)";
 
 impl PgStore {
-    /// A pool for `DATABASE_URL`; connections are opened lazily.
-    pub fn connect(url: &str, pool_size: usize) -> anyhow::Result<Self> {
-        let mut pg_config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+    /// A pool for `DATABASE_URL` (TLS as its `sslmode` says, several hosts tried in order
+    /// with `target_session_attrs`); connections are opened lazily. Every session gets
+    /// `statement_timeout`, and every call a client-side deadline of that plus
+    /// [`DATABASE_CALL_MARGIN`]: a server that stopped answering (a partition, a primary
+    /// that froze) is an outage the callers handle, never a wait without end.
+    pub fn connect(
+        settings: &PostgresSettings,
+        pool_size: usize,
+        statement_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let mut pg_config =
+            tokio_postgres::Config::from_str(settings.url.expose()).map_err(|e| ConfigError {
+                variable: env::DATABASE_URL,
+                problem: format!("is not a valid PostgreSQL URL: {e}"),
+            })?;
         // Every statement is planned for its own arguments. A generic plan made while the
         // table (or, later, a new partition) was empty is a hash join over a sequential
         // scan, and PostgreSQL keeps it: every receipt batch then reads the whole table.
         // Planning our few statements each time costs microseconds.
+        let ours = format!(
+            "-c plan_cache_mode=force_custom_plan -c statement_timeout={}",
+            statement_timeout.as_millis()
+        );
         let options = match pg_config.get_options() {
-            Some(given) => format!("{given} -c plan_cache_mode=force_custom_plan"),
-            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+            Some(given) => format!("{given} {ours}"),
+            None => ours,
         };
         pg_config.options(&options);
+        if pg_config.get_connect_timeout().is_none() {
+            pg_config.connect_timeout(DEFAULT_PG_CONNECT_TIMEOUT);
+        }
+        // tokio-postgres probes an idle connection after two hours by default; a standby
+        // promoted behind a dead primary should not wait that long to be noticed.
+        if pg_config.get_keepalives_idle() >= Duration::from_secs(3600) {
+            pg_config.keepalives_idle(Duration::from_secs(30));
+        }
+        let per_host = pg_config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_PG_CONNECT_TIMEOUT);
+        let tls = PgTlsConnector::new(&settings.tls)?;
         let manager = Manager::from_config(
             pg_config,
-            tokio_postgres::NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
             .max_size(pool_size)
-            .wait_timeout(Some(std::time::Duration::from_secs(5)))
-            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(5)))
+            // Each host in turn, then give up: the callers retry.
+            .create_timeout(Some(
+                per_host * settings.hosts.max(1) as u32 + Duration::from_secs(1),
+            ))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()?;
         Ok(PgStore {
             pool,
             retention_seconds: 72 * 3600,
+            deadline: statement_timeout + DATABASE_CALL_MARGIN,
         })
     }
 
@@ -149,6 +187,8 @@ impl PgStore {
     pub async fn migrate(&self) -> anyhow::Result<Vec<i32>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // A migration may build an index on a large table: no statement timeout here.
+        tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         tx.batch_execute(
@@ -188,12 +228,33 @@ impl PgStore {
     }
 }
 
+/// Run one call on a pooled connection within `deadline`. A connection that did not
+/// answer in time may be wedged (a server or a network that stopped answering): it is
+/// taken out of the pool and closed, never handed to the next call.
+async fn within<T>(
+    pool: &Pool,
+    deadline: Duration,
+    call: impl for<'c> FnOnce(&'c ClientWrapper) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
+) -> Result<T, CorrelationError> {
+    let client = pool.get().await?;
+    match tokio::time::timeout(deadline, call(&client)).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            drop(Object::take(client));
+            Err(CorrelationError::Unavailable(format!(
+                "no answer within {} ms",
+                deadline.as_millis()
+            )))
+        }
+    }
+}
+
 impl CorrelationStore for PgStore {
     fn insert(
         &self,
         rows: Vec<CorrelationRow>,
     ) -> BoxFuture<'static, Result<(), CorrelationError>> {
-        let pool = self.pool.clone();
+        let (pool, deadline) = (self.pool.clone(), self.deadline);
         let retention = self.retention_seconds;
         Box::pin(async move {
             let n = rows.len();
@@ -219,26 +280,32 @@ impl CorrelationStore for PgStore {
                 concat_refs.push(row.concat_ref.map(i32::from));
                 traceparents.push(row.traceparent);
             }
-            let client = pool.get().await?;
-            let statement = client.prepare_cached(INSERT_ROWS).await?;
-            client
-                .execute(
-                    &statement,
-                    &[
-                        &message_ids,
-                        &segment_indexes,
-                        &segment_counts,
-                        &operator_ids,
-                        &directions,
-                        &bind_ids,
-                        &operator_message_ids,
-                        &submitted_ats,
-                        &concat_refs,
-                        &traceparents,
-                        &retention,
-                    ],
-                )
-                .await?;
+            // Idempotent (ON CONFLICT DO NOTHING): a batch whose commit was not confirmed
+            // (a connection lost, a failover) is simply written again by its binds.
+            within(&pool, deadline, move |client| {
+                Box::pin(async move {
+                    let statement = client.prepare_cached(INSERT_ROWS).await?;
+                    client
+                        .execute(
+                            &statement,
+                            &[
+                                &message_ids,
+                                &segment_indexes,
+                                &segment_counts,
+                                &operator_ids,
+                                &directions,
+                                &bind_ids,
+                                &operator_message_ids,
+                                &submitted_ats,
+                                &concat_refs,
+                                &traceparents,
+                                &retention,
+                            ],
+                        )
+                        .await
+                })
+            })
+            .await?;
             Ok(())
         })
     }
@@ -247,7 +314,7 @@ impl CorrelationStore for PgStore {
         &self,
         receipts: Vec<(ReceiptKey, &'static str)>,
     ) -> BoxFuture<'static, Result<HashMap<ReceiptKey, ReceiptMatch>, CorrelationError>> {
-        let pool = self.pool.clone();
+        let (pool, deadline) = (self.pool.clone(), self.deadline);
         Box::pin(async move {
             let mut operators = Vec::with_capacity(receipts.len());
             let mut ids = Vec::with_capacity(receipts.len());
@@ -257,11 +324,17 @@ impl CorrelationStore for PgStore {
                 ids.push(key.operator_message_id);
                 statuses.push(status);
             }
-            let client = pool.get().await?;
-            let statement = client.prepare_cached(APPLY_RECEIPTS).await?;
-            let rows = client
-                .query(&statement, &[&operators, &ids, &statuses])
-                .await?;
+            // Idempotent too: applied again, a receipt sets the same status on the same row
+            // and returns it again.
+            let rows = within(&pool, deadline, move |client| {
+                Box::pin(async move {
+                    let statement = client.prepare_cached(APPLY_RECEIPTS).await?;
+                    client
+                        .query(&statement, &[&operators, &ids, &statuses])
+                        .await
+                })
+            })
+            .await?;
             // One row per receipt key: the statement picks the newest row itself.
             let now = Utc::now();
             Ok(rows
@@ -293,11 +366,15 @@ impl CorrelationStore for PgStore {
         &self,
         message_ids: Vec<String>,
     ) -> BoxFuture<'static, Result<HashMap<String, Correlated>, CorrelationError>> {
-        let pool = self.pool.clone();
+        let (pool, deadline) = (self.pool.clone(), self.deadline);
         Box::pin(async move {
-            let client = pool.get().await?;
-            let statement = client.prepare_cached(CORRELATED_SEGMENTS).await?;
-            let rows = client.query(&statement, &[&message_ids]).await?;
+            let rows = within(&pool, deadline, move |client| {
+                Box::pin(async move {
+                    let statement = client.prepare_cached(CORRELATED_SEGMENTS).await?;
+                    client.query(&statement, &[&message_ids]).await
+                })
+            })
+            .await?;
             let mut all: HashMap<String, Correlated> = HashMap::new();
             for row in &rows {
                 let found = all.entry(row.get(0)).or_default();
@@ -317,11 +394,15 @@ impl CorrelationStore for PgStore {
     }
 
     fn sweep_expired(&self, batch: i64) -> BoxFuture<'static, Result<u64, CorrelationError>> {
-        let pool = self.pool.clone();
+        let (pool, deadline) = (self.pool.clone(), self.deadline);
         Box::pin(async move {
-            let client = pool.get().await?;
-            let statement = client.prepare_cached(SWEEP_EXPIRED).await?;
-            Ok(client.execute(&statement, &[&batch]).await?)
+            within(&pool, deadline, move |client| {
+                Box::pin(async move {
+                    let statement = client.prepare_cached(SWEEP_EXPIRED).await?;
+                    client.execute(&statement, &[&batch]).await
+                })
+            })
+            .await
         })
     }
 
@@ -329,20 +410,24 @@ impl CorrelationStore for PgStore {
         &self,
         key: BindKey,
     ) -> BoxFuture<'static, Result<Option<BindSettings>, CorrelationError>> {
-        let pool = self.pool.clone();
+        let (pool, deadline) = (self.pool.clone(), self.deadline);
         Box::pin(async move {
-            let client = pool.get().await?;
-            let statement = client.prepare_cached(BIND_SETTINGS).await?;
-            let row = client
-                .query_opt(
-                    &statement,
-                    &[
-                        &key.operator_id.as_str(),
-                        &key.direction.as_str(),
-                        &i32::from(key.bind_id),
-                    ],
-                )
-                .await?;
+            let row = within(&pool, deadline, move |client| {
+                Box::pin(async move {
+                    let statement = client.prepare_cached(BIND_SETTINGS).await?;
+                    client
+                        .query_opt(
+                            &statement,
+                            &[
+                                &key.operator_id.as_str(),
+                                &key.direction.as_str(),
+                                &i32::from(key.bind_id),
+                            ],
+                        )
+                        .await
+                })
+            })
+            .await?;
             Ok(row.map(|row| BindSettings {
                 window: u32::try_from(row.get::<_, i32>(0)).unwrap_or(1).max(1),
                 enabled: row.get(1),

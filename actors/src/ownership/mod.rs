@@ -89,6 +89,7 @@ struct Held {
 pub async fn buckets(
     js: &jetstream::Context,
     ttl: Duration,
+    replicas: usize,
 ) -> anyhow::Result<(kv::Store, kv::Store)> {
     let open = |bucket: &'static str| {
         let js = js.clone();
@@ -111,6 +112,7 @@ pub async fn buckets(
                         history: 1,
                         max_age: ttl,
                         storage: jetstream::stream::StorageType::File,
+                        num_replicas: replicas,
                         ..Default::default()
                     })
                     .await

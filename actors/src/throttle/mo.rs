@@ -20,15 +20,22 @@
 //!    while it is `x` is refused (the SMSC retries: by then the partial is out and the
 //!    late part starts a message of its own — nothing is lost, nothing is in two events).
 //!
-//! Like the TPS script, these need a standalone (or replicated) Redis, not Redis Cluster:
-//! [`FINISH_SCRIPT`] touches the index it reads from the hash.
+//! Every script declares the keys it touches, and all of an operator's MO keys carry its
+//! hash tag (one slot), so they run on Redis Cluster as on a standalone Redis. The expiry
+//! scan takes two calls for that: [`DUE_SCRIPT`] names the messages whose window ended,
+//! [`CLAIM_SCRIPT`] claims them, named as keys (and checked again: still listed, still
+//! due). Messages stored under the names from before the hash tags are scanned and
+//! published too, from their own (legacy) index.
 
 use std::time::Duration;
 
 use actix::prelude::*;
 use fred::prelude::*;
 use fred::types::Value;
-use smpp_connector::reassembly::{MoKey, PartMeta, StoredMessage, open_index_key};
+use smpp_connector::backends::RedisTopology;
+use smpp_connector::reassembly::{
+    MoKey, PartMeta, StoredMessage, legacy_open_index_key, open_index_key,
+};
 
 use super::{ThrottleActor, ThrottleError};
 
@@ -76,10 +83,10 @@ if existing then return {2} end
 return {0, n}
 "#;
 
-/// ARGV: final state (`c` or `p`), tombstone TTL ms. KEYS: the message hash.
+/// ARGV: final state (`c` or `p`), tombstone TTL ms. KEYS: the message hash, the index
+/// that lists it.
 pub const FINISH_SCRIPT: &str = r#"
-local index = redis.call('HGET', KEYS[1], 'i')
-if index then redis.call('ZREM', index, KEYS[1]) end
+redis.call('ZREM', KEYS[2], KEYS[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'd', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -87,24 +94,38 @@ end
 return 1
 "#;
 
-/// ARGV: limit, lease ms. KEYS: the open index.
-/// Returns `{open messages in the index, {key, fields, key, fields, ...}, gone}`.
+/// ARGV: limit. KEYS: the open index.
+/// Returns `{open messages in the index, {hash key, ...}}`: the messages whose window has
+/// ended, at most `limit`.
+pub const DUE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))}
+"#;
+
+/// ARGV: lease ms. KEYS: the open index, then the message hashes [`DUE_SCRIPT`] named.
+/// Returns `{open messages in the index, {key, fields, key, fields, ...}, gone}`. A
+/// message no longer listed or not due any more (another pod claimed it meanwhile) is
+/// left alone.
 pub const CLAIM_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local out = {}
 local gone = 0
-for _, key in ipairs(due) do
-  local state = redis.call('HGET', key, 'd')
-  if redis.call('EXISTS', key) == 0 or (state and state ~= 'x') then
-    if redis.call('EXISTS', key) == 0 then gone = gone + 1 end
-    redis.call('ZREM', KEYS[1], key)
-  else
-    redis.call('HSET', key, 'd', 'x')
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), key)
-    table.insert(out, key)
-    table.insert(out, redis.call('HGETALL', key))
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  local due = redis.call('ZSCORE', KEYS[1], key)
+  if due and tonumber(due) <= now then
+    local state = redis.call('HGET', key, 'd')
+    if redis.call('EXISTS', key) == 0 or (state and state ~= 'x') then
+      if redis.call('EXISTS', key) == 0 then gone = gone + 1 end
+      redis.call('ZREM', KEYS[1], key)
+    else
+      redis.call('HSET', key, 'd', 'x')
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), key)
+      table.insert(out, key)
+      table.insert(out, redis.call('HGETALL', key))
+    end
   end
 end
 return {redis.call('ZCARD', KEYS[1]), out, gone}
@@ -158,6 +179,8 @@ impl std::fmt::Debug for Stored {
 pub struct FinishMo {
     /// The message hash ([`MoKey::redis_key`]).
     pub redis_key: String,
+    /// The index that lists it (`smpp_connector::reassembly::index_of`).
+    pub index_key: String,
     pub complete: bool,
     /// How long the tombstone recognises repeats.
     pub keep: Duration,
@@ -169,6 +192,8 @@ pub struct FinishMo {
 pub struct ClaimExpiredMo {
     pub operator_id: String,
     pub bind_id: u16,
+    /// The bind's index from before the hash tags (messages an earlier version stored).
+    pub legacy: bool,
 }
 
 /// The answer to [`ClaimExpiredMo`].
@@ -277,7 +302,7 @@ impl Handler<FinishMo> for ThrottleActor {
         let args = vec![state.to_owned(), millis(msg.keep)];
         Box::pin(self.call(move |redis| async move {
             redis
-                .eval::<i64, _, _, _>(FINISH_SCRIPT, vec![msg.redis_key], args)
+                .eval::<i64, _, _, _>(FINISH_SCRIPT, vec![msg.redis_key, msg.index_key], args)
                 .await
                 .map(|_| ())
         }))
@@ -288,15 +313,55 @@ impl Handler<ClaimExpiredMo> for ThrottleActor {
     type Result = ResponseActFuture<Self, Result<Claimed, ThrottleError>>;
 
     fn handle(&mut self, msg: ClaimExpiredMo, _ctx: &mut Context<Self>) -> Self::Result {
-        let index = open_index_key(&msg.operator_id, msg.bind_id);
-        let args = vec![CLAIM_LIMIT.to_string(), millis(CLAIM_LEASE)];
+        if msg.legacy && self.topology == RedisTopology::Cluster {
+            // Redis Cluster was never served under the old names: nothing there.
+            return Box::pin(actix::fut::ready(Ok(Claimed::default())));
+        }
+        let index = if msg.legacy {
+            legacy_open_index_key(&msg.operator_id, msg.bind_id)
+        } else {
+            open_index_key(&msg.operator_id, msg.bind_id)
+        };
         Box::pin(self.call(move |redis| async move {
+            let due = redis
+                .eval::<Value, _, _, _>(DUE_SCRIPT, vec![index.clone()], vec![CLAIM_LIMIT])
+                .await?;
+            let (open, due) = parse_due(due)?;
+            if due.is_empty() {
+                return Ok(Claimed {
+                    open,
+                    ..Claimed::default()
+                });
+            }
+            let mut keys = Vec::with_capacity(due.len() + 1);
+            keys.push(index);
+            keys.extend(due);
             let reply = redis
-                .eval::<Value, _, _, _>(CLAIM_SCRIPT, vec![index], args)
+                .eval::<Value, _, _, _>(CLAIM_SCRIPT, keys, vec![millis(CLAIM_LEASE)])
                 .await?;
             parse_claimed(reply)
         }))
     }
+}
+
+fn parse_due(reply: Value) -> Result<(u64, Vec<String>), fred::error::Error> {
+    let mut items = reply.into_array().into_iter();
+    let open = items
+        .next()
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| protocol("due"))?;
+    let due = items
+        .next()
+        .ok_or_else(|| protocol("due"))?
+        .into_array()
+        .into_iter()
+        .map(|key| {
+            key.as_str()
+                .map(|k| k.to_string())
+                .ok_or_else(|| protocol("due"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((open.max(0) as u64, due))
 }
 
 #[cfg(test)]
@@ -342,5 +407,13 @@ mod tests {
         assert_eq!((claimed.open, claimed.gone), (3, 1));
         assert_eq!(claimed.messages[0].0, "smpp:mo:op:1");
         assert!(parse_claimed(Value::Array(vec![])).is_err());
+
+        let (open, due) = parse_due(Value::Array(vec![
+            Value::Integer(4),
+            Value::Array(vec![bulk("smpp:mo:{op}:1"), bulk("smpp:mo:{op}:2")]),
+        ]))
+        .unwrap();
+        assert_eq!((open, due.len()), (4, 2));
+        assert!(parse_due(Value::Array(vec![Value::Integer(1)])).is_err());
     }
 }

@@ -2,11 +2,18 @@
 //! three requests, each one Redis round trip:
 //!
 //! - [`AcquireTps`] → [`TpsGrant`]: the operator's TPS sliding window (US-SC-012, SPEC §8)
-//!   in `tps:{operatorId}:{windowStart}`, by the Lua script [`TPS_SCRIPT`];
+//!   in the hash `tps:{operatorId}`, by the Lua script [`TPS_SCRIPT`];
 //! - [`ReserveSequences`]: a block of sequence numbers from `smpp:seq:{op}:{dir}:{bindId}`;
 //! - [`ReserveConcatRefs`]: a block of concatenation references from
-//!   `smpp:concat:ref:{op}:{bindId}` (one `INCRBY` per block, so long messages cost no
+//!   `smpp:concat:ref:{op}:{bindId}` (one script call per block, so long messages cost no
 //!   Redis round trip each).
+//!
+//! Every key carries its operator as Redis Cluster hash tag (`{op}` is literal), so all of
+//! an operator's keys share one slot and every script declares the keys it touches: the
+//! same code runs on a standalone Redis, behind Sentinel and on Redis Cluster. Counters
+//! never hand out a block twice: each reservation passes the highest value this process
+//! was given as a floor ([`RESERVE_SCRIPT`]), and the first one reads the counter under its
+//! name from before the hash tags, so the renamed counters start above the old ones.
 //!
 //! The arithmetic and the key names are in the pure crate
 //! ([`smpp_connector::throttle`]), which also states and proves the TPS bound.
@@ -29,9 +36,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use fred::prelude::*;
-use smpp_connector::config::{BindKey, OperatorId};
+use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
+use smpp_connector::backends::RedisTopology;
+use smpp_connector::config::{BindKey, ConfigError, OperatorId, RedisSettings, env};
 use smpp_connector::throttle::{
-    LocalLimiter, WINDOW, concat_message_key, concat_ref_block, seq_key, sequence_block,
+    LocalLimiter, WINDOW, concat_message_key, concat_ref_block, counter_floor, legacy, seq_key,
+    sequence_block, tps_key,
 };
 
 use crate::telemetry::actor_health::{ActorHealth, Probe};
@@ -45,11 +55,56 @@ pub use smpp_connector::throttle::concat_ref_key;
 /// How long one Redis command may take before it counts as failed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Connect a Redis client that keeps reconnecting in the background (never blocks startup).
-pub fn connect(url: &str) -> anyhow::Result<Client> {
-    let config = Config::from_url(url)
-        .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
-    let client = Builder::from_config(config)
+/// How long startup waits for the first Redis connection: long enough to see a certificate
+/// refused, short enough that a Redis down at startup does not hold the service (it fails
+/// open and the client keeps reconnecting).
+const STARTUP_PROBE: Duration = Duration::from_secs(3);
+
+/// Connect a Redis client (any of fred's URL forms: standalone, cluster, Sentinel; TLS
+/// verified with `REDIS_TLS_*` for the `rediss` schemes) that keeps reconnecting in the
+/// background. A certificate that does not verify stops startup; a Redis that does not
+/// answer does not.
+pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Client> {
+    let client = client(settings)?;
+    let mut errors = client.error_rx();
+    client.connect();
+    let deadline = Instant::now() + STARTUP_PROBE;
+    while !client.is_connected() {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            tracing::warn!(url = %settings.display, "redis not reachable at startup; failing open until it answers");
+            break;
+        };
+        if let Ok(Ok((err, _))) =
+            tokio::time::timeout(left.min(Duration::from_millis(50)), errors.recv()).await
+            && let Some(refused) =
+                crate::tls::certificate_refused(&anyhow::Error::new(err), crate::tls::REDIS)
+        {
+            return Err(refused.into());
+        }
+    }
+    Ok(client)
+}
+
+/// The client of `connect`, not connected yet.
+pub fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
+    let mut config = Config::from_url(settings.url.expose()).map_err(|e| ConfigError {
+        variable: env::REDIS_URL,
+        problem: format!("is not a valid Redis URL: {}", e.details()),
+    })?;
+    config.tls = match &settings.tls {
+        Some(files) => {
+            let rustls = crate::tls::client_config(files, crate::tls::REDIS)?;
+            let mut tls = TlsConfig::from(TlsConnector::from(rustls));
+            if settings.topology == RedisTopology::Cluster {
+                // Nodes announced by IP address are reached under the configured host's
+                // name, which the certificate names (unless they announce host names).
+                tls.hostnames = TlsHostMapping::DefaultHost;
+            }
+            Some(tls)
+        }
+        None => None,
+    };
+    Builder::from_config(config)
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
         .with_performance_config(|perf| {
             perf.default_command_timeout = COMMAND_TIMEOUT;
@@ -58,35 +113,40 @@ pub fn connect(url: &str) -> anyhow::Result<Client> {
             conn.connection_timeout = Duration::from_secs(2);
         })
         .build()
-        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-    client.connect();
-    Ok(client)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL {}: {e}", settings.display))
 }
 
 /// The TPS sliding window, atomic in Redis (a script runs alone), so two pods can never
 /// both take the last tokens. One `EVAL` per call (the script is short; Redis caches it).
 ///
 /// Time is the server's (`TIME`): every pod then agrees on the window boundaries and the
-/// offset into the window, whatever their clocks say. The key names are built from that
-/// time inside the script, so it needs a standalone (or replicated / Sentinel) Redis ≥ 5
-/// (scripts replicated by effects), not Redis Cluster — there the two windows' keys would
-/// sit in different slots anyway.
+/// offset into the window, whatever their clocks say. The operator's window is one hash,
+/// `tps:{operatorId}` (its hash tag puts it in the operator's slot on Redis Cluster), the
+/// one key the script declares: `w` the newest window's start, `c` its count, `p` the
+/// count of the window before ([`smpp_connector::throttle::tps_counts`] is the same roll
+/// in Rust). A stored window ahead of this server's clock (a failover to a replica whose
+/// clock is behind) is kept, so its grants still weigh.
 ///
-/// ARGV: operator id, limit, want. Returns `{granted, microseconds left in the window}`.
-/// `granted` is `smpp_connector::throttle::grantable` with the same integers: the largest
-/// `g ≤ want` with `previous × (10⁶ − µs) + (current + g) × 10⁶ ≤ limit × 10⁶` (exact in
-/// Lua's doubles while the counts stay below 10⁹). The current window's counter gets
-/// `INCRBY granted` and `EXPIRE 2`: it is read as the previous window for one more second.
+/// KEYS: `tps:{operatorId}`. ARGV: limit, want. Returns `{granted, microseconds left in
+/// the window}`. `granted` is `smpp_connector::throttle::grantable` with the same
+/// integers: the largest `g ≤ want` with
+/// `previous × (10⁶ − µs) + (current + g) × 10⁶ ≤ limit × 10⁶` (exact in Lua's doubles
+/// while the counts stay below 10⁹). The hash lives 3 s past its last grant.
 pub const TPS_SCRIPT: &str = r#"
 local now = redis.call('TIME')
 local secs = tonumber(now[1])
 local micros = tonumber(now[2])
-local prefix = 'tps:' .. ARGV[1] .. ':'
-local current_key = prefix .. secs
-local previous = tonumber(redis.call('GET', prefix .. (secs - 1)) or '0')
-local current = tonumber(redis.call('GET', current_key) or '0')
-local limit = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
+local stored = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local w = tonumber(stored[1] or '0')
+local current = tonumber(stored[2] or '0')
+local previous = tonumber(stored[3] or '0')
+if w < secs then
+  if w + 1 == secs then previous = current else previous = 0 end
+  current = 0
+  w = secs
+end
+local limit = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
 local used = previous * (1000000 - micros) + current * 1000000
 local cap = limit * 1000000
 local granted = 0
@@ -94,10 +154,23 @@ if used < cap then
   granted = math.min(want, math.floor((cap - used) / 1000000))
 end
 if granted > 0 then
-  redis.call('INCRBY', current_key, granted)
-  redis.call('EXPIRE', current_key, 2)
+  redis.call('HSET', KEYS[1], 'w', w, 'c', current + granted, 'p', previous)
+  redis.call('PEXPIRE', KEYS[1], 3000)
 end
 return {granted, 1000000 - micros}
+"#;
+
+/// A block from a counter (sequence numbers, concatenation references) that never goes
+/// below what was handed out before: when the counter is under `floor` (a Redis that lost
+/// writes in a failover or restarted empty, or a counter renamed), it is set to `floor`
+/// first. KEYS: the counter. ARGV: count, floor. Returns the counter after the block.
+pub const RESERVE_SCRIPT: &str = r#"
+local floor = tonumber(ARGV[2])
+if floor > 0 then
+  local value = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if value < floor then redis.call('SET', KEYS[1], floor) end
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
 "#;
 
 /// Why a Redis request failed (the caller falls back to its local counter or limiter).
@@ -178,12 +251,17 @@ pub struct ReserveConcatRefs {
 /// The Redis actor.
 pub struct ThrottleActor {
     redis: Client,
+    /// Legacy MO indexes are not scanned on Redis Cluster (never served under old names).
+    pub(crate) topology: RedisTopology,
     /// When the current outage started; `None` while Redis answers.
     outage: Option<Instant>,
     /// Per-bind limiters for failing open (kept between outages).
     local: HashMap<BindKey, LocalLimiter>,
     /// Operators whose `smpp_connector_tps_fail_open` gauge is 1.
     failing_open: HashSet<OperatorId>,
+    /// The last value each counter gave this process (its floor for the next block);
+    /// present once the counter's legacy name has been read.
+    floors: HashMap<String, i64>,
     health: ActorHealth,
 }
 
@@ -197,12 +275,14 @@ impl std::fmt::Debug for ThrottleActor {
 }
 
 impl ThrottleActor {
-    pub fn new(redis: Client) -> Self {
+    pub fn new(redis: Client, topology: RedisTopology) -> Self {
         ThrottleActor {
             redis,
+            topology,
             outage: None,
             local: HashMap::new(),
             failing_open: HashSet::new(),
+            floors: HashMap::new(),
             health: ActorHealth::new("throttle", None),
         }
     }
@@ -313,14 +393,11 @@ impl Handler<AcquireTps> for ThrottleActor {
 
     fn handle(&mut self, msg: AcquireTps, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.health.time();
-        let args = vec![
-            msg.bind.operator_id.to_string(),
-            msg.limit.to_string(),
-            msg.want.to_string(),
-        ];
+        let key = tps_key(&msg.bind.operator_id);
+        let args = vec![msg.limit.to_string(), msg.want.to_string()];
         let eval = self.call(move |redis| async move {
             redis
-                .eval::<(i64, i64), _, _, _>(TPS_SCRIPT, (), args)
+                .eval::<(i64, i64), _, _, _>(TPS_SCRIPT, vec![key], args)
                 .await
         });
         Box::pin(eval.map(move |result, act, _ctx| {
@@ -338,15 +415,50 @@ impl Handler<AcquireTps> for ThrottleActor {
     }
 }
 
+impl ThrottleActor {
+    /// `INCRBY count` on `key` through [`RESERVE_SCRIPT`], never below what the counter
+    /// gave this process, nor (the first time) below the counter under its legacy name.
+    fn reserve(
+        &mut self,
+        key: String,
+        legacy: String,
+        count: u32,
+    ) -> impl ActorFuture<Self, Output = Result<i64, ThrottleError>> + use<> {
+        let known = self.floors.get(&key).copied();
+        let reserve = self.call(move |redis| async move {
+            let legacy_value = match known {
+                Some(_) => None,
+                None => redis.get::<Option<i64>, _>(legacy).await?,
+            };
+            let floor = counter_floor(known, legacy_value);
+            let last = redis
+                .eval::<i64, _, _, _>(
+                    RESERVE_SCRIPT,
+                    vec![key.clone()],
+                    vec![i64::from(count), floor],
+                )
+                .await?;
+            Ok((key, last))
+        });
+        reserve.map(|result, act: &mut Self, _ctx| {
+            result.map(|(key, last)| {
+                let floor = act.floors.entry(key).or_insert(last);
+                *floor = (*floor).max(last);
+                last
+            })
+        })
+    }
+}
+
 impl Handler<ReserveSequences> for ThrottleActor {
     type Result = ResponseActFuture<Self, Result<(u32, u32), ThrottleError>>;
 
     fn handle(&mut self, msg: ReserveSequences, _ctx: &mut Context<Self>) -> Self::Result {
-        let key = seq_key(&msg.key);
         let count = msg.count;
-        let incr = self
-            .call(move |redis| async move { redis.incr_by::<i64, _>(key, i64::from(count)).await });
-        Box::pin(incr.map(move |result, _act, _ctx| result.map(|last| sequence_block(last, count))))
+        let reserve = self.reserve(seq_key(&msg.key), legacy::seq_key(&msg.key), count);
+        Box::pin(
+            reserve.map(move |result, _act, _ctx| result.map(|last| sequence_block(last, count))),
+        )
     }
 }
 
@@ -354,12 +466,14 @@ impl Handler<ReserveConcatRefs> for ThrottleActor {
     type Result = ResponseActFuture<Self, Result<u64, ThrottleError>>;
 
     fn handle(&mut self, msg: ReserveConcatRefs, _ctx: &mut Context<Self>) -> Self::Result {
-        let key = concat_ref_key(&msg.key);
         let count = msg.count;
-        let incr = self
-            .call(move |redis| async move { redis.incr_by::<i64, _>(key, i64::from(count)).await });
+        let reserve = self.reserve(
+            concat_ref_key(&msg.key),
+            legacy::concat_ref_key(&msg.key),
+            count,
+        );
         Box::pin(
-            incr.map(move |result, _act, _ctx| result.map(|last| concat_ref_block(last, count))),
+            reserve.map(move |result, _act, _ctx| result.map(|last| concat_ref_block(last, count))),
         )
     }
 }
@@ -412,7 +526,15 @@ impl Handler<RecallConcatRef> for ThrottleActor {
 
     fn handle(&mut self, msg: RecallConcatRef, _ctx: &mut Context<Self>) -> Self::Result {
         let key = concat_message_key(&msg.operator_id, &msg.message_id);
-        let get = self.call(move |redis| async move { redis.get::<Option<i64>, _>(key).await });
+        let legacy = legacy::concat_message_key(&msg.operator_id, &msg.message_id);
+        // A message first delivered by a version before the hash tags remembered its
+        // reference under the old name (for the 72 hours it lives).
+        let get = self.call(move |redis| async move {
+            match redis.get::<Option<i64>, _>(key).await? {
+                Some(value) => Ok(Some(value)),
+                None => redis.get::<Option<i64>, _>(legacy).await,
+            }
+        });
         Box::pin(get.map(|result, _act, _ctx| {
             result.map(|value| value.and_then(|v| u16::try_from(v).ok()))
         }))
@@ -440,8 +562,11 @@ mod tests {
     #[actix_rt::test]
     async fn failing_open_each_bind_gets_its_share_of_the_limit() {
         // Nothing listens on port 1: every call fails.
-        let redis = connect("redis://127.0.0.1:1").expect("client");
-        let throttle = ThrottleActor::new(redis).start();
+        let settings =
+            RedisSettings::parse("redis://127.0.0.1:1", Default::default()).expect("settings");
+        let redis = client(&settings).expect("client");
+        redis.connect();
+        let throttle = ThrottleActor::new(redis, settings.topology).start();
         let operator = OperatorId::try_new("opfailopen").expect("operator id");
         let first = throttle.send(ask(&operator, 0)).await.expect("answer");
         let second = throttle.send(ask(&operator, 1)).await.expect("answer");
