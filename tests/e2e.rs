@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod backends;
 mod bind;
 mod chaos;
 mod cluster;

@@ -16,7 +16,7 @@ const T: Duration = Duration::from_secs(30);
 /// GSM 7-bit default alphabet, unpacked (one septet per byte), for the characters the
 /// tests use: ASCII letters, digits and space are themselves; '@' 0x00, '£' 0x01, '€'
 /// the escape 0x1B 0x65.
-fn gsm7(text: &str) -> Vec<u8> {
+pub(crate) fn gsm7(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for c in text.chars() {
         match c {
@@ -34,7 +34,7 @@ fn ucs2(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
-fn deliver(from: &str, data_coding: u8, user_data: &[u8]) -> Value {
+pub(crate) fn deliver(from: &str, data_coding: u8, user_data: &[u8]) -> Value {
     json!({
         "kind": "deliver_sm",
         "source_addr": from,
@@ -46,7 +46,14 @@ fn deliver(from: &str, data_coding: u8, user_data: &[u8]) -> Value {
 }
 
 /// One part with a UDH: IEI 0x00 (8-bit reference) or 0x08 (16-bit).
-fn udh_part(from: &str, dc: u8, reference: u16, total: u8, seq: u8, data: &[u8]) -> Value {
+pub(crate) fn udh_part(
+    from: &str,
+    dc: u8,
+    reference: u16,
+    total: u8,
+    seq: u8,
+    data: &[u8],
+) -> Value {
     let mut ud = if reference > 0xFF {
         let [hi, lo] = reference.to_be_bytes();
         vec![0x06, 0x08, 0x04, hi, lo, total, seq]
@@ -71,7 +78,7 @@ fn sar_part(from: &str, reference: u16, total: u8, seq: u8, text: &str) -> Value
 }
 
 /// A subscriber number of its own per message (the events are told apart by `from`).
-fn number() -> String {
+pub(crate) fn number() -> String {
     format!("9370{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000)
 }
 
@@ -79,7 +86,7 @@ async fn inject(sim: &Sim, pdu: Value) {
     assert_eq!(sim.inject(pdu).await, 1, "sent to one connection");
 }
 
-async fn inject_to(sim: &Sim, conn: u64, mut pdu: Value) {
+pub(crate) async fn inject_to(sim: &Sim, conn: u64, mut pdu: Value) {
     pdu["conn"] = json!(conn);
     assert_eq!(sim.inject(pdu).await, 1, "sent to connection {conn}");
 }
@@ -118,7 +125,7 @@ fn metric_sum(text: &str, name: &str) -> f64 {
 }
 
 /// Every MO event this test saw from `from`, each validated against the contract.
-fn events_from<'a>(seen: &'a [Value], from: &str) -> Vec<&'a Value> {
+pub(crate) fn events_from<'a>(seen: &'a [Value], from: &str) -> Vec<&'a Value> {
     let events: Vec<&Value> = seen.iter().filter(|e| e["from"] == from).collect();
     for event in &events {
         schema::assert_valid("mo-inbound-event.v1.schema.json", event);
@@ -370,7 +377,7 @@ async fn two_bind_operator(test: &str) -> (String, Nats, crate::support::nats::E
 }
 
 /// The ids of the simulator's `n` bound sessions, once there are `n`.
-async fn bound_sessions(sim: &Sim, n: usize) -> Vec<u64> {
+pub(crate) async fn bound_sessions(sim: &Sim, n: usize) -> Vec<u64> {
     eventually(T, "bound sessions", || async {
         let ids: Vec<u64> = sim
             .connections()

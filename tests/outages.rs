@@ -23,6 +23,7 @@ use crate::support::postgres::Postgres;
 use crate::support::proxy::Proxy;
 use crate::support::redis::Redis;
 use crate::support::sim::credentials;
+use crate::support::topology::Topology;
 use crate::support::{Nats, Oms, Service, Sim, correlation_rows_at, eventually, unique};
 
 /// Commands per second during every fault.
@@ -35,7 +36,7 @@ const LOUD_LINES: usize = 12;
 
 /// What `/ready` must show during the fault.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Ready {
+pub(crate) enum Ready {
     /// 503 at some point: the bind is down.
     Unready,
     /// 200 throughout: the binds stay up, the messages wait.
@@ -43,26 +44,45 @@ enum Ready {
 }
 
 /// A running stack for one fault.
-struct Stage {
-    op: String,
-    nats: Nats,
-    sim: Sim,
-    oms: Oms,
-    service: Service,
-    /// A Redis of this test's own, which it can kill (everything in it is lost).
-    redis: Redis,
-    database: Database,
+pub(crate) struct Stage {
+    pub op: String,
+    pub nats: Nats,
+    pub sim: Sim,
+    pub oms: Oms,
+    pub service: Service,
+    /// A Redis of this test's own, which it can kill (everything in it is lost); `None`
+    /// on a topology.
+    pub redis: Option<Redis>,
+    pub database: Database,
     /// Where the correlation rows are (not through the proxy).
-    database_url: String,
+    pub database_url: String,
+    /// The servers, when they are a topology of `scripts/stack` (clusters, TLS).
+    pub topology: Option<Topology>,
 }
 
 /// The service's PostgreSQL.
-enum Database {
+pub(crate) enum Database {
     /// The shared cluster, through a proxy the test can cut.
     Proxied(Proxy),
     /// A cluster of the test's own, which it can crash.
     Own(Postgres),
+    /// The topology's.
+    Topology,
 }
+
+/// The variables of a topology's env that point the service at its servers.
+const TOPOLOGY_VARIABLES: &[&str] = &[
+    "NATS_URL",
+    "NATS_TLS_CA_FILE",
+    "NATS_TLS_CERT_FILE",
+    "NATS_TLS_KEY_FILE",
+    "NATS_STREAM_REPLICAS",
+    "REDIS_URL",
+    "REDIS_TLS_CA_FILE",
+    "REDIS_TLS_CERT_FILE",
+    "REDIS_TLS_KEY_FILE",
+    "DATABASE_URL",
+];
 
 impl Stage {
     /// NATS, the simulator (answering in 5 ms, receipts on), the OMS stub, a Redis of its
@@ -113,11 +133,71 @@ impl Stage {
             sim,
             oms,
             service,
-            redis,
+            redis: Some(redis),
             database,
             database_url,
+            topology: None,
         }
     }
+
+    /// The service on the servers of a `scripts/stack` topology (its NATS, Redis and
+    /// PostgreSQL, clustered or over TLS), with the simulator and the OMS stub as
+    /// [`Stage::start`] makes them.
+    pub(crate) async fn on_topology(
+        test: &'static str,
+        topology: Topology,
+        behaviour: Value,
+        env: &[(&str, &str)],
+    ) -> Stage {
+        Self::on_topology_with(test, topology, behaviour, json!({}), env).await
+    }
+
+    /// [`Stage::on_topology`] with more of the operator's credentials (`bindCount`,
+    /// `tpsLimit`…).
+    pub(crate) async fn on_topology_with(
+        test: &'static str,
+        topology: Topology,
+        behaviour: Value,
+        operator: Value,
+        env: &[(&str, &str)],
+    ) -> Stage {
+        let op = format!("op{}", unique());
+        let nats = Nats::attach(test, &topology.env).await;
+        let mut initial = json!({"receipts": true, "resp_delay_ms": 5, "store_and_forward": true});
+        for (k, v) in behaviour.as_object().expect("behaviour object") {
+            initial[k] = v.clone();
+        }
+        let sim = Sim::start(test, initial);
+        let mut extra = json!({"window": 30});
+        for (k, v) in operator.as_object().expect("operator object") {
+            extra[k] = v.clone();
+        }
+        let oms = Oms::start(test, credentials(&op, sim.smpp_port, extra));
+        let mut all = topology_env(&topology);
+        all.extend_from_slice(env);
+        let service = Service::start(test, &nats, &oms, &op, &all).await;
+        service.wait_bound(1).await;
+        let database_url = topology.var("DATABASE_URL").to_owned();
+        Stage {
+            op,
+            nats,
+            sim,
+            oms,
+            service,
+            redis: None,
+            database: Database::Topology,
+            database_url,
+            topology: Some(topology),
+        }
+    }
+}
+
+/// The variables that point a service at a topology's servers.
+pub(crate) fn topology_env(topology: &Topology) -> Vec<(&'static str, &str)> {
+    TOPOLOGY_VARIABLES
+        .iter()
+        .filter_map(|name| topology.env.get(*name).map(|v| (*name, v.as_str())))
+        .collect()
 }
 
 /// `/ready` samples: (time, status, body).
@@ -203,7 +283,7 @@ async fn correlated(database_url: &str, sent: &[Sent], timeout: Duration) -> Dur
 
 /// Run `fault` (which starts the fault and returns once it is over) under the load, then
 /// check and print everything. `backend`: the one `/ready` must name while it is down.
-async fn under_load(
+pub(crate) async fn under_load(
     stage: &mut Stage,
     name: &str,
     ready: Ready,
@@ -330,10 +410,16 @@ async fn under_load(
         "{name}: smpp_connector_backend_up back to 1 for nats, postgres, redis and oms"
     );
 
+    let publish_pause_ms = sent
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_millis())
+        .max()
+        .unwrap_or(0);
     println!(
-        "outage: {name}: fault {:.1} s, recovered {} ms after it, longest pause in sending {} ms; \
-         {} commands, {segments} segments, lost 0, {duplicates} accepted twice ({counted} counted); \
-         /ready 503 for {unready_ms} ms; {} WARN/ERROR lines",
+        "outage: {name}: fault {:.1} s, recovered {} ms after it, longest pause in sending {} ms \
+         (in publishing {publish_pause_ms} ms); {} commands, {segments} segments, lost 0, \
+         {duplicates} accepted twice ({counted} counted); /ready 503 for {unready_ms} ms; {} \
+         WARN/ERROR lines",
         (cleared - fault_started).as_secs_f64(),
         recovered.as_millis(),
         longest_pause_ms(&stage.sim),
@@ -452,22 +538,42 @@ async fn smsc_answers_a_burst_of_submit_failed() {
 }
 
 /// Redis killed (kill -9) and started again empty, as a cache without persistence:
-/// TPS budgets, sequence-number blocks and concatenation-reference counters start over.
+/// TPS budgets start over, and the sequence-number and reference counters start again
+/// where this process left them, never below (a block handed out again would reuse
+/// numbers of the bind's session and references of its recent messages).
 #[tokio::test]
 async fn redis_is_killed_and_restarted_empty() {
     let mut stage = Stage::start("outage_redis", json!({}), &[]).await;
+    let url = stage.redis.as_ref().expect("own Redis").url.clone();
+    let before = Arc::new(Mutex::new((0, 0)));
+    let counted = before.clone();
+    let op = stage.op.clone();
     under_load(
         &mut stage,
         "redis",
         Ready::Ready,
         Some("redis"),
         async |stage: &mut Stage, _: &Load| {
-            stage.redis.kill();
+            let redis = stage.redis.as_mut().expect("a Redis of the test's own");
+            *counted.lock().unwrap() = crate::backends::counters(&redis.url, &op).await;
+            redis.kill();
             tokio::time::sleep(FAULT).await;
-            stage.redis.restart().await;
+            redis.restart().await;
         },
     )
     .await;
+    let before = *before.lock().unwrap();
+    let after = crate::backends::counters(&url, &stage.op).await;
+    assert!(
+        before.0 > 0 && before.1 > 0,
+        "blocks were reserved before the kill: {before:?}"
+    );
+    // 0: no block taken since the restart.
+    let held = |after: i64, before: i64| after == 0 || after >= before;
+    assert!(
+        held(after.0, before.0) && held(after.1, before.1),
+        "the counters started over: (sequence, reference) {before:?} before, {after:?} after"
+    );
 }
 
 /// PostgreSQL unreachable: the proxy in front of it refuses and cuts connections, as a
@@ -513,6 +619,66 @@ async fn postgres_crashes_and_restarts() {
         },
     )
     .await;
+}
+
+/// PostgreSQL stops answering (the proxy in front of it swallows every reply: a frozen
+/// server, a partition that drops packets). Every call gives up at its deadline
+/// (`DATABASE_STATEMENT_TIMEOUT_MS` + 2 s), the wedged connections are dropped from the
+/// pool, and the service carries on once the database answers again. Before the
+/// deadlines, the first call waited for ever and with it every ACK and receipt of the pod.
+#[tokio::test]
+async fn postgres_stops_answering() {
+    let env = [("DATABASE_STATEMENT_TIMEOUT_MS", "1000")];
+    let mut stage = Stage::start("outage_pg_hung", json!({}), &env).await;
+    under_load(
+        &mut stage,
+        "postgres_hung",
+        Ready::Ready,
+        Some("postgres"),
+        async |stage: &mut Stage, _: &Load| {
+            let Database::Proxied(proxy) = &stage.database else {
+                unreachable!("the shared cluster behind a proxy")
+            };
+            proxy.mute_replies();
+            // Longer than a call's deadline (3 s), so calls do give up.
+            tokio::time::sleep(FAULT + Duration::from_secs(2)).await;
+            proxy.unmute_replies();
+        },
+    )
+    .await;
+}
+
+/// A statement waits on a lock another session holds (an `ALTER TABLE`, a manual
+/// `LOCK`): `statement_timeout` cancels it (SQLSTATE 57014) instead of the batch, and every
+/// ACK behind it, waiting as long as the lock; the rows are written again once it is gone.
+#[tokio::test]
+async fn a_locked_table_is_an_outage_not_a_freeze() {
+    let env = [("DATABASE_STATEMENT_TIMEOUT_MS", "500")];
+    let mut stage = Stage::start_with("outage_pg_lock", json!({}), &env, true).await;
+    under_load(
+        &mut stage,
+        "postgres_locked",
+        Ready::Ready,
+        Some("postgres"),
+        async |stage: &mut Stage, _: &Load| {
+            let client = crate::support::pg_connect(&stage.database_url)
+                .await
+                .expect("a session of the test's own");
+            client
+                .batch_execute(
+                    "BEGIN; LOCK TABLE smpp.message_correlations IN ACCESS EXCLUSIVE MODE",
+                )
+                .await
+                .expect("lock");
+            tokio::time::sleep(FAULT).await;
+            client.batch_execute("COMMIT").await.expect("unlock");
+        },
+    )
+    .await;
+    assert!(
+        stage.service.log_text().contains("statement timeout"),
+        "the service's statements were cancelled by statement_timeout"
+    );
 }
 
 #[tokio::test]

@@ -266,8 +266,11 @@ pub async fn migrate_with_retry(store: &PgStore, deadline: Duration) -> anyhow::
                 return Ok(());
             }
             Err(err) => {
-                // A certificate that does not verify does not get better by waiting.
-                if let Some(refused) = crate::tls::certificate_refused(&err, crate::tls::POSTGRES) {
+                // A certificate that does not verify, or a login the server refuses, does
+                // not get better by waiting.
+                if let Some(refused) = crate::tls::certificate_refused(&err, crate::tls::POSTGRES)
+                    .or_else(|| crate::correlation::login_refused(&err))
+                {
                     return Err(refused.into());
                 }
                 if started.elapsed() >= deadline {

@@ -209,7 +209,7 @@ impl MakeTlsConnect<tokio_postgres::Socket> for PgTlsConnector {
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<PgTlsConnect, PgTlsError> {
         let name = ServerName::try_from(domain.to_owned()).map_err(|_| PgTlsError {
-            certificate: true,
+            refused: Some(Refused::ServerCertificate),
             message: format!("{domain:?} is not a host name TLS can verify"),
         })?;
         Ok(PgTlsConnect {
@@ -249,22 +249,22 @@ impl TlsConnect<tokio_postgres::Socket> for PgTlsConnect {
     }
 }
 
-/// A failed TLS handshake with PostgreSQL; `certificate` when a certificate was refused
-/// (ours or the server's), which retrying does not cure.
+/// A failed TLS handshake with PostgreSQL, and whether a certificate was refused (ours
+/// or the server's), which retrying does not cure.
 #[derive(Debug, Clone)]
 pub struct PgTlsError {
-    pub certificate: bool,
+    refused: Option<Refused>,
     pub message: String,
 }
 
 impl PgTlsError {
     fn from_io(err: io::Error) -> Self {
-        let certificate = err
+        let refused = err
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .is_some_and(refuses_a_certificate);
+            .and_then(refusal);
         PgTlsError {
-            certificate,
+            refused,
             message: err.to_string(),
         }
     }
@@ -423,55 +423,72 @@ impl ServerCertVerifier for AnyCertificate {
 // ---------------------------------------------------------------------------------------
 // Refused certificates
 
-/// A rustls error that says a certificate was refused, by us or by the server.
-fn refuses_a_certificate(err: &rustls::Error) -> bool {
+/// Who refused a certificate: we the server's, or the server ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    ServerCertificate,
+    ClientCertificate,
+}
+
+/// The rustls error that says a certificate was refused, and whose.
+fn refusal(err: &rustls::Error) -> Option<Refused> {
     use rustls::AlertDescription as Alert;
     match err {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => true,
-        rustls::Error::AlertReceived(alert) => matches!(
-            alert,
+        rustls::Error::InvalidCertificate(_) => Some(Refused::ServerCertificate),
+        rustls::Error::NoCertificatesPresented => Some(Refused::ServerCertificate),
+        rustls::Error::AlertReceived(
             Alert::BadCertificate
-                | Alert::UnsupportedCertificate
-                | Alert::CertificateRevoked
-                | Alert::CertificateExpired
-                | Alert::CertificateUnknown
-                | Alert::UnknownCA
-                | Alert::CertificateRequired
-                | Alert::AccessDenied
-        ),
-        _ => false,
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateRevoked
+            | Alert::CertificateExpired
+            | Alert::CertificateUnknown
+            | Alert::UnknownCA
+            | Alert::CertificateRequired
+            | Alert::AccessDenied,
+        ) => Some(Refused::ClientCertificate),
+        _ => None,
     }
 }
 
-/// Words of a refused certificate in an error message of a client that only keeps the
-/// text (fred writes rustls's error with `{:?}`, async-nats with `{}`).
-const REFUSED_WORDS: [&str; 6] = [
-    "InvalidCertificate",
-    "invalid peer certificate",
-    "NoCertificatesPresented",
-    "BadCertificate",
-    "UnknownCA",
-    "CertificateRequired",
-];
+/// The same from the text of an error, for clients that keep only the text (fred writes
+/// rustls's error with `{:?}`, async-nats and io errors with `{}`).
+fn refusal_in_text(text: &str) -> Option<Refused> {
+    const SERVER: [&str; 3] = [
+        "InvalidCertificate",
+        "invalid peer certificate",
+        "NoCertificatesPresented",
+    ];
+    const CLIENT: [&str; 5] = [
+        "BadCertificate",
+        "UnknownCA",
+        "CertificateRequired",
+        "CertificateUnknown",
+        "AccessDenied",
+    ];
+    if SERVER.iter().any(|w| text.contains(w)) {
+        Some(Refused::ServerCertificate)
+    } else if CLIENT.iter().any(|w| text.contains(w)) {
+        Some(Refused::ClientCertificate)
+    } else {
+        None
+    }
+}
 
 /// When `err` (or one of its causes) is a refused certificate or a server that will not
 /// talk TLS at all: the configuration error to stop startup with (one line naming the
 /// variable), since waiting does not change a certificate.
 pub fn certificate_refused(err: &anyhow::Error, vars: TlsVariables) -> Option<ConfigError> {
     for cause in err.chain() {
-        if let Some(tls) = cause.downcast_ref::<PgTlsError>()
-            && tls.certificate
-        {
-            return Some(refused(vars, &tls.message));
-        }
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>()
-            && refuses_a_certificate(tls)
-        {
-            return Some(refused(vars, &tls.to_string()));
-        }
         let text = cause.to_string();
-        if REFUSED_WORDS.iter().any(|w| text.contains(w)) {
-            return Some(refused(vars, &text));
+        let found = if let Some(tls) = cause.downcast_ref::<PgTlsError>() {
+            tls.refused
+        } else if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            refusal(tls)
+        } else {
+            refusal_in_text(&text)
+        };
+        if let Some(refused) = found {
+            return Some(refused_error(vars, refused, &text));
         }
         if text.contains("server does not support TLS") {
             return Some(ConfigError {
@@ -483,17 +500,33 @@ pub fn certificate_refused(err: &anyhow::Error, vars: TlsVariables) -> Option<Co
     None
 }
 
-fn refused(vars: TlsVariables, reason: &str) -> ConfigError {
-    let setting = if vars.ca == vars.variable {
-        String::new()
-    } else {
-        format!("{} ", vars.ca.trim_start_matches(vars.variable).trim())
-    };
-    ConfigError {
-        variable: vars.variable,
-        problem: format!(
-            "{setting}does not verify the server, or the server refused our certificate: {reason} (check {}, and {}/{} if the server asks for a client certificate)",
-            vars.ca, vars.cert, vars.key
-        ),
+/// `NAME` or `NAME setting` (a parameter of a URL variable): the variable, and the words
+/// that start the problem.
+fn split_setting(setting: &'static str) -> (&'static str, String) {
+    match setting.split_once(' ') {
+        Some((variable, rest)) => (variable, format!("{rest} ")),
+        None => (setting, String::new()),
+    }
+}
+
+fn refused_error(vars: TlsVariables, refused: Refused, reason: &str) -> ConfigError {
+    match refused {
+        Refused::ServerCertificate => {
+            let (variable, setting) = split_setting(vars.ca);
+            ConfigError {
+                variable,
+                problem: format!("{setting}does not verify the server's certificate ({reason})"),
+            }
+        }
+        Refused::ClientCertificate => {
+            let (variable, setting) = split_setting(vars.cert);
+            ConfigError {
+                variable,
+                problem: format!(
+                    "{setting}is refused by the server, or is needed and not set ({reason}); it goes with {}",
+                    vars.key
+                ),
+            }
+        }
     }
 }

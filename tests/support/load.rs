@@ -73,14 +73,13 @@ impl Load {
                         "to": format!("+93799{n:06}"),
                         "text": if long { long_text() } else { SHORT.to_owned() },
                     });
-                    js.publish(
+                    publish_stored(
+                        &js,
                         format!("smpp.operator.{op}"),
-                        serde_json::to_vec(&command).unwrap().into(),
+                        &id,
+                        serde_json::to_vec(&command).unwrap(),
                     )
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("stored");
+                    .await;
                     let segments = if long { 3 } else { 1 };
                     sent.lock().unwrap().push(Sent {
                         id,
@@ -126,6 +125,40 @@ impl Load {
         Arc::try_unwrap(self.sent)
             .map(|m| m.into_inner().unwrap())
             .unwrap_or_else(|shared| shared.lock().unwrap().clone())
+    }
+}
+
+/// Publish one command until the stream acknowledges it, as a platform publisher does: a
+/// publish that fails or is not acknowledged (a NATS server lost, a stream electing its
+/// leader) is sent again under the same `Nats-Msg-Id`, which the stream de-duplicates.
+/// Panics after 60 s.
+async fn publish_stored(
+    js: &async_nats::jetstream::Context,
+    subject: String,
+    id: &str,
+    payload: Vec<u8>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let attempt = async {
+            js.publish_with_headers(subject.clone(), headers, payload.clone().into())
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match attempt.await {
+            Ok(_) => return,
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "a command could not be stored for 60 s: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

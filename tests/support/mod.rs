@@ -25,6 +25,7 @@ pub mod redis;
 pub mod schema;
 pub mod service;
 pub mod sim;
+pub mod topology;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -293,11 +294,26 @@ pub fn database_url() -> String {
 
 /// Connect to the shared PostgreSQL.
 pub async fn pg() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+    pg_connect(&database_url())
         .await
-        .expect("connect to the test PostgreSQL");
+        .expect("connect to the test PostgreSQL")
+}
+
+/// Connect to the PostgreSQL of a `DATABASE_URL` as the service does: its `sslmode`,
+/// certificates and hosts (the first that takes writes with
+/// `target_session_attrs=read-write`).
+pub async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    use std::str::FromStr;
+    let settings =
+        smpp_connector::config::PostgresSettings::parse(url).map_err(|e| e.to_string())?;
+    let mut config =
+        tokio_postgres::Config::from_str(settings.url.expose()).map_err(|e| e.to_string())?;
+    config.connect_timeout(Duration::from_secs(3));
+    let tls = smpp_connector_actors::tls::PgTlsConnector::new(&settings.tls)
+        .map_err(|e| format!("{e:#}"))?;
+    let (client, connection) = config.connect(tls).await.map_err(|e| format!("{e:#}"))?;
     tokio::spawn(connection);
-    client
+    Ok(client)
 }
 
 /// Correlation rows of some message ids.
@@ -308,10 +324,9 @@ pub async fn correlation_rows(message_ids: &[String]) -> Vec<(String, i32, Strin
 /// Correlation rows of some message ids in the database at `url` (none while it does not
 /// answer).
 pub async fn correlation_rows_at(url: &str, message_ids: &[String]) -> Vec<(String, i32, String)> {
-    let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+    let Ok(client) = pg_connect(url).await else {
         return Vec::new();
     };
-    tokio::spawn(connection);
     // The service may not have migrated yet; treat a missing table as no rows.
     match client
         .query(

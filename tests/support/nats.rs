@@ -28,6 +28,7 @@ impl Nats {
 
     /// Kill the server (its JetStream store stays on disk).
     pub fn kill(&mut self) {
+        assert!(self.port != 0, "an attached client has no server to kill");
         self.child = None;
     }
 
@@ -44,6 +45,49 @@ impl Nats {
     pub async fn start(test: &str) -> Nats {
         let dir = scratch(&format!("{test}-nats"));
         Self::start_in(dir, Vec::new(), None).await
+    }
+
+    /// A client of servers this test did not start (a cluster, TLS: a
+    /// [`super::topology::Topology`]), connected as the service connects: the servers of
+    /// `NATS_URL` and the `NATS_TLS_*` files in `vars`. [`Nats::kill`] and
+    /// [`Nats::restart`] do not apply (the topology stops and starts its nodes).
+    pub async fn attach(test: &str, vars: &std::collections::BTreeMap<String, String>) -> Nats {
+        let var = |name: &str| vars.get(name).cloned();
+        let settings = smpp_connector::config::NatsSettings::parse(
+            &var("NATS_URL").expect("NATS_URL"),
+            None,
+            smpp_connector::config::TlsFiles {
+                ca_file: var("NATS_TLS_CA_FILE"),
+                cert_file: var("NATS_TLS_CERT_FILE"),
+                key_file: var("NATS_TLS_KEY_FILE"),
+            },
+            None,
+        )
+        .expect("NATS settings");
+        let (options, servers) =
+            smpp_connector_actors::nats::connect_options(&settings, format!("test-{test}"))
+                .await
+                .expect("NATS options");
+        let client = options
+            .retry_on_initial_connect()
+            .connect(servers.as_slice())
+            .await
+            .expect("connect to the NATS servers");
+        let js = jetstream::new(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while js.query_account().await.is_err() {
+            assert!(Instant::now() < deadline, "JetStream did not answer");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Nats {
+            child: None,
+            port: 0,
+            args: Vec::new(),
+            url: var("NATS_URL").expect("NATS_URL"),
+            dir: scratch(&format!("{test}-nats-client")),
+            client,
+            js,
+        }
     }
 
     /// A server with extra configuration (e.g. `max_payload`).
@@ -173,16 +217,20 @@ impl Nats {
         Some((info.num_pending, info.num_ack_pending, info.num_redelivered))
     }
 
-    /// Messages stored under one subject of a stream.
+    /// Messages stored under one subject of a stream. Asked again for up to 20 s while
+    /// JetStream does not answer (a cluster electing a leader).
     pub async fn subject_messages(&self, stream: &str, subject: &str) -> u64 {
-        let stream = self.js.get_stream(stream).await.expect("stream");
-        let subjects = stream.info_with_subjects(subject).await.expect("subjects");
-        futures::pin_mut!(subjects);
-        let mut total = 0;
-        while let Some(Ok((_, count))) = subjects.next().await {
-            total += count as u64;
-        }
-        total
+        super::eventually(Duration::from_secs(20), "the stream's subjects", || async {
+            let stream = self.js.get_stream(stream).await.ok()?;
+            let subjects = stream.info_with_subjects(subject).await.ok()?;
+            futures::pin_mut!(subjects);
+            let mut total = 0;
+            while let Some(found) = subjects.next().await {
+                total += found.ok()?.1 as u64;
+            }
+            Some(total)
+        })
+        .await
     }
 
     /// Messages currently in a stream.

@@ -60,8 +60,8 @@ impl Topology {
             );
         }
         let path = dir.join("topology.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let json: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
         let env = json["env"]
@@ -107,14 +107,16 @@ impl Topology {
     /// The node's entry in topology.json (`["ports"]["client"]`, `["log_file"]`…); panics
     /// when there is no such node.
     pub fn node(&self, name: &str) -> &serde_json::Value {
-        let nodes = self.json["nodes"].as_array().expect("nodes in topology.json");
-        nodes
-            .iter()
-            .find(|n| n["name"] == name)
-            .unwrap_or_else(|| {
-                let names: Vec<&str> = nodes.iter().filter_map(|n| n["name"].as_str()).collect();
-                panic!("no node {name} in this topology (nodes: {})", names.join(" "))
-            })
+        let nodes = self.json["nodes"]
+            .as_array()
+            .expect("nodes in topology.json");
+        nodes.iter().find(|n| n["name"] == name).unwrap_or_else(|| {
+            let names: Vec<&str> = nodes.iter().filter_map(|n| n["name"].as_str()).collect();
+            panic!(
+                "no node {name} in this topology (nodes: {})",
+                names.join(" ")
+            )
+        })
     }
 
     /// The node's client port.
@@ -125,27 +127,66 @@ impl Topology {
             .unwrap_or_else(|| panic!("no client port for {name}"))
     }
 
-    fn run(&self, args: &[&str]) {
-        let output = stack(&self.dir, args);
-        assert!(
-            output.status.success(),
-            "scripts/stack {} --dir {} failed ({}):\n{}",
-            args.join(" "),
-            self.dir.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+    /// [`Topology::kill`] off the test's thread (for use under load: the runtime keeps
+    /// publishing and sampling meanwhile).
+    pub async fn kill_async(&self, node: &str, signal: &str) {
+        self.run_async(&["kill", node, "--signal", signal]).await;
     }
+
+    /// [`Topology::start_node`] off the test's thread.
+    pub async fn start_node_async(&self, node: &str) {
+        self.run_async(&["start", node]).await;
+    }
+
+    /// [`Topology::promote`] off the test's thread.
+    pub async fn promote_async(&self) {
+        self.run_async(&["promote"]).await;
+    }
+
+    async fn run_async(&self, args: &[&str]) {
+        let dir = self.dir.clone();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_in(&dir, &args);
+        })
+        .await
+        .expect("scripts/stack task");
+    }
+
+    fn run(&self, args: &[&str]) {
+        run_in(&self.dir, args);
+    }
+}
+
+/// `scripts/stack ARGS --dir DIR`; panics with its stderr when it fails.
+fn run_in(dir: &Path, args: &[&str]) {
+    let output = stack(dir, args);
+    assert!(
+        output.status.success(),
+        "scripts/stack {} --dir {} failed ({}):\n{}",
+        args.join(" "),
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl Drop for Topology {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // The test failed: keep the servers' logs beside the test logs.
-            let label = self.dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let label = self
+                .dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             for node in self.json["nodes"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(log)) = (node["name"].as_str(), node["log_file"].as_str()) {
-                    let _ = std::fs::copy(log, super::log_dir().join(format!("{label}-{name}.log")));
+                if let (Some(name), Some(log)) = (node["name"].as_str(), node["log_file"].as_str())
+                {
+                    let _ =
+                        std::fs::copy(log, super::log_dir().join(format!("{label}-{name}.log")));
                 }
             }
         }

@@ -69,10 +69,17 @@ struct ReceiptContext<'a> {
     in_flight: &'a AtomicUsize,
 }
 
+/// How long a receipt waits for a database that fails (a primary lost and a standby being
+/// promoted takes seconds) before it is published uncorrelated, within
+/// `RECEIPT_CORRELATION_WAIT_MS`. Longer would hold the SMSC's deliver_sm near its own
+/// response timeout.
+const STORE_ERROR_WAIT: Duration = Duration::from_secs(10);
+
 /// Match a receipt with its row. Not there yet: it may have overtaken its submit_sm_resp
 /// (a submit still in flight on this bind: wait up to `RECEIPT_CORRELATION_WAIT_MS`) or a
 /// row another bind or pod is writing (wait `RECEIPT_UNMATCHED_GRACE_MS`); otherwise it
-/// has none, and waiting would only hold the SMSC's deliver_sm.
+/// has none, and waiting would only hold the SMSC's deliver_sm. The database failing:
+/// asked again for up to [`STORE_ERROR_WAIT`] (a failover), then published uncorrelated.
 async fn correlate(
     context: &ReceiptContext<'_>,
     key: ReceiptKey,
@@ -81,6 +88,12 @@ async fn correlate(
     let deps = context.deps;
     let started = Instant::now();
     let deadline = started + deps.config.timers.receipt_correlation_wait;
+    let store_deadline = started
+        + deps
+            .config
+            .timers
+            .receipt_correlation_wait
+            .min(STORE_ERROR_WAIT);
     let grace = deps.config.timers.receipt_unmatched_grace;
     let mut pause = Duration::from_millis(50);
     let mut waited = false;
@@ -121,7 +134,13 @@ async fn correlate(
                 count("unmatched");
                 return None;
             }
-            // Database down: publish uncorrelated, best effort (SPEC §7).
+            // The database failing: ask again a while (a failover), then publish
+            // uncorrelated, best effort (SPEC §7).
+            Ok(Err(_)) | Err(_) if Instant::now() + pause < store_deadline => {
+                waited = true;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
             Ok(Err(_)) | Err(_) => {
                 count("store_error");
                 return None;

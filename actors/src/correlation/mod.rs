@@ -27,7 +27,7 @@ use crate::telemetry::backends::{self, Backend};
 use crate::telemetry::metric;
 
 mod store;
-pub use store::{MIGRATIONS, PgStore};
+pub use store::{MIGRATIONS, PgStore, login_refused};
 
 /// Why a correlation request failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -228,6 +228,39 @@ impl PgStore {
     }
 }
 
+/// When `err` says the server refused our login (SQLSTATE class 28: a password, a
+/// `pg_hba.conf` rule, a client certificate it requires): the configuration error to stop
+/// startup with. Waiting does not change credentials.
+pub fn login_refused(err: &anyhow::Error) -> Option<ConfigError> {
+    let db_error = err.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::error::DbError>()
+            .or_else(|| cause.downcast_ref::<tokio_postgres::Error>()?.as_db_error())
+            .or_else(
+                || match cause.downcast_ref::<deadpool_postgres::PoolError>() {
+                    Some(deadpool_postgres::PoolError::Backend(pg)) => pg.as_db_error(),
+                    _ => None,
+                },
+            )
+    })?;
+    let code = db_error.code().code();
+    if !code.starts_with("28") {
+        return None;
+    }
+    let hint = if db_error.message().contains("certificate") {
+        "; check sslcert and sslkey"
+    } else {
+        ""
+    };
+    Some(ConfigError {
+        variable: env::DATABASE_URL,
+        problem: format!(
+            "was refused by the server: {} (SQLSTATE {code}){hint}",
+            db_error.message()
+        ),
+    })
+}
+
 /// Run one call on a pooled connection within `deadline`. A connection that did not
 /// answer in time may be wedged (a server or a network that stopped answering): it is
 /// taken out of the pool and closed, never handed to the next call.

@@ -245,7 +245,22 @@ impl OwnershipActor {
                 let result = match owners_kv.update(&name, value.clone(), *revision).await {
                     Ok(revision) => Ok(revision),
                     Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                        Err(RefreshFailure::Lost)
+                        // An earlier refresh may have been stored with its answer lost (a
+                        // NATS server gone mid-request): the key then holds exactly our
+                        // record under a newer revision, and is still ours.
+                        match owners_kv.entry(&name).await {
+                            Ok(Some(entry))
+                                if entry.operation == kv::Operation::Put
+                                    && entry.value == *value =>
+                            {
+                                owners_kv
+                                    .update(&name, value.clone(), entry.revision)
+                                    .await
+                                    .map_err(|_| RefreshFailure::Unavailable)
+                            }
+                            Ok(_) => Err(RefreshFailure::Lost),
+                            Err(_) => Err(RefreshFailure::Unavailable),
+                        }
                     }
                     Err(_) => Err(RefreshFailure::Unavailable),
                 };
