@@ -5,7 +5,8 @@ Run through scripts/check-deploy (which provides the venv with the pinned packag
 scripts/deploy-requirements.txt). No cluster, no docker, no helm binary:
 
   a. helm lint and render with helm-python-sdk (Helm's own Go library through its C ABI),
-     for the default values and ci/values-one-mno.yaml, ci/values-three-mnos.yaml, plus
+     for the default values and ci/values-one-mno.yaml, ci/values-three-mnos.yaml,
+     ci/values-backends-tls.yaml (clustered backends over TLS), plus
      renders the chart must refuse (bad direction, lanes, unknown keys, a grace period
      below the drain time, ...) and one more feature render;
   b. every rendered object of a built-in kind validated by kubernetes-validate --strict for
@@ -16,8 +17,9 @@ scripts/deploy-requirements.txt). No cluster, no docker, no helm binary:
      Service by a port they have;
   d. structural assertions on every render (one Deployment per MNO x direction, replicas,
      anti-affinity, PDB, probes, grace period above the drain time, security context,
-     secrets only referenced, NetworkPolicy egress/ingress equal to the values, egress IP
-     pool, the dashboard ConfigMap's JSON);
+     secrets only referenced, certificate Secrets mounted read-only (0440 at most) where the
+     *_FILE variables point, NetworkPolicy egress/ingress equal to the values (CIDRs,
+     selectors, port ranges), egress IP pool, the dashboard ConfigMap's JSON);
   e. the Dockerfile: stages, pinned base images, non-root USER, the binary it builds and
      runs is the workspace's;
   plus: every smpp_* name in alerts.yaml and dashboard.json is a metric of
@@ -52,7 +54,7 @@ from kubernetes_validate import utils as kv_utils
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "smpp-connector"
-CI_VALUES = ("ci/values-one-mno.yaml", "ci/values-three-mnos.yaml")
+CI_VALUES = ("ci/values-one-mno.yaml", "ci/values-three-mnos.yaml", "ci/values-backends-tls.yaml")
 RELEASE = "smpp-connector"
 NAMESPACE = "sms"
 
@@ -159,7 +161,14 @@ WIRED_ENV = {
     "POD_NAME",
     "NATS_URL",
     "NATS_CREDS",
+    "NATS_TLS_CA_FILE",
+    "NATS_TLS_CERT_FILE",
+    "NATS_TLS_KEY_FILE",
+    "NATS_STREAM_REPLICAS",
     "REDIS_URL",
+    "REDIS_TLS_CA_FILE",
+    "REDIS_TLS_CERT_FILE",
+    "REDIS_TLS_KEY_FILE",
     "DATABASE_URL",
     "OMS_BASE_URL",
     "OMS_CA_FILE",
@@ -176,6 +185,9 @@ WIRED_ENV = {
 SECRET_ENV = {"ADMIN_TOKEN", "DATABASE_URL"}
 SECRETISH = re.compile(r"TOKEN|PASSWORD|SECRET|PASSWD", re.IGNORECASE)
 UID = 10001
+# Where the chart mounts each backend's TLS Secret (the database's files are named in
+# DATABASE_URL, not by a variable).
+TLS_DIRS = {"nats": "/etc/smpp-connector/nats-tls", "redis": "/etc/smpp-connector/redis-tls", "database": "/etc/smpp-connector/database-tls"}
 POOL_KEY = "smpp-connector/egress-ip-pool"
 
 
@@ -471,6 +483,27 @@ def check_refusals(chart: helm.Chart, one: dict) -> Callable[[Problems], None]:
         ("id unusable as a Kubernetes name", mutate(lambda v: v["mnos"][0].update(id="AWCC_1")), "name"),
         ("no DATABASE_URL secret", mutate(lambda v: v["database"]["urlSecret"].update(name="")), "database.urlSecret.name"),
         ("NetworkPolicy without NATS CIDRs", mutate(lambda v: v["networkPolicy"]["egress"]["nats"].update(cidrs=[])), "nats"),
+        (
+            "NetworkPolicy destination without peers",
+            mutate(lambda v: v["networkPolicy"]["egress"]["redis"].update(destinations=[{"namespaceSelector": {}, "ports": [26379]}])),
+            "destinations[0]",
+        ),
+        (
+            "NetworkPolicy port range ending before it starts",
+            mutate(lambda v: v["networkPolicy"]["egress"]["redis"].update(ports=["7005-7000"])),
+            "7005-7000",
+        ),
+        ("NetworkPolicy port as a string", mutate(lambda v: v["networkPolicy"]["egress"]["redis"].update(ports=["6379"])), "ports"),
+        ("NATS_STREAM_REPLICAS above 5", mutate(lambda v: v["nats"].update(streamReplicas=7)), "streamReplicas"),
+        ("NATS_URL list with a bad scheme", mutate(lambda v: v["nats"].update(url="nats://a:4222,http://b:4222")), "url"),
+        ("nats.tls without its Secret", mutate(lambda v: v["nats"].update(tls={"enabled": True})), "nats.tls.secretName"),
+        ("database.tls without its Secret", mutate(lambda v: v["database"].update(tls={"enabled": True})), "database.tls.secretName"),
+        (
+            "redis.tls beside a plaintext REDIS_URL",
+            mutate(lambda v: v["redis"].update(url="redis-sentinel://s1:26379/0?sentinelServiceName=smpp", tls={"enabled": True, "secretName": "redis-ca"})),
+            "rediss",
+        ),
+        ("unknown key of a TLS block", mutate(lambda v: v["database"].update(tls={"sslmode": "verify-full"})), "sslmode"),
     ]
 
     def check(problems: Problems) -> None:
@@ -488,7 +521,9 @@ def check_refusals(chart: helm.Chart, one: dict) -> Callable[[Problems], None]:
 def feature_values(one: dict) -> dict:
     """More options than the CI files use: a multi-operator Deployment (OPERATOR_IDS),
     preferred anti-affinity, a longer drain with its grace period, Redis from a Secret,
-    OMS CA only, an admin peer by namespace only, PDB with the cluster's eviction policy."""
+    OMS CA only, an admin peer by namespace only, PDB with the cluster's eviction policy,
+    NATS and database CA only with one stream replica, egress by selector only and to a
+    port range."""
     v = copy.deepcopy(one)
     v["mnos"][0]["operatorIds"] = ["awcc", "awcc-bulk"]
     v["mnos"][0]["directions"][0].update(
@@ -503,6 +538,13 @@ def feature_values(one: dict) -> dict:
     v["podDisruptionBudget"] = {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": ""}
     v["serviceMonitor"] = {"labels": {"release": "prometheus"}}
     v["dashboard"] = {"enabled": False}
+    # A single NATS server verified by a CA (no client certificate), in-cluster by selector
+    # only; Redis Cluster nodes on a port range; the database CA only.
+    v["nats"].update(streamReplicas=1, tls={"enabled": True, "secretName": "nats-ca", "caKey": "ca.pem"})
+    v["database"]["tls"] = {"enabled": True, "secretName": "pg-ca"}
+    egress = v["networkPolicy"]["egress"]
+    egress["nats"] = {"cidrs": [], "destinations": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nats"}}, "podSelector": None}]}
+    egress["redis"] = {"cidrs": [], "ports": [6379], "destinations": [{"cidrs": ["10.20.6.0/24", "10.20.7.5"], "ports": ["7000-7005", 7100]}, {"podSelector": {"matchLabels": {"app": "redis"}}}]}
     return v
 
 
@@ -784,6 +826,7 @@ def check_deployment(problems: Problems, where: str, d: dict, u: dict, v: dict, 
     )
     problems.expect(value("EGRESS_IP_POOL") == pool, f"{where}: EGRESS_IP_POOL {value('EGRESS_IP_POOL')!r}, want {pool!r}")
     problems.expect(value("NATS_URL") == v["nats"]["url"], f"{where}: NATS_URL")
+    problems.expect(value("NATS_STREAM_REPLICAS") == str(v["nats"]["streamReplicas"]), f"{where}: NATS_STREAM_REPLICAS {value('NATS_STREAM_REPLICAS')!r}, want {v['nats']['streamReplicas']}")
     problems.expect(value("OMS_BASE_URL") == v["oms"]["baseUrl"], f"{where}: OMS_BASE_URL")
     problems.expect(value("HTTP_PORT") == str(v["ports"]["http"]) and value("ADMIN_PORT") == str(v["ports"]["admin"]), f"{where}: HTTP_PORT/ADMIN_PORT")
     # Secrets: referenced, never inlined.
@@ -798,13 +841,13 @@ def check_deployment(problems: Problems, where: str, d: dict, u: dict, v: dict, 
     for e in env_list:
         if e["name"] in SECRET_ENV or SECRETISH.search(e["name"]):
             problems.expect("value" not in e, f"{where}: {e['name']} has an inline value")
-    # Files from Secrets: NATS creds, OMS TLS, SMPP TLS.
+    # Files from Secrets: NATS creds, OMS TLS, SMPP TLS, NATS TLS, Redis TLS.
     files: list[tuple[str, str, str]] = []
     if v["nats"]["credsSecret"]["name"]:
         files.append(("NATS_CREDS", v["nats"]["credsSecret"]["name"], v["nats"]["credsSecret"]["key"]))
     else:
         problems.expect("NATS_CREDS" not in env, f"{where}: NATS_CREDS without a creds Secret")
-    for prefix, tls in (("OMS", v["oms"]["tls"]), ("SMPP_TLS", u["smppTls"])):
+    for prefix, tls in (("OMS", v["oms"]["tls"]), ("SMPP_TLS", u["smppTls"]), ("NATS_TLS", v["nats"]["tls"]), ("REDIS_TLS", v["redis"]["tls"])):
         if tls.get("enabled"):
             files.append((f"{prefix}_CA_FILE", tls["secretName"], tls["caKey"]))
             if tls.get("clientAuth"):
@@ -820,6 +863,34 @@ def check_deployment(problems: Problems, where: str, d: dict, u: dict, v: dict, 
         if found:
             mount = [mt for mt in c["volumeMounts"] if path.startswith(mt["mountPath"].rstrip("/") + "/")][0]
             problems.expect(mount.get("readOnly") is True, f"{where}: the mount of {name} is not read-only")
+    for backend in ("nats", "redis"):
+        if v[backend]["tls"].get("enabled"):
+            path = value(f"{backend.upper()}_TLS_CA_FILE") or ""
+            problems.expect(path.startswith(TLS_DIRS[backend] + "/"), f"{where}: {backend.upper()}_TLS_CA_FILE={path!r} is not under {TLS_DIRS[backend]}/")
+    # The database's TLS files: no variable (DATABASE_URL names them), mounted where the
+    # README says, read-only.
+    db_tls = v["database"]["tls"]
+    db_mounts = [mt for mt in c.get("volumeMounts", []) if mt["mountPath"] == TLS_DIRS["database"]]
+    if db_tls.get("enabled"):
+        want_keys = [db_tls["caKey"]] + ([db_tls["certKey"], db_tls["keyKey"]] if db_tls.get("clientAuth") else [])
+        for key in want_keys:
+            found = mounted_file(pod, c, f"{TLS_DIRS['database']}/{key}")
+            problems.expect(found and found[0].get("secretName") == db_tls["secretName"] and found[1] == key, f"{where}: {TLS_DIRS['database']}/{key} is not the file {key} of Secret {db_tls['secretName']}")
+        if problems.expect(len(db_mounts) == 1, f"{where}: database.tls enabled, but nothing is mounted at {TLS_DIRS['database']}"):
+            problems.expect(db_mounts[0].get("readOnly") is True, f"{where}: {TLS_DIRS['database']} is not mounted read-only")
+            items = (volumes.get(db_mounts[0]["name"], {}).get("secret") or {}).get("items") or []
+            problems.expect(sorted(i["key"] for i in items) == sorted(want_keys), f"{where}: the database TLS volume holds {sorted(i['key'] for i in items)}, want {sorted(want_keys)}")
+    else:
+        problems.expect(not db_mounts, f"{where}: {TLS_DIRS['database']} mounted while database.tls is disabled")
+    # Secret volumes: readable by the pod's user through its group (fsGroup), never writable
+    # nor world-readable (keys included).
+    problems.expect(psc.get("fsGroup") == UID, f"{where}: pod fsGroup {psc.get('fsGroup')}, want {UID} (Secret files are 0440, group fsGroup)")
+    for vol in pod.get("volumes", []):
+        secret = vol.get("secret")
+        if secret is None:
+            continue
+        modes = [secret.get("defaultMode", 0o644)] + [i["mode"] for i in secret.get("items") or [] if "mode" in i]
+        problems.expect(all(m & ~0o440 == 0 for m in modes), f"{where}: Secret volume {vol['name']} has mode(s) {[oct(m) for m in modes]}, want 0440 at most")
     # config: each variable as the values say, nothing else of the service's own.
     for name, val in u["config"].items():
         if val is None or val == "":
@@ -863,49 +934,89 @@ def check_network_policy(problems: Problems, where: str, np: dict, d: dict, u: d
     problems.expect(spec["podSelector"].get("matchLabels") == d["spec"]["selector"]["matchLabels"], f"{where}: does not select its Deployment's pods")
     problems.expect(sorted(spec.get("policyTypes") or []) == ["Egress", "Ingress"], f"{where}: policyTypes {spec.get('policyTypes')}")
     egress = spec.get("egress") or []
+    Rule = tuple[frozenset[str] | None, frozenset[tuple[str, int, int | None]]]
 
-    def blocks(rule: dict) -> set[str] | None:
+    def peers(rule: dict) -> frozenset[str] | None:
+        """The rule's `to` as "cidr:X" and "sel:{selectors}" strings; None: no `to` (any address)."""
         if "to" not in rule:
             return None
         out = set()
         for peer in rule["to"]:
-            if set(peer) != {"ipBlock"} or peer["ipBlock"].get("except"):
-                problems.append(f"{where}: egress peer that is not a plain ipBlock: {peer}")
-            out.add(peer.get("ipBlock", {}).get("cidr"))
-        return out
+            if "ipBlock" in peer:
+                if set(peer) != {"ipBlock"} or peer["ipBlock"].get("except"):
+                    problems.append(f"{where}: egress ipBlock peer with more than a cidr: {peer}")
+                out.add("cidr:" + str(peer["ipBlock"].get("cidr")))
+            else:
+                if not (set(peer) <= {"namespaceSelector", "podSelector"}) or not any(peer.values()):
+                    problems.append(f"{where}: egress peer that is neither an ipBlock nor a non-empty selector: {peer}")
+                out.add("sel:" + json.dumps(peer, sort_keys=True))
+        return frozenset(out)
 
-    def ports(rule: dict) -> set[tuple[str, int]]:
-        return {(p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or []}
+    def ports(rule: dict) -> frozenset[tuple[str, int, int | None]]:
+        return frozenset((p.get("protocol", "TCP"), p.get("port"), p.get("endPort")) for p in rule.get("ports") or [])
+
+    def want_ports(spec_ports: list) -> frozenset[tuple[str, int, int | None]]:
+        out = set()
+        for p in spec_ports:
+            if isinstance(p, str):
+                a, b = (int(x) for x in p.split("-"))
+                out.add(("TCP", a, b if b != a else None))
+            else:
+                out.add(("TCP", int(p), None))
+        return frozenset(out)
+
+    def want_peers(dest: dict) -> frozenset[str]:
+        out = {"cidr:" + cidr(c) for c in dest.get("cidrs") or []}
+        sel = {k: dest[k] for k in ("namespaceSelector", "podSelector") if dest.get(k)}
+        if sel:
+            out.add("sel:" + json.dumps(sel, sort_keys=True))
+        return frozenset(out)
 
     # The MNO's (and its backups') SMSCs: one rule per IP:port pair, TCP.
+    endpoints = set(u["endpoints"])
     smsc = set()
-    rest = []
-    backends = v["networkPolicy"]["egress"]
-    backend_rules = {name: ({cidr(c) for c in backends[name]["cidrs"]}, {("TCP", p) for p in backends[name]["ports"]}) for name in ("nats", "redis", "postgresql", "oms")}
+    rest: list[Rule] = []
     for rule in egress:
-        to, pr = blocks(rule), ports(rule)
-        if to is not None and len(to) == 1 and len(pr) == 1 and (next(iter(to)), next(iter(pr))[1]) in set(u["endpoints"]) and next(iter(pr))[0] == "TCP":
-            smsc.add((next(iter(to)), next(iter(pr))[1]))
+        to, pr = peers(rule), ports(rule)
+        if to is not None and len(to) == 1 and len(pr) == 1:
+            c, (proto, port, end) = next(iter(to)), next(iter(pr))
+            if c.startswith("cidr:") and proto == "TCP" and end is None and (c[5:], port) in endpoints:
+                smsc.add((c[5:], port))
+                continue
+        rest.append((to, pr))
+    problems.expect(smsc == endpoints, f"{where}: SMSC egress {sorted(smsc)}, want {sorted(endpoints)}")
+    # The backends: `cidrs` on `ports`, then one rule per destination (its ports or the backend's).
+    backends = v["networkPolicy"]["egress"]
+    wanted: list[tuple[str, Rule]] = []
+    for name in ("nats", "redis", "postgresql", "oms"):
+        b = backends[name]
+        problems.expect(b["cidrs"] or b.get("destinations"), f"{where}: {name} has neither cidrs nor destinations in the values")
+        if b["cidrs"]:
+            wanted.append((name, (want_peers({"cidrs": b["cidrs"]}), want_ports(b["ports"]))))
+        for i, dest in enumerate(b.get("destinations") or []):
+            wanted.append((f"{name}.destinations[{i}]", (want_peers(dest), want_ports(dest.get("ports") or b["ports"]))))
+    dns_ports = frozenset((proto, p, None) for p in backends["dns"]["ports"] for proto in ("UDP", "TCP"))
+    dns_to = frozenset("cidr:" + cidr(c) for c in backends["dns"]["cidrs"]) or None
+    wanted.append(("DNS", (dns_to, dns_ports)))
+    unmatched = list(rest)
+    for name, rule in wanted:
+        if rule in unmatched:
+            unmatched.remove(rule)
         else:
-            rest.append((to, pr))
-    problems.expect(smsc == set(u["endpoints"]), f"{where}: SMSC egress {sorted(smsc)}, want {sorted(set(u['endpoints']))}")
-    for name, (cidrs, prts) in backend_rules.items():
-        problems.expect((cidrs, prts) in rest, f"{where}: no egress rule to {name} {sorted(cidrs)} on {sorted(prts)}")
-    dns_ports = {(proto, p) for p in backends["dns"]["ports"] for proto in ("UDP", "TCP")}
-    dns_to = {cidr(c) for c in backends["dns"]["cidrs"]} or None
-    problems.expect((dns_to, dns_ports) in rest, f"{where}: no DNS egress rule {dns_to} on {sorted(dns_ports)}")
-    allowed = list(backend_rules.values()) + [(dns_to, dns_ports)]
-    for r in rest:
-        problems.expect(r in allowed, f"{where}: unexpected egress rule to {r[0]} on {sorted(r[1])}")
-        problems.expect(r[0] is not None or r == (dns_to, dns_ports), f"{where}: an egress rule open to every address: ports {sorted(r[1])}")
-    problems.expect(len(egress) == len(u["endpoints"]) + 5, f"{where}: {len(egress)} egress rules, want {len(u['endpoints']) + 5}")
+            problems.append(f"{where}: no egress rule to {name} {sorted(rule[0] or ['*'])} on {sorted(rule[1], key=str)}")
+    for to, pr in unmatched:
+        problems.append(f"{where}: unexpected egress rule to {sorted(to or ['*'])} on {sorted(pr, key=str)}")
+    for to, pr in rest:
+        problems.expect(to is not None or (to, pr) == (dns_to, dns_ports), f"{where}: an egress rule open to every address: ports {sorted(pr, key=str)}")
+        problems.expect(to is None or to, f"{where}: an egress rule with an empty `to` (every address): ports {sorted(pr, key=str)}")
+    problems.expect(len(egress) == len(endpoints) + len(wanted), f"{where}: {len(egress)} egress rules, want {len(endpoints) + len(wanted)}")
     # Ingress: http from the monitoring peers, admin from the admin peers, nothing else.
     ingress = spec.get("ingress") or []
     problems.expect(len(ingress) == 2, f"{where}: {len(ingress)} ingress rules, want 2")
     for name in ("http", "admin"):
         peers_values = v["networkPolicy"]["ingress"]["metrics" if name == "http" else "admin"]
         want_peer = {k: val for k, val in peers_values.items() if val}
-        rules = [r for r in ingress if ports(r) == {("TCP", v["ports"][name])}]
+        rules = [r for r in ingress if ports(r) == frozenset({("TCP", v["ports"][name], None)})]
         if problems.expect(len(rules) == 1, f"{where}: no single ingress rule for port {name}"):
             problems.expect(rules[0].get("from") == [want_peer], f"{where}: ingress to {name} from {rules[0].get('from')}, want {[want_peer]}")
 

@@ -104,11 +104,24 @@ resources, smppTls. Fails rendering with one line on anything the schema cannot 
   {{- if and $v.redis.url $v.redis.urlSecret.name -}}{{- fail "redis: set redis.url or redis.urlSecret.name, not both (REDIS_URL)" -}}{{- end -}}
   {{- if not (or $v.redis.url $v.redis.urlSecret.name) -}}{{- fail "redis.url or redis.urlSecret.name is required (REDIS_URL)" -}}{{- end -}}
   {{- if and $v.oms.tls.enabled (not $v.oms.tls.secretName) -}}{{- fail "oms.tls.secretName is required when oms.tls.enabled" -}}{{- end -}}
+  {{- range $b := list "nats" "redis" "database" -}}
+    {{- $tls := (get $v $b).tls -}}
+    {{- if and $tls.enabled (not $tls.secretName) -}}{{- fail (printf "%s.tls.secretName is required when %s.tls.enabled" $b $b) -}}{{- end -}}
+  {{- end -}}
+  {{- if and $v.redis.tls.enabled $v.redis.url (not (hasPrefix "rediss" $v.redis.url)) -}}
+    {{- fail (printf "redis.tls.enabled sets REDIS_TLS_*, which the service refuses beside the plaintext REDIS_URL %q: use rediss://, rediss-cluster:// or rediss-sentinel://" (regexReplaceAll "^([a-z-]+://)[^@/]*@" $v.redis.url "${1}")) -}}
+  {{- end -}}
   {{- if eq (int64 $v.ports.http) (int64 $v.ports.admin) -}}{{- fail "ports.http and ports.admin must differ" -}}{{- end -}}
   {{- if $v.networkPolicy.enabled -}}
     {{- range $backend := list "nats" "redis" "postgresql" "oms" -}}
-      {{- if not (get $v.networkPolicy.egress $backend).cidrs -}}
-        {{- fail (printf "networkPolicy.egress.%s.cidrs is empty: the pods could not reach %s (set the CIDRs, or networkPolicy.enabled=false)" $backend $backend) -}}
+      {{- $b := get $v.networkPolicy.egress $backend -}}
+      {{- if not (or $b.cidrs $b.destinations) -}}
+        {{- fail (printf "networkPolicy.egress.%s has neither cidrs nor destinations: the pods could not reach %s (set them, or networkPolicy.enabled=false)" $backend $backend) -}}
+      {{- end -}}
+      {{- range $i, $d := ($b.destinations | default list) -}}
+        {{- if not (or $d.cidrs $d.namespaceSelector $d.podSelector) -}}
+          {{- fail (printf "networkPolicy.egress.%s.destinations[%d]: set cidrs, namespaceSelector and/or podSelector" $backend $i) -}}
+        {{- end -}}
       {{- end -}}
     {{- end -}}
   {{- end -}}
@@ -189,4 +202,80 @@ resources, smppTls. Fails rendering with one line on anything the schema cannot 
 {{- fail (printf "networkPolicy.ingress.%s: set namespaceSelector and/or podSelector" .name) -}}
 {{- end -}}
 {{- toYaml (list $peer) -}}
+{{- end }}
+
+{{/* Egress ports (TCP) of a NetworkPolicy rule from a list of numbers and "N-M" ranges
+(port + endPort). */}}
+{{- define "smpp-connector.egressPorts" -}}
+{{- range . }}
+{{- if kindIs "string" . }}
+{{- $r := splitList "-" . }}
+{{- if lt (int64 (index $r 1)) (int64 (index $r 0)) }}
+{{- fail (printf "networkPolicy.egress: port range %q ends before it starts" .) }}
+{{- end }}
+{{- if or (lt (int64 (index $r 0)) 1) (gt (int64 (index $r 1)) 65535) }}
+{{- fail (printf "networkPolicy.egress: port range %q is not within 1-65535" .) }}
+{{- end }}
+- protocol: TCP
+  port: {{ int64 (index $r 0) }}
+  {{- if ne (int64 (index $r 1)) (int64 (index $r 0)) }}
+  endPort: {{ int64 (index $r 1) }}
+  {{- end }}
+{{- else }}
+- protocol: TCP
+  port: {{ int64 . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The `to` peers of one egress destination {cidrs, namespaceSelector, podSelector}: an
+ipBlock per CIDR, and one selector peer when a selector is set (an empty selector is left
+out, as for ingress: no namespaceSelector means the release's namespace). */}}
+{{- define "smpp-connector.egressPeers" -}}
+{{- $peers := list -}}
+{{- range (.cidrs | default list) -}}
+{{- $peers = append $peers (dict "ipBlock" (dict "cidr" (include "smpp-connector.cidr" .))) -}}
+{{- end -}}
+{{- $sel := dict -}}
+{{- with .namespaceSelector -}}{{- $_ := set $sel "namespaceSelector" . -}}{{- end -}}
+{{- with .podSelector -}}{{- $_ := set $sel "podSelector" . -}}{{- end -}}
+{{- if $sel -}}{{- $peers = append $peers $sel -}}{{- end -}}
+{{- toYaml $peers -}}
+{{- end }}
+
+{{/* Env of a TLS block {enabled, clientAuth, caKey, certKey, keyKey} mounted at .dir
+(argument: dict "prefix" "NATS_TLS" "dir" "/etc/..." "tls" $tls): {prefix}_CA_FILE, and
+{prefix}_CERT_FILE / {prefix}_KEY_FILE with clientAuth. */}}
+{{- define "smpp-connector.tlsEnv" -}}
+{{- if .tls.enabled }}
+- name: {{ .prefix }}_CA_FILE
+  value: {{ printf "%s/%s" .dir .tls.caKey | quote }}
+{{- if .tls.clientAuth }}
+- name: {{ .prefix }}_CERT_FILE
+  value: {{ printf "%s/%s" .dir .tls.certKey | quote }}
+- name: {{ .prefix }}_KEY_FILE
+  value: {{ printf "%s/%s" .dir .tls.keyKey | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret volume of a TLS block (argument: dict "name" "nats-tls" "tls" $tls): the CA,
+and the certificate and key with clientAuth; 0440, group fsGroup (10001), read by the
+pod's user only through its group. */}}
+{{- define "smpp-connector.tlsVolume" -}}
+{{- if .tls.enabled }}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .tls.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .tls.caKey }}
+        path: {{ .tls.caKey }}
+      {{- if .tls.clientAuth }}
+      - key: {{ .tls.certKey }}
+        path: {{ .tls.certKey }}
+      - key: {{ .tls.keyKey }}
+        path: {{ .tls.keyKey }}
+      {{- end }}
+{{- end }}
 {{- end }}
