@@ -322,10 +322,12 @@ async fn nats_healthy(topology: &Topology) {
 #[tokio::test]
 async fn nats_cluster_loses_the_connected_server_then_the_stream_leader() {
     let topology = Topology::start("backends_nats", &["--nats-cluster"]);
-    // Owner keys live 10 s, refreshed every second (30 s and 10 s in production): a
-    // server lost and a stream leader elected take a few seconds, which the 2 s keys of
-    // the scaled-down timers would not survive.
-    let env = [("OWNER_TTL_MS", "10000"), ("OWNER_REFRESH_MS", "1000")];
+    // Owner keys with production's TTL (30 s), refreshed every 3 s (10 s in production).
+    // A server lost and a stream leader elected hold KV requests up to their 5 s timeout
+    // each, and an ownership round makes several in a row: keys of the scaled-down timers
+    // (2 s) or of 10 s expire under that and the bind stops, as its fencing requires (a
+    // deadline per ownership round is issue 21's).
+    let env = [("OWNER_TTL_MS", "30000"), ("OWNER_REFRESH_MS", "3000")];
     let mut stage = Stage::on_topology("backends_nats", topology, json!({}), &env).await;
     // Streams and buckets replicated on three servers.
     for stream in [

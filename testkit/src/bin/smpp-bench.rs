@@ -24,8 +24,17 @@ use serde_json::json;
 #[derive(Debug, Parser)]
 #[command(name = "smpp-bench")]
 struct Args {
+    /// NATS server, or a cluster's servers comma-separated.
     #[arg(long, default_value = "nats://127.0.0.1:14222")]
     nats_url: String,
+    /// TLS to NATS (a `tls://` URL or these): the CA that verifies the servers and a client
+    /// certificate + key, as the service reads them.
+    #[arg(long, env = "NATS_TLS_CA_FILE")]
+    nats_tls_ca_file: Option<String>,
+    #[arg(long, env = "NATS_TLS_CERT_FILE")]
+    nats_tls_cert_file: Option<String>,
+    #[arg(long, env = "NATS_TLS_KEY_FILE")]
+    nats_tls_key_file: Option<String>,
     #[arg(long, default_value = "bench")]
     operator: String,
     /// Consumer direction (for the consumer name).
@@ -322,8 +331,40 @@ fn cpu_snapshot(args: &Args) -> anyhow::Result<Vec<(String, f64)>> {
 }
 
 /// The backends the CPU target counts with the service (the simulator and this load
-/// tool are the test's side, reported but not counted).
+/// tool are the test's side, reported but not counted). A topology's nodes are named
+/// after their kind (`nats-0`, `postgres-pg-standby`, `redis-sentinel-1`…) and counted too.
 const COUNTED: [&str; 4] = ["service", "nats", "postgres", "redis"];
+
+/// Whether a process's CPU counts towards the service's cost.
+fn is_counted(name: &str) -> bool {
+    COUNTED
+        .iter()
+        .any(|kind| name == *kind || name.starts_with(&format!("{kind}-")))
+}
+
+/// Connect to the servers of `--nats-url` (several, comma-separated), with TLS when a
+/// `tls://` URL or a TLS file asks for it.
+async fn connect(args: &Args) -> anyhow::Result<async_nats::Client> {
+    let servers = args
+        .nats_url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--nats-url")?;
+    let mut options = async_nats::ConnectOptions::new();
+    if args.nats_url.contains("tls://") || args.nats_tls_ca_file.is_some() {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &args.nats_tls_ca_file {
+        options = options.add_root_certificates(ca.into());
+    }
+    if let (Some(cert), Some(key)) = (&args.nats_tls_cert_file, &args.nats_tls_key_file) {
+        options = options.add_client_certificate(cert.into(), key.into());
+    }
+    Ok(options.connect(servers.as_slice()).await?)
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -338,7 +379,7 @@ async fn main() -> anyhow::Result<()> {
         bail!("the benchmark runs against loopback only");
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    let client = async_nats::connect(args.nats_url.as_str()).await?;
+    let client = connect(&args).await?;
     if args.mo_messages > 0 {
         return mo_run(&args, client, deadline).await;
     }
@@ -468,7 +509,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let counted: f64 = cpu
         .iter()
-        .filter(|(name, _)| COUNTED.contains(&name.as_str()))
+        .filter(|(name, _)| is_counted(name))
         .map(|(_, s)| s)
         .sum();
     let service_cpu = cpu[0].1;
@@ -556,7 +597,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("CPU                 seconds   ms per 1,000 submit_sm");
     for (name, seconds) in &cpu {
-        let mark = if COUNTED.contains(&name.as_str()) {
+        let mark = if is_counted(name) {
             ""
         } else {
             "  (test side, not counted)"
@@ -655,7 +696,7 @@ async fn mo_run(args: &Args, client: async_nats::Client, deadline: Instant) -> a
         .collect();
     let counted: f64 = cpu
         .iter()
-        .filter(|(name, _)| COUNTED.contains(&name.as_str()))
+        .filter(|(name, _)| is_counted(name))
         .map(|(_, s)| s)
         .sum();
     let (p50, p99) = quantiles(&before, &after, "smpp_connector_dlr_latency_seconds");
