@@ -217,6 +217,53 @@ async fn a_certificate_that_does_not_verify_stops_startup_naming_the_variable() 
     }
 }
 
+/// `sslmode` against a TLS-only PostgreSQL whose certificate names `localhost` and
+/// 127.0.0.1, reached under another name (`host=db.example`, `hostaddr=127.0.0.1`):
+/// `verify-full` refuses the name, `verify-ca` checks only the chain, `require` with
+/// `sslrootcert` checks the chain (as libpq), without it nothing; another CA is refused by
+/// every mode that checks, and the system roots do not know the test's CA.
+#[tokio::test]
+async fn sslmode_checks_what_libpq_checks() {
+    let topology = Topology::start("backends_sslmode", &["--tls"]);
+    let port = topology.port("pg");
+    let ca = topology.var("NATS_TLS_CA_FILE").to_owned();
+    let other = topology.var("STACK_TLS_OTHER_CA").to_owned();
+    let cert = topology.var("NATS_TLS_CERT_FILE").to_owned();
+    let key = topology.var("NATS_TLS_KEY_FILE").to_owned();
+    let url = |host: &str, mode: &str, root: Option<&str>| {
+        let mut url = format!(
+            "postgres://postgres@{host}:{port}/smpp?sslmode={mode}&sslcert={cert}&sslkey={key}"
+        );
+        if host != "127.0.0.1" {
+            url.push_str("&hostaddr=127.0.0.1");
+        }
+        if let Some(root) = root {
+            url.push_str(&format!("&sslrootcert={root}"));
+        }
+        url
+    };
+    let cases = [
+        ("127.0.0.1", "verify-full", Some(ca.as_str()), true),
+        ("db.example", "verify-full", Some(ca.as_str()), false),
+        ("db.example", "verify-ca", Some(ca.as_str()), true),
+        ("127.0.0.1", "verify-ca", Some(other.as_str()), false),
+        ("127.0.0.1", "verify-full", Some("system"), false),
+        ("db.example", "require", None, true),
+        ("db.example", "require", Some(ca.as_str()), true),
+        ("127.0.0.1", "require", Some(other.as_str()), false),
+        ("db.example", "prefer", None, true),
+    ];
+    for (host, mode, root, accepted) in cases {
+        let result = pg_connect(&url(host, mode, root)).await;
+        assert_eq!(
+            result.is_ok(),
+            accepted,
+            "host {host}, sslmode={mode}, sslrootcert={root:?}: {:?}",
+            result.err()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // NATS cluster
 

@@ -169,23 +169,26 @@ impl std::fmt::Debug for PgTlsConnector {
 impl PgTlsConnector {
     pub fn new(tls: &PgTls) -> anyhow::Result<Self> {
         let provider = provider();
-        let verifier: Arc<dyn ServerCertVerifier> = match &tls.roots {
-            RootCerts::Unverified => Arc::new(AnyCertificate(provider.clone())),
+        let webpki = match &tls.roots {
+            RootCerts::Unverified => None,
             roots => {
                 let store = match roots {
                     RootCerts::File(path) => roots_from_file(path, POSTGRES.ca)?,
                     _ => system_roots(POSTGRES.ca),
                 };
-                let webpki =
+                Some(
                     WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
                         .build()
-                        .context("DATABASE_URL sslrootcert: no usable CA certificate")?;
-                if tls.check_host {
-                    webpki
-                } else {
-                    Arc::new(ChainOnly(webpki))
-                }
+                        .context("DATABASE_URL sslrootcert: no usable CA certificate")?,
+                )
             }
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match webpki {
+            Some(full) if tls.check_host => full,
+            chain => Arc::new(PgVerifier {
+                chain,
+                provider: provider.clone(),
+            }),
         };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -323,11 +326,18 @@ impl tokio_postgres::tls::TlsStream for PgTlsStream {
     }
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the name in it is not checked.
+/// What a PostgreSQL certificate must prove short of `verify-full` (which is webpki's own
+/// verifier): with `chain`, that it leads to a trusted root, whatever name it carries
+/// (`verify-ca`, or `require`/`prefer` with `sslrootcert`, as libpq); without, nothing
+/// (`require`/`prefer` without `sslrootcert`: encrypted, not verified). The handshake's
+/// signatures are checked in every case.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct PgVerifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for PgVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -336,10 +346,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -353,51 +363,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` / `require` without `sslrootcert` (libpq's meaning): encrypted, the
-/// certificate not checked. The handshake signatures still are.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -411,12 +381,14 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
