@@ -283,3 +283,35 @@ async fn nats_with_jwt_credentials_from_a_creds_file() {
         refused.log_text()
     );
 }
+
+/// The NKey/JWT credentials file keeps working beside TLS to NATS: a server in operator
+/// mode that talks TLS only, the service with `NATS_CREDS`, a `tls://` URL and
+/// `NATS_TLS_CA_FILE`.
+#[tokio::test]
+async fn nats_creds_beside_tls() {
+    let test = "nats_creds_tls";
+    let pki = crate::support::pki::Pki::new(test);
+    let (nats, auth) = Nats::start_secured_tls(test, &pki).await;
+    assert!(nats.url.starts_with("tls://"));
+    let op = format!("op{}", unique());
+    let sim = Sim::start(test, json!({"receipts": true}));
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let creds = path(&auth.creds);
+    let ca = path(&pki.ca);
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &op,
+        &[("NATS_CREDS", &creds), ("NATS_TLS_CA_FILE", &ca)],
+    )
+    .await;
+    service.wait_bound(1).await;
+    assert_eq!(service.logs_with("nats")[0]["tls"], true);
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let id = nats
+        .send_command(&op, "+93702007778", "With NATS creds over TLS")
+        .await;
+    dlrs.wait_for(T, "the receipt event", |e| e["messageId"] == id.as_str())
+        .await;
+}

@@ -55,7 +55,7 @@ impl Nats {
         let var = |name: &str| vars.get(name).cloned();
         let settings = smpp_connector::config::NatsSettings::parse(
             &var("NATS_URL").expect("NATS_URL"),
-            None,
+            var("NATS_CREDS"),
             smpp_connector::config::TlsFiles {
                 ca_file: var("NATS_TLS_CA_FILE"),
                 cert_file: var("NATS_TLS_CERT_FILE"),
@@ -105,6 +105,50 @@ impl Nats {
         let auth = super::nats_auth::NatsAuth::new(&dir);
         let args = vec!["-c".to_owned(), auth.config.display().to_string()];
         let nats = Self::start_in(dir, args, Some(auth.creds.clone())).await;
+        (nats, auth)
+    }
+
+    /// A server in operator mode (as [`Nats::start_secured`]) that also talks TLS only,
+    /// with the certificate of `pki`: the test connects as the service does with
+    /// `NATS_CREDS` beside `NATS_TLS_CA_FILE`.
+    pub async fn start_secured_tls(
+        test: &str,
+        pki: &super::pki::Pki,
+    ) -> (Nats, super::nats_auth::NatsAuth) {
+        let dir = scratch(&format!("{test}-nats"));
+        let auth = super::nats_auth::NatsAuth::new(&dir);
+        let config = dir.join("tls.conf");
+        let included = auth
+            .config
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("config file name");
+        std::fs::write(
+            &config,
+            format!(
+                "include \"{included}\"\ntls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n}}\n",
+                pki.server_cert.display(),
+                pki.server_key.display(),
+                pki.ca.display()
+            ),
+        )
+        .expect("nats config");
+        let port = free_port();
+        let args = vec!["-c".to_owned(), config.display().to_string()];
+        let child = Self::spawn(port, &dir, &args);
+        let vars = [
+            ("NATS_URL", format!("tls://127.0.0.1:{port}")),
+            ("NATS_CREDS", auth.creds.display().to_string()),
+            ("NATS_TLS_CA_FILE", pki.ca.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let mut nats = Self::attach(test, &vars).await;
+        nats.child = Some(child);
+        nats.port = port;
+        nats.args = args;
+        nats.dir = dir;
         (nats, auth)
     }
 
