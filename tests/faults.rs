@@ -72,7 +72,12 @@ async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt(
     let test = "faults_pg_logs";
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": true, "receipt_delay_ms": 200}));
+    // Answers take 1 s: the database is cut after the submits went out (a command is not
+    // sent while its redelivery lookup fails) and before their rows are written.
+    let sim = Sim::start(
+        test,
+        json!({"receipts": true, "receipt_delay_ms": 200, "resp_delay_ms": 1000}),
+    );
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let (proxy, proxied) = database_proxy().await;
     let service = Service::start(
@@ -529,4 +534,70 @@ async fn a_ten_megabyte_command_is_dead_lettered_not_sent() {
     // And the bind goes on.
     let ids = send_commands(&nats, &op, "+9370901", 0..3, "After a huge one").await;
     wait_rows(&ids, 3).await;
+}
+
+/// Receipts that come while their rows wait to be written again (the database was down
+/// when their submit_sm_resp came) wait for those rows, as receipts that overtook a submit
+/// in flight do, instead of going out uncorrelated after the short grace for receipts
+/// that have no row anywhere. A failover of a few seconds lost the correlation of a few
+/// receipts this way (tests/backends.rs, under the whole suite's load).
+#[tokio::test]
+async fn receipts_wait_for_rows_being_written_again() {
+    let test = "faults_receipt_row_retry";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    // Answers take 1 s: the database is cut after the submits went out (a command is not
+    // sent while its redelivery lookup fails) and before their rows are written.
+    let sim = Sim::start(
+        test,
+        json!({"receipts": true, "receipt_delay_ms": 200, "resp_delay_ms": 1000}),
+    );
+    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+    let (proxy, proxied) = database_proxy().await;
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &op,
+        &[
+            ("DATABASE_URL", &proxied),
+            ("RECEIPT_UNMATCHED_GRACE_MS", "100"),
+            ("RECEIPT_CORRELATION_WAIT_MS", "15000"),
+        ],
+    )
+    .await;
+    service.wait_bound(1).await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let ids = send_commands(&nats, &op, "+9370600", 0..10, "Row retry").await;
+    sim.received_at_least("submit_sm", 10).await;
+    proxy.cut();
+    // The answers, then the receipts, come while the rows cannot be written.
+    eventually(T, "the receipts sent", || async {
+        let sent = sim
+            .records()
+            .iter()
+            .filter(|r| r["dir"] == "out" && r["command"] == "deliver_sm")
+            .count();
+        (sent >= 10).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    wait_rows(&ids, 10).await;
+    for id in &ids {
+        dlrs.wait_for(T, "the receipt, correlated", |e| {
+            e["messageId"] == id.as_str()
+        })
+        .await;
+    }
+    dlrs.drain(Duration::from_millis(500)).await;
+    let uncorrelated: Vec<_> = dlrs
+        .seen
+        .iter()
+        .filter(|e| e["messageId"].is_null())
+        .collect();
+    assert!(
+        uncorrelated.is_empty(),
+        "receipts published uncorrelated: {uncorrelated:?}"
+    );
 }

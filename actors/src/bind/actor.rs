@@ -198,8 +198,9 @@ pub struct BindActor {
     pub(super) intake_paused: bool,
     /// Down for good, waiting only for rows of messages it held (see `started`).
     pub(super) linger: Option<SpawnHandle>,
-    /// Submits in flight now, for the receipt tasks (a receipt without a row waits for
-    /// it only while one of them could be its own).
+    /// Submits in flight now and segments whose row waits to be written again, for the
+    /// receipt tasks (a receipt without a row waits for it only while one of them could
+    /// be its own).
     pub(super) in_flight_now: Arc<std::sync::atomic::AtomicUsize>,
     pub(super) backoff: Backoff,
     /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
@@ -370,7 +371,7 @@ impl BindActor {
         }
         self.send_queued(ctx);
         self.in_flight_now.store(
-            self.transmitter().map_or(0, |l| l.session.in_flight()),
+            self.transmitter().map_or(0, |l| l.session.in_flight()) + self.ledger.record_failures(),
             std::sync::atomic::Ordering::Relaxed,
         );
         self.drain_flow_events(ctx);

@@ -65,7 +65,7 @@ struct ReceiptContext<'a> {
     key: &'a BindKey,
     credentials: &'a Credentials,
     received: Instant,
-    /// Submits the bind has in flight now.
+    /// Submits the bind has in flight now, and its rows waiting to be written again.
     in_flight: &'a AtomicUsize,
 }
 
@@ -76,8 +76,9 @@ struct ReceiptContext<'a> {
 const STORE_ERROR_WAIT: Duration = Duration::from_secs(10);
 
 /// Match a receipt with its row. Not there yet: it may have overtaken its submit_sm_resp
-/// (a submit still in flight on this bind: wait up to `RECEIPT_CORRELATION_WAIT_MS`) or a
-/// row another bind or pod is writing (wait `RECEIPT_UNMATCHED_GRACE_MS`); otherwise it
+/// or its row (a submit still in flight on this bind, or a row this bind writes again
+/// after the database failed: wait up to `RECEIPT_CORRELATION_WAIT_MS`) or a row another
+/// bind or pod is writing (wait `RECEIPT_UNMATCHED_GRACE_MS`); otherwise it
 /// has none, and waiting would only hold the SMSC's deliver_sm. The database failing:
 /// asked again for up to [`STORE_ERROR_WAIT`] (a failover), then published uncorrelated.
 async fn correlate(
