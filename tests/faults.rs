@@ -67,28 +67,37 @@ pub async fn database_proxy() -> (crate::support::proxy::Proxy, String) {
     (proxy, proxied)
 }
 
-#[tokio::test]
-async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt() {
-    let test = "faults_pg_logs";
+/// One operator at a simulator behaving as `sim_behaviour`, and the service (`env` added)
+/// reaching the shared PostgreSQL through a proxy the test can cut.
+async fn behind_a_database_proxy(
+    test: &str,
+    sim_behaviour: serde_json::Value,
+    env: &[(&str, &str)],
+) -> (
+    String,
+    Nats,
+    Sim,
+    Oms,
+    crate::support::proxy::Proxy,
+    Service,
+) {
     let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
-    // Answers take 1 s: the database is cut after the submits went out (a command is not
-    // sent while its redelivery lookup fails) and before their rows are written.
-    let sim = Sim::start(
-        test,
-        json!({"receipts": true, "receipt_delay_ms": 200, "resp_delay_ms": 1000}),
-    );
+    let sim = Sim::start(test, sim_behaviour);
     let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let (proxy, proxied) = database_proxy().await;
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[
-            ("DATABASE_URL", &proxied),
-            ("RECEIPT_CORRELATION_WAIT_MS", "500"),
-        ],
+    let mut all = vec![("DATABASE_URL", proxied.as_str())];
+    all.extend_from_slice(env);
+    let service = Service::start(test, &nats, &oms, &op, &all).await;
+    (op, nats, sim, oms, proxy, service)
+}
+
+#[tokio::test]
+async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt() {
+    let (op, nats, sim, _oms, proxy, service) = behind_a_database_proxy(
+        "faults_pg_logs",
+        json!({"receipts": true, "receipt_delay_ms": 200}),
+        &[("RECEIPT_CORRELATION_WAIT_MS", "500")],
     )
     .await;
     service.wait_bound(1).await;
@@ -543,24 +552,12 @@ async fn a_ten_megabyte_command_is_dead_lettered_not_sent() {
 /// receipts this way (tests/backends.rs, under the whole suite's load).
 #[tokio::test]
 async fn receipts_wait_for_rows_being_written_again() {
-    let test = "faults_receipt_row_retry";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
     // Answers take 1 s: the database is cut after the submits went out (a command is not
     // sent while its redelivery lookup fails) and before their rows are written.
-    let sim = Sim::start(
-        test,
+    let (op, nats, sim, _oms, proxy, service) = behind_a_database_proxy(
+        "faults_receipt_row_retry",
         json!({"receipts": true, "receipt_delay_ms": 200, "resp_delay_ms": 1000}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let (proxy, proxied) = database_proxy().await;
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
         &[
-            ("DATABASE_URL", &proxied),
             ("RECEIPT_UNMATCHED_GRACE_MS", "100"),
             ("RECEIPT_CORRELATION_WAIT_MS", "15000"),
         ],
