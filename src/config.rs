@@ -530,6 +530,24 @@ impl Vars<'_> {
     }
 }
 
+/// `DATABASE_URL` and `DATABASE_STATEMENT_TIMEOUT_MS` alone: what the one-shot
+/// subcommands (`migrate`, `maintain`) need, read by the same rules as the service's.
+pub fn database_from_env(
+    vars: &BTreeMap<String, String>,
+) -> Result<(PostgresSettings, Duration), ConfigError> {
+    database(&Vars(vars))
+}
+
+fn database(v: &Vars<'_>) -> Result<(PostgresSettings, Duration), ConfigError> {
+    Ok((
+        PostgresSettings::parse(v.required(env::DATABASE_URL)?)?,
+        v.millis(
+            env::DATABASE_STATEMENT_TIMEOUT_MS,
+            DEFAULT_STATEMENT_TIMEOUT,
+        )?,
+    ))
+}
+
 impl Config {
     /// Build and validate the configuration from environment variables.
     pub fn from_env(vars: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
@@ -778,6 +796,8 @@ impl Config {
             }
         };
 
+        let (database, database_statement_timeout) = database(&v)?;
+
         let stream_name = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let value = v.get(name).unwrap_or(default);
             if value
@@ -816,12 +836,9 @@ impl Config {
                     env::REDIS_TLS_KEY_FILE,
                 ]),
             )?,
-            database: PostgresSettings::parse(v.required(env::DATABASE_URL)?)?,
+            database,
             database_pool_size,
-            database_statement_timeout: v.millis(
-                env::DATABASE_STATEMENT_TIMEOUT_MS,
-                DEFAULT_STATEMENT_TIMEOUT,
-            )?,
+            database_statement_timeout,
             oms_base_url,
             oms_ca_file: v.get(env::OMS_CA_FILE).map(str::to_owned),
             oms_cert_file,

@@ -140,6 +140,14 @@ impl Stage {
         }
     }
 
+    /// The proxy in front of the shared PostgreSQL (stages made by [`Stage::start`]).
+    fn database_proxy(&self) -> &Proxy {
+        let Database::Proxied(proxy) = &self.database else {
+            unreachable!("the shared cluster behind a proxy")
+        };
+        proxy
+    }
+
     /// The service on the servers of a `scripts/stack` topology (its NATS, Redis and
     /// PostgreSQL, clustered or over TLS), with the simulator and the OMS stub as
     /// [`Stage::start`] makes them.
@@ -587,9 +595,7 @@ async fn postgres_goes_away_and_comes_back() {
         Ready::Ready,
         Some("postgres"),
         async |stage: &mut Stage, _: &Load| {
-            let Database::Proxied(proxy) = &stage.database else {
-                unreachable!("the shared cluster behind a proxy")
-            };
+            let proxy = stage.database_proxy();
             proxy.cut();
             tokio::time::sleep(FAULT).await;
             proxy.restore();
@@ -636,9 +642,7 @@ async fn postgres_stops_answering() {
         Ready::Ready,
         Some("postgres"),
         async |stage: &mut Stage, _: &Load| {
-            let Database::Proxied(proxy) = &stage.database else {
-                unreachable!("the shared cluster behind a proxy")
-            };
+            let proxy = stage.database_proxy();
             proxy.mute_replies();
             // Longer than a call's deadline (3 s), so calls do give up.
             tokio::time::sleep(FAULT + Duration::from_secs(2)).await;

@@ -157,26 +157,8 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<bool>>) -> Ex
 
 /// The store of `DATABASE_URL`, migrated (the one-shot subcommands).
 async fn migrated_store(pool_size: usize) -> anyhow::Result<correlation::PgStore> {
-    use smpp_connector::config::{ConfigError, DEFAULT_STATEMENT_TIMEOUT, PostgresSettings, env};
     telemetry::init_tracing(smpp_connector::config::LogFormat::Text);
-    let url = std::env::var(env::DATABASE_URL).map_err(|_| ConfigError {
-        variable: env::DATABASE_URL,
-        problem: "is required but not set".to_owned(),
-    })?;
-    let settings = PostgresSettings::parse(&url)?;
-    let statement_timeout = match std::env::var(env::DATABASE_STATEMENT_TIMEOUT_MS) {
-        Ok(raw) => match raw.trim().parse::<u64>() {
-            Ok(ms) if ms > 0 => std::time::Duration::from_millis(ms),
-            _ => {
-                return Err(ConfigError {
-                    variable: env::DATABASE_STATEMENT_TIMEOUT_MS,
-                    problem: format!("must be a positive number of milliseconds (got {raw:?})"),
-                }
-                .into());
-            }
-        },
-        Err(_) => DEFAULT_STATEMENT_TIMEOUT,
-    };
+    let (settings, statement_timeout) = smpp_connector::config::database_from_env(&env_map())?;
     let store = correlation::PgStore::connect(&settings, pool_size, statement_timeout)?;
     app::migrate_with_retry(&store, std::time::Duration::from_secs(30)).await?;
     Ok(store)

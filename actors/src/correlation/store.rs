@@ -137,18 +137,15 @@ impl PgStore {
             None => ours,
         };
         pg_config.options(&options);
-        if pg_config.get_connect_timeout().is_none() {
-            pg_config.connect_timeout(DEFAULT_PG_CONNECT_TIMEOUT);
-        }
+        let per_host = *pg_config
+            .get_connect_timeout()
+            .unwrap_or(&DEFAULT_PG_CONNECT_TIMEOUT);
+        pg_config.connect_timeout(per_host);
         // tokio-postgres probes an idle connection after two hours by default; a standby
         // promoted behind a dead primary should not wait that long to be noticed.
         if pg_config.get_keepalives_idle() >= Duration::from_secs(3600) {
             pg_config.keepalives_idle(Duration::from_secs(30));
         }
-        let per_host = pg_config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(DEFAULT_PG_CONNECT_TIMEOUT);
         let tls = PgTlsConnector::new(&settings.tls)?;
         let manager = Manager::from_config(
             pg_config,
@@ -232,17 +229,11 @@ impl PgStore {
 /// `pg_hba.conf` rule, a client certificate it requires): the configuration error to stop
 /// startup with. Waiting does not change credentials.
 pub fn login_refused(err: &anyhow::Error) -> Option<ConfigError> {
-    let db_error = err.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<tokio_postgres::error::DbError>()
-            .or_else(|| cause.downcast_ref::<tokio_postgres::Error>()?.as_db_error())
-            .or_else(
-                || match cause.downcast_ref::<deadpool_postgres::PoolError>() {
-                    Some(deadpool_postgres::PoolError::Backend(pg)) => pg.as_db_error(),
-                    _ => None,
-                },
-            )
-    })?;
+    // The pool's error and tokio-postgres's both name the server's error as their source,
+    // so it is in the chain itself.
+    let db_error = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<tokio_postgres::error::DbError>())?;
     let code = db_error.code().code();
     if !code.starts_with("28") {
         return None;

@@ -252,7 +252,7 @@ pub struct ReserveConcatRefs {
 pub struct ThrottleActor {
     redis: Client,
     /// Legacy MO indexes are not scanned on Redis Cluster (never served under old names).
-    pub(crate) topology: RedisTopology,
+    topology: RedisTopology,
     /// When the current outage started; `None` while Redis answers.
     outage: Option<Instant>,
     /// Per-bind limiters for failing open (kept between outages).
