@@ -585,12 +585,41 @@ impl IdFormat {
 /// HEX / DEC: the number in lowercase hex without leading zeros (`"0"` for zero); an id
 /// that does not parse as a number below 2^128 falls back to its trimmed lowercase text.
 /// STRING: trimmed, case preserved.
+///
+/// An id longer than SMPP allows ([`MAX_MESSAGE_ID_OCTETS`]) becomes its digest
+/// ([`storable_id`]), the same for the receipt that carries it.
 pub fn normalize_submit_id(raw: &str, msg_id_format: IdFormat) -> String {
-    match msg_id_format {
+    storable_id(match msg_id_format {
         IdFormat::Hex => canonical_number(raw, 16),
         IdFormat::Dec => canonical_number(raw, 10),
         IdFormat::String => raw.trim().to_owned(),
+    })
+}
+
+/// SMPP 3.4 §5.2.23: a `message_id` is a C-Octet String of at most 65 octets, the NUL
+/// included.
+pub const MAX_MESSAGE_ID_OCTETS: usize = 64;
+
+/// Prefix of a digest that stands for an over-long id.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// True when an id as received is longer than SMPP allows (a protocol violation of the
+/// SMSC's, counted; the id is still used, through [`storable_id`]).
+pub fn is_over_long(raw: &str) -> bool {
+    raw.trim().len() > MAX_MESSAGE_ID_OCTETS
+}
+
+/// The id as stored and compared: itself, or, past [`MAX_MESSAGE_ID_OCTETS`], `sha256:`
+/// and the hex SHA-256 of its normalised form (71 characters). A buggy or hostile SMSC
+/// cannot make a row too large for its index (PostgreSQL refuses a btree entry over
+/// about 2.7 KB), and a receipt carrying the same id still finds the row.
+pub fn storable_id(normalised: String) -> String {
+    if normalised.len() <= MAX_MESSAGE_ID_OCTETS {
+        return normalised;
     }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(normalised.as_bytes());
+    format!("{DIGEST_PREFIX}{}", hex::encode(digest))
 }
 
 /// The canonical form of a receipt's message id, comparable with
@@ -606,13 +635,13 @@ pub fn normalize_submit_id(raw: &str, msg_id_format: IdFormat) -> String {
 /// id is compared as written (trimmed).
 pub fn normalize_receipt_id(raw: &str, dlr_id_format: IdFormat, msg_id_format: IdFormat) -> String {
     let radix = match (msg_id_format, dlr_id_format) {
-        (IdFormat::String, _) => return raw.trim().to_owned(),
+        (IdFormat::String, _) => return storable_id(raw.trim().to_owned()),
         (_, IdFormat::Hex) => 16,
         (_, IdFormat::Dec) => 10,
         (IdFormat::Hex, IdFormat::String) => 16,
         (IdFormat::Dec, IdFormat::String) => 10,
     };
-    canonical_number(raw, radix)
+    storable_id(canonical_number(raw, radix))
 }
 
 fn canonical_number(raw: &str, radix: u32) -> String {
@@ -654,6 +683,43 @@ mod tests {
             tlvs,
             ..SmBody::default()
         }
+    }
+
+    #[test]
+    fn an_over_long_id_is_stored_as_its_digest_and_found_by_its_receipt() {
+        let raw = "ab".repeat(2_000);
+        assert!(is_over_long(&raw));
+        for (msg, dlr) in [
+            (IdFormat::Hex, IdFormat::Hex),
+            (IdFormat::Hex, IdFormat::String),
+            (IdFormat::Dec, IdFormat::Dec),
+            (IdFormat::String, IdFormat::String),
+        ] {
+            let stored = normalize_submit_id(&raw, msg);
+            assert!(stored.starts_with(DIGEST_PREFIX), "{stored}");
+            assert_eq!(stored.len(), DIGEST_PREFIX.len() + 64);
+            // The receipt's id, padded as SMSCs do, finds the same row.
+            assert_eq!(
+                normalize_receipt_id(&format!(" {raw} "), dlr, msg),
+                stored,
+                "{msg:?}/{dlr:?}"
+            );
+        }
+        // Two different long ids stay apart.
+        let other = "ab".repeat(1_999) + "ac";
+        assert_ne!(
+            normalize_submit_id(&raw, IdFormat::String),
+            normalize_submit_id(&other, IdFormat::String)
+        );
+    }
+
+    #[test]
+    fn an_id_within_smpp_s_limit_is_kept_as_it_is() {
+        let max = "x".repeat(MAX_MESSAGE_ID_OCTETS);
+        assert!(!is_over_long(&max));
+        assert_eq!(normalize_submit_id(&max, IdFormat::String), max);
+        assert!(is_over_long(&format!("{max}y")));
+        assert_eq!(normalize_submit_id("  00FF ", IdFormat::Hex), "ff");
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub enum SegmentState {
     Recording,
     /// Row committed (now or by an earlier delivery).
     Done,
+    /// ESME_ROK, but the database refused its row for good (see
+    /// [`Ledger::handle_record_refused`]): never sent again, and settled like `Done`.
+    Unrecorded,
     /// Not sent, or sent without ESME_ROK.
     Failed,
 }
@@ -596,6 +599,27 @@ impl<H> Ledger<H> {
         self.retries.insert((due, segment), ());
     }
 
+    /// The database refused the segment's row for good (a data error, not an outage):
+    /// asking again would get the same answer, and the SMSC accepted the segment, so it is
+    /// never sent again either. The segment counts as settled without a row (its receipt
+    /// cannot be correlated); the message is ACKed when the rest is done. The bind is not
+    /// stalled by it.
+    pub fn handle_record_refused(&mut self, segment: SegmentRef) {
+        let Some(entry) = self.segment_mut(segment) else {
+            return;
+        };
+        if entry.state != SegmentState::Recording {
+            return;
+        }
+        let was_failing = entry.record_attempts > 0;
+        entry.state = SegmentState::Unrecorded;
+        entry.operator_message_id = None;
+        if was_failing {
+            self.record_failures -= 1;
+        }
+        self.settle_if_done(segment.dispatch);
+    }
+
     /// The session ended: nothing queued or in flight will be answered. Their messages
     /// settle now (NAK without delay) unless a row is still being written.
     pub fn handle_session_ended(&mut self) {
@@ -615,7 +639,10 @@ impl<H> Ledger<H> {
                         segment.state = SegmentState::Failed;
                         hit = true;
                     }
-                    SegmentState::Recording | SegmentState::Done | SegmentState::Failed => {}
+                    SegmentState::Recording
+                    | SegmentState::Done
+                    | SegmentState::Unrecorded
+                    | SegmentState::Failed => {}
                 }
             }
             if hit {
@@ -766,7 +793,7 @@ impl<H> Ledger<H> {
         let all_done = message
             .segments
             .iter()
-            .all(|s| s.state == SegmentState::Done);
+            .all(|s| matches!(s.state, SegmentState::Done | SegmentState::Unrecorded));
         let verdict = match message.failure {
             None if all_done => Verdict::Ack,
             // Unreachable by construction (a segment fails only through `fail`), but a

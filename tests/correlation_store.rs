@@ -278,3 +278,40 @@ async fn database_errors_are_described_with_their_message_and_sqlstate() {
     let described = smpp_connector_actors::correlation::describe(&refused);
     assert!(described.to_lowercase().contains("refused"), "{described}");
 }
+
+/// PostgreSQL refuses a row for good (here: an operator message id too large for the
+/// receipt index, SQLSTATE 54000): the error says so (`Refused`, not an outage), and the
+/// batch it was in is split until only that row fails; its neighbours are written.
+#[tokio::test]
+async fn a_row_postgresql_refuses_for_good_is_isolated_from_its_batch() {
+    use smpp_connector_actors::correlation::insert_isolating;
+    use std::sync::Arc;
+
+    let (store, url) = fresh_store().await;
+    let op = OperatorId::try_new(&format!("op{}", unique())).unwrap();
+    let mut rows: Vec<CorrelationRow> = (0..10).map(|i| row(&op, i)).collect();
+    // 4,000 characters that do not compress: past the btree's 2,704-byte row limit.
+    rows[6].operator_message_id = (0..500)
+        .map(|n: u32| format!("{:08x}", n.wrapping_mul(2_654_435_761)))
+        .collect();
+    let answers = insert_isolating(Arc::new(store), rows).await;
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 6 {
+            let err = answer.as_ref().unwrap_err();
+            assert!(err.is_permanent(), "{err}");
+            assert!(err.to_string().contains("54000"), "{err}");
+        } else {
+            assert!(answer.is_ok(), "row {i}: {answer:?}");
+        }
+    }
+    let client = connect(&url).await;
+    let written: i64 = client
+        .query_one(
+            "SELECT count(*) FROM smpp.message_correlations WHERE operator_id = $1",
+            &[&op.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 9);
+}

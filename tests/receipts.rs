@@ -156,3 +156,68 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
         "both copies counted unmatched"
     );
 }
+
+/// A buggy or hostile SMSC answers submit_sm with a message_id of 4,000 random characters
+/// (SMPP allows 64 octets). The segment was accepted: it is never sent again, its row is
+/// stored under a digest of the id (a PostgreSQL btree index row holds about 2.7 KB: the
+/// raw id failed the batch with SQLSTATE 54000 and, retried for ever, froze the bind), a
+/// receipt carrying the same id still correlates, the violation is counted, and the bind
+/// goes on.
+#[tokio::test]
+async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() {
+    let op = format!("op{}", unique());
+    let nats = Nats::start("receipt_oversized_id").await;
+    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
+    let sim = Sim::start(
+        "receipt_oversized_id",
+        json!({"message_id_format": "oversized"}),
+    );
+    let oms = Oms::start(
+        "receipt_oversized_id",
+        credentials(&op, sim.smpp_port, json!({})),
+    );
+    let service = Service::start("receipt_oversized_id", &nats, &oms, &op, &[]).await;
+    service.wait_bound(1).await;
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            nats.send_command(&op, &format!("9370000002{n}"), "oversized id")
+                .await,
+        );
+    }
+    for id in &ids {
+        let event = dlrs
+            .wait_for(T, "receipt of an over-long id", |e| {
+                e["messageId"] == json!(id)
+            })
+            .await;
+        schema::assert_valid("dlr-inbound-event.v1.schema.json", &event);
+        assert_eq!(event["correlated"], true);
+        let stored = event["operatorMessageId"].as_str().unwrap();
+        assert!(
+            stored.starts_with("sha256:") && stored.len() <= 71,
+            "stored as its digest: {stored}"
+        );
+    }
+    // The bind goes on: the SMSC behaves again and the next message flows.
+    sim.behaviour(json!({"message_id_format": "hex"})).await;
+    let next = nats.send_command(&op, "93700000029", "after").await;
+    let event = dlrs
+        .wait_for(T, "receipt after", |e| e["messageId"] == json!(next))
+        .await;
+    assert_eq!(event["correlated"], true);
+    nats.wait_drained(&op, T).await;
+    // Accepted once each, never sent again.
+    assert_eq!(sim.received("submit_sm").await.len(), 4);
+    assert_eq!(
+        service
+            .metric_sum(
+                "smpp_connector_protocol_violations_total",
+                "kind=\"message_id_too_long\""
+            )
+            .await,
+        3.0
+    );
+    assert!(service.logs_with("correlation row not written").is_empty());
+}

@@ -1,4 +1,4 @@
-//! The conformance corpus (`tests/corpus/cases.jsonl`, 306 cases) run through
+//! The conformance corpus (`tests/corpus/cases.jsonl`, 1057 cases) run through
 //! [`run_segments`] exactly as `smpp-connector segments` runs it, every compared field
 //! checked as `tests/corpus/check.py` does. A regression fails the build.
 //!
@@ -34,7 +34,7 @@ fn cases() -> Vec<Value> {
 #[test]
 fn corpus_all_306_cases_pass_through_run_segments() {
     let cases = cases();
-    assert_eq!(cases.len(), 306);
+    assert_eq!(cases.len(), 1057);
 
     // Feed the filter what check.py feeds the command: {"id", "text"} per line.
     let mut input = String::new();
@@ -44,14 +44,14 @@ fn corpus_all_306_cases_pass_through_run_segments() {
     }
     let mut output = Vec::new();
     let summary = run_segments(input.as_bytes(), &mut output).expect("in-memory I/O");
-    assert_eq!((summary.lines, summary.ok, summary.errors), (306, 306, 0));
+    assert_eq!((summary.lines, summary.ok, summary.errors), (1057, 1057, 0));
 
     let output = String::from_utf8(output).expect("the filter writes UTF-8");
     let answers: Vec<Value> = output
         .lines()
         .map(|l| serde_json::from_str(l).expect("the filter writes JSON lines"))
         .collect();
-    assert_eq!(answers.len(), 306);
+    assert_eq!(answers.len(), 1057);
 
     let mut failures = Vec::new();
     let mut failed_cases = 0;

@@ -246,6 +246,45 @@ fn failed_row_write_is_retried_never_resubmitted() {
     assert_eq!(settled(&outputs(&mut l)), vec![(1, Verdict::Ack)]);
 }
 
+/// A row the database refuses for good (SQLSTATE 22/23/54) was retried for ever and
+/// stalled the bind. Now the segment settles without a row, the bind is not stalled, and
+/// it is never sent again.
+#[test]
+fn a_row_refused_for_good_settles_without_stalling_the_bind() {
+    let t0 = Instant::now();
+    let mut l = ledger();
+    l.admit(admission(1, 2));
+    l.admit(admission(2, 1));
+    let (a, _) = l.next_submit().unwrap();
+    let (b, _) = l.next_submit().unwrap();
+    let (c, _) = l.next_submit().unwrap();
+    for seg in [a, b, c] {
+        l.handle_outcome(seg, &classify_submit(OK), Some("id".into()));
+    }
+    assert_eq!(records(&outputs(&mut l)).len(), 3);
+    // An outage first (retried), then the answer that it never will be written.
+    l.handle_record_failed(t0, a);
+    assert!(l.stalled());
+    l.handle_record_refused(a);
+    assert!(!l.stalled(), "a refused row does not hold the bind");
+    assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_millis(100)));
+    l.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(outputs(&mut l).is_empty(), "not asked again");
+    assert_eq!(
+        l.segment_state(a),
+        Some(&crate::ledger::SegmentState::Unrecorded)
+    );
+    l.handle_recorded(c);
+    assert_eq!(settled(&outputs(&mut l)), vec![(2, Verdict::Ack)]);
+    l.handle_recorded(b);
+    assert_eq!(settled(&outputs(&mut l)), vec![(1, Verdict::Ack)]);
+    assert!(l.next_submit().is_none(), "never sent again");
+    // A late answer changes nothing.
+    l.handle_record_refused(a);
+    l.handle_recorded(a);
+    assert!(outputs(&mut l).is_empty());
+}
+
 #[test]
 fn record_retry_backoff_is_capped() {
     let r = RecordRetry::default();
@@ -573,6 +612,9 @@ enum Step {
     RecordFailed {
         pick: usize,
     },
+    RecordRefused {
+        pick: usize,
+    },
     SessionEnded,
     Unbinding,
     OverBudget,
@@ -590,6 +632,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(|pick| Step::NotSent { pick }),
         4 => any::<usize>().prop_map(|pick| Step::Recorded { pick }),
         2 => any::<usize>().prop_map(|pick| Step::RecordFailed { pick }),
+        1 => any::<usize>().prop_map(|pick| Step::RecordRefused { pick }),
         1 => Just(Step::SessionEnded),
         1 => Just(Step::Unbinding),
         1 => Just(Step::OverBudget),
@@ -613,6 +656,8 @@ struct Model {
     recording: Vec<SegmentRef>,
     /// Rows committed, per handle (segment numbers).
     rows: HashMap<u32, HashSet<u16>>,
+    /// Rows the database refused for good, per handle (segment numbers).
+    refused: HashMap<u32, HashSet<u16>>,
     segments_of: HashMap<u32, u16>,
     dispatch_handle: HashMap<DispatchId, u32>,
     accepted: HashSet<SegmentRef>,
@@ -642,10 +687,11 @@ impl Model {
                     );
                     if s.verdict == Verdict::Ack {
                         let rows = self.rows.get(&s.handle).map_or(0, |r| r.len());
+                        let refused = self.refused.get(&s.handle).map_or(0, |r| r.len());
                         prop_assert_eq!(
-                            rows as u16,
+                            (rows + refused) as u16,
                             self.segments_of[&s.handle],
-                            "ACK before every row"
+                            "ACK before every row is committed or refused for good"
                         );
                     }
                     // Nothing of a settled message is still being recorded.
@@ -741,6 +787,14 @@ proptest! {
                         l.handle_record_failed(now, seg);
                     }
                 }
+                Step::RecordRefused { pick: i } => {
+                    if let Some(seg) = pick(&m.recording, i) {
+                        m.recording.retain(|s| *s != seg);
+                        let h = m.dispatch_handle[&seg.dispatch];
+                        m.refused.entry(h).or_default().insert(seg.segment);
+                        l.handle_record_refused(seg);
+                    }
+                }
                 Step::SessionEnded => {
                     m.in_flight.clear();
                     l.handle_session_ended();
@@ -781,10 +835,11 @@ proptest! {
         for h in &m.admitted {
             prop_assert!(m.settled.contains_key(h), "handle {} never settled", h);
         }
-        // Every ESME_ROK ended up as a row.
+        // Every ESME_ROK ended up as a row, or was refused one for good.
         for seg in &m.accepted {
             let h = m.dispatch_handle[&seg.dispatch];
-            prop_assert!(m.rows[&h].contains(&seg.segment), "accepted segment without a row");
+            let refused = m.refused.get(&h).is_some_and(|r| r.contains(&seg.segment));
+            prop_assert!(m.rows[&h].contains(&seg.segment) || refused, "accepted segment without a row");
         }
     }
 }

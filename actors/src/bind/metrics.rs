@@ -45,11 +45,7 @@ const LANE_OUTCOMES: [&str; 3] = ["pulled", "ack", "nak"];
 
 impl BindMetrics {
     pub(super) fn new(key: &BindKey) -> Self {
-        let labels = vec![
-            metrics::Label::new("mno", key.operator_id.to_string()),
-            metrics::Label::new("direction", key.direction.as_str()),
-            metrics::Label::new("bindId", key.bind_id.to_string()),
-        ];
+        let labels = bind_labels(key);
         let mno = vec![metrics::Label::new("mno", key.operator_id.to_string())];
         // Counted by the supervisor when it respawns the bind; 0 until then.
         metrics::counter!(metric::BIND_CRASHES, labels.clone()).increment(0);
@@ -132,6 +128,12 @@ impl BindMetrics {
         })
     }
 
+    /// `smpp_connector_protocol_violations_total{kind}` of this bind (`kind` is one of a
+    /// fixed set of names, never a value from the SMSC).
+    pub(super) fn violation(&self, kind: &'static str) -> metrics::Counter {
+        protocol_violation(&self.labels, kind)
+    }
+
     /// The counter of one pull slot (0..=3 the lanes, 4 pinned) and outcome ("pulled",
     /// "ack", "nak").
     pub(super) fn lane(&self, slot: usize, outcome: &str) -> &metrics::Counter {
@@ -142,4 +144,23 @@ impl BindMetrics {
             .unwrap_or(0);
         &lane[index]
     }
+}
+
+/// `smpp_connector_protocol_violations_total` with a bind's labels and `kind`.
+pub(crate) fn protocol_violation(
+    labels: &[metrics::Label],
+    kind: &'static str,
+) -> metrics::Counter {
+    let mut l = labels.to_vec();
+    l.push(metrics::Label::new("kind", kind));
+    metrics::counter!(metric::PROTOCOL_VIOLATIONS, l)
+}
+
+/// A bind's labels (mno, direction, bindId).
+pub(crate) fn bind_labels(key: &BindKey) -> Vec<metrics::Label> {
+    vec![
+        metrics::Label::new("mno", key.operator_id.to_string()),
+        metrics::Label::new("direction", key.direction.as_str()),
+        metrics::Label::new("bindId", key.bind_id.to_string()),
+    ]
 }

@@ -155,6 +155,16 @@ async fn publish_receipt(
     receipt: Option<ParsedReceipt>,
 ) -> CommandStatus {
     let (deps, key, credentials) = (context.deps, context.key, context.credentials);
+    if receipt
+        .as_ref()
+        .is_some_and(|r| dlr::is_over_long(&r.operator_message_id))
+    {
+        super::metrics::protocol_violation(
+            &super::metrics::bind_labels(key),
+            "receipt_id_too_long",
+        )
+        .increment(1);
+    }
     let operator_message_id = receipt.as_ref().map(|r| {
         dlr::normalize_receipt_id(
             &r.operator_message_id,

@@ -50,6 +50,16 @@ impl BindActor {
             .unwrap_or_default();
         if request.attempt > 0 {
             metrics::counter!(metric::ROW_RETRIES).increment(1);
+        } else if dlr::is_over_long(&request.operator_message_id) {
+            // Accepted all the same; stored (and matched) as its digest.
+            self.metrics.violation("message_id_too_long").increment(1);
+            tracing::debug!(
+                operatorId = %self.key.operator_id,
+                bindId = self.key.bind_id,
+                messageId = %request.message_id,
+                length = request.operator_message_id.len(),
+                "submit_sm_resp message_id longer than SMPP's 64 octets; stored as its digest"
+            );
         }
         let row = CorrelationRow {
             message_id: request.message_id,
@@ -107,6 +117,19 @@ impl BindActor {
                         "correlation rows written again; intake resumes"
                     );
                 }
+            }
+            Some(error) if error.is_permanent() => {
+                // Accepted by the SMSC, refused by the database for good: never sent
+                // again, ACKed without its row; its receipt will not correlate.
+                tracing::error!(
+                    operatorId = %self.key.operator_id,
+                    bindId = self.key.bind_id,
+                    messageId = self.ledger.message_id(written.segment.dispatch).unwrap_or(""),
+                    segment = written.segment.segment,
+                    error = %error,
+                    "correlation row refused by the database; the segment was accepted and is not sent again, its receipt cannot be correlated"
+                );
+                self.ledger.handle_record_refused(written.segment);
             }
             Some(error) => {
                 self.ledger

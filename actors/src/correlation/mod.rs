@@ -26,7 +26,9 @@ use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::backends::{self, Backend};
 use crate::telemetry::metric;
 
+mod memory;
 mod store;
+pub use memory::{MemoryStore, StoredRow};
 pub use store::{MIGRATIONS, PgStore, login_refused};
 
 /// Why a correlation request failed.
@@ -36,8 +38,29 @@ pub enum CorrelationError {
     Unavailable(String),
     #[error("query failed: {0}")]
     Query(String),
+    /// The database refused the data for good (a data exception, an integrity violation,
+    /// a value past one of its limits): asking again gives the same answer. For a batch,
+    /// one of its rows; [`insert_isolating`] finds which.
+    #[error("refused by the database: {0}")]
+    Refused(String),
     #[error("correlation actor stopped")]
     Stopped,
+}
+
+impl CorrelationError {
+    /// True when asking again cannot help (see [`CorrelationError::Refused`]).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, CorrelationError::Refused(_))
+    }
+}
+
+/// SQLSTATE classes that refuse the data itself, not the connection or the server's
+/// state: 22 data exception (a value too long, out of range, a bad encoding), 23
+/// integrity constraint violation, 54 program limit exceeded (an index row too large).
+/// Everything else (connection, resources, a failover's read-only standby, a timeout,
+/// permissions) is an outage: the row waits and is written again.
+pub fn refuses_data(sqlstate: &str) -> bool {
+    matches!(sqlstate.get(..2), Some("22" | "23" | "54"))
 }
 
 impl From<deadpool_postgres::PoolError> for CorrelationError {
@@ -48,7 +71,12 @@ impl From<deadpool_postgres::PoolError> for CorrelationError {
 
 impl From<tokio_postgres::Error> for CorrelationError {
     fn from(err: tokio_postgres::Error) -> Self {
-        if err.is_closed() {
+        if err
+            .as_db_error()
+            .is_some_and(|db| refuses_data(db.code().code()))
+        {
+            CorrelationError::Refused(describe(&err))
+        } else if err.is_closed() {
             CorrelationError::Unavailable(describe(&err))
         } else {
             CorrelationError::Query(describe(&err))
@@ -234,6 +262,28 @@ pub const SWEEP_BATCH: i64 = 10_000;
 /// One periodic sweep stops after this long and continues at the next.
 const SWEEP_BUDGET: Duration = Duration::from_secs(5);
 
+/// Insert a batch, and when the database refuses it for good, find the rows it refuses
+/// by halving the batch: the others are written and answered `Ok`, each refused row gets
+/// [`CorrelationError::Refused`] (one bad row costs about 2·log2(n) more statements,
+/// never the batch). An outage answers every row with its error, to be retried.
+pub async fn insert_isolating(
+    store: Arc<dyn CorrelationStore>,
+    rows: Vec<CorrelationRow>,
+) -> Vec<Result<(), CorrelationError>> {
+    let n = rows.len();
+    match store.insert(rows.clone()).await {
+        Ok(()) => vec![Ok(()); n],
+        Err(err) if err.is_permanent() && n > 1 => {
+            let mut rows = rows;
+            let second = rows.split_off(n / 2);
+            let mut answers = Box::pin(insert_isolating(store.clone(), rows)).await;
+            answers.extend(Box::pin(insert_isolating(store, second)).await);
+            answers
+        }
+        Err(err) => vec![Err(err); n],
+    }
+}
+
 /// Delete expired rows in batches until none is left or `budget` is spent; how many.
 pub async fn sweep(
     store: &dyn CorrelationStore,
@@ -321,8 +371,17 @@ impl CorrelationActor {
             let (rows, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             metrics::histogram!(metric::CORRELATION_BATCH).record(rows.len() as f64);
             let keys: Vec<ReceiptKey> = rows.iter().map(receipt_key).collect();
-            let write = self.store.insert(rows);
-            ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            let write = insert_isolating(self.store.clone(), rows);
+            ctx.spawn(write.into_actor(self).map(move |answers, act, ctx| {
+                let refused = answers.iter().filter(|a| matches!(a, Err(e) if e.is_permanent())).count();
+                let failed = answers.iter().find(|a| matches!(a, Err(e) if !e.is_permanent()));
+                if refused > 0 {
+                    metrics::counter!(metric::CORRELATION_ROWS_REFUSED).increment(refused as u64);
+                }
+                let result = match failed {
+                    Some(failed) => failed.clone(),
+                    None => Ok(()),
+                };
                 match &result {
                     Err(err) => {
                         metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
@@ -342,8 +401,8 @@ impl CorrelationActor {
                         }
                     }
                 }
-                for waiter in waiters {
-                    let _ = waiter.send(result.clone());
+                for (waiter, answer) in waiters.into_iter().zip(answers) {
+                    let _ = waiter.send(answer);
                 }
                 act.inserts.done();
                 act.written(keys, ctx);

@@ -15,6 +15,8 @@ pub const WINDOW_DYNAMIC: &str = "smpp_window_dynamic";
 pub const SEQ_SKIPS: &str = "smpp_seq_skip_total";
 pub const MALFORMED_PDUS: &str = "smpp_connector_malformed_pdus_total";
 pub const UNEXPECTED_PDUS: &str = "smpp_connector_unexpected_pdus_total";
+pub const PROTOCOL_VIOLATIONS: &str = "smpp_connector_protocol_violations_total";
+pub const CORRELATION_ROWS_REFUSED: &str = "smpp_connector_correlation_rows_refused_total";
 pub const SUBMIT_TIMEOUTS: &str = "smpp_connector_submit_timeout_total";
 pub const DISPATCH_OUTCOMES: &str = "smpp_connector_dispatch_total";
 pub const DEAD_LETTERS: &str = "smpp_connector_dead_letter_total";
@@ -95,6 +97,14 @@ pub fn describe_all() {
     describe_counter!(
         UNEXPECTED_PDUS,
         "Legal PDUs the SMSC sent where they do not belong."
+    );
+    describe_counter!(
+        PROTOCOL_VIOLATIONS,
+        "Fields from the SMSC that break SMPP 3.4 but are still handled, by kind (message_id_too_long: a submit_sm_resp id over 64 octets, stored as its digest; receipt_id_too_long: the same in a receipt)."
+    );
+    describe_counter!(
+        CORRELATION_ROWS_REFUSED,
+        "Correlation rows PostgreSQL refused for good (SQLSTATE class 22, 23 or 54): the segment was accepted by the SMSC, is never sent again, and its receipt cannot be correlated."
     );
     describe_counter!(SUBMIT_TIMEOUTS, "submit_sm without submit_sm_resp in time.");
     describe_counter!(

@@ -85,7 +85,14 @@ pub enum MessageIdFormat {
     /// A random UUID (the counter still advances).
     #[serde(alias = "UUID")]
     Uuid,
+    /// A buggy or hostile SMSC: [`OVERSIZED_MESSAGE_ID`] random hex characters, far past
+    /// SMPP's 64 octets and past what a PostgreSQL btree index row can hold.
+    #[serde(alias = "OVERSIZED")]
+    Oversized,
 }
+
+/// Length of an `oversized` message id.
+pub const OVERSIZED_MESSAGE_ID: usize = 4_000;
 
 /// Receipt `stat:` values the sim can send, with their `message_state` TLV value.
 pub const RECEIPT_STATS: [(&str, u8); 8] = [

@@ -379,7 +379,23 @@ fn queue_out(state: &SimState, conn: &ConnShared, item: Out, buf: &mut BytesMut)
         }
         Out::Frame(frame) => {
             let start = buf.len();
-            if let Err(error) = frame.encode_into(buf) {
+            if let Pdu::SubmitSmResp(SubmitSmResp {
+                message_id: Some(id),
+            }) = &frame.pdu
+                && id.len() > 64
+                && frame.command_status.is_ok()
+            {
+                // `message_id_format: oversized`: past SMPP's limit, which our encoder
+                // enforces; written by hand as a buggy SMSC would.
+                header(
+                    buf,
+                    (16 + id.len() + 1) as u32,
+                    CommandId::SubmitSmResp as u32,
+                    frame.sequence_number,
+                );
+                buf.extend_from_slice(id.as_bytes());
+                buf.put_u8(0);
+            } else if let Err(error) = frame.encode_into(buf) {
                 buf.truncate(start);
                 tracing::warn!(conn = conn.id, %error, command = frame.command_id().name(), "PDU not encodable, not sent");
                 return false;

@@ -181,6 +181,14 @@ impl SimState {
             MessageIdFormat::Hex => format!("{n:x}"),
             MessageIdFormat::Dec => n.to_string(),
             MessageIdFormat::Uuid => uuid::Uuid::new_v4().to_string(),
+            MessageIdFormat::Oversized => {
+                let mut id = String::with_capacity(crate::behaviour::OVERSIZED_MESSAGE_ID + 32);
+                while id.len() < crate::behaviour::OVERSIZED_MESSAGE_ID {
+                    id.push_str(&uuid::Uuid::new_v4().simple().to_string());
+                }
+                id.truncate(crate::behaviour::OVERSIZED_MESSAGE_ID);
+                id
+            }
         }
     }
 
