@@ -86,6 +86,7 @@ pub mod env {
     pub const FAILOVER_AFTER_FAILURES: &str = "FAILOVER_AFTER_FAILURES";
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
+    pub const INBOUND_WINDOW: &str = "INBOUND_WINDOW";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
 }
 
@@ -413,6 +414,9 @@ pub struct Config {
     pub events_stream: String,
     pub max_deliver: i64,
     pub fetch_batch: usize,
+    /// deliver_sm one session holds unanswered at most; beyond it the SMSC waits on TCP
+    /// ([`crate::session::SessionConfig::inbound_window`]).
+    pub inbound_window: usize,
     pub max_pdu_bytes: usize,
     pub correlation_batch: usize,
     /// Failed bind attempts in a row before a primary bind fails over to its operator's
@@ -670,6 +674,14 @@ impl Config {
         if !(1..=10_000).contains(&fetch_batch) {
             return Err(ConfigError::new(env::FETCH_BATCH, "must be 1..=10000"));
         }
+        let inbound_window: usize = v.parse(
+            env::INBOUND_WINDOW,
+            crate::session::DEFAULT_INBOUND_WINDOW,
+            "a number of deliver_sm",
+        )?;
+        if !(1..=10_000).contains(&inbound_window) {
+            return Err(ConfigError::new(env::INBOUND_WINDOW, "must be 1..=10000"));
+        }
         let correlation_batch: usize = v.parse(env::CORRELATION_BATCH, 500, "a batch size")?;
         if !(1..=10_000).contains(&correlation_batch) {
             return Err(ConfigError::new(
@@ -864,6 +876,7 @@ impl Config {
             events_stream: stream_name(env::EVENTS_STREAM, "SMS_EVENTS")?,
             max_deliver,
             fetch_batch,
+            inbound_window,
             max_pdu_bytes,
             correlation_batch,
             failover_after_failures,
@@ -964,6 +977,8 @@ mod tests {
             ),
             (with("RECONNECT_JITTER", "2"), "RECONNECT_JITTER"),
             (with("MAX_PDU_BYTES", "10"), "MAX_PDU_BYTES"),
+            (with("INBOUND_WINDOW", "0"), "INBOUND_WINDOW"),
+            (with("INBOUND_WINDOW", "many"), "INBOUND_WINDOW"),
             (with("LOG_FORMAT", "xml"), "LOG_FORMAT"),
             (with("DISPATCH_STREAM", "a.b"), "DISPATCH_STREAM"),
             (with("OMS_CERT_FILE", "/x.pem"), "OMS_KEY_FILE"),

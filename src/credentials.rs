@@ -207,6 +207,8 @@ impl Credentials {
             submit_timeout: timers.submit_resp_timeout,
             unbind_timeout: timers.bind_timeout,
             window: self.window as usize,
+            // The service's own limit (`INBOUND_WINDOW`), set by its caller.
+            inbound_window: crate::session::DEFAULT_INBOUND_WINDOW,
         }
     }
 

@@ -200,6 +200,8 @@ struct Segment {
     body: Option<SmBody>,
     operator_message_id: Option<String>,
     record_attempts: u32,
+    /// When its row write first failed (while it is being written again).
+    failing_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -358,6 +360,19 @@ impl<H> Ledger<H> {
         self.record_failures
     }
 
+    /// When the oldest row write still failing first failed (`None`: none is failing).
+    pub fn oldest_record_failure(&self) -> Option<Instant> {
+        if self.record_failures == 0 {
+            return None;
+        }
+        self.messages
+            .values()
+            .flat_map(|m| &m.segments)
+            .filter(|s| s.state == SegmentState::Recording)
+            .filter_map(|s| s.failing_since)
+            .min()
+    }
+
     /// True while a correlation write is failing: take no new messages (each would be
     /// sent and then held too), only finish what is held.
     pub fn stalled(&self) -> bool {
@@ -403,6 +418,7 @@ impl<H> Ledger<H> {
                     body: None,
                     operator_message_id: None,
                     record_attempts: 0,
+                    failing_since: None,
                 });
             } else {
                 self.queues[priority].push_back(SegmentRef {
@@ -415,6 +431,7 @@ impl<H> Ledger<H> {
                     body: Some(body),
                     operator_message_id: None,
                     record_attempts: 0,
+                    failing_since: None,
                 });
             }
         }
@@ -592,6 +609,7 @@ impl<H> Ledger<H> {
         }
         let first_failure = entry.record_attempts == 0;
         entry.record_attempts += 1;
+        entry.failing_since.get_or_insert(now);
         let due = now + retry.delay(entry.record_attempts);
         if first_failure {
             self.record_failures += 1;

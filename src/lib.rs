@@ -12,6 +12,7 @@
 //! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
 //! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
 //! - [`dlr`]: delivery receipt parsing, message-id normalisation.
+//! - [`inbound`]: deliver_sm handling rules: how long a receipt waits for its row.
 //! - [`mo`]: mobile-originated messages: text by data_coding, UDH stripped.
 //! - [`events`]: the NATS payloads this service publishes (one struct per schema), how a receipt or a refusal becomes a `DlrInboundEvent`.
 //! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
@@ -38,6 +39,7 @@ pub mod encoding;
 pub mod events;
 pub mod failover;
 pub mod flow;
+pub mod inbound;
 pub mod intake_order;
 pub mod ledger;
 pub mod log_budget;

@@ -39,7 +39,14 @@ pub struct SessionConfig {
     pub submit_timeout: Duration,
     pub unbind_timeout: Duration,
     pub window: usize,
+    /// deliver_sm the owner may hold unanswered at once ([`Session::may_read`]): beyond
+    /// it the owner stops reading and the SMSC waits on TCP, as our window makes us wait
+    /// for it.
+    pub inbound_window: usize,
 }
+
+/// Default of [`SessionConfig::inbound_window`] (`INBOUND_WINDOW`).
+pub const DEFAULT_INBOUND_WINDOW: usize = 100;
 
 /// The externally visible state of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +184,8 @@ pub struct Session<T> {
     window: Window<T>,
     transmit: VecDeque<Bytes>,
     events: VecDeque<Event<T>>,
+    /// deliver_sm handed to the owner and not answered yet.
+    unanswered: std::collections::HashSet<u32>,
 }
 
 impl<T> std::fmt::Debug for Session<T> {
@@ -204,6 +213,7 @@ impl<T> Session<T> {
             window,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            unanswered: std::collections::HashSet::new(),
             config,
         };
         let sequence_number = session.next_sequence_number();
@@ -228,6 +238,26 @@ impl<T> Session<T> {
 
     pub fn mode(&self) -> BindMode {
         self.config.mode
+    }
+
+    /// deliver_sm handed to the owner ([`Event::DeliverSm`]) and not answered yet.
+    pub fn deliver_sm_unanswered(&self) -> usize {
+        self.unanswered.len()
+    }
+
+    /// True while the owner may read the next PDU: fewer than `inbound_window` deliver_sm
+    /// are unanswered. When false the owner leaves the socket unread until an answer
+    /// frees a slot, so a flood of deliver_sm is bounded by TCP, not by memory.
+    pub fn may_read(&self) -> bool {
+        self.unanswered.len() < self.config.inbound_window.max(1)
+    }
+
+    /// When the oldest submit still in flight was written (`None`: none in flight). A
+    /// receipt that arrived after that cannot belong to a submit still unanswered.
+    pub fn oldest_in_flight_since(&self) -> Option<Instant> {
+        self.window
+            .next_deadline()
+            .map(|deadline| deadline - self.config.submit_timeout)
     }
 
     /// Submits waiting for their response.
@@ -301,6 +331,7 @@ impl<T> Session<T> {
     /// Answer a deliver_sm the owner has dealt with (ESME_ROK after the event was
     /// published; ESME_RX_T_APPN to make the SMSC deliver it again).
     pub fn respond_deliver_sm(&mut self, sequence_number: u32, status: CommandStatus) {
+        self.unanswered.remove(&sequence_number);
         if matches!(self.state, State::Closed) {
             return;
         }
@@ -372,6 +403,18 @@ impl<T> Session<T> {
             }
             State::Unbinding { deadline, .. } if now >= deadline => {
                 self.close(CloseReason::UnbindTimedOut)
+            }
+            // The owner stopped reading (the inbound window is full): the answer may be
+            // waiting unread behind the deliver_sm it has not taken yet, so its absence
+            // says nothing about the SMSC. Expect it a whole timeout after the check.
+            State::Bound {
+                next_enquire_link,
+                outstanding: Some((sequence_number, deadline)),
+            } if now >= deadline && !self.may_read() => {
+                self.state = State::Bound {
+                    next_enquire_link,
+                    outstanding: Some((sequence_number, now + self.config.enquire_link_timeout)),
+                };
             }
             State::Bound {
                 outstanding: Some((_, deadline)),
@@ -516,6 +559,7 @@ impl<T> Session<T> {
             },
             Pdu::DeliverSm(body) => match self.state {
                 State::Bound { .. } | State::Unbinding { .. } if self.config.mode.can_receive() => {
+                    self.unanswered.insert(sequence_number);
                     self.events.push_back(Event::DeliverSm {
                         sequence_number,
                         body,
@@ -562,6 +606,7 @@ impl<T> Session<T> {
             return;
         }
         self.state = State::Closed;
+        self.unanswered.clear();
         for (sequence_number, token) in self.window.drain() {
             self.events.push_back(Event::SubmitFailed {
                 token,

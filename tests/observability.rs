@@ -49,7 +49,9 @@ fn expected_labels(constant: &str) -> &'static [&'static str] {
         | "EGRESS_BYTES"
         | "INGRESS_BYTES"
         | "BIND_HALF_CLOSED"
+        | "INBOUND_HELD"
         | "BIND_CRASHES" => BIND,
+        "PROTOCOL_VIOLATIONS" => &["mno", "direction", "bindId", "kind"],
         "RESPONSE_STATUS" => &["mno", "direction", "bindId", "esme_status"],
         "BIND_STATE" => &["mno", "direction", "bindId", "state"],
         "BIND_OWNER" => &["mno", "direction", "bindId", "pod"],

@@ -221,3 +221,75 @@ async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() 
     );
     assert!(service.logs_with("correlation row not written").is_empty());
 }
+
+/// A flood of receipts nobody can correlate (an SMSC replaying another client's receipts)
+/// is bounded: each session holds at most `INBOUND_WINDOW` deliver_sm unanswered (the
+/// rest waits on TCP), and a receipt without a row asks the database twice (when it
+/// arrives, and once its wait is over), not once per retry step. Each became one
+/// uncorrelated event and got its deliver_sm_resp.
+#[tokio::test]
+async fn a_flood_of_unknown_receipts_is_held_within_the_inbound_window_and_asked_twice_each() {
+    const RECEIPTS: u64 = 400;
+    const WINDOW: f64 = 20.0;
+    let op = format!("op{}", unique());
+    let nats = Nats::start("receipt_flood").await;
+    let sim = Sim::start("receipt_flood", json!({}));
+    let oms = Oms::start("receipt_flood", credentials(&op, sim.smpp_port, json!({})));
+    let service = Service::start(
+        "receipt_flood",
+        &nats,
+        &oms,
+        &op,
+        &[
+            ("INBOUND_WINDOW", "20"),
+            ("RECEIPT_UNMATCHED_GRACE_MS", "300"),
+            ("RECEIPT_CORRELATION_WAIT_MS", "5000"),
+        ],
+    )
+    .await;
+    service.wait_bound(1).await;
+
+    let flood = sim.inject(json!({"kind": "receipt_burst", "receipts": RECEIPTS, "seed": 7}));
+    let (sent, max_held) = tokio::join!(flood, async {
+        let mut max_held = 0.0f64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let held = service
+                .metric_sum("smpp_connector_inbound_held", "bindId=\"0\"")
+                .await;
+            max_held = max_held.max(held);
+            if sim.stats().await["deliver_sm_resp"].as_u64() == Some(RECEIPTS) {
+                return max_held;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not every receipt answered in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert_eq!(sent, RECEIPTS);
+    assert!(max_held <= WINDOW, "held {max_held} > INBOUND_WINDOW");
+    assert!(
+        max_held >= WINDOW / 2.0,
+        "the window was reached: {max_held}"
+    );
+    let unmatched = service
+        .metric_sum(
+            "smpp_connector_receipt_correlation_total",
+            "result=\"unmatched\"",
+        )
+        .await;
+    assert_eq!(unmatched, RECEIPTS as f64);
+    let lookups = service
+        .metric_sum("smpp_connector_receipt_lookups_total", "")
+        .await;
+    assert!(
+        lookups <= 2.0 * RECEIPTS as f64,
+        "{lookups} lookups for {RECEIPTS} receipts"
+    );
+    let published = service
+        .metric_sum("smpp_connector_dlr_total", "published=\"true\"")
+        .await;
+    assert_eq!(published, RECEIPTS as f64);
+}

@@ -219,8 +219,10 @@ fn failed_row_write_is_retried_never_resubmitted() {
     let (seg, _) = l.next_submit().unwrap();
     l.handle_outcome(seg, &classify_submit(OK), Some("a".into()));
     assert_eq!(records(&outputs(&mut l)).len(), 1);
+    assert_eq!(l.oldest_record_failure(), None);
     l.handle_record_failed(t0, seg);
     assert!(l.stalled());
+    assert_eq!(l.oldest_record_failure(), Some(t0));
     assert!(outputs(&mut l).is_empty(), "no settle, no resend");
     assert!(l.next_submit().is_none());
     let due = l.poll_timeout().unwrap();
@@ -241,8 +243,14 @@ fn failed_row_write_is_retried_never_resubmitted() {
     assert!(outputs(&mut l).is_empty());
     l.handle_timeout(due + Duration::from_millis(200));
     assert_eq!(records(&outputs(&mut l)).len(), 1);
+    assert_eq!(
+        l.oldest_record_failure(),
+        Some(t0),
+        "since its first failure"
+    );
     l.handle_recorded(seg);
     assert!(!l.stalled());
+    assert_eq!(l.oldest_record_failure(), None);
     assert_eq!(settled(&outputs(&mut l)), vec![(1, Verdict::Ack)]);
 }
 

@@ -24,6 +24,7 @@ fn config(mode: BindMode) -> SessionConfig {
         submit_timeout: Duration::from_secs(30),
         unbind_timeout: Duration::from_secs(5),
         window: 3,
+        inbound_window: 2,
     }
 }
 
@@ -372,6 +373,87 @@ fn deliver_sm_goes_to_the_owner_who_answers_it() {
     assert!(sent(&mut session).is_empty());
     session.respond_deliver_sm(5, CommandStatus::ESME_ROK);
     assert_eq!(sent(&mut session), vec![Frame::new(5, Pdu::DeliverSmResp)]);
+}
+
+/// A flood of deliver_sm is bounded: at `inbound_window` unanswered the owner must stop
+/// reading (the SMSC then waits on TCP); each answer frees a slot; a closed session holds
+/// none.
+#[test]
+fn deliver_sm_unanswered_are_bounded_by_the_inbound_window() {
+    let t0 = Instant::now();
+    let mut session = bound(BindMode::Transceiver, t0);
+    assert!(session.may_read());
+    for seq in [5, 6] {
+        session.handle_inbound(
+            t0,
+            Inbound::Frame(Frame::new(seq, Pdu::DeliverSm(Box::default()))),
+        );
+    }
+    assert_eq!(events(&mut session).len(), 2);
+    assert_eq!(session.deliver_sm_unanswered(), 2);
+    assert!(!session.may_read(), "two unanswered: stop reading");
+    // An answer twice, or to a number never seen, frees nothing more.
+    session.respond_deliver_sm(5, CommandStatus::ESME_ROK);
+    session.respond_deliver_sm(5, CommandStatus::ESME_ROK);
+    session.respond_deliver_sm(99, CommandStatus::ESME_ROK);
+    assert_eq!(session.deliver_sm_unanswered(), 1);
+    assert!(session.may_read());
+    session.handle_inbound(
+        t0,
+        Inbound::Frame(Frame::new(7, Pdu::DeliverSm(Box::default()))),
+    );
+    assert!(!session.may_read());
+    session.handle_inbound(t0, Inbound::Frame(Frame::new(8, Pdu::Unbind)));
+    assert_eq!(session.state(), SessionState::Closed);
+    assert!(session.may_read(), "a closed session holds nothing");
+}
+
+/// While the owner does not read (inbound window full), a missing enquire_link_resp is
+/// not the SMSC's fault: it is expected a whole timeout later; once reading goes on, the
+/// usual timeout applies.
+#[test]
+fn no_enquire_link_timeout_while_the_owner_does_not_read() {
+    let t0 = Instant::now();
+    let mut session = bound(BindMode::Transceiver, t0);
+    for seq in [5, 6] {
+        session.handle_inbound(
+            t0,
+            Inbound::Frame(Frame::new(seq, Pdu::DeliverSm(Box::default()))),
+        );
+    }
+    assert!(!session.may_read());
+    let _ = sent(&mut session);
+    // The enquire_link goes out at 30 s; its answer is due at 40 s.
+    session.handle_timeout(t0 + Duration::from_secs(30));
+    assert_eq!(sent(&mut session).len(), 1);
+    session.handle_timeout(t0 + Duration::from_secs(40));
+    assert_eq!(
+        session.state(),
+        SessionState::Bound,
+        "not reading: no verdict"
+    );
+    assert_eq!(session.poll_timeout(), Some(t0 + Duration::from_secs(50)));
+    // Reading again, and still no answer: the session ends.
+    session.respond_deliver_sm(5, CommandStatus::ESME_ROK);
+    session.handle_timeout(t0 + Duration::from_secs(50));
+    assert_eq!(session.state(), SessionState::Closed);
+}
+
+#[test]
+fn the_oldest_submit_in_flight_is_known() {
+    let t0 = Instant::now();
+    let mut session = bound(BindMode::Transceiver, t0);
+    assert_eq!(session.oldest_in_flight_since(), None);
+    let first = session.submit(t0, SmBody::default(), 1).unwrap();
+    session
+        .submit(t0 + Duration::from_secs(1), SmBody::default(), 2)
+        .unwrap();
+    assert_eq!(session.oldest_in_flight_since(), Some(t0));
+    session.handle_inbound(t0, submit_resp(first, CommandStatus::ESME_ROK, "a"));
+    assert_eq!(
+        session.oldest_in_flight_since(),
+        Some(t0 + Duration::from_secs(1))
+    );
 }
 
 #[test]

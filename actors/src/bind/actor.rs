@@ -27,6 +27,7 @@ use smpp_connector::backoff::Backoff;
 use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::dispatch::SubmitProfile;
 use smpp_connector::flow::FlowController;
+use smpp_connector::inbound::BindProgress;
 use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
 use smpp_connector::session::{BindState, Session};
 
@@ -152,6 +153,8 @@ pub(super) struct Link {
     pub(super) session: Session<SegmentToken>,
     pub(super) writer: actix::io::Writer<BoxedWrite, std::io::Error>,
     pub(super) bound: bool,
+    /// Closed while the session's inbound window is full (its reads wait).
+    pub(super) gate: Arc<super::io::InboundGate>,
 }
 
 /// What to do when the sessions are closed after a graceful unbind.
@@ -198,10 +201,9 @@ pub struct BindActor {
     pub(super) intake_paused: bool,
     /// Down for good, waiting only for rows of messages it held (see `started`).
     pub(super) linger: Option<SpawnHandle>,
-    /// Submits in flight now and segments whose row waits to be written again, for the
-    /// receipt tasks (a receipt without a row waits for it only while one of them could
-    /// be its own).
-    pub(super) in_flight_now: Arc<std::sync::atomic::AtomicUsize>,
+    /// What the bind's receipts wait on: its oldest unsettled submit, and whether a
+    /// session stopped reading ([`smpp_connector::inbound`]).
+    pub(super) progress: Arc<tokio::sync::watch::Sender<BindProgress>>,
     pub(super) backoff: Backoff,
     /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
     pub(super) split_bind: bool,
@@ -287,7 +289,7 @@ impl BindActor {
             },
             intake_paused: false,
             linger: None,
-            in_flight_now: Arc::default(),
+            progress: Arc::new(tokio::sync::watch::Sender::new(BindProgress::default())),
             dead_letter_log: smpp_connector::log_budget::LogBudget::new(
                 DEAD_LETTER_LINES_PER_MINUTE,
                 Duration::from_secs(60),
@@ -370,12 +372,20 @@ impl BindActor {
             self.request_grant(room, ctx);
         }
         self.send_queued(ctx);
-        self.in_flight_now.store(
-            self.transmitter().map_or(0, |l| l.session.in_flight()) + self.ledger.record_failures(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         self.drain_flow_events(ctx);
+        // Rows are asked for (drain_outputs) before the progress says their submits are
+        // settled: a receipt that stops waiting then finds its row at least on its way.
         self.drain_outputs(ctx);
+        let oldest_unsettled = BindProgress::oldest(
+            self.transmitter()
+                .and_then(|l| l.session.oldest_in_flight_since()),
+            self.ledger.oldest_record_failure(),
+        );
+        self.progress.send_if_modified(|p| {
+            let changed = p.oldest_unsettled != oldest_unsettled;
+            p.oldest_unsettled = oldest_unsettled;
+            changed
+        });
         self.pull(ctx);
         self.progress_unbind(Instant::now(), ctx);
         self.arm_timer(ctx);

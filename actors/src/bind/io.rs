@@ -171,3 +171,95 @@ pub fn framed(read: BoxedRead, max_pdu: usize) -> FramedRead<BoxedRead, SmppCode
 
 /// What a framed read yields.
 pub type ReadItem = Result<Inbound, FrameError>;
+
+/// Whether a session may read its next PDU ([`smpp_connector::session::Session::may_read`]):
+/// closed while its inbound window of unanswered deliver_sm is full, so the SMSC waits on
+/// TCP instead of the bind holding an unbounded number of them. One per session, shared
+/// by the actor (which opens and closes it after every input) and its read stream.
+pub struct InboundGate {
+    open: std::sync::atomic::AtomicBool,
+    opened: tokio::sync::Notify,
+    /// The bind's progress, whose `inbound_blocked` counts sessions waiting here.
+    progress: std::sync::Arc<tokio::sync::watch::Sender<smpp_connector::inbound::BindProgress>>,
+}
+
+impl std::fmt::Debug for InboundGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundGate")
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InboundGate {
+    pub fn new(
+        progress: std::sync::Arc<tokio::sync::watch::Sender<smpp_connector::inbound::BindProgress>>,
+    ) -> Self {
+        InboundGate {
+            open: std::sync::atomic::AtomicBool::new(true),
+            opened: tokio::sync::Notify::new(),
+            progress,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Open (`true`) or close the gate; opening wakes the reader.
+    pub fn set_open(&self, open: bool) {
+        let was = self.open.swap(open, std::sync::atomic::Ordering::AcqRel);
+        if open && !was {
+            self.opened.notify_waiters();
+        }
+    }
+
+    /// Wait until the gate is open; counted in `inbound_blocked` meanwhile.
+    async fn wait_open(&self) {
+        if self.is_open() {
+            return;
+        }
+        let _blocked = Blocked::new(&self.progress);
+        loop {
+            // Registered before the check: an opening in between is not missed.
+            let opened = self.opened.notified();
+            if self.is_open() {
+                return;
+            }
+            opened.await;
+        }
+    }
+}
+
+/// One session waiting at its gate, for as long as this lives (dropped with the stream
+/// when the connection ends, too).
+struct Blocked<'a>(&'a tokio::sync::watch::Sender<smpp_connector::inbound::BindProgress>);
+
+impl<'a> Blocked<'a> {
+    fn new(
+        progress: &'a tokio::sync::watch::Sender<smpp_connector::inbound::BindProgress>,
+    ) -> Self {
+        progress.send_modify(|p| p.inbound_blocked += 1);
+        Blocked(progress)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0
+            .send_modify(|p| p.inbound_blocked = p.inbound_blocked.saturating_sub(1));
+    }
+}
+
+/// The framed reads of a session, each taken only once its gate is open.
+pub fn gated(
+    reads: FramedRead<BoxedRead, SmppCodec>,
+    gate: std::sync::Arc<InboundGate>,
+) -> impl futures::Stream<Item = ReadItem> {
+    use futures::StreamExt;
+    futures::stream::unfold((reads, gate), |(mut reads, gate)| async move {
+        gate.wait_open().await;
+        let item = reads.next().await?;
+        Some((item, (reads, gate)))
+    })
+}

@@ -122,7 +122,8 @@ impl BindActor {
         self.generation += 1;
         let generation = self.generation;
         for (index, (mode, connection, sequences)) in connections.into_iter().enumerate() {
-            let session_config = credentials.session_config(mode, &config.timers);
+            let mut session_config = credentials.session_config(mode, &config.timers);
+            session_config.inbound_window = config.inbound_window;
             let session = match Session::try_new(session_config, sequences, now) {
                 Ok(session) => session,
                 Err(err) => {
@@ -130,18 +131,23 @@ impl BindActor {
                     return;
                 }
             };
-            let reads =
-                bind_io::framed(connection.read, config.max_pdu_bytes).map(move |item| LinkItem {
-                    generation,
-                    link: index,
-                    item,
-                });
+            let gate = Arc::new(bind_io::InboundGate::new(self.progress.clone()));
+            let reads = bind_io::gated(
+                bind_io::framed(connection.read, config.max_pdu_bytes),
+                gate.clone(),
+            )
+            .map(move |item| LinkItem {
+                generation,
+                link: index,
+                item,
+            });
             ctx.add_stream(reads);
             let writer = actix::io::Writer::new(connection.write, ctx);
             self.links.push(Link {
                 session,
                 writer,
                 bound: false,
+                gate,
             });
         }
         self.profile = Some(credentials.submit_profile());
@@ -198,6 +204,19 @@ impl BindActor {
     }
 
     // ----- session driving -----------------------------------------------------------
+
+    /// Let the session's reads go on only while its inbound window has room.
+    pub(super) fn update_gate(&self, index: usize) {
+        if let Some(link) = self.links.get(index) {
+            link.gate.set_open(link.session.may_read());
+        }
+        let held: usize = self
+            .links
+            .iter()
+            .map(|l| l.session.deliver_sm_unanswered())
+            .sum();
+        self.metrics.inbound_held.set(held as f64);
+    }
 
     /// Write what the session queued and handle what happened, until it is quiet.
     pub(super) fn pump(&mut self, index: usize, ctx: &mut Context<Self>) {
@@ -402,6 +421,7 @@ impl StreamHandler<LinkItem> for BindActor {
                     .session
                     .handle_inbound(Instant::now(), inbound);
                 self.pump(item.link, ctx);
+                self.update_gate(item.link);
                 self.drive(ctx);
             }
             // The socket failed (a reset, a broken pipe): the connection is lost, nothing

@@ -20,6 +20,8 @@ pub(super) struct BindMetrics {
     pub(super) window_dynamic: metrics::Gauge,
     pub(super) drain_seconds: metrics::Gauge,
     pub(super) intake_paused: metrics::Gauge,
+    /// deliver_sm read and not answered, over the bind's sessions.
+    pub(super) inbound_held: metrics::Gauge,
     pub(super) half_closed: metrics::Counter,
     pub(super) ingress_bytes: metrics::Counter,
     /// `smpp_connector_bind_state{state}`: 1 for the current state (`BindState::ALL` order).
@@ -49,6 +51,9 @@ impl BindMetrics {
         let mno = vec![metrics::Label::new("mno", key.operator_id.to_string())];
         // Counted by the supervisor when it respawns the bind; 0 until then.
         metrics::counter!(metric::BIND_CRASHES, labels.clone()).increment(0);
+        for kind in PROTOCOL_VIOLATION_KINDS {
+            protocol_violation(&labels, kind).increment(0);
+        }
         let outcome = |name: &'static str| {
             let mut l = mno.clone();
             l.push(metrics::Label::new("outcome", name));
@@ -64,6 +69,7 @@ impl BindMetrics {
             window_dynamic: metrics::gauge!(metric::WINDOW_DYNAMIC, labels.clone()),
             drain_seconds: metrics::gauge!(metric::DRAIN_SECONDS, labels.clone()),
             intake_paused: metrics::gauge!(metric::BIND_INTAKE_PAUSED, labels.clone()),
+            inbound_held: metrics::gauge!(metric::INBOUND_HELD, labels.clone()),
             half_closed: metrics::counter!(metric::BIND_HALF_CLOSED, labels.clone()),
             ingress_bytes: metrics::counter!(metric::INGRESS_BYTES, labels.clone()),
             states: BindState::ALL.map(|state| {
@@ -106,6 +112,7 @@ impl BindMetrics {
             &self.window_inflight,
             &self.drain_seconds,
             &self.intake_paused,
+            &self.inbound_held,
             &self.concat_buffer,
         ]) {
             gauge.set(0.0);
@@ -145,6 +152,10 @@ impl BindMetrics {
         &lane[index]
     }
 }
+
+/// The `kind`s of `smpp_connector_protocol_violations_total` (exported at 0 from the start).
+pub(crate) const PROTOCOL_VIOLATION_KINDS: [&str; 2] =
+    ["message_id_too_long", "receipt_id_too_long"];
 
 /// `smpp_connector_protocol_violations_total` with a bind's labels and `kind`.
 pub(crate) fn protocol_violation(

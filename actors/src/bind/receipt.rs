@@ -9,15 +9,16 @@
 //! Never logs the text of a message or the addresses.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use smpp_connector::config::BindKey;
 use smpp_connector::dlr::{self, DlrError, ParsedReceipt};
+use smpp_connector::inbound::{BindProgress, ReceiptWait};
 use smpp_connector::pdu::{CommandStatus, SmBody};
+use tokio::sync::watch;
 
 use super::actor::BindDeps;
-use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptMatch};
+use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptLookup, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
 use crate::telemetry::metric;
@@ -34,14 +35,14 @@ pub async fn handle(
     credentials: Arc<Credentials>,
     body: SmBody,
     received: Instant,
-    in_flight: Arc<AtomicUsize>,
+    progress: watch::Receiver<BindProgress>,
 ) -> CommandStatus {
     let receipt = ReceiptContext {
         deps: &deps,
         key: &key,
         credentials: &credentials,
         received,
-        in_flight: &in_flight,
+        progress,
     };
     let status = match dlr::parse_receipt(&body) {
         Ok(parsed) => publish_receipt(&receipt, Some(parsed)).await,
@@ -65,8 +66,8 @@ struct ReceiptContext<'a> {
     key: &'a BindKey,
     credentials: &'a Credentials,
     received: Instant,
-    /// Submits the bind has in flight now, and its rows waiting to be written again.
-    in_flight: &'a AtomicUsize,
+    /// The bind's progress: what its receipts wait on ([`smpp_connector::inbound`]).
+    progress: watch::Receiver<BindProgress>,
 }
 
 /// How long a receipt waits for a database that fails (a primary lost and a standby being
@@ -75,45 +76,51 @@ struct ReceiptContext<'a> {
 /// response timeout.
 const STORE_ERROR_WAIT: Duration = Duration::from_secs(10);
 
-/// Match a receipt with its row. Not there yet: it may have overtaken its submit_sm_resp
-/// or its row (a submit still in flight on this bind, or a row this bind writes again
-/// after the database failed: wait up to `RECEIPT_CORRELATION_WAIT_MS`) or a row another
-/// bind or pod is writing (wait `RECEIPT_UNMATCHED_GRACE_MS`); otherwise it
-/// has none, and waiting would only hold the SMSC's deliver_sm. The database failing:
-/// asked again for up to [`STORE_ERROR_WAIT`] (a failover), then published uncorrelated.
+/// Match a receipt with its row. Not there yet: it may have overtaken its
+/// submit_sm_resp or its row; it waits for it as [`smpp_connector::inbound`] says, woken
+/// by the row's write rather than asking again, then asks once more (a row another pod
+/// wrote meanwhile). The database failing: asked again for up to [`STORE_ERROR_WAIT`] (a
+/// failover), then published uncorrelated.
 async fn correlate(
     context: &ReceiptContext<'_>,
     key: ReceiptKey,
     status: &'static str,
 ) -> Option<ReceiptMatch> {
     let deps = context.deps;
-    let started = Instant::now();
-    let deadline = started + deps.config.timers.receipt_correlation_wait;
-    let store_deadline = started
-        + deps
-            .config
-            .timers
-            .receipt_correlation_wait
-            .min(STORE_ERROR_WAIT);
-    let grace = deps.config.timers.receipt_unmatched_grace;
+    let timers = &deps.config.timers;
+    let arrival = context.received;
+    let wait = ReceiptWait::new(
+        arrival,
+        timers.receipt_unmatched_grace,
+        timers.receipt_correlation_wait,
+    );
+    let store_deadline = Instant::now() + timers.receipt_correlation_wait.min(STORE_ERROR_WAIT);
     let mut pause = Duration::from_millis(50);
-    let mut waited = false;
     let count = |result: &'static str| {
         metrics::counter!(metric::RECEIPT_CORRELATION, "mno" => key.operator_id.clone(), "result" => result)
             .increment(1);
     };
     loop {
         let asked = Instant::now();
-        let answer = deps
-            .correlation
-            .send(ApplyReceipt {
-                key: key.clone(),
-                status,
-            })
-            .await;
-        metrics::histogram!(metric::RECEIPT_LOOKUP_LATENCY).record(asked.elapsed().as_secs_f64());
+        let ask = ApplyReceipt {
+            key: key.clone(),
+            status,
+            wait: true,
+        }
+        .ask(&deps.correlation);
+        let answer = tokio::select! {
+            answer = ask => Some(answer),
+            () = wait_over(wait, arrival, context.progress.clone()) => None,
+        };
         match answer {
-            Ok(Ok(Some(found))) => {
+            Some(Ok(ReceiptLookup {
+                found: Some(found),
+                waited,
+            })) => {
+                if !waited {
+                    metrics::histogram!(metric::RECEIPT_LOOKUP_LATENCY)
+                        .record(asked.elapsed().as_secs_f64());
+                }
                 count(if waited {
                     "matched_after_wait"
                 } else {
@@ -121,33 +128,62 @@ async fn correlate(
                 });
                 return Some(found);
             }
-            // Not there yet: the receipt may have overtaken its submit_sm_resp.
-            Ok(Ok(None))
-                if Instant::now() + pause < deadline
-                    && (started.elapsed() < grace
-                        || context.in_flight.load(Ordering::Relaxed) > 0) =>
+            // Waited long enough (the request dropped) or, oddly, answered without a row.
+            None | Some(Ok(_)) => break,
+            // The database failing: ask again a while (a failover), unless the SMSC is
+            // waiting for our answers; then publish uncorrelated, best effort (SPEC §7).
+            Some(Err(_))
+                if Instant::now() + pause < store_deadline
+                    && context.progress.borrow().inbound_blocked == 0 =>
             {
-                waited = true;
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
-            Ok(Ok(None)) => {
-                count("unmatched");
-                return None;
-            }
-            // The database failing: ask again a while (a failover), then publish
-            // uncorrelated, best effort (SPEC §7).
-            Ok(Err(_)) | Err(_) if Instant::now() + pause < store_deadline => {
-                waited = true;
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            Ok(Err(_)) | Err(_) => {
+            Some(_) => {
                 count("store_error");
                 return None;
             }
         }
     }
+    // Once more: a row another bind's pod wrote meanwhile is not announced here.
+    let last = ApplyReceipt {
+        key: key.clone(),
+        status,
+        wait: false,
+    }
+    .ask(&deps.correlation)
+    .await;
+    match last {
+        Ok(ReceiptLookup {
+            found: Some(found), ..
+        }) => {
+            count("matched_after_wait");
+            Some(found)
+        }
+        Ok(_) => {
+            count("unmatched");
+            None
+        }
+        Err(_) => {
+            count("store_error");
+            None
+        }
+    }
+}
+
+/// Resolves when a receipt that arrived at `arrival` stops waiting for its row
+/// ([`ReceiptWait::is_over`]), following its bind's progress without polling.
+async fn wait_over(
+    wait: ReceiptWait,
+    arrival: Instant,
+    mut progress: watch::Receiver<BindProgress>,
+) {
+    let released = async {
+        tokio::time::sleep_until(wait.grace_until.into()).await;
+        // The bind gone (its sender dropped): nothing of its own to wait for.
+        let _ = progress.wait_for(|p| p.releases(arrival)).await;
+    };
+    let _ = tokio::time::timeout_at(wait.until.into(), released).await;
 }
 
 async fn publish_receipt(

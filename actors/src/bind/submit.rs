@@ -322,7 +322,7 @@ impl BindActor {
             credentials,
             body,
             Instant::now(),
-            self.in_flight_now.clone(),
+            self.progress.subscribe(),
         );
         // A task of its own, answering by address: a context polls every future it holds
         // on each wake, and receipts may wait seconds for their row.
@@ -360,6 +360,7 @@ impl Handler<ReceiptAnswered> for BindActor {
             link.session
                 .respond_deliver_sm(answered.sequence_number, answered.status);
             self.pump(answered.link, ctx);
+            self.update_gate(answered.link);
             self.drive(ctx);
         }
     }

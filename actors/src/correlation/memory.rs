@@ -297,8 +297,83 @@ mod tests {
                 operator_message_id: o.into(),
             },
             status: "DELIVERED",
+            wait: false,
         };
-        assert!(actor.send(receipt("3")).await.unwrap().unwrap().is_some());
-        assert!(actor.send(receipt(&long)).await.unwrap().unwrap().is_none());
+        let found = |o: &str| {
+            let ask = receipt(o).ask(&actor);
+            async move { ask.await.unwrap().found }
+        };
+        assert!(found("3").await.is_some());
+        assert!(found(&long).await.is_none());
+    }
+
+    /// A receipt that overtook its submit_sm_resp waits for its row without asking the
+    /// database again: the row's write wakes it (one more statement, not one per step).
+    #[actix_rt::test]
+    async fn a_waiting_receipt_is_woken_by_its_row_without_polling() {
+        let store = MemoryStore::new();
+        let actor = CorrelationActor::new(Arc::new(store.clone()), 100, 1).start();
+        let key = ReceiptKey {
+            operator_id: "op".into(),
+            operator_message_id: "o1".into(),
+        };
+        let waiting = {
+            let actor = actor.clone();
+            actix_rt::spawn(async move {
+                ApplyReceipt {
+                    key,
+                    status: "DELIVERED",
+                    wait: true,
+                }
+                .ask(&actor)
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "no row: it waits");
+        assert_eq!(store.statements(), 1, "asked once");
+        actor
+            .send(RecordCorrelation(row("m1", "o1")))
+            .await
+            .unwrap()
+            .unwrap();
+        let lookup = waiting.await.unwrap().unwrap();
+        assert_eq!(lookup.found.unwrap().message_id, "m1");
+        assert!(lookup.waited);
+        assert_eq!(
+            store.statements(),
+            3,
+            "the insert, then the receipt once more"
+        );
+    }
+
+    /// A receipt whose asker stopped waiting is forgotten, and a row written later does
+    /// not ask on its behalf.
+    #[actix_rt::test]
+    async fn an_abandoned_wait_costs_nothing_more() {
+        let store = MemoryStore::new();
+        let actor = CorrelationActor::new(Arc::new(store.clone()), 100, 1).start();
+        let key = ReceiptKey {
+            operator_id: "op".into(),
+            operator_message_id: "o2".into(),
+        };
+        let ask = ApplyReceipt {
+            key,
+            status: "DELIVERED",
+            wait: true,
+        }
+        .ask(&actor);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(100), ask)
+                .await
+                .is_err()
+        );
+        actor
+            .send(RecordCorrelation(row("m2", "o2")))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(store.statements(), 2, "the receipt, the insert; no re-ask");
     }
 }

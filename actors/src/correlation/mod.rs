@@ -178,11 +178,43 @@ pub struct BindSettings {
 pub struct RecordCorrelation(pub CorrelationRow);
 
 /// Match a receipt and store its status; answered with the segment or `None`.
+///
+/// With `wait`, a receipt that finds no row is not answered `None`: it waits for a row of
+/// its key written by this process (the submit_sm_resp it overtook), and is matched when
+/// that row is committed — without a query per attempt. The asker ends the wait by
+/// dropping the reply ([`smpp_connector::inbound`] says when), which the actor sees.
+/// Answered at once with the channel the answer comes on ([`ApplyReceipt::ask`] awaits
+/// both).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<ReceiptMatch>, CorrelationError>")]
+#[rtype(result = "ReceiptReply")]
 pub struct ApplyReceipt {
     pub key: ReceiptKey,
     pub status: &'static str,
+    pub wait: bool,
+}
+
+/// Where [`ApplyReceipt`]'s answer comes.
+pub type ReceiptReply = oneshot::Receiver<Result<ReceiptLookup, CorrelationError>>;
+
+impl ApplyReceipt {
+    /// Send it and wait for the answer; dropping the future ends a wait.
+    pub async fn ask(
+        self,
+        actor: &Addr<CorrelationActor>,
+    ) -> Result<ReceiptLookup, CorrelationError> {
+        match actor.send(self).await {
+            Ok(reply) => reply.await.unwrap_or(Err(CorrelationError::Stopped)),
+            Err(_) => Err(CorrelationError::Stopped),
+        }
+    }
+}
+
+/// What [`ApplyReceipt`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiptLookup {
+    pub found: Option<ReceiptMatch>,
+    /// It found its row only after waiting for it to be written.
+    pub waited: bool,
 }
 
 /// Segment indexes of a message already correlated (redelivery after a crash).
@@ -232,7 +264,31 @@ impl<T, R> Batches<T, R> {
     }
 }
 
-type ReceiptWaiter = oneshot::Sender<Result<Option<ReceiptMatch>, CorrelationError>>;
+type ReceiptWaiter = oneshot::Sender<Result<ReceiptLookup, CorrelationError>>;
+
+/// One receipt to match in a batch.
+#[derive(Debug, Clone)]
+struct ReceiptAsk {
+    key: ReceiptKey,
+    status: &'static str,
+    /// It waits for its row (`ApplyReceipt::wait`): the row writes of its key seen when it
+    /// was asked ([`Awaiting::writes`]).
+    wait: Option<u64>,
+    /// It was woken by a row written after it first missed.
+    woken: bool,
+}
+
+/// Receipts of one key waiting for a row (see [`ApplyReceipt`]).
+#[derive(Debug, Default)]
+struct Awaiting {
+    /// Missed, waiting for a row of the key to be written.
+    parked: Vec<(ReceiptAsk, ReceiptWaiter)>,
+    /// Being matched now.
+    asking: usize,
+    /// Rows of the key written so far: an ask that started before the latest write and
+    /// missed asks again at once (the row committed while its query ran).
+    writes: u64,
+}
 
 /// The PostgreSQL actor.
 pub struct CorrelationActor {
@@ -240,13 +296,15 @@ pub struct CorrelationActor {
     max_batch: usize,
     max_in_flight: usize,
     inserts: Batches<CorrelationRow, Result<(), CorrelationError>>,
-    receipts: Batches<(ReceiptKey, &'static str), Result<Option<ReceiptMatch>, CorrelationError>>,
+    receipts: Batches<ReceiptAsk, Result<ReceiptLookup, CorrelationError>>,
+    /// Receipts waiting for their row, by key.
+    awaiting: HashMap<ReceiptKey, Awaiting>,
     /// Redelivery lookups, batched like the rest: one query for what arrived together.
     lookups: Batches<String, Result<Correlated, CorrelationError>>,
     /// Rows waiting for or in an INSERT batch, by receipt key: a receipt for one of them
     /// (the SMSC answers fast) waits for that commit instead of missing and retrying.
     unwritten: HashMap<ReceiptKey, usize>,
-    parked: HashMap<ReceiptKey, Vec<(&'static str, ReceiptWaiter)>>,
+    parked: HashMap<ReceiptKey, Vec<(ReceiptAsk, ReceiptWaiter)>>,
     /// Expired rows are swept this often (`None`: not by this actor).
     sweep_every: Option<Duration>,
     sweeping: bool,
@@ -357,6 +415,7 @@ impl CorrelationActor {
             receipts: Batches::default(),
             lookups: Batches::default(),
             unwritten: HashMap::new(),
+            awaiting: HashMap::new(),
             sweep_every: None,
             sweeping: false,
             health: ActorHealth::new("correlation", None),
@@ -441,19 +500,72 @@ impl CorrelationActor {
                 *count -= 1;
                 if *count == 0 {
                     self.unwritten.remove(&key);
-                    for (status, waiter) in self.parked.remove(&key).unwrap_or_default() {
-                        self.receipts.waiting.push(((key.clone(), status), waiter));
+                    for parked in self.parked.remove(&key).unwrap_or_default() {
+                        self.receipts.waiting.push(parked);
                     }
+                }
+            }
+            // Receipts that missed this row wake up and are matched again.
+            if let Some(awaiting) = self.awaiting.get_mut(&key) {
+                awaiting.writes += 1;
+                for (mut ask, waiter) in awaiting.parked.drain(..) {
+                    if waiter.is_closed() {
+                        continue;
+                    }
+                    ask.wait = Some(awaiting.writes);
+                    ask.woken = true;
+                    awaiting.asking += 1;
+                    self.receipts.waiting.push((ask, waiter));
                 }
             }
         }
         self.flush_receipts(ctx);
     }
 
+    /// A receipt that asked with `wait` missed its row: it asks again at once if a row of
+    /// its key was written while it asked, otherwise it waits for one.
+    fn await_row(&mut self, mut ask: ReceiptAsk, waiter: ReceiptWaiter) {
+        let key = ask.key.clone();
+        let awaiting = self.awaiting.entry(key).or_default();
+        awaiting.asking = awaiting.asking.saturating_sub(1);
+        if waiter.is_closed() {
+            // Its asker stopped waiting.
+        } else if ask.wait.is_some_and(|seen| awaiting.writes > seen) {
+            ask.wait = Some(awaiting.writes);
+            ask.woken = true;
+            awaiting.asking += 1;
+            self.receipts.waiting.push((ask, waiter));
+        } else {
+            awaiting.parked.push((ask, waiter));
+        }
+    }
+
+    /// An ask with `wait` was answered: it no longer counts as asking.
+    fn ask_done(&mut self, ask: &ReceiptAsk) {
+        if ask.wait.is_none() {
+            return;
+        }
+        if let Some(awaiting) = self.awaiting.get_mut(&ask.key) {
+            awaiting.asking = awaiting.asking.saturating_sub(1);
+            if awaiting.asking == 0 && awaiting.parked.is_empty() {
+                self.awaiting.remove(&ask.key);
+            }
+        }
+    }
+
+    /// Forget the receipts whose askers stopped waiting (every second).
+    fn forget_abandoned(&mut self) {
+        self.awaiting.retain(|_, awaiting| {
+            awaiting.parked.retain(|(_, waiter)| !waiter.is_closed());
+            awaiting.asking > 0 || !awaiting.parked.is_empty()
+        });
+    }
+
     fn flush_receipts(&mut self, ctx: &mut Context<Self>) {
         while let Some(batch) = self.receipts.take(self.max_in_flight, self.max_batch) {
-            let (keys, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let wanted: Vec<ReceiptKey> = keys.iter().map(|(k, _)| k.clone()).collect();
+            let (asks, waiters): (Vec<ReceiptAsk>, Vec<_>) = batch.into_iter().unzip();
+            let keys = asks.iter().map(|a| (a.key.clone(), a.status)).collect();
+            metrics::counter!(metric::RECEIPT_LOOKUPS).increment(asks.len() as u64);
             let lookup = self.store.apply_receipts(keys);
             ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
                 match result {
@@ -462,8 +574,20 @@ impl CorrelationActor {
                         if std::mem::take(&mut act.lookup_outage) {
                             tracing::info!("receipt lookups succeed again");
                         }
-                        for (key, waiter) in wanted.iter().zip(waiters) {
-                            let _ = waiter.send(Ok(found.get(key).cloned()));
+                        for (ask, waiter) in asks.into_iter().zip(waiters) {
+                            match found.get(&ask.key) {
+                                Some(matched) => {
+                                    act.ask_done(&ask);
+                                    let _ = waiter.send(Ok(ReceiptLookup {
+                                        found: Some(matched.clone()),
+                                        waited: ask.woken,
+                                    }));
+                                }
+                                None if ask.wait.is_some() => act.await_row(ask, waiter),
+                                None => {
+                                    let _ = waiter.send(Ok(ReceiptLookup::default()));
+                                }
+                            }
                         }
                     }
                     Err(err) => {
@@ -476,7 +600,8 @@ impl CorrelationActor {
                         } else {
                             tracing::debug!(error = %err, "receipt lookup failed");
                         }
-                        for waiter in waiters {
+                        for (ask, waiter) in asks.into_iter().zip(waiters) {
+                            act.ask_done(&ask);
                             let _ = waiter.send(Err(err.clone()));
                         }
                     }
@@ -498,6 +623,10 @@ impl Actor for CorrelationActor {
         if let Some(every) = self.sweep_every {
             ctx.run_interval(every, |act, ctx| act.start_sweep(ctx));
         }
+        ctx.run_interval(Duration::from_secs(1), |act, _ctx| act.forget_abandoned());
+        // Exported from the start, at 0 until a row is refused.
+        metrics::counter!(metric::CORRELATION_ROWS_REFUSED).increment(0);
+        metrics::counter!(metric::RECEIPT_LOOKUPS).increment(0);
     }
 }
 
@@ -515,22 +644,34 @@ impl Handler<RecordCorrelation> for CorrelationActor {
 }
 
 impl Handler<ApplyReceipt> for CorrelationActor {
-    type Result = ResponseFuture<Result<Option<ReceiptMatch>, CorrelationError>>;
+    type Result = MessageResult<ApplyReceipt>;
 
     fn handle(&mut self, msg: ApplyReceipt, ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.health.time();
         let (tx, rx) = oneshot::channel();
-        if self.unwritten.contains_key(&msg.key) {
+        let wait = msg.wait.then(|| {
+            // Counted as asking from now, so a row written while it asks wakes it.
+            let awaiting = self.awaiting.entry(msg.key.clone()).or_default();
+            awaiting.asking += 1;
+            awaiting.writes
+        });
+        let ask = ReceiptAsk {
+            key: msg.key,
+            status: msg.status,
+            wait,
+            woken: false,
+        };
+        if self.unwritten.contains_key(&ask.key) {
             // Its row is on the way to the database: match it once committed.
             self.parked
-                .entry(msg.key)
+                .entry(ask.key.clone())
                 .or_default()
-                .push((msg.status, tx));
+                .push((ask, tx));
         } else {
-            self.receipts.waiting.push(((msg.key, msg.status), tx));
+            self.receipts.waiting.push((ask, tx));
             self.flush_receipts(ctx);
         }
-        Box::pin(async move { rx.await.unwrap_or(Err(CorrelationError::Stopped)) })
+        MessageResult(rx)
     }
 }
 

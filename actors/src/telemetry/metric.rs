@@ -15,6 +15,8 @@ pub const WINDOW_DYNAMIC: &str = "smpp_window_dynamic";
 pub const SEQ_SKIPS: &str = "smpp_seq_skip_total";
 pub const MALFORMED_PDUS: &str = "smpp_connector_malformed_pdus_total";
 pub const UNEXPECTED_PDUS: &str = "smpp_connector_unexpected_pdus_total";
+pub const INBOUND_HELD: &str = "smpp_connector_inbound_held";
+pub const RECEIPT_LOOKUPS: &str = "smpp_connector_receipt_lookups_total";
 pub const PROTOCOL_VIOLATIONS: &str = "smpp_connector_protocol_violations_total";
 pub const CORRELATION_ROWS_REFUSED: &str = "smpp_connector_correlation_rows_refused_total";
 pub const SUBMIT_TIMEOUTS: &str = "smpp_connector_submit_timeout_total";
@@ -97,6 +99,14 @@ pub fn describe_all() {
     describe_counter!(
         UNEXPECTED_PDUS,
         "Legal PDUs the SMSC sent where they do not belong."
+    );
+    describe_gauge!(
+        INBOUND_HELD,
+        "deliver_sm read from the SMSC and not answered yet (at INBOUND_WINDOW per session the bind stops reading and the SMSC waits on TCP)."
+    );
+    describe_counter!(
+        RECEIPT_LOOKUPS,
+        "Receipts asked of PostgreSQL (one per receipt per statement): a receipt without a row is asked twice, not once per retry."
     );
     describe_counter!(
         PROTOCOL_VIOLATIONS,

@@ -985,6 +985,53 @@ pub enum Inject {
         parts: u8,
         seed: u16,
     },
+    /// `receipts` delivery receipts for message ids nobody submitted (`u{seed}-{n}`),
+    /// spread over the receiving connections: a flood of receipts that cannot be
+    /// correlated (an SMSC replaying another client's receipts).
+    ReceiptBurst {
+        receipts: u32,
+        seed: u16,
+    },
+}
+
+/// Receipt `n` of an [`Inject::ReceiptBurst`].
+fn burst_receipt(n: u32, seed: u16) -> SmBody {
+    let id = format!("u{seed}-{n}");
+    SmBody {
+        source_addr_ton: 1,
+        source_addr_npi: 1,
+        source_addr: format!("7{seed:04}{n:07}"),
+        dest_addr_ton: 0,
+        dest_addr_npi: 1,
+        destination_addr: "3030".to_owned(),
+        esm_class: 0x04,
+        short_message: format!(
+            "id:{id} sub:001 dlvrd:001 submit date:2612070000 done date:2612070001 stat:DELIVRD err:000 text:"
+        )
+        .into_bytes(),
+        tlvs: vec![
+            Tlv::from_c_string(tlv_tag::RECEIPTED_MESSAGE_ID, &id),
+            Tlv::from_u8(tlv_tag::MESSAGE_STATE, message_state("DELIVRD")),
+        ],
+        ..SmBody::default()
+    }
+}
+
+/// Queue an [`Inject::ReceiptBurst`], waiting for room as [`inject_burst`] does.
+async fn inject_receipts(targets: &[Arc<ConnShared>], receipts: u32, seed: u16) -> usize {
+    let mut sent = 0;
+    for n in 0..receipts {
+        let target = &targets[n as usize % targets.len()];
+        let frame = Frame::new(
+            target.next_seq(),
+            Pdu::DeliverSm(Box::new(burst_receipt(n, seed))),
+        );
+        if target.tx.send(Out::Frame(frame)).await.is_err() {
+            return sent;
+        }
+        sent += 1;
+    }
+    sent
 }
 
 /// The deliver_sm of part `seq` of burst message `n`.
@@ -1084,6 +1131,10 @@ impl Inject {
                 conn.next_seq(),
                 Pdu::DeliverSm(Box::new(burst_part(*messages, *parts, 1, *seed))),
             )),
+            Inject::ReceiptBurst { seed, .. } => Out::Frame(Frame::new(
+                conn.next_seq(),
+                Pdu::DeliverSm(Box::new(burst_receipt(0, *seed))),
+            )),
         }
     }
 }
@@ -1124,6 +1175,12 @@ pub async fn inject(state: &SimState, inject: &Inject, conn: Option<u64>) -> Res
             return Ok(0);
         }
         return Ok(inject_burst(&targets, messages, parts, seed).await);
+    }
+    if let Inject::ReceiptBurst { receipts, seed } = *inject {
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        return Ok(inject_receipts(&targets, receipts, seed).await);
     }
     let mut sent = 0;
     for target in targets {

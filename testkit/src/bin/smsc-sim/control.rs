@@ -233,9 +233,18 @@ pub fn parse_inject(request: &Value) -> Result<(Inject, Option<u64>), String> {
                 seed: request.get("seed").and_then(Value::as_u64).unwrap_or(0) as u16 % 10_000,
             }
         }
+        "receipt_burst" => Inject::ReceiptBurst {
+            receipts: request
+                .get("receipts")
+                .and_then(Value::as_u64)
+                .filter(|n| (1..=200_000).contains(n))
+                .ok_or("receipt_burst needs receipts from 1 to 200000")?
+                as u32,
+            seed: request.get("seed").and_then(Value::as_u64).unwrap_or(0) as u16 % 10_000,
+        },
         other => {
             return Err(format!(
-                "unknown kind {other:?} (malformed, oversize, unknown_command, raw, deliver_sm, mo_burst, unbind, enquire_link)"
+                "unknown kind {other:?} (malformed, oversize, unknown_command, raw, deliver_sm, mo_burst, receipt_burst, unbind, enquire_link)"
             ));
         }
     };
