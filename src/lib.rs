@@ -6,6 +6,7 @@
 //! - [`session`]: the bind state machine (sans-IO: `handle_*` in, `poll_*` out).
 //! - [`window`]: in-flight window by sequence number, deadlines, adaptive size.
 //! - [`backoff`]: reconnect schedule.
+//! - [`bind_core`]: one bind's state and decisions (sessions, ledger, flow, intake, references, life cycle), sans-IO.
 //! - [`flow`]: how much one bound bind may submit and when (window, TPS tokens, HALF_CLOSED_TX, DRAINING).
 //! - [`ledger`]: messages → segments → outcome of one bind (sans-IO), what to ACK or NAK.
 //! - [`log_budget`]: how many lines a per-message event may log before it is only counted.
@@ -30,6 +31,7 @@
 
 pub mod backends;
 pub mod backoff;
+pub mod bind_core;
 pub mod concat_refs;
 pub mod config;
 pub mod credentials;

@@ -23,15 +23,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use smpp_connector::backoff::Backoff;
+use smpp_connector::bind_core::{BindCore, CoreSettings, UnbindStart};
 use smpp_connector::config::{BindKey, Config, OperatorId};
-use smpp_connector::dispatch::SubmitProfile;
-use smpp_connector::flow::FlowController;
+use smpp_connector::flow::FlowConfig;
 use smpp_connector::inbound::BindProgress;
-use smpp_connector::ledger::{Ledger, RecordRetry, SegmentRef};
-use smpp_connector::session::{BindState, Session};
+use smpp_connector::session::BindState;
+use smpp_connector::window::AdaptiveConfig;
 
-use super::intake::{Held, IntakeOrder, Lanes, LookedUp, Pinned, SLOTS};
+use super::intake::{Held, Lanes, LookedUp};
 use super::io::{BoxedWrite, ReadItem};
 use super::metrics::BindMetrics;
 use super::pull::{ListenEnded, PullFinished, Pulled};
@@ -40,14 +39,11 @@ use super::settle::RowWritten;
 use crate::correlation::CorrelationActor;
 use crate::events::now_rfc3339;
 use crate::nats::EventPublisher;
-use crate::oms::{CredentialSource, Credentials};
+use crate::oms::CredentialSource;
 use crate::supervisor::BindStateChanged;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
-
-/// Dead-letter lines one bind logs per minute before it raises one ERROR and counts the rest.
-const DEAD_LETTER_LINES_PER_MINUTE: u32 = 10;
 
 /// How often held messages get an in-progress ack (at most a third of AckWait).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -141,34 +137,24 @@ pub struct PauseIntake {
     pub paused: bool,
 }
 
-/// Token of one submitted segment.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct SegmentToken {
-    pub(super) segment: SegmentRef,
-    pub(super) written_at: Instant,
-}
+pub(super) use smpp_connector::bind_core::{AfterUnbind, SegmentToken};
 
-/// A session and the write half of its socket.
-pub(super) struct Link {
-    pub(super) session: Session<SegmentToken>,
+/// The write side of one session of the current connection (its protocol state is the
+/// core's [`smpp_connector::bind_core::Link`] at the same index).
+pub(super) struct Wire {
     pub(super) writer: actix::io::Writer<BoxedWrite, std::io::Error>,
-    pub(super) bound: bool,
     /// Closed while the session's inbound window is full (its reads wait).
     pub(super) gate: Arc<super::io::InboundGate>,
 }
 
-/// What to do when the sessions are closed after a graceful unbind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AfterUnbind {
-    Reconnect,
-    Stop,
-}
-
-#[derive(Debug)]
-pub(super) struct Unbinding {
-    pub(super) drain_deadline: Instant,
-    pub(super) unbind_sent: bool,
-    pub(super) reason: &'static str,
+/// What exists only while a connection does: dropped by a restart.
+#[derive(Default)]
+pub(super) struct Connection {
+    pub(super) wires: Vec<Wire>,
+    /// Writers still flushing before the actor stops.
+    pub(super) closing_writers: usize,
+    /// The armed timer: its deadline and handle.
+    pub(super) timer: Option<(Instant, SpawnHandle)>,
 }
 
 /// A read-half item, tagged with the link and the connection generation.
@@ -178,86 +164,54 @@ pub(super) struct LinkItem {
     pub(super) item: ReadItem,
 }
 
-/// The bind actor.
+/// The bind's lanes: the operator's lane consumers by pull slot (shared by its binds) and
+/// what this bind pulls, in pull order (once created, its pinned consumer too).
+pub(super) struct BindLanes {
+    pub(super) operator: Lanes,
+    pub(super) pulled: Lanes,
+}
+
+/// The core of a bind as the service runs it: messages settle through [`Held`], and
+/// wait in the intake as [`super::intake::Looked`].
+pub(super) type Core = BindCore<Held, super::intake::Looked>;
+
+/// The bind actor: plumbing around its [`BindCore`], which decides.
 pub struct BindActor {
+    pub(super) core: Core,
+    /// The bind's identity (also the core's), for log lines.
+    pub(super) key: BindKey,
+    pub(super) deps: Arc<BindDeps>,
     pub(super) metrics: BindMetrics,
     /// Restarts, mailbox wait, handling time, uptime.
     pub(super) health: ActorHealth,
-    /// Why the bind last went down (the reason of its next restart).
-    pub(super) down_reason: String,
-    pub(super) key: BindKey,
-    pub(super) deps: Arc<BindDeps>,
-    /// The operator whose traffic this bind carries: its own, or for a backup bind the
-    /// primary's (whose lanes and pinned subject it pulls).
-    pub(super) serves: OperatorId,
-    /// The operator's lane consumers by pull slot, shared by its binds.
-    pub(super) operator_lanes: Lanes,
-    /// What this bind pulls, in pull order: the operator's lanes and, once created, its
-    /// pinned consumer (shared with the pull tasks, never cloned per pull).
-    pub(super) lanes: Lanes,
-    /// The bind's pinned consumer `qg-…`: added to `lanes` once created.
-    pub(super) pinned: Pinned,
-    /// Admin drain: no new messages; what is held finishes; the bind stays bound.
-    pub(super) intake_paused: bool,
-    /// Down for good, waiting only for rows of messages it held (see `started`).
-    pub(super) linger: Option<SpawnHandle>,
+    pub(super) lanes: BindLanes,
     /// What the bind's receipts wait on: its oldest unsettled submit, and whether a
     /// session stopped reading ([`smpp_connector::inbound`]).
     pub(super) progress: Arc<tokio::sync::watch::Sender<BindProgress>>,
-    pub(super) backoff: Backoff,
-    /// Bind with bind_transmitter + bind_receiver (after ESME_RINVCMDID or bindMode TX_RX).
-    pub(super) split_bind: bool,
-    pub(super) reconnect_now: bool,
-    pub(super) shutting_down: bool,
-    pub(super) shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-    pub(super) state: BindState,
     /// Connection generation: items of an older connection are ignored.
     pub(super) generation: u64,
-    pub(super) links: Vec<Link>,
-    pub(super) credentials: Option<Arc<Credentials>>,
-    pub(super) profile: Option<SubmitProfile>,
-    /// Messages held, segment by segment. Survives restarts.
-    pub(super) ledger: Ledger<Held>,
-    /// Window, TPS tokens and phase while bound.
-    pub(super) flow: Option<FlowController>,
-    /// An `AcquireTps` is under way (or waits for the next budget window).
-    pub(super) granting: bool,
-    /// A sequence block is being reserved.
-    pub(super) sequence_refill: bool,
-    pub(super) fetching: bool,
-    /// Per pull slot: a listener (a long poll for one message, still waiting after the
-    /// pull ended) is open on that lane, so pulls skip it.
-    pub(super) listening: [bool; SLOTS],
-    /// Messages on their way to the ledger, kept in pull order.
-    pub(super) intake_order: IntakeOrder,
-    pub(super) unbinding: Option<Unbinding>,
-    pub(super) last_error: Option<String>,
+    pub(super) io: Connection,
+    /// Why the bind last went down (the reason of its next restart).
+    pub(super) down_reason: String,
+    /// Since when it is bound (RFC 3339, for the admin API).
     pub(super) bound_since: Option<String>,
-    pub(super) concat: smpp_connector::concat_refs::ConcatRefs,
-    /// A correlation write is failing (logged once per outage).
-    pub(super) record_outage: bool,
-    /// Dead-letter lines: ten a minute, then one ERROR, then a count.
-    pub(super) dead_letter_log: smpp_connector::log_budget::LogBudget,
-    /// Redelivery lookups are failing (logged once per outage).
-    pub(super) lookup_outage: bool,
-    pub(super) sequence_skips_reported: u64,
-    /// An expiry scan of this bind's open MO index is under way.
-    pub(super) mo_scanning: bool,
-    /// Expiry scans run (bind 0 scans the orphaned indexes every few).
-    pub(super) mo_scans: u32,
-    /// A sweep of commands pinned to binds the operator does not have is under way.
-    pub(super) unserved_sweeping: bool,
-    /// Writers still flushing before the actor stops.
-    pub(super) closing_writers: usize,
-    /// The armed timer: its deadline and handle.
-    pub(super) timer: Option<(Instant, SpawnHandle)>,
+    /// Shutdown requests answered when the bind is down; down for good, the interval that
+    /// keeps the AckWait of messages still waiting for their rows.
+    pub(super) ending: Ending,
+}
+
+/// How a bind that is down for good ends.
+#[derive(Default)]
+pub(super) struct Ending {
+    pub(super) waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    pub(super) linger: Option<SpawnHandle>,
 }
 
 impl std::fmt::Debug for BindActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BindActor")
             .field("key", &self.key)
-            .field("state", &self.state)
+            .field("state", &self.core.state())
             .finish_non_exhaustive()
     }
 }
@@ -267,95 +221,43 @@ impl BindActor {
     /// `serves`: the operator whose commands it takes (`key`'s own, or the primary's for
     /// a backup bind, whose key names the backup operator).
     pub fn new(key: BindKey, serves: OperatorId, deps: Arc<BindDeps>, lanes: Lanes) -> Self {
-        let timers = &deps.config.timers;
-        let jitter = (timers.reconnect_jitter > 0.0).then_some(timers.reconnect_jitter);
-        let backoff = Backoff::new(
-            timers.reconnect_backoff_base,
-            timers.reconnect_backoff_max,
-            jitter,
-        );
-        let max_deliver = deps.config.max_deliver.max(1) as u64;
+        let config = &deps.config;
+        let timers = &config.timers;
+        let settings = CoreSettings {
+            fetch_batch: config.fetch_batch,
+            drain_timeout: timers.drain_timeout,
+            max_deliver: config.max_deliver.max(1) as u64,
+            flow: FlowConfig {
+                adaptive: AdaptiveConfig {
+                    grow_period: timers.window_grow_period,
+                    throttle_period: timers.throttle_period,
+                    ..AdaptiveConfig::default()
+                },
+                probe_interval: timers.probe_interval,
+                drain_min: timers.drain_min,
+                drain_alert_after: timers.drain_alert_after,
+            },
+            backoff_base: timers.reconnect_backoff_base,
+            backoff_max: timers.reconnect_backoff_max,
+            jitter: timers.reconnect_jitter,
+        };
         BindActor {
+            core: BindCore::new(key.clone(), serves, settings),
             metrics: BindMetrics::new(&key),
             health: ActorHealth::new("bind", Some(&key)),
-            down_reason: String::new(),
             key,
-            serves,
-            operator_lanes: lanes.clone(),
-            lanes,
-            pinned: Pinned::Missing {
-                failures: 0,
-                retry_at: None,
+            lanes: BindLanes {
+                operator: lanes.clone(),
+                pulled: lanes,
             },
-            intake_paused: false,
-            linger: None,
             progress: Arc::new(tokio::sync::watch::Sender::new(BindProgress::default())),
-            dead_letter_log: smpp_connector::log_budget::LogBudget::new(
-                DEAD_LETTER_LINES_PER_MINUTE,
-                Duration::from_secs(60),
-            ),
-            backoff,
-            split_bind: false,
-            reconnect_now: false,
-            shutting_down: false,
-            shutdown_waiters: Vec::new(),
-            state: BindState::Disconnected,
             generation: 0,
-            links: Vec::new(),
-            credentials: None,
-            profile: None,
-            ledger: Ledger::new(max_deliver, RecordRetry::default()),
-            flow: None,
-            granting: false,
-            sequence_refill: false,
-            fetching: false,
-            listening: [false; SLOTS],
-            intake_order: IntakeOrder::default(),
-            unbinding: None,
-            last_error: None,
+            io: Connection::default(),
+            down_reason: String::new(),
             bound_since: None,
-            concat: Default::default(),
-            record_outage: false,
-            lookup_outage: false,
-            sequence_skips_reported: 0,
-            mo_scanning: false,
-            mo_scans: 0,
-            unserved_sweeping: false,
-            closing_writers: 0,
-            timer: None,
+            ending: Ending::default(),
             deps,
         }
-    }
-
-    /// The session that submits (the transceiver, or the transmitter of a split bind).
-    pub(super) fn transmitter(&self) -> Option<&Link> {
-        self.links.iter().find(|l| l.session.mode().can_submit())
-    }
-
-    pub(super) fn transmitter_index(&self) -> Option<usize> {
-        self.links
-            .iter()
-            .position(|l| l.session.mode().can_submit())
-    }
-
-    /// The bind takes new messages: bound, half-closed (for its probe) or draining (then
-    /// the flow controller allows nothing), not unbinding, not going down.
-    pub(super) fn accepting(&self) -> bool {
-        self.state.is_bound()
-            && self.state != BindState::Draining
-            && self.unbinding.is_none()
-            && self.closing_writers == 0
-    }
-
-    /// Submits the window, the phase and the TPS tokens allow now.
-    pub(super) fn submit_allowance(&self, now: Instant) -> usize {
-        let Some(link) = self.transmitter() else {
-            return 0;
-        };
-        let hard = link.session.free_slots();
-        self.flow.as_ref().map_or(hard, |f| {
-            f.submit_allowance(now, link.session.in_flight()).min(hard)
-        })
     }
 
     /// After every input: submit what the window allows, carry out the ledger's
@@ -363,23 +265,17 @@ impl BindActor {
     pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
         // TPS: tokens for what is queued and what a pull could take (one Redis round trip
         // at a time, a block each; nothing without a limit).
-        if self.accepting() {
-            let room = if self.ledger.stalled() {
-                0
-            } else {
-                self.window_room()
-            };
-            self.request_grant(room, ctx);
-        }
+        self.request_grant(ctx);
         self.send_queued(ctx);
         self.drain_flow_events(ctx);
         // Rows are asked for (drain_outputs) before the progress says their submits are
         // settled: a receipt that stops waiting then finds its row at least on its way.
         self.drain_outputs(ctx);
         let oldest_unsettled = BindProgress::oldest(
-            self.transmitter()
+            self.core
+                .transmitter()
                 .and_then(|l| l.session.oldest_in_flight_since()),
-            self.ledger.oldest_record_failure(),
+            self.core.ledger.oldest_record_failure(),
         );
         self.progress.send_if_modified(|p| {
             let changed = p.oldest_unsettled != oldest_unsettled;
@@ -392,14 +288,15 @@ impl BindActor {
     }
 
     pub(super) fn set_state(&mut self, state: BindState, reason: Option<String>) {
-        if self.state == state {
+        let from = self.core.state();
+        if !self.core.set_state(state) {
             return;
         }
         tracing::info!(
             operatorId = %self.key.operator_id,
             direction = %self.key.direction,
             bindId = self.key.bind_id,
-            from = self.state.as_str(),
+            from = from.as_str(),
             to = state.as_str(),
             reason = reason.as_deref().unwrap_or(""),
             "bind state changed"
@@ -409,14 +306,13 @@ impl BindActor {
         self.metrics
             .bind_up
             .set(if state.is_bound() { 1.0 } else { 0.0 });
-        self.state = state;
         self.bound_since = state.is_bound().then(now_rfc3339);
         self.deps.supervisor.do_send(BindStateChanged {
             key: self.key.clone(),
-            serves: self.serves.clone(),
+            serves: self.core.serves().clone(),
             state,
             reason,
-            failures: self.backoff.attempts(),
+            failures: self.core.backoff().attempts(),
         });
     }
 
@@ -428,54 +324,27 @@ impl BindActor {
         reason: &'static str,
         ctx: &mut Context<Self>,
     ) {
-        if then == AfterUnbind::Stop {
-            // From now on `started` does not reconnect.
-            self.shutting_down = true;
-        }
-        if self.links.is_empty() || !self.state.is_bound() {
-            // Nothing to drain: go down now.
-            self.reconnect_now = true;
-            self.go_down(reason.into(), ctx);
-            return;
-        }
-        if let Some(unbinding) = &mut self.unbinding {
-            if then == AfterUnbind::Stop {
-                unbinding.reason = reason;
+        match self.core.begin_unbind(then, reason, Instant::now()) {
+            UnbindStart::GoDownNow => self.go_down(reason.into(), ctx),
+            UnbindStart::AlreadyUnbinding => {}
+            UnbindStart::Draining => {
+                self.set_state(BindState::Unbinding, Some(reason.into()));
+                self.drive(ctx);
             }
-            return;
         }
-        self.unbinding = Some(Unbinding {
-            drain_deadline: Instant::now() + self.deps.config.timers.drain_timeout,
-            unbind_sent: false,
-            reason,
-        });
-        self.set_state(BindState::Unbinding, Some(reason.into()));
-        // Segments not yet written go back to the stream now; in-flight ones are
-        // answered and recorded first.
-        self.ledger.release_queued();
-        self.drive(ctx);
     }
 
     /// Our graceful unbind is complete: go down, and reconnect at once unless this is
-    /// the shutdown (`shutting_down` keeps `started` from connecting).
+    /// the shutdown.
     pub(super) fn unbind_done(&mut self, ctx: &mut Context<Self>) {
-        let reason = self.unbinding.as_ref().map_or("unbound", |u| u.reason);
-        self.reconnect_now = true;
+        let reason = self.core.unbind_done();
         self.go_down(reason.into(), ctx);
     }
 
     pub(super) fn progress_unbind(&mut self, now: Instant, ctx: &mut Context<Self>) {
-        let Some(unbinding) = &mut self.unbinding else {
-            return;
-        };
-        if unbinding.unbind_sent {
-            return;
-        }
-        let drained = self.ledger.messages() == 0;
-        if drained || now >= unbinding.drain_deadline {
-            unbinding.unbind_sent = true;
-            for index in 0..self.links.len() {
-                self.links[index].session.unbind(now);
+        if self.core.unbind_due(now) {
+            for index in 0..self.core.links.len() {
+                self.core.links[index].session.unbind(now);
                 self.pump(index, ctx);
             }
         }
@@ -488,18 +357,18 @@ impl Actor for BindActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
         self.health.started(ctx);
-        self.metrics.set_state(self.state);
+        self.metrics.set_state(self.core.state());
         let progress = PROGRESS_INTERVAL.min(self.deps.config.timers.ack_wait / 3);
-        if self.shutting_down {
+        if self.core.shutting_down() {
             self.metrics.clear_gauges();
             // Down for good (shutdown, released, aborted): no timers, no reconnect. The
             // actor ends when its last address is dropped; while messages still wait for
             // their rows it keeps their AckWait alive, then stops doing even that.
-            if self.ledger.messages() > 0 {
-                self.linger = Some(ctx.run_interval(progress, |act, ctx| {
+            if self.core.ledger.messages() > 0 {
+                self.ending.linger = Some(ctx.run_interval(progress, |act, ctx| {
                     act.progress_acks();
-                    if act.ledger.messages() == 0
-                        && let Some(handle) = act.linger.take()
+                    if act.core.ledger.messages() == 0
+                        && let Some(handle) = act.ending.linger.take()
                     {
                         ctx.cancel_future(handle);
                     }
@@ -527,47 +396,28 @@ impl Supervised for BindActor {
         });
         // The session is gone: what was queued or in flight goes back to the stream at
         // once; messages waiting for a row keep waiting (the answer comes by address).
-        let held = self.ledger.messages() + self.intake_order.len();
-        self.ledger.handle_session_ended();
-        self.return_unadmitted();
+        let mut unadmitted = Vec::new();
+        let restarted = self.core.restarted(&mut unadmitted);
+        self.return_unadmitted(unadmitted);
         self.drain_outputs(ctx);
-        if held > 0 {
+        if restarted.held > 0 {
             tracing::info!(
                 operatorId = %self.key.operator_id,
                 bindId = self.key.bind_id,
-                messages = held,
-                still_recording = self.ledger.messages(),
+                messages = restarted.held,
+                still_recording = restarted.still_recording,
                 "bind restarting; returning held messages to the stream"
             );
         }
-        self.links.clear();
-        self.credentials = None;
-        self.profile = None;
-        self.fetching = false;
-        self.listening = [false; SLOTS];
-        self.flow = None;
-        self.granting = false;
-        self.sequence_refill = false;
-        // The restart cancelled the scans under way with the actor's other futures.
-        self.mo_scanning = false;
-        self.unserved_sweeping = false;
-        self.unbinding = None;
-        self.closing_writers = 0;
-        self.timer = None;
-        self.linger = None;
-        if self.pinned == Pinned::Creating {
-            // The restart cancelled the creation: try again.
-            self.pinned = Pinned::Missing {
-                failures: 0,
-                retry_at: None,
-            };
-        }
+        // The restart cancelled the connection's futures: its writers, timer and linger.
+        self.io = Connection::default();
+        self.ending.linger = None;
         self.generation += 1;
-        if self.state != BindState::Disconnected {
+        if self.core.state() != BindState::Disconnected {
             self.set_state(BindState::Disconnected, Some("restart".into()));
         }
-        if self.shutting_down {
-            for waiter in self.shutdown_waiters.drain(..) {
+        if self.core.shutting_down() {
+            for waiter in self.ending.waiters.drain(..) {
                 let _ = waiter.send(());
             }
         }
@@ -598,20 +448,19 @@ impl Handler<PullFinished> for BindActor {
             // A pull of a session that is gone: the restart already cleared its state.
             return;
         }
-        self.fetching = false;
-        for priority in done.listeners {
-            if let Some(slot) = self.listening.get_mut(priority) {
-                *slot = true;
-            }
+        let now = Instant::now();
+        let retry_at = self
+            .core
+            .pull_finished(now, &done.listeners, done.error.is_some());
+        if let Some(err) = done.error {
+            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+            tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "pull failed");
         }
-        match done.error {
+        match retry_at {
             None => self.drive(ctx),
-            Some(err) => {
-                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "pull failed");
-                self.fetching = true;
-                ctx.run_later(Duration::from_millis(500), |act, ctx| {
-                    act.fetching = false;
+            Some(at) => {
+                ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
+                    act.core.pull_retry_due();
                     act.drive(ctx);
                 });
             }
@@ -626,9 +475,7 @@ impl Handler<ListenEnded> for BindActor {
         if ended.generation != self.generation {
             return;
         }
-        if let Some(slot) = self.listening.get_mut(ended.priority) {
-            *slot = false;
-        }
+        self.core.listen_ended(ended.priority);
         self.drive(ctx);
     }
 }
@@ -654,28 +501,34 @@ impl Handler<GetBindStatus> for BindActor {
     type Result = MessageResult<GetBindStatus>;
 
     fn handle(&mut self, _: GetBindStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        let transmitter = self.links.iter().find(|l| l.session.mode().can_submit());
-        let backup = self.serves != self.key.operator_id;
+        let transmitter = self.core.transmitter();
+        let backup = self.core.is_backup();
         MessageResult(BindStatus {
             operator_id: self.key.operator_id.to_string(),
             direction: self.key.direction.as_str(),
             bind_id: self.key.bind_id,
             role: if backup { "backup" } else { "primary" },
-            backup_for: backup.then(|| self.serves.to_string()),
+            backup_for: backup.then(|| self.core.serves().to_string()),
             owner_pod: None,
-            state: self.state.as_str(),
-            intake: if self.intake_paused {
+            state: self.core.state().as_str(),
+            intake: if self.core.intake_paused() {
                 "drained"
             } else {
                 "open"
             },
-            sessions: self.links.iter().map(|l| l.session.mode().name()).collect(),
+            sessions: self
+                .core
+                .links
+                .iter()
+                .map(|l| l.session.mode().name())
+                .collect(),
             in_flight: transmitter.map_or(0, |l| l.session.in_flight()),
-            window: self.flow.as_ref().map_or(0, |f| f.window_size()),
-            queued_segments: self.ledger.queued(),
-            dispatches: self.ledger.messages(),
-            reconnect_attempts: self.backoff.attempts(),
-            last_error: self.last_error.clone(),
+
+            window: self.core.flow.as_ref().map_or(0, |f| f.window_size()),
+            queued_segments: self.core.ledger.queued(),
+            dispatches: self.core.ledger.messages(),
+            reconnect_attempts: self.core.backoff().attempts(),
+            last_error: self.core.last_error().map(str::to_owned),
             bound_since: self.bound_since.clone(),
             actor: Some(self.health.snapshot()),
         })
@@ -696,10 +549,10 @@ impl Handler<ShutdownBind> for BindActor {
 
     fn handle(&mut self, msg: ShutdownBind, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.shutting_down && self.links.is_empty() {
+        if self.core.shutting_down() && self.core.links.is_empty() {
             let _ = tx.send(());
         } else {
-            self.shutdown_waiters.push(tx);
+            self.ending.waiters.push(tx);
             self.begin_unbind(AfterUnbind::Stop, msg.reason, ctx);
         }
         Box::pin(async move {
@@ -717,20 +570,20 @@ impl Handler<AbortBind> for BindActor {
             direction = %self.key.direction,
             bindId = self.key.bind_id,
             reason = msg.reason,
-            held = self.ledger.messages(),
+            held = self.core.ledger.messages(),
             "bind stopped at once; held messages go back to the stream"
         );
-        self.shutting_down = true;
-        if self.links.is_empty() {
-            self.reconnect_now = true;
+        self.core.shut_down();
+        if self.core.links.is_empty() {
+            self.core.reconnect_now();
             self.go_down(msg.reason.into(), ctx);
             return;
         }
         // What is in flight is counted as possible duplicates by `go_down`; it comes back
         // as a redelivery (the new owner sends only what has no row).
         let now = Instant::now();
-        for index in 0..self.links.len() {
-            self.links[index].session.unbind(now);
+        for index in 0..self.core.links.len() {
+            self.core.links[index].session.unbind(now);
             self.pump(index, ctx);
         }
         self.go_down(msg.reason.into(), ctx);
@@ -741,10 +594,9 @@ impl Handler<PauseIntake> for BindActor {
     type Result = ();
 
     fn handle(&mut self, msg: PauseIntake, ctx: &mut Context<Self>) {
-        if self.intake_paused == msg.paused {
+        if !self.core.pause_intake(msg.paused) {
             return;
         }
-        self.intake_paused = msg.paused;
         self.metrics
             .intake_paused
             .set(if msg.paused { 1.0 } else { 0.0 });
@@ -752,7 +604,7 @@ impl Handler<PauseIntake> for BindActor {
             operatorId = %self.key.operator_id,
             direction = %self.key.direction,
             bindId = self.key.bind_id,
-            held = self.ledger.messages(),
+            held = self.core.ledger.messages(),
             "{}",
             if msg.paused {
                 "bind intake drained: no new messages, held ones finish, the session stays bound"

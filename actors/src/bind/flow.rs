@@ -3,46 +3,23 @@
 //! (one `AcquireTps` round trip to Redis per pull, never one per message), and the
 //! sequence-number blocks from Redis.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
-use smpp_connector::flow::{FlowConfig, FlowController, FlowEvent};
+use smpp_connector::bind_core::SEQUENCE_BLOCK;
+use smpp_connector::flow::FlowEvent;
 use smpp_connector::session::BindState;
-use smpp_connector::window::AdaptiveConfig;
 
 use super::actor::BindActor;
 use crate::events::{BindDegradedEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
 use crate::throttle::{AcquireTps, ReserveSequences};
 
-/// How long a message the TPS budget cannot cover this second waits before it is
-/// delivered again (SPEC §8).
-const TPS_NAK_DELAY: Duration = Duration::from_millis(500);
-
-/// Sequence numbers reserved in Redis at a time (US-SC-022).
-pub(super) const SEQUENCE_BLOCK: u32 = 10_000;
-
 impl BindActor {
-    /// The flow controller of a freshly bound bind.
-    pub(super) fn new_flow(&self, window: usize, tps_limited: bool) -> FlowController {
-        let timers = &self.deps.config.timers;
-        let config = FlowConfig {
-            adaptive: AdaptiveConfig {
-                grow_period: timers.window_grow_period,
-                throttle_period: timers.throttle_period,
-                ..AdaptiveConfig::default()
-            },
-            probe_interval: timers.probe_interval,
-            drain_min: timers.drain_min,
-            drain_alert_after: timers.drain_alert_after,
-        };
-        FlowController::new(config, window, tps_limited)
-    }
-
     /// Carry out the flow controller's decisions.
     pub(super) fn drain_flow_events(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let Some(event) = self.flow.as_mut().and_then(|f| f.poll_event()) else {
+            let Some(event) = self.core.flow.as_mut().and_then(|f| f.poll_event()) else {
                 return;
             };
             match event {
@@ -52,7 +29,7 @@ impl BindActor {
                     }
                     if matches!(to, BindState::HalfClosedTx | BindState::Draining) {
                         // Nothing queued can go now: give it back (another bind may take it).
-                        self.ledger.release_queued();
+                        self.core.ledger.release_queued();
                     }
                     self.set_state(to, Some(cause.to_owned()));
                 }
@@ -114,28 +91,13 @@ impl BindActor {
     }
 
     /// Ask the operator's TPS budget for tokens when the window could use more than we
-    /// hold. One Redis round trip, answered into the flow controller.
-    pub(super) fn request_grant(&mut self, pull_room: usize, ctx: &mut Context<Self>) {
-        if self.granting {
-            return;
-        }
-        let Some(limit) = self.credentials.as_ref().and_then(|c| c.tps_limit) else {
+    /// hold ([`smpp_connector::bind_core::BindCore::grant_wanted`]). One Redis round trip,
+    /// answered into the core.
+    pub(super) fn request_grant(&mut self, ctx: &mut Context<Self>) {
+        let Some((limit, want, live_binds)) = self.core.grant_wanted(Instant::now()) else {
             return;
         };
-        let live_binds = self
-            .credentials
-            .as_ref()
-            .map_or(1, |c| u32::from(c.bind_count.max(1)));
-        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
-        let queued = self.ledger.queued();
-        let Some(flow) = &self.flow else {
-            return;
-        };
-        let want = flow.wanted_grant(Instant::now(), in_flight, queued, pull_room);
-        if want == 0 {
-            return;
-        }
-        self.granting = true;
+        self.core.grant_asked();
         let request = self.deps.throttle.send(AcquireTps {
             bind: self.key.clone(),
             limit,
@@ -145,79 +107,50 @@ impl BindActor {
         let generation = self.generation;
         let asked = Instant::now();
         ctx.spawn(request.into_actor(self).map(move |grant, act, ctx| {
-            act.granting = false;
             metrics::histogram!(metric::TPS_GRANT_LATENCY).record(asked.elapsed().as_secs_f64());
-            let Ok(grant) = grant else {
-                return;
-            };
-            if act.generation != generation {
-                return;
+            let grant = grant
+                .ok()
+                .filter(|_| act.generation == generation)
+                .map(|g| (g.granted, g.valid_for));
+            let after = act.core.grant_answered(Instant::now(), grant);
+            if after.released > 0 {
+                act.drain_outputs(ctx);
             }
-            let now = Instant::now();
-            if let Some(flow) = &mut act.flow {
-                flow.add_grant(now, grant.granted, now + grant.valid_for);
-            }
-            let spent = act.flow.as_ref().is_some_and(|f| f.tokens(now) == 0);
-            if spent && act.ledger.queued() > 0 {
-                // What cannot go this second goes back to the stream (SPEC §8), where any
-                // bind can take it when the budget turns; started messages stay.
-                let released = act.ledger.release_unstarted(TPS_NAK_DELAY);
-                if released > 0 {
-                    act.drain_outputs(ctx);
-                }
-            }
-            if grant.granted == 0 {
-                // Over the limit for this window: ask again when it turns.
-                let wait = grant
-                    .valid_for
-                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
-                act.granting = true;
+            if let Some(wait) = after.ask_again_in {
                 ctx.run_later(wait, |act, ctx| {
-                    act.granting = false;
+                    act.core.grant_wait_over();
                     act.drive(ctx);
                 });
                 return;
             }
-            act.drive(ctx);
+            if grant.is_some() {
+                act.drive(ctx);
+            }
         }));
     }
 
-    /// Keep the session's sequence numbers supplied from Redis: a new block when half of
+    /// Keep the sessions' sequence numbers supplied from Redis: a new block when half of
     /// the current one is used. Redis down: numbering simply continues locally.
     pub(super) fn refill_sequences(&mut self, ctx: &mut Context<Self>) {
-        if self.sequence_refill {
-            return;
-        }
-        let wanted = self.links.iter().position(|l| {
-            l.session
-                .sequences_remaining()
-                .is_some_and(|left| left < SEQUENCE_BLOCK / 2)
-        });
-        let Some(index) = wanted else {
+        let Some(index) = self.core.sequences_wanted() else {
             return;
         };
-        self.sequence_refill = true;
         let request = self.deps.throttle.send(ReserveSequences {
             key: self.key.clone(),
             count: SEQUENCE_BLOCK,
         });
         let generation = self.generation;
         ctx.spawn(request.into_actor(self).map(move |result, act, _ctx| {
-            act.sequence_refill = false;
-            if act.generation != generation {
-                return;
-            }
-            match result {
-                Ok(Ok((first, len))) => {
-                    if let Some(link) = act.links.get_mut(index) {
-                        link.session.refill_sequences(first, len);
-                    }
-                }
+            let block = match result {
+                Ok(Ok(block)) => Some(block),
                 Ok(Err(err)) => {
                     tracing::debug!(error = %err, "sequence block not reserved; numbering continues locally");
+                    None
                 }
-                Err(_) => {}
-            }
+                Err(_) => None,
+            };
+            let index = if act.generation == generation { index } else { usize::MAX };
+            act.core.sequences_reserved(index, block);
         }));
     }
 }

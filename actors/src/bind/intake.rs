@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
+use smpp_connector::bind_core::{RefChoice, Screen};
 use smpp_connector::concat_refs;
 use smpp_connector::config::Lane;
-use smpp_connector::dispatch::{self, DeadLetterReason, DispatchCommand, Rejection};
+use smpp_connector::dispatch::{self, DispatchCommand, Rejection};
 use smpp_connector::encoding::{Encoded, RefBits};
 use smpp_connector::ledger::Admission;
-use smpp_connector::session::BindState;
 use smpp_connector::taxonomy;
 
-use super::actor::BindActor;
+use super::actor::{BindActor, Core};
 use super::pull::pull_once;
 use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
 use crate::telemetry::metric;
@@ -100,9 +100,6 @@ pub(crate) struct LookedUp {
 /// A message with what is known of its rows (its lookup's answer, or none needed).
 pub(crate) type Looked = (Pending, Result<Correlated, CorrelationError>);
 
-/// Messages on their way to the ledger, in pull order ([`smpp_connector::intake_order`]).
-pub(crate) type IntakeOrder = smpp_connector::intake_order::IntakeOrder<Looked>;
-
 /// A lane's pull slot (P0 = 0 … P3 = 3), which is also its ledger priority.
 pub fn priority(lane: Lane) -> usize {
     match lane {
@@ -113,33 +110,7 @@ pub fn priority(lane: Lane) -> usize {
     }
 }
 
-/// The bind's pinned consumer (`qg-…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pinned {
-    /// Not created yet; `failures` attempts failed, the next not before `retry_at`.
-    Missing {
-        failures: u32,
-        retry_at: Option<Instant>,
-    },
-    /// A creation is under way (a restart cancels it: see `BindActor::restarting`).
-    Creating,
-    Ready,
-}
-
-/// How long after a failed creation of the pinned consumer it is tried again.
-const PINNED_RETRY: Duration = Duration::from_secs(2);
-
-/// Pull slot of the bind's own pinned consumer (`qg-…`, US-SC-019); slots 0..=3 are the
-/// shared lanes P0..P3.
-pub(crate) const PINNED_SLOT: usize = 4;
-/// Pull slots of a bind: four lanes and the pinned consumer.
-pub(crate) const SLOTS: usize = 5;
-
-/// The ledger priority of what a slot brings: pinned messages queue with P2, the
-/// platform's default lane.
-pub(crate) fn ledger_priority(slot: usize) -> usize {
-    if slot == PINNED_SLOT { 2 } else { slot.min(3) }
-}
+pub(crate) use smpp_connector::bind_core::{PINNED_SLOT, ledger_priority};
 
 /// A pull slot and its consumer. The consumer is shared: a `PullConsumer` carries its
 /// whole `consumer::Info`, and a copy per lane and bind cost about 10 KiB per idle bind.
@@ -166,102 +137,64 @@ pub(crate) fn with_pinned(lanes: &[PullSlot], pinned: &Arc<PullConsumer>) -> Lan
 }
 
 impl BindActor {
-    /// Messages the intake may take now: what window, phase and TPS tokens allow, minus
-    /// what already waits.
-    fn intake_room(&self) -> usize {
-        self.submit_allowance(Instant::now())
-            .saturating_sub(self.ledger.queued() + self.intake_order.len())
-            .min(self.deps.config.fetch_batch)
-    }
-
-    /// What the window alone would let the intake take (before TPS tokens).
-    pub(super) fn window_room(&self) -> usize {
-        let Some(link) = self.transmitter() else {
-            return 0;
-        };
-        link.session
-            .free_slots()
-            .saturating_sub(self.ledger.queued() + self.intake_order.len())
-            .min(self.deps.config.fetch_batch)
-    }
-
     /// Create (or take over) this bind's pinned consumer once the bind runs here: only
     /// the bind's owner pulls it. Retried every few seconds while NATS refuses (warned
     /// once per outage).
     pub(super) fn ensure_pinned(&mut self, ctx: &mut Context<Self>) {
-        let failures = match self.pinned {
-            Pinned::Missing { retry_at, .. } if retry_at.is_some_and(|at| at > Instant::now()) => {
-                return;
-            }
-            Pinned::Missing { failures, .. } => failures,
-            Pinned::Creating | Pinned::Ready => return,
-        };
-        if self.shutting_down || !self.key.direction.submits() {
+        let Some(failures) = self.core.pinned_due(Instant::now()) else {
             return;
-        }
-        self.pinned = Pinned::Creating;
+        };
         let js = self.deps.pulls.context().clone();
         let config = self.deps.config.clone();
-        let serves = self.serves.clone();
+        let serves = self.core.serves().clone();
         let key = self.key.clone();
         let create = async move {
             crate::nats::pinned_consumer(&js, &config, &serves, key.direction, key.bind_id).await
         };
-        ctx.spawn(create.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(consumer) => {
-                act.pinned = Pinned::Ready;
-                let consumer = Arc::new(consumer);
-                act.lanes = with_pinned(&act.operator_lanes, &consumer);
-                tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, consumer = %consumer.cached_info().name, "pinned consumer ready");
-                act.drive(ctx);
-            }
-            Err(err) => {
-                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                if failures == 0 {
-                    tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
+        ctx.spawn(create.into_actor(self).map(move |result, act, ctx| {
+            act.core
+                .pinned_created(Instant::now(), result.is_ok(), failures);
+            match result {
+                Ok(consumer) => {
+                    let consumer = Arc::new(consumer);
+                    act.lanes.pulled = with_pinned(&act.lanes.operator, &consumer);
+                    tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, consumer = %consumer.cached_info().name, "pinned consumer ready");
+                    act.drive(ctx);
                 }
-                act.pinned = Pinned::Missing {
-                    failures: failures + 1,
-                    retry_at: Some(Instant::now() + PINNED_RETRY),
-                };
+                Err(err) => {
+                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+                    if failures == 0 {
+                        tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
+                    }
+                }
             }
         }));
     }
 
-    /// Start a pull if the bind can take messages and none is running.
+    /// Start a pull if the core says so ([`smpp_connector::bind_core::BindCore::pull_plan`]).
     pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
-        if self.fetching
-            || !self.accepting()
-            || self.intake_paused
-            || self.lanes.is_empty()
-            || self.ledger.stalled()
-        {
+        let slots: Vec<usize> = self.lanes.pulled.iter().map(|(slot, _)| *slot).collect();
+        let Some(plan) = self.core.pull_plan(Instant::now(), &slots) else {
             return;
-        }
-        let room = self.intake_room();
-        if room == 0 {
-            return;
-        }
+        };
         // A lane with an open listener is not asked again: what arrives there comes.
         // A listener may still bring one message beyond the room: it waits in the ledger
         // like any queued message (the window is enforced at submit, not at pull).
-        let lanes: Lanes = if !self.listening.contains(&true) {
-            self.lanes.clone()
+        let lanes: Lanes = if !plan.skip.contains(&true) {
+            self.lanes.pulled.clone()
         } else {
             self.lanes
+                .pulled
                 .iter()
-                .filter(|(priority, _)| !self.listening[*priority])
+                .filter(|(slot, _)| !plan.skip[*slot])
                 .cloned()
                 .collect()
         };
-        if lanes.is_empty() {
-            return;
-        }
-        self.fetching = true;
+        self.core.pull_started();
         actix::spawn(pull_once(
             self.deps.pulls.clone(),
             lanes,
-            room,
+            plan.room,
             self.generation,
             ctx.address(),
         ));
@@ -301,31 +234,14 @@ impl BindActor {
             priority,
         };
         self.metrics.lane(priority, "pulled").increment(1);
-        if !self.accepting() || self.intake_paused {
+        if let Screen::Nak { delay } = self.core.screen_pulled() {
             self.metrics.naks.increment(1);
             self.metrics.lane(priority, "nak").increment(1);
-            held.nak(Duration::ZERO);
+            held.nak(delay);
             return;
         }
-        if self.state == BindState::HalfClosedTx
-            && self.ledger.queued() + self.ledger.in_flight() + self.intake_order.len() > 0
-        {
-            // Half-closed: one probe at a time; the rest waits in the stream.
-            self.metrics.naks.increment(1);
-            self.metrics.lane(priority, "nak").increment(1);
-            held.nak(taxonomy::THROTTLED_NAK_DELAY);
-            return;
-        }
-        let command = match dispatch::parse_command(&payload) {
-            // A backup bind carries the primary's commands: they name the primary.
-            Ok(command) if command.operator_id != self.serves => Err(Rejection {
-                reason: DeadLetterReason::InvalidField,
-                detail: "operatorId: does not match the subject's operator".into(),
-                message_id: Some(command.message_id),
-                operator_id: Some(command.operator_id.to_string()),
-            }),
-            other => other,
-        };
+        let command =
+            dispatch::parse_command(&payload).and_then(|command| self.core.check_operator(command));
         let encoded = command.and_then(|command| {
             let encoded = dispatch::encode_text(&command)?;
             Ok((command, encoded))
@@ -352,12 +268,12 @@ impl BindActor {
             published_unix_nanos,
             crate::nats::connected_at_unix_nanos(),
         );
-        let order = self.intake_order.take_place();
+        let order = self.core.intake.take_place();
         if let Some(reason) = lookup {
             // Redelivered, or stored before the latest NATS connection: which segments
             // were sent, and under which reference? (Batched by the correlation actor.)
             metrics::counter!(metric::REDELIVERY_LOOKUPS, "reason" => reason.as_str()).increment(1);
-            self.intake_order.looking_up(order);
+            self.core.intake.looking_up(order);
             let correlation = self.deps.correlation.clone();
             let throttle = self.deps.throttle.clone();
             let addr = ctx.address();
@@ -393,14 +309,16 @@ impl BindActor {
                 });
             });
         } else {
-            self.intake_order
+            self.core
+                .intake
                 .looked_up(order, (pending, Ok(Correlated::default())));
             self.admit_in_order(ctx);
         }
     }
 
     pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
-        self.intake_order
+        self.core
+            .intake
             .looked_up(done.order, (done.pending, done.result));
         self.admit_in_order(ctx);
         self.drive(ctx);
@@ -409,25 +327,25 @@ impl BindActor {
     /// The bind restarts, which cancels its futures (reference reservations and remembers
     /// under way): messages pulled and not admitted go back to the stream at once, for a
     /// reason of ours (not counted against them).
-    pub(super) fn return_unadmitted(&mut self) {
-        for (pending, _) in self.intake_order.take_looked() {
+    pub(super) fn return_unadmitted(&mut self, unadmitted: Vec<Looked>) {
+        for (pending, _) in unadmitted {
             let Pending {
                 held,
                 command,
                 deliveries,
                 ..
             } = pending;
-            self.ledger
+            self.core
+                .ledger
                 .refuse(held, command.message_id, deliveries, Duration::ZERO);
         }
-        self.concat.restarted();
     }
 
     /// Admit (or refuse) the messages whose turn has come, in pull order, once every long
     /// message among them has its reference remembered in Redis.
     fn admit_in_order(&mut self, ctx: &mut Context<Self>) {
         self.prepare_references(ctx);
-        while let Some((looked, fresh)) = self.intake_order.pop_admissible() {
+        while let Some((looked, fresh)) = self.core.intake.pop_admissible() {
             self.admit_looked_up(looked, fresh, ctx);
         }
     }
@@ -438,18 +356,18 @@ impl BindActor {
     /// per message). A message whose block is still on its way from a Redis that has not
     /// failed waits for it, and holds back those behind it.
     fn prepare_references(&mut self, ctx: &mut Context<Self>) {
-        while let Some((order, looked)) = self.intake_order.next_unprepared() {
+        while let Some((order, looked)) = self.core.intake.next_unprepared() {
             let Some(ref_bits) = self.fresh_reference_bits(looked) else {
-                self.intake_order.prepared(order);
+                self.core.intake.prepared(order);
                 continue;
             };
-            if self.concat.should_wait(Instant::now()) {
+            if self.core.concat.should_wait(Instant::now()) {
                 self.wait_for_concat_references(ctx);
                 return;
             }
             let message_id = looked.0.command.message_id.clone();
             let reference = self.next_concat_reference(ref_bits, ctx);
-            self.intake_order.took_reference(order, reference);
+            self.core.intake.took_reference(order, reference);
             let remember = self.deps.throttle.send(RememberConcatRef {
                 operator_id: self.key.operator_id.clone(),
                 message_id,
@@ -461,7 +379,7 @@ impl BindActor {
                     // never stops for Redis); a redelivery then relies on the rows.
                     tracing::debug!(operatorId = %act.key.operator_id, error = %err, "concatenation reference not remembered");
                 }
-                act.intake_order.remembered(order);
+                act.core.intake.remembered(order);
                 act.admit_in_order(ctx);
                 act.drive(ctx);
             }));
@@ -474,15 +392,13 @@ impl BindActor {
         let Ok(correlated) = result else {
             return None;
         };
-        let profile = self.profile.as_ref()?;
-        (correlated.concat_ref.is_none()
-            && self.accepting()
-            && dispatch::needs_reference(&pending.encoded, profile.ref_bits))
-        .then_some(profile.ref_bits)
+        let bits = self.core.profile()?.ref_bits;
+        let long = dispatch::needs_reference(&pending.encoded, bits);
+        self.core.fresh_reference_bits(correlated.concat_ref, long)
     }
 
     fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
-        if self.concat.start_waiting(Instant::now()) {
+        if self.core.concat.start_waiting(Instant::now()) {
             // Redis neither answering nor failing: the local counter after the wait.
             ctx.run_later(concat_refs::WAIT, |act, ctx| {
                 act.admit_in_order(ctx);
@@ -499,8 +415,8 @@ impl BindActor {
         ctx: &mut Context<Self>,
     ) {
         match result {
-            Ok(correlated) if self.accepting() => {
-                if std::mem::take(&mut self.lookup_outage) {
+            Ok(correlated) if self.core.accepting() => {
+                if std::mem::take(&mut self.core.outages.lookup) {
                     tracing::info!(
                         operatorId = %self.key.operator_id,
                         bindId = self.key.bind_id,
@@ -516,9 +432,9 @@ impl BindActor {
             Err(err) => {
                 // Nothing is sent without knowing what was sent: give it back.
                 metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
-                if !self.lookup_outage {
+                if !self.core.outages.lookup {
                     // One line per outage; the rest at debug.
-                    self.lookup_outage = true;
+                    self.core.outages.lookup = true;
                     tracing::warn!(
                         operatorId = %self.key.operator_id,
                         bindId = self.key.bind_id,
@@ -532,7 +448,7 @@ impl BindActor {
                 let delay = taxonomy::classify_timeout()
                     .nak_delay_after(pending.deliveries)
                     .unwrap_or(taxonomy::TEMPORARY_NAK_DELAY);
-                self.ledger.refuse(
+                self.core.ledger.refuse(
                     pending.held,
                     pending.command.message_id,
                     pending.deliveries,
@@ -551,7 +467,7 @@ impl BindActor {
         fresh: Option<u16>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(profile) = self.profile.clone() else {
+        let Some(profile) = self.core.profile().cloned() else {
             self.metrics.naks.increment(1);
             pending.held.nak(Duration::ZERO);
             return;
@@ -564,12 +480,10 @@ impl BindActor {
             priority,
         } = pending;
         let long = dispatch::needs_reference(&encoded, profile.ref_bits);
-        let reference = match (correlated.concat_ref, fresh) {
-            (Some(stored), _) if long => Some(stored),
-            (None, Some(fresh)) if long => Some(fresh),
-            _ if long => {
-                // Not prepared (its bind's profile changed meanwhile): remembered without
-                // waiting, as the rows will say which parts went out.
+        let reference = match Core::reference_for(long, correlated.concat_ref, fresh) {
+            RefChoice::None => None,
+            RefChoice::Stored(reference) | RefChoice::Fresh(reference) => Some(reference),
+            RefChoice::TakeNow => {
                 let fresh = self.next_concat_reference(profile.ref_bits, ctx);
                 self.deps.throttle.do_send(RememberConcatRef {
                     operator_id: self.key.operator_id.clone(),
@@ -578,7 +492,6 @@ impl BindActor {
                 });
                 Some(fresh)
             }
-            _ => None,
         };
         let plan =
             match dispatch::plan_submits(&command, &encoded, &profile, reference.unwrap_or(0)) {
@@ -599,7 +512,7 @@ impl BindActor {
                 "redelivered message: sending only the segments without a row"
             );
         }
-        self.ledger.admit(Admission {
+        self.core.ledger.admit(Admission {
             handle: held,
             message_id: command.message_id,
             deliveries,
@@ -649,7 +562,7 @@ impl BindActor {
     /// The reference every segment of one long message shares: from the blocks reserved
     /// in Redis, or a local counter while Redis cannot hand one out (warned once).
     fn next_concat_reference(&mut self, ref_bits: RefBits, ctx: &mut Context<Self>) -> u16 {
-        let taken = self.concat.take(ref_bits);
+        let taken = self.core.concat.take(ref_bits);
         if taken.fallback_started {
             metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
             tracing::warn!(
@@ -663,10 +576,10 @@ impl BindActor {
     }
 
     pub(super) fn refill_concat_refs(&mut self, ctx: &mut Context<Self>) {
-        if !self.concat.wants_refill() {
+        if !self.core.concat.wants_refill() {
             return;
         }
-        self.concat.refill_started();
+        self.core.concat.refill_started();
         let reserve = self.deps.throttle.send(ReserveConcatRefs {
             key: self.key.clone(),
             count: concat_refs::BLOCK,
@@ -675,7 +588,7 @@ impl BindActor {
             if let Ok(Err(err)) = &result {
                 tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
             }
-            if act.concat.reserved(result.ok().and_then(Result::ok)) {
+            if act.core.concat.reserved(result.ok().and_then(Result::ok)) {
                 tracing::info!(
                     operatorId = %act.key.operator_id,
                     bindId = act.key.bind_id,
@@ -683,7 +596,7 @@ impl BindActor {
                 );
             }
             // Messages waiting for this block go on (with the local counter if it failed).
-            if !act.intake_order.is_empty() {
+            if !act.core.intake.is_empty() {
                 act.admit_in_order(ctx);
                 act.drive(ctx);
             }
@@ -704,8 +617,12 @@ impl BindActor {
 
     /// Keep AckWait from expiring for everything held (in-progress acks).
     pub(super) fn progress_acks(&self) {
-        let ackers: Vec<Arc<jetstream::message::Acker>> =
-            self.ledger.handles().map(|h| h.acker.clone()).collect();
+        let ackers: Vec<Arc<jetstream::message::Acker>> = self
+            .core
+            .ledger
+            .handles()
+            .map(|h| h.acker.clone())
+            .collect();
         if ackers.is_empty() {
             return;
         }

@@ -9,36 +9,30 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures::StreamExt;
 use smpp_connector::pdu::{BindMode, FrameError};
-use smpp_connector::session::{BindState, CloseReason, Event, Session, SessionState};
-use smpp_connector::taxonomy;
+use smpp_connector::session::{BindState, CloseReason, Event, Session};
 use smpp_connector::window::SequenceNumbers;
 
-use super::actor::{BindActor, Link, LinkItem, SegmentToken};
+use super::actor::{BindActor, LinkItem, SegmentToken, Wire};
 use super::failure::BindFailure;
-use super::flow::SEQUENCE_BLOCK;
 use super::io::{self as bind_io, Connection};
 use crate::oms::Credentials;
 use crate::telemetry::metric;
 use crate::throttle::ReserveSequences;
+use smpp_connector::bind_core::{CloseVerdict, Link, SEQUENCE_BLOCK};
 
 impl BindActor {
     // ----- connection lifecycle ------------------------------------------------------
 
     pub(super) fn schedule_connect(&mut self, ctx: &mut Context<Self>) {
-        if self.shutting_down {
+        let Some(delay) = self.core.connect_delay(random_unit()) else {
             return;
-        }
-        let delay = if std::mem::take(&mut self.reconnect_now) {
-            Duration::ZERO
-        } else {
-            self.backoff.next_delay(random_unit())
         };
         if !delay.is_zero() {
             tracing::info!(
                 operatorId = %self.key.operator_id,
                 direction = %self.key.direction,
                 bindId = self.key.bind_id,
-                attempt = self.backoff.attempts(),
+                attempt = self.core.backoff().attempts(),
                 delay_ms = delay.as_millis() as u64,
                 "reconnect scheduled"
             );
@@ -52,7 +46,7 @@ impl BindActor {
         let operator_id = self.key.operator_id.clone();
         let timeout = self.deps.config.timers.bind_timeout;
         let direction = self.key.direction;
-        let split_bind = self.split_bind;
+        let split_bind = self.core.split_bind();
         let throttle = self.deps.throttle.clone();
         let key = self.key.clone();
         let ingress = self.metrics.ingress_bytes.clone();
@@ -121,6 +115,7 @@ impl BindActor {
         let now = Instant::now();
         self.generation += 1;
         let generation = self.generation;
+        let mut links = Vec::with_capacity(connections.len());
         for (index, (mode, connection, sequences)) in connections.into_iter().enumerate() {
             let mut session_config = credentials.session_config(mode, &config.timers);
             session_config.inbound_window = config.inbound_window;
@@ -143,16 +138,14 @@ impl BindActor {
             });
             ctx.add_stream(reads);
             let writer = actix::io::Writer::new(connection.write, ctx);
-            self.links.push(Link {
+            self.io.wires.push(Wire { writer, gate });
+            links.push(Link {
                 session,
-                writer,
                 bound: false,
-                gate,
             });
         }
-        self.profile = Some(credentials.submit_profile());
-        self.credentials = Some(Arc::new(credentials));
-        for index in 0..self.links.len() {
+        self.core.connected(Arc::new(credentials), links);
+        for index in 0..self.core.links.len() {
             self.pump(index, ctx);
         }
         self.arm_timer(ctx);
@@ -161,10 +154,9 @@ impl BindActor {
     /// A failed attempt: count it, go DISCONNECTED and let the supervisor restart us
     /// after the backoff.
     pub(super) fn fail(&mut self, failure: BindFailure, ctx: &mut Context<Self>) {
-        let attempt = self.backoff.record_failure();
         self.metrics.reconnects.increment(1);
         let reason = failure.reason();
-        self.last_error = Some(format!("{reason}: {failure}"));
+        let attempt = self.core.attempt_failed(format!("{reason}: {failure}"));
         tracing::debug!(attempt, "bind attempt counted");
         self.go_down(reason, ctx);
     }
@@ -179,26 +171,27 @@ impl BindActor {
         self.metrics.drain_seconds.set(0.0);
         // What is still in flight may have reached the SMSC: it goes back to the stream
         // with the rest (the redelivery sends only what has no row), counted.
-        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
-        if in_flight > 0 && self.closing_writers == 0 {
+        let in_flight = self.core.in_flight();
+        if in_flight > 0 && self.io.closing_writers == 0 {
             self.metrics.possible_duplicates.increment(in_flight as u64);
         }
         self.set_state(BindState::Disconnected, Some(reason));
-        if self.closing_writers > 0 {
+        if self.io.closing_writers > 0 {
             return;
         }
         // Nothing queued or in flight will be answered now: back to the stream at once.
-        self.ledger.handle_session_ended();
+        self.core.ledger.handle_session_ended();
         self.drain_outputs(ctx);
-        if self.links.is_empty() {
+        if self.io.wires.is_empty() {
             ctx.stop();
             return;
         }
-        self.closing_writers = self.links.len();
-        for link in &mut self.links {
+        self.io.closing_writers = self.io.wires.len();
+        self.core.set_closing(true);
+        for wire in &mut self.io.wires {
             // An empty write wakes the writer task so it sees the close.
-            link.writer.write(&[]);
-            link.writer.close();
+            wire.writer.write(&[]);
+            wire.writer.close();
         }
         ctx.run_later(Duration::from_millis(500), |_, ctx| ctx.stop());
     }
@@ -207,10 +200,11 @@ impl BindActor {
 
     /// Let the session's reads go on only while its inbound window has room.
     pub(super) fn update_gate(&self, index: usize) {
-        if let Some(link) = self.links.get(index) {
-            link.gate.set_open(link.session.may_read());
+        if let (Some(link), Some(wire)) = (self.core.links.get(index), self.io.wires.get(index)) {
+            wire.gate.set_open(link.session.may_read());
         }
         let held: usize = self
+            .core
             .links
             .iter()
             .map(|l| l.session.deliver_sm_unanswered())
@@ -221,12 +215,14 @@ impl BindActor {
     /// Write what the session queued and handle what happened, until it is quiet.
     pub(super) fn pump(&mut self, index: usize, ctx: &mut Context<Self>) {
         loop {
-            let Some(link) = self.links.get_mut(index) else {
+            let (Some(link), Some(wire)) =
+                (self.core.links.get_mut(index), self.io.wires.get_mut(index))
+            else {
                 return;
             };
             let mut wrote = false;
             while let Some(bytes) = link.session.poll_transmit() {
-                link.writer.write(&bytes);
+                wire.writer.write(&bytes);
                 wrote = true;
             }
             let mut events = Vec::new();
@@ -240,7 +236,7 @@ impl BindActor {
                 self.on_session_event(index, event, ctx);
             }
             // Going down: what is left dies with the connection.
-            if self.state == BindState::Disconnected {
+            if self.core.state() == BindState::Disconnected {
                 return;
             }
         }
@@ -258,24 +254,15 @@ impl BindActor {
                     operatorId = %self.key.operator_id,
                     direction = %self.key.direction,
                     bindId = self.key.bind_id,
-                    mode = self.links[index].session.mode().name(),
+                    mode = self.core.links[index].session.mode().name(),
                     smsc = system_id.as_deref().unwrap_or(""),
                     "session bound"
                 );
-                self.links[index].bound = true;
-                if self.links.iter().all(|l| l.bound) {
-                    let window = self.credentials.as_ref().map_or(100, |c| c.window as usize);
-                    let limited = self
-                        .credentials
-                        .as_ref()
-                        .is_some_and(|c| c.tps_limit.is_some());
-                    self.flow = Some(self.new_flow(window, limited));
-                    if let Some(limit) = self.credentials.as_ref().and_then(|c| c.tps_limit) {
+                if self.core.session_bound(index) {
+                    if let Some(limit) = self.core.credentials().and_then(|c| c.tps_limit) {
                         metrics::gauge!(metric::TPS_LIMIT, "mno" => self.key.operator_id.to_string())
                             .set(f64::from(limit));
                     }
-                    self.backoff.reset();
-                    self.last_error = None;
                     self.set_state(BindState::Bound, None);
                     if self.key.direction.submits() {
                         self.refill_concat_refs(ctx);
@@ -330,7 +317,7 @@ impl BindActor {
         reason: CloseReason,
         ctx: &mut Context<Self>,
     ) {
-        let mode = self.links[index].session.mode();
+        let mode = self.core.links[index].session.mode();
         tracing::info!(
             operatorId = %self.key.operator_id,
             direction = %self.key.direction,
@@ -339,61 +326,43 @@ impl BindActor {
             reason = %reason.as_str(),
             "session closed"
         );
-        match &reason {
-            CloseReason::Unbound | CloseReason::UnbindTimedOut if self.unbinding.is_some() => {
-                // Flush the unbind_resp and wait for the other link, if any.
-                self.links[index].bound = false;
-                if self
-                    .links
-                    .iter()
-                    .all(|l| l.session.state() == SessionState::Closed)
-                {
-                    self.unbind_done(ctx);
-                }
+        match self.core.session_closed(index, &reason) {
+            // Flush the unbind_resp and wait for the other link, if any.
+            CloseVerdict::UnbindClosing => {}
+            CloseVerdict::UnbindDone => self.unbind_done(ctx),
+            CloseVerdict::SplitBindFallback => {
+                tracing::warn!(
+                    operatorId = %self.key.operator_id,
+                    bindId = self.key.bind_id,
+                    esme_status = %reason.as_str(),
+                    "bind_transceiver refused, falling back to bind_transmitter + bind_receiver"
+                );
+                self.go_down(reason.as_str(), ctx);
             }
-            CloseReason::BindRejected(status) => match taxonomy::classify_bind(*status) {
-                Err(failure)
-                    if failure.falls_back_to_split_bind() && mode == BindMode::Transceiver =>
-                {
-                    tracing::warn!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
-                        esme_status = %status,
-                        "bind_transceiver refused, falling back to bind_transmitter + bind_receiver"
-                    );
-                    self.split_bind = true;
-                    self.reconnect_now = true;
-                    self.go_down(reason.as_str(), ctx);
-                }
-                _ => {
-                    tracing::error!(
-                        operatorId = %self.key.operator_id,
-                        direction = %self.key.direction,
-                        bindId = self.key.bind_id,
-                        esme_status = %status,
-                        "bind rejected by SMSC (check the credentials in OMS)"
-                    );
-                    self.fail(
-                        BindFailure::BindRejected {
-                            request: mode.request_id(),
-                            status: *status,
-                        },
-                        ctx,
-                    );
-                }
-            },
-            CloseReason::EnquireLinkTimedOut => {
+            CloseVerdict::BindRejected => {
+                let CloseReason::BindRejected(status) = reason else {
+                    return;
+                };
+                tracing::error!(
+                    operatorId = %self.key.operator_id,
+                    direction = %self.key.direction,
+                    bindId = self.key.bind_id,
+                    esme_status = %status,
+                    "bind rejected by SMSC (check the credentials in OMS)"
+                );
+                self.fail(
+                    BindFailure::BindRejected {
+                        request: mode.request_id(),
+                        status,
+                    },
+                    ctx,
+                );
+            }
+            CloseVerdict::EnquireLinkTimedOut => {
                 self.metrics.enquire_link_timeouts.increment(1);
                 self.fail(BindFailure::EnquireLinkTimedOut, ctx);
             }
-            CloseReason::BindTimedOut
-            | CloseReason::PeerUnbound
-            | CloseReason::Unbound
-            | CloseReason::UnbindTimedOut
-            | CloseReason::GenericNack(_)
-            | CloseReason::InvalidBindStatus => {
-                self.fail(BindFailure::Session(reason), ctx);
-            }
+            CloseVerdict::Failed => self.fail(BindFailure::Session(reason), ctx),
         }
     }
 }
@@ -410,14 +379,14 @@ impl StreamHandler<LinkItem> for BindActor {
     fn handle(&mut self, item: LinkItem, ctx: &mut Context<Self>) {
         let _timer = self.health.time();
         if item.generation != self.generation
-            || item.link >= self.links.len()
-            || self.closing_writers > 0
+            || item.link >= self.core.links.len()
+            || self.io.closing_writers > 0
         {
             return;
         }
         match item.item {
             Ok(inbound) => {
-                self.links[item.link]
+                self.core.links[item.link]
                     .session
                     .handle_inbound(Instant::now(), inbound);
                 self.pump(item.link, ctx);
@@ -450,10 +419,15 @@ impl StreamHandler<LinkItem> for BindActor {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.state == BindState::Disconnected {
+        if self.core.state() == BindState::Disconnected {
             return;
         }
-        if self.unbinding.as_ref().is_some_and(|u| u.unbind_sent) {
+        if self
+            .core
+            .unbinding()
+            .as_ref()
+            .is_some_and(|u| u.unbind_sent)
+        {
             // The SMSC closed after our unbind: that is the end we wanted.
             self.unbind_done(ctx);
             return;
@@ -470,7 +444,7 @@ impl StreamHandler<LinkItem> for BindActor {
 
 impl actix::io::WriteHandler<std::io::Error> for BindActor {
     fn error(&mut self, err: std::io::Error, ctx: &mut Context<Self>) -> Running {
-        if self.closing_writers > 0 {
+        if self.io.closing_writers > 0 {
             // Already going down; the peer may have closed first.
             return Running::Stop;
         }
@@ -480,9 +454,9 @@ impl actix::io::WriteHandler<std::io::Error> for BindActor {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.closing_writers > 0 {
-            self.closing_writers -= 1;
-            if self.closing_writers == 0 {
+        if self.io.closing_writers > 0 {
+            self.io.closing_writers -= 1;
+            if self.io.closing_writers == 0 {
                 ctx.stop();
             }
         }

@@ -255,16 +255,6 @@ async fn scan(deps: Arc<BindDeps>, key: BindKey, legacy: bool) -> Option<u64> {
     Some(claimed.open.saturating_sub(published))
 }
 
-/// Every this many scans, bind 0 also scans the indexes of the bind ids at or above the
-/// operator's `bindCount` (about once a minute at the default 5 s interval).
-const ORPHAN_SCAN_EVERY: u32 = 12;
-
-/// The bind ids whose open indexes nobody scans: those at or above `bind_count` (binds
-/// removed by lowering it in OMS; their parts would otherwise expire unpublished).
-pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {
-    bind_count.max(1)..smpp_connector::credentials::MAX_BIND_COUNT
-}
-
 /// The expiry scans of the orphaned indexes (bind ids `ids`): their messages are published
 /// partial when their window ends, like any other.
 async fn scan_orphans(deps: Arc<BindDeps>, key: BindKey, ids: std::ops::Range<u16>) {
@@ -275,63 +265,47 @@ async fn scan_orphans(deps: Arc<BindDeps>, key: BindKey, ids: std::ops::Range<u1
 }
 
 impl BindActor {
-    /// Run the expiry scan of this bind's open MO index (one at a time). Now and then
-    /// (every [`ORPHAN_SCAN_EVERY`] scans) it also scans its index from before the hash
-    /// tags (parts an earlier version stored during an upgrade), and bind 0 the indexes of
-    /// bind ids the operator no longer has.
+    /// Run the expiry scan of this bind's open MO index, and what the core adds to it now
+    /// and then ([`smpp_connector::bind_core::BindCore::mo_scan_plan`]): its index from
+    /// before the hash tags (parts an earlier version stored during an upgrade) and, on
+    /// bind 0, the indexes of bind ids the operator no longer has and the commands pinned
+    /// to them.
     pub(super) fn scan_expired_mo(&mut self, ctx: &mut Context<Self>) {
-        if self.mo_scanning {
+        let Some(plan) = self.core.mo_scan_plan() else {
             return;
-        }
-        self.mo_scanning = true;
-        self.mo_scans = self.mo_scans.wrapping_add(1);
-        let now_and_then = self.mo_scans % ORPHAN_SCAN_EVERY == 1;
-        let orphans = self
-            .credentials
-            .as_ref()
-            .filter(|_| self.key.bind_id == 0 && now_and_then)
-            .map(|c| orphaned_bind_ids(c.bind_count));
-        if orphans.is_some() {
+        };
+        if plan.sweep_unserved {
             self.sweep_unserved_pinned(ctx);
         }
         let (deps, key) = (self.deps.clone(), self.key.clone());
         let fut = async move {
             let open = scan(deps.clone(), key.clone(), false).await;
-            if now_and_then {
+            if plan.legacy {
                 scan(deps.clone(), key.clone(), true).await;
             }
-            if let Some(ids) = orphans {
+            if let Some(ids) = plan.orphans {
                 scan_orphans(deps, key, ids).await;
             }
             open
         };
         ctx.spawn(fut.into_actor(self).map(|open, act, _ctx| {
-            act.mo_scanning = false;
+            act.core.mo_scan_done();
             if let Some(open) = open {
                 act.metrics.concat_buffer.set(open as f64);
             }
         }));
     }
-}
 
-impl BindActor {
-    /// Bind 0 of a submitting primary bind: dead-letter the commands pinned to binds the
-    /// operator does not have ([`super::unserved`]), one sweep at a time.
+    /// Dead-letter the commands pinned to binds the operator does not have
+    /// ([`super::unserved`]); the core decided it runs now.
     fn sweep_unserved_pinned(&mut self, ctx: &mut Context<Self>) {
-        if self.unserved_sweeping
-            || !self.key.direction.submits()
-            || self.serves != self.key.operator_id
-        {
-            return;
-        }
-        self.unserved_sweeping = true;
         let sweep = super::unserved::sweep(
             self.deps.clone(),
             self.key.operator_id.clone(),
             self.key.direction,
         );
         ctx.spawn(sweep.into_actor(self).map(|result, act, _ctx| {
-            act.unserved_sweeping = false;
+            act.core.unserved_sweep_done();
             if let Err(err) = result {
                 tracing::debug!(operatorId = %act.key.operator_id, error = %format!("{err:#}"), "sweep of unserved pinned subjects failed");
             }
@@ -342,16 +316,4 @@ impl BindActor {
 /// How often a bind scans its open index: a quarter of the window, within 100 ms – 5 s.
 pub fn scan_interval(window: Duration) -> Duration {
     (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bind_ids_past_the_bind_count_are_orphaned() {
-        assert_eq!(orphaned_bind_ids(2), 2..64);
-        assert_eq!(orphaned_bind_ids(64).len(), 0);
-        assert_eq!(orphaned_bind_ids(0), 1..64);
-    }
 }

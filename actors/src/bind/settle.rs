@@ -34,7 +34,7 @@ pub(crate) struct RowWritten {
 impl BindActor {
     /// Carry out everything the ledger decided.
     pub(super) fn drain_outputs(&mut self, ctx: &mut Context<Self>) {
-        while let Some(output) = self.ledger.poll_output() {
+        while let Some(output) = self.core.ledger.poll_output() {
             match output {
                 Output::Record(request) => self.record(request, ctx),
                 Output::Settle(settlement) => self.settle(settlement),
@@ -44,8 +44,8 @@ impl BindActor {
 
     fn record(&mut self, request: RecordRequest, ctx: &mut Context<Self>) {
         let format = self
-            .credentials
-            .as_ref()
+            .core
+            .credentials()
             .map(|c| c.msg_id_format)
             .unwrap_or_default();
         if request.attempt > 0 {
@@ -70,6 +70,7 @@ impl BindActor {
             submitted_at: chrono::Utc::now(),
             concat_ref: request.concat_ref,
             traceparent: self
+                .core
                 .ledger
                 .handle(request.segment.dispatch)
                 .and_then(|held| held.trace.traceparent()),
@@ -95,7 +96,7 @@ impl BindActor {
     }
 
     pub(super) fn on_row_written(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
-        if let Some(held) = self.ledger.handle(written.segment.dispatch) {
+        if let Some(held) = self.core.ledger.handle(written.segment.dispatch) {
             let mut attributes = vec![KeyValue::new(
                 "smpp.segment",
                 i64::from(written.segment.segment),
@@ -108,9 +109,9 @@ impl BindActor {
         }
         match written.error {
             None => {
-                self.ledger.handle_recorded(written.segment);
-                if self.record_outage && !self.ledger.stalled() {
-                    self.record_outage = false;
+                self.core.ledger.handle_recorded(written.segment);
+                if self.core.outages.record && !self.core.ledger.stalled() {
+                    self.core.outages.record = false;
                     tracing::info!(
                         operatorId = %self.key.operator_id,
                         bindId = self.key.bind_id,
@@ -124,18 +125,19 @@ impl BindActor {
                 tracing::error!(
                     operatorId = %self.key.operator_id,
                     bindId = self.key.bind_id,
-                    messageId = self.ledger.message_id(written.segment.dispatch).unwrap_or(""),
+                    messageId = self.core.ledger.message_id(written.segment.dispatch).unwrap_or(""),
                     segment = written.segment.segment,
                     error = %error,
                     "correlation row refused by the database; the segment was accepted and is not sent again, its receipt cannot be correlated"
                 );
-                self.ledger.handle_record_refused(written.segment);
+                self.core.ledger.handle_record_refused(written.segment);
             }
             Some(error) => {
-                self.ledger
+                self.core
+                    .ledger
                     .handle_record_failed(Instant::now(), written.segment);
-                if !self.record_outage {
-                    self.record_outage = true;
+                if !self.core.outages.record {
+                    self.core.outages.record = true;
                     tracing::warn!(
                         operatorId = %self.key.operator_id,
                         bindId = self.key.bind_id,
@@ -215,7 +217,7 @@ impl BindActor {
         rejected: Option<DlrInboundEvent>,
     ) {
         if let Some(letter) = &letter {
-            let admit = self.dead_letter_log.admit(Instant::now());
+            let admit = self.core.dead_letter_log.admit(Instant::now());
             if admit == Admit::Log {
                 tracing::warn!(
                     operatorId = %self.key.operator_id,

@@ -21,26 +21,26 @@ impl BindActor {
     /// Housekeeping: gauges and the adaptive window's growth.
     pub(super) fn housekeeping(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        if let Some(index) = self.transmitter_index() {
-            let link = &mut self.links[index];
+        if let Some(index) = self.core.transmitter_index() {
+            let link = &mut self.core.links[index];
             let in_flight = link.session.in_flight();
             self.metrics.window_inflight.set(in_flight as f64);
-            if let Some(flow) = &mut self.flow {
+            if let Some(flow) = &mut self.core.flow {
                 flow.handle_timeout(now, in_flight);
                 self.metrics.window_dynamic.set(flow.window_size() as f64);
                 self.metrics.drain_seconds.set(flow.drain_seconds(now));
             }
             let skips = link.session.sequence_skips();
-            if skips > self.sequence_skips_reported {
+            if skips > self.core.sequence_skips_reported {
                 self.metrics
                     .sequence_skips
-                    .increment(skips - self.sequence_skips_reported);
-                self.sequence_skips_reported = skips;
+                    .increment(skips - self.core.sequence_skips_reported);
+                self.core.sequence_skips_reported = skips;
             }
         }
         self.refill_sequences(ctx);
         self.ensure_pinned(ctx);
-        if let Some(beyond) = self.dead_letter_log.poll_summary(now) {
+        if let Some(beyond) = self.core.dead_letter_log.poll_summary(now) {
             tracing::warn!(
                 operatorId = %self.key.operator_id,
                 direction = %self.key.direction,
@@ -56,7 +56,7 @@ impl BindActor {
     /// credentials' window). A throttled window keeps its reduced size and grows towards
     /// the new maximum.
     pub(super) fn reload_window(&mut self, ctx: &mut Context<Self>) {
-        if self.transmitter_index().is_none() {
+        if self.core.transmitter_index().is_none() {
             return;
         }
         let lookup = self
@@ -66,17 +66,21 @@ impl BindActor {
         ctx.spawn(lookup.into_actor(self).map(|result, act, ctx| {
             let configured = match result {
                 Ok(Ok(Some(settings))) => settings.window as usize,
-                Ok(Ok(None)) => act.credentials.as_ref().map_or(0, |c| c.window as usize),
+                Ok(Ok(None)) => act
+                    .core
+                    .credentials()
+                    .as_ref()
+                    .map_or(0, |c| c.window as usize),
                 Ok(Err(err)) => {
                     tracing::debug!(error = %err, "ops.smpp_binds not read; window unchanged");
                     return;
                 }
                 Err(_) => return,
             };
-            let Some(index) = act.transmitter_index() else {
+            let Some(index) = act.core.transmitter_index() else {
                 return;
             };
-            let Some(flow) = &mut act.flow else {
+            let Some(flow) = &mut act.core.flow else {
                 return;
             };
             if configured > 0 && configured != flow.configured_window() {
@@ -90,58 +94,44 @@ impl BindActor {
                 );
                 flow.set_configured_window(configured);
                 // The session's window is the hard cap the flow controller works under.
-                act.links[index].session.window_mut().set_max(configured);
+                act.core.links[index]
+                    .session
+                    .window_mut()
+                    .set_max(configured);
                 act.drive(ctx);
             }
         }));
     }
 
-    /// Arm one timer at the earliest deadline of the sessions, the ledger and the drain.
+    /// Arm one timer at the core's earliest deadline.
     pub(super) fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let session_deadlines = self.links.iter().filter_map(|l| l.session.poll_timeout());
-        let drain = self
-            .unbinding
-            .as_ref()
-            .filter(|u| !u.unbind_sent)
-            .map(|u| u.drain_deadline);
-        let Some(deadline) = session_deadlines
-            .chain(self.ledger.poll_timeout())
-            // A flow deadline already passed waits for a condition (nothing in flight, a
-            // message to probe with): the housekeeping tick and the next outcome see it.
-            .chain(
-                self.flow
-                    .as_ref()
-                    .and_then(|f| f.poll_timeout())
-                    .filter(|at| *at > Instant::now()),
-            )
-            .chain(drain)
-            .min()
-        else {
+        let now = Instant::now();
+        let Some(deadline) = self.core.next_deadline(now) else {
             return;
         };
-        if let Some((armed, handle)) = self.timer {
+        if let Some((armed, handle)) = self.io.timer {
             if armed <= deadline {
                 return;
             }
             ctx.cancel_future(handle);
         }
-        let delay = deadline.saturating_duration_since(Instant::now());
+        let delay = deadline.saturating_duration_since(now);
         let handle = ctx.run_later(delay, |act, ctx| {
-            act.timer = None;
+            act.io.timer = None;
             act.on_timer(ctx);
         });
-        self.timer = Some((deadline, handle));
+        self.io.timer = Some((deadline, handle));
     }
 
     pub(super) fn on_timer(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        for index in 0..self.links.len() {
-            self.links[index].session.handle_timeout(now);
+        for index in 0..self.core.links.len() {
+            self.core.links[index].session.handle_timeout(now);
             self.pump(index, ctx);
         }
-        self.ledger.handle_timeout(now);
-        let in_flight = self.transmitter().map_or(0, |l| l.session.in_flight());
-        if let Some(flow) = &mut self.flow {
+        self.core.ledger.handle_timeout(now);
+        let in_flight = self.core.transmitter().map_or(0, |l| l.session.in_flight());
+        if let Some(flow) = &mut self.core.flow {
             flow.handle_timeout(now, in_flight);
         }
         self.drive(ctx);
@@ -151,17 +141,17 @@ impl BindActor {
 
     /// Submit queued segments while the window has room.
     pub(super) fn send_queued(&mut self, ctx: &mut Context<Self>) {
-        if self.closing_writers > 0 || !self.state.is_bound() {
+        if self.io.closing_writers > 0 || !self.core.state().is_bound() {
             return;
         }
-        let Some(index) = self.transmitter_index() else {
+        let Some(index) = self.core.transmitter_index() else {
             return;
         };
         let now = Instant::now();
         let mut wrote = false;
-        let mut allowance = self.submit_allowance(now);
+        let mut allowance = self.core.submit_allowance(now);
         while allowance > 0 {
-            let Some((segment, body)) = self.ledger.next_submit() else {
+            let Some((segment, body)) = self.core.ledger.next_submit() else {
                 break;
             };
             allowance -= 1;
@@ -169,11 +159,11 @@ impl BindActor {
                 segment,
                 written_at: now,
             };
-            match self.links[index].session.submit(now, body, token) {
+            match self.core.links[index].session.submit(now, body, token) {
                 Ok(_) => {
                     wrote = true;
                     self.metrics.submits.increment(1);
-                    if let Some(flow) = &mut self.flow {
+                    if let Some(flow) = &mut self.core.flow {
                         flow.on_submitted(now);
                     }
                 }
@@ -183,18 +173,18 @@ impl BindActor {
                     | SubmitError::NotTransmitter(token),
                 ) => {
                     // free_slots() said there was room: the session changed under us.
-                    self.ledger.handle_not_sent(token.segment);
+                    self.core.ledger.handle_not_sent(token.segment);
                     break;
                 }
                 Err(SubmitError::Encode(err, token)) => {
                     tracing::warn!(
                         operatorId = %self.key.operator_id,
                         bindId = self.key.bind_id,
-                        messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+                        messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
                         error = %err,
                         "submit_sm could not be encoded; message rejected"
                     );
-                    self.ledger.handle_unencodable(token.segment);
+                    self.core.ledger.handle_unencodable(token.segment);
                 }
             }
         }
@@ -219,7 +209,7 @@ impl BindActor {
             tracing::info!(
                 operatorId = %self.key.operator_id,
                 bindId = self.key.bind_id,
-                messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+                messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
                 traceId = %self.trace_id(token.segment.dispatch),
                 pduSeqNum = sequence_number,
                 esme_status = %status,
@@ -227,10 +217,11 @@ impl BindActor {
                 "submit_sm not accepted"
             );
         }
-        if let Some(flow) = &mut self.flow {
+        if let Some(flow) = &mut self.core.flow {
             flow.handle_outcome(Instant::now(), &outcome);
         }
-        self.ledger
+        self.core
+            .ledger
             .handle_outcome(token.segment, &outcome, operator_message_id);
     }
 
@@ -266,21 +257,23 @@ impl BindActor {
         tracing::info!(
             operatorId = %self.key.operator_id,
             bindId = self.key.bind_id,
-            messageId = self.ledger.message_id(token.segment.dispatch).unwrap_or(""),
+            messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
             traceId = %self.trace_id(token.segment.dispatch),
             pduSeqNum = sequence_number,
             outcome = outcome.as_str(),
             "submit_sm failed; message will be retried"
         );
-        if let Some(flow) = &mut self.flow {
+        if let Some(flow) = &mut self.core.flow {
             flow.handle_outcome(Instant::now(), &outcome);
         }
-        self.ledger.handle_outcome(token.segment, &outcome, None);
+        self.core
+            .ledger
+            .handle_outcome(token.segment, &outcome, None);
     }
 
     /// The `submit_sm` span of a segment: written → answered (or failed).
     fn trace_submit(&self, token: &SegmentToken, sequence_number: u32, result: String) {
-        let Some(held) = self.ledger.handle(token.segment.dispatch) else {
+        let Some(held) = self.core.ledger.handle(token.segment.dispatch) else {
             return;
         };
         let started = std::time::SystemTime::now() - token.written_at.elapsed();
@@ -297,7 +290,8 @@ impl BindActor {
 
     /// The trace id of a held message, for its log lines (empty when it has none).
     pub(super) fn trace_id(&self, dispatch: smpp_connector::ledger::DispatchId) -> String {
-        self.ledger
+        self.core
+            .ledger
             .handle(dispatch)
             .map(|held| held.trace.trace_id())
             .unwrap_or_default()
@@ -312,7 +306,7 @@ impl BindActor {
         body: SmBody,
         ctx: &mut Context<Self>,
     ) {
-        let Some(credentials) = self.credentials.clone() else {
+        let Some(credentials) = self.core.credentials().cloned() else {
             return;
         };
         let generation = self.generation;
@@ -356,7 +350,7 @@ impl Handler<ReceiptAnswered> for BindActor {
         if answered.generation != self.generation {
             return;
         }
-        if let Some(link) = self.links.get_mut(answered.link) {
+        if let Some(link) = self.core.links.get_mut(answered.link) {
             link.session
                 .respond_deliver_sm(answered.sequence_number, answered.status);
             self.pump(answered.link, ctx);

@@ -1,0 +1,514 @@
+// Tests take their instants from the clock; the code under test never does.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::{Direction, Timers};
+use crate::dispatch::parse_command;
+use crate::ledger::Admission;
+use crate::pdu::{BindResponse, CommandStatus, Frame, Inbound, Pdu, SmBody};
+use crate::session::Event;
+use crate::window::SequenceNumbers;
+
+type Core = BindCore<u32, u32>;
+
+const S: Duration = Duration::from_secs(1);
+
+fn settings() -> CoreSettings {
+    CoreSettings {
+        fetch_batch: 500,
+        drain_timeout: 10 * S,
+        max_deliver: 10,
+        flow: FlowConfig::default(),
+        backoff_base: 5 * S,
+        backoff_max: 60 * S,
+        jitter: 0.0,
+    }
+}
+
+fn credentials(operator: &str, extra: &str) -> Arc<Credentials> {
+    let doc = format!(
+        r#"{{"operatorId": "{operator}", "host": "127.0.0.1", "port": 2775,
+            "systemId": "sys", "password": "pw", "bindCount": 2, "window": 10{extra}}}"#
+    );
+    Arc::new(Credentials::from_json(doc.as_bytes(), operator).unwrap())
+}
+
+fn key(operator: &str, bind_id: u16) -> BindKey {
+    BindKey::new(
+        OperatorId::try_new(operator).unwrap(),
+        Direction::Trx,
+        bind_id,
+    )
+}
+
+fn idle(bind_id: u16) -> Core {
+    BindCore::new(
+        key("op", bind_id),
+        OperatorId::try_new("op").unwrap(),
+        settings(),
+    )
+}
+
+/// A core with one session of `mode`, bound at `t0`, on credentials with `extra` fields.
+fn bound_with(mode: BindMode, t0: Instant, extra: &str) -> Core {
+    let mut core = idle(0);
+    let credentials = credentials("op", extra);
+    let session = Session::try_new(
+        credentials.session_config(mode, &Timers::default()),
+        SequenceNumbers::new(),
+        t0,
+    )
+    .unwrap();
+    core.connected(
+        credentials,
+        vec![Link {
+            session,
+            bound: false,
+        }],
+    );
+    let link = &mut core.links[0];
+    let _bind = link.session.poll_transmit();
+    link.session.handle_inbound(
+        t0,
+        Inbound::Frame(Frame::new(1, Pdu::bind_resp(mode, BindResponse::default()))),
+    );
+    assert!(matches!(
+        link.session.poll_event(),
+        Some(Event::Bound { .. })
+    ));
+    assert!(core.session_bound(0));
+    core.set_state(BindState::Bound);
+    core
+}
+
+fn bound(t0: Instant) -> Core {
+    bound_with(BindMode::Transceiver, t0, "")
+}
+
+fn admit(core: &mut Core, handle: u32, segments: usize) {
+    core.ledger.admit(Admission {
+        handle,
+        message_id: format!("m{handle}"),
+        deliveries: 1,
+        priority: 2,
+        concat_ref: None,
+        segments: vec![SmBody::default(); segments],
+        already_recorded: Vec::new(),
+    });
+}
+
+#[test]
+fn a_bind_takes_messages_only_while_bound_and_open() {
+    let t0 = Instant::now();
+    let down = idle(0);
+    assert!(!down.accepting());
+    assert_eq!(
+        down.screen_pulled(),
+        Screen::Nak {
+            delay: Duration::ZERO
+        }
+    );
+
+    let mut core = bound(t0);
+    assert!(core.accepting());
+    assert_eq!(core.screen_pulled(), Screen::Take);
+    assert!(core.pause_intake(true));
+    assert!(!core.pause_intake(true), "no change");
+    assert_eq!(
+        core.screen_pulled(),
+        Screen::Nak {
+            delay: Duration::ZERO
+        }
+    );
+    core.pause_intake(false);
+    core.set_closing(true);
+    assert!(!core.accepting(), "going down");
+    core.set_closing(false);
+    core.set_state(BindState::Draining);
+    assert!(!core.accepting(), "DRAINING takes nothing new");
+}
+
+/// HALF_CLOSED_TX: one probe at a time; the rest waits in the stream, delivered again
+/// after the throttle delay.
+#[test]
+fn half_closed_lets_one_probe_through() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    core.set_state(BindState::HalfClosedTx);
+    assert_eq!(core.screen_pulled(), Screen::Take, "the probe");
+    admit(&mut core, 1, 1);
+    assert_eq!(
+        core.screen_pulled(),
+        Screen::Nak {
+            delay: taxonomy::THROTTLED_NAK_DELAY
+        }
+    );
+}
+
+#[test]
+fn a_backup_bind_takes_only_the_primary_s_commands() {
+    let backup: Core = BindCore::new(
+        key("backup", 0),
+        OperatorId::try_new("primary").unwrap(),
+        settings(),
+    );
+    assert!(backup.is_backup());
+    let command = |op: &str| {
+        parse_command(
+            format!(r#"{{"messageId":"m","operatorId":"{op}","to":"123","text":"x"}}"#).as_bytes(),
+        )
+        .unwrap()
+    };
+    assert!(backup.check_operator(command("primary")).is_ok());
+    let refused = backup.check_operator(command("backup")).unwrap_err();
+    assert_eq!(refused.reason, DeadLetterReason::InvalidField);
+    assert_eq!(refused.message_id.as_deref(), Some("m"));
+    assert!(!idle(0).is_backup());
+}
+
+#[test]
+fn a_pull_takes_the_free_window_and_skips_listening_lanes() {
+    let t0 = Instant::now();
+    let lanes = [0, 1, PINNED_SLOT, 2, 3];
+    assert_eq!(idle(0).pull_plan(t0, &lanes), None, "not bound");
+    let mut core = bound(t0);
+    let plan = core.pull_plan(t0, &lanes).unwrap();
+    assert_eq!(plan.room, 10, "the credentials' window");
+    assert_eq!(plan.skip, [false; SLOTS]);
+    assert_eq!(core.pull_plan(t0, &[]), None, "no lanes");
+    // Queued messages take room.
+    admit(&mut core, 1, 3);
+    assert_eq!(core.pull_plan(t0, &lanes).unwrap().room, 7);
+    // One pull at a time; listeners stay open after it.
+    core.pull_started();
+    assert_eq!(core.pull_plan(t0, &lanes), None);
+    assert_eq!(core.pull_finished(t0, &[0, 3], false), None);
+    let plan = core.pull_plan(t0, &lanes).unwrap();
+    assert!(plan.skip[0] && plan.skip[3] && !plan.skip[1]);
+    core.listen_ended(0);
+    assert!(!core.pull_plan(t0, &lanes).unwrap().skip[0]);
+    // Every lane listening: nothing to ask.
+    assert_eq!(core.pull_finished(t0, &[0, 1, 2], false), None);
+    assert_eq!(core.pull_plan(t0, &[0, 1, 2, 3]), None);
+    // A failed pull is retried after PULL_RETRY, not before.
+    core.pull_started();
+    assert_eq!(core.pull_finished(t0, &[], true), Some(t0 + PULL_RETRY));
+    assert_eq!(core.pull_plan(t0, &lanes), None);
+    core.pull_retry_due();
+    assert!(core.pull_plan(t0, &lanes).is_some());
+}
+
+#[test]
+fn no_pull_while_a_row_write_fails_or_the_intake_is_drained() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    let lanes = [0, 1, 2, 3];
+    core.pause_intake(true);
+    assert_eq!(core.pull_plan(t0, &lanes), None);
+    core.pause_intake(false);
+    admit(&mut core, 1, 1);
+    let (segment, _) = core.ledger.next_submit().unwrap();
+    core.ledger.handle_outcome(
+        segment,
+        &taxonomy::classify_submit(CommandStatus::ESME_ROK),
+        Some("id".into()),
+    );
+    core.ledger.handle_record_failed(t0, segment);
+    assert_eq!(core.pull_plan(t0, &lanes), None, "stalled");
+    core.ledger.handle_recorded(segment);
+    assert!(core.pull_plan(t0, &lanes).is_some());
+}
+
+#[test]
+fn a_long_message_keeps_its_stored_reference_or_gets_a_fresh_one() {
+    assert_eq!(
+        Core::reference_for(false, Some(7), Some(8)),
+        RefChoice::None
+    );
+    assert_eq!(
+        Core::reference_for(true, Some(7), Some(8)),
+        RefChoice::Stored(7)
+    );
+    assert_eq!(
+        Core::reference_for(true, None, Some(8)),
+        RefChoice::Fresh(8)
+    );
+    assert_eq!(Core::reference_for(true, None, None), RefChoice::TakeNow);
+    let t0 = Instant::now();
+    let core = bound(t0);
+    assert_eq!(core.fresh_reference_bits(None, true), Some(RefBits::Eight));
+    assert_eq!(core.fresh_reference_bits(Some(3), true), None, "stored");
+    assert_eq!(core.fresh_reference_bits(None, false), None, "not long");
+    let sixteen = bound_with(BindMode::Transceiver, t0, r#", "concatRefBits": 16"#);
+    assert_eq!(
+        sixteen.fresh_reference_bits(None, true),
+        Some(RefBits::Sixteen)
+    );
+    assert_eq!(
+        idle(0).fresh_reference_bits(None, true),
+        None,
+        "no profile while down"
+    );
+}
+
+#[test]
+fn a_spent_tps_budget_gives_back_unstarted_messages_and_asks_again_later() {
+    let t0 = Instant::now();
+    let mut core = bound_with(BindMode::Transceiver, t0, r#", "tpsLimit": 5"#);
+    admit(&mut core, 1, 1);
+    let (limit, want, binds) = core.grant_wanted(t0).unwrap();
+    assert_eq!((limit, binds), (5, 2));
+    assert!(want > 0);
+    core.grant_asked();
+    assert_eq!(core.grant_wanted(t0), None, "one request at a time");
+    // Nothing granted this window: the queued message goes back, asked again later.
+    let after = core.grant_answered(t0, Some((0, 300 * Duration::from_millis(1))));
+    assert_eq!(after.released, 1);
+    assert_eq!(after.ask_again_in, Some(Duration::from_millis(300)));
+    assert_eq!(
+        core.grant_wanted(t0),
+        None,
+        "waiting for the window to turn"
+    );
+    core.grant_wait_over();
+    // A failed request asks again at the next input.
+    core.grant_asked();
+    assert_eq!(core.grant_answered(t0, None), GrantAfter::default());
+    // The wait is clamped to 10 ms – 1 s.
+    core.grant_asked();
+    let after = core.grant_answered(t0, Some((0, 5 * S)));
+    assert_eq!(after.ask_again_in, Some(S));
+    // Without a limit nothing is asked.
+    assert_eq!(bound(t0).grant_wanted(t0), None);
+}
+
+#[test]
+fn an_unbind_drains_until_every_message_settled_or_the_deadline() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    admit(&mut core, 1, 1);
+    admit(&mut core, 2, 1);
+    let (in_flight, _) = core.ledger.next_submit().unwrap();
+    assert_eq!(
+        core.begin_unbind(AfterUnbind::Reconnect, "restart", t0),
+        UnbindStart::Draining
+    );
+    assert!(!core.accepting());
+    // The queued message went back; the one in flight is still held.
+    assert_eq!(core.ledger.messages(), 1);
+    assert!(!core.unbind_due(t0 + S));
+    assert_eq!(
+        core.next_deadline(t0),
+        Some(t0 + 10 * S).min(core.next_deadline(t0))
+    );
+    // A shutdown takes over the reason.
+    assert_eq!(
+        core.begin_unbind(AfterUnbind::Stop, "shutdown", t0),
+        UnbindStart::AlreadyUnbinding
+    );
+    assert!(core.shutting_down());
+    assert!(core.unbind_due(t0 + 10 * S), "the drain deadline");
+    assert!(!core.unbind_due(t0 + 11 * S), "once");
+    assert_eq!(core.unbind_done(), "shutdown");
+    assert_eq!(core.connect_delay(0.5), None, "down for good");
+    let _ = in_flight;
+}
+
+#[test]
+fn an_unbind_of_a_drained_bind_goes_out_at_once() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    assert_eq!(
+        core.begin_unbind(AfterUnbind::Reconnect, "restart", t0),
+        UnbindStart::Draining
+    );
+    assert!(core.unbind_due(t0));
+    assert_eq!(core.unbind_done(), "restart");
+    assert_eq!(
+        core.connect_delay(0.5),
+        Some(Duration::ZERO),
+        "reconnect at once"
+    );
+    let mut down = idle(0);
+    assert_eq!(
+        down.begin_unbind(AfterUnbind::Stop, "shutdown", t0),
+        UnbindStart::GoDownNow
+    );
+}
+
+/// bind_transceiver refused as unsupported: TX + RX at once, no backoff. The same status
+/// to a transmitter, or a credentials refusal, is a failed attempt.
+#[test]
+fn an_unsupported_transceiver_falls_back_to_transmitter_and_receiver() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    let unsupported = CloseReason::BindRejected(CommandStatus::ESME_RINVCMDID);
+    assert_eq!(
+        core.session_closed(0, &unsupported),
+        CloseVerdict::SplitBindFallback
+    );
+    assert!(core.split_bind());
+    assert_eq!(core.connect_delay(0.5), Some(Duration::ZERO));
+    let mut transmitter = bound_with(BindMode::Transmitter, t0, "");
+    assert_eq!(
+        transmitter.session_closed(0, &unsupported),
+        CloseVerdict::BindRejected
+    );
+    assert_eq!(
+        core.session_closed(0, &CloseReason::BindRejected(CommandStatus::ESME_RINVPASWD)),
+        CloseVerdict::BindRejected
+    );
+    assert_eq!(
+        core.session_closed(0, &CloseReason::EnquireLinkTimedOut),
+        CloseVerdict::EnquireLinkTimedOut
+    );
+    assert_eq!(
+        core.session_closed(0, &CloseReason::PeerUnbound),
+        CloseVerdict::Failed
+    );
+}
+
+#[test]
+fn failed_attempts_back_off_and_a_bind_resets_the_backoff() {
+    let t0 = Instant::now();
+    let mut core = idle(0);
+    assert_eq!(core.attempt_failed("connect: refused".into()), 1);
+    assert_eq!(core.attempt_failed("connect: refused".into()), 2);
+    assert_eq!(core.connect_delay(0.0), Some(10 * S));
+    assert_eq!(core.last_error(), Some("connect: refused"));
+    let bound = bound(t0);
+    assert_eq!(bound.backoff().attempts(), 0);
+    assert_eq!(bound.last_error(), None);
+}
+
+#[test]
+fn a_restart_gives_back_what_was_queued_and_keeps_what_is_recording() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    admit(&mut core, 1, 1);
+    admit(&mut core, 2, 1);
+    let (segment, _) = core.ledger.next_submit().unwrap();
+    core.ledger.handle_outcome(
+        segment,
+        &taxonomy::classify_submit(CommandStatus::ESME_ROK),
+        Some("id".into()),
+    );
+    let order = core.intake.take_place();
+    core.intake.looked_up(order, 7);
+    core.pull_started();
+    core.grant_asked();
+    assert_eq!(core.pinned_due(t0), Some(0));
+    let mut unadmitted = Vec::new();
+    let restarted = core.restarted(&mut unadmitted);
+    assert_eq!(
+        restarted,
+        Restarted {
+            held: 3,
+            still_recording: 1
+        }
+    );
+    assert_eq!(unadmitted, vec![7]);
+    assert!(core.links.is_empty() && core.flow.is_none() && core.credentials().is_none());
+    assert_eq!(
+        core.pinned(),
+        Pinned::Missing {
+            failures: 0,
+            retry_at: None
+        },
+        "a cancelled creation is tried again"
+    );
+    assert_eq!(core.intake.len(), 0);
+}
+
+#[test]
+fn the_pinned_consumer_is_created_once_and_retried_after_a_failure() {
+    let t0 = Instant::now();
+    let mut core = idle(0);
+    assert_eq!(core.pinned_due(t0), Some(0));
+    assert_eq!(core.pinned_due(t0), None, "under way");
+    core.pinned_created(t0, false, 0);
+    assert_eq!(core.pinned_due(t0 + S), None);
+    assert_eq!(core.pinned_due(t0 + PINNED_RETRY), Some(1));
+    core.pinned_created(t0, true, 1);
+    assert_eq!(core.pinned(), Pinned::Ready);
+    assert_eq!(core.pinned_due(t0 + 10 * S), None);
+    let mut receiver: Core = BindCore::new(
+        BindKey::new(OperatorId::try_new("op").unwrap(), Direction::Rx, 0),
+        OperatorId::try_new("op").unwrap(),
+        settings(),
+    );
+    assert_eq!(receiver.pinned_due(t0), None, "a receiver submits nothing");
+}
+
+#[test]
+fn bind_zero_scans_the_orphaned_mo_indexes_now_and_then() {
+    let t0 = Instant::now();
+    let mut zero = bound(t0);
+    let first = zero.mo_scan_plan().unwrap();
+    assert_eq!(
+        first,
+        ScanPlan {
+            legacy: true,
+            orphans: Some(2..64),
+            sweep_unserved: true
+        }
+    );
+    assert_eq!(zero.mo_scan_plan(), None, "one scan at a time");
+    zero.mo_scan_done();
+    let second = zero.mo_scan_plan().unwrap();
+    assert!(!second.legacy && second.orphans.is_none() && !second.sweep_unserved);
+    for _ in 2..ORPHAN_SCAN_EVERY {
+        zero.mo_scan_done();
+        zero.mo_scan_plan().unwrap();
+    }
+    zero.mo_scan_done();
+    let again = zero.mo_scan_plan().unwrap();
+    assert!(again.legacy && again.orphans.is_some());
+    assert!(!again.sweep_unserved, "the first sweep is still running");
+    zero.unserved_sweep_done();
+
+    let mut one: Core = BindCore::new(key("op", 1), OperatorId::try_new("op").unwrap(), settings());
+    let plan = one.mo_scan_plan().unwrap();
+    assert!(plan.legacy && plan.orphans.is_none() && !plan.sweep_unserved);
+    assert_eq!(orphaned_bind_ids(64).len(), 0);
+    assert_eq!(orphaned_bind_ids(0), 1..64);
+}
+
+#[test]
+fn the_timer_is_armed_for_the_earliest_deadline() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    // Bound: the enquire_link is next.
+    let enquire = core.next_deadline(t0).unwrap();
+    assert!(enquire > t0);
+    admit(&mut core, 1, 1);
+    core.ledger.next_submit().unwrap();
+    assert!(core.next_deadline(t0).unwrap() <= enquire);
+    assert_eq!(idle(0).next_deadline(t0), None, "nothing when down");
+}
+
+#[test]
+fn a_sequence_block_is_asked_for_at_half_once() {
+    let t0 = Instant::now();
+    let mut core = idle(0);
+    let credentials = credentials("op", "");
+    let session = Session::try_new(
+        credentials.session_config(BindMode::Transceiver, &Timers::default()),
+        SequenceNumbers::from_block(1, SEQUENCE_BLOCK / 2 - 1),
+        t0,
+    )
+    .unwrap();
+    core.connected(
+        credentials,
+        vec![Link {
+            session,
+            bound: false,
+        }],
+    );
+    assert_eq!(core.sequences_wanted(), Some(0));
+    assert_eq!(core.sequences_wanted(), None, "one at a time");
+    core.sequences_reserved(0, Some((100_000, SEQUENCE_BLOCK)));
+    assert_eq!(core.sequences_wanted(), None, "a full block");
+}
