@@ -35,11 +35,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
-use crate::concat_refs::ConcatRefs;
+use crate::concat_refs::{ConcatRefs, RefSize};
 use crate::config::{BindKey, OperatorId};
 use crate::credentials::Credentials;
 use crate::dispatch::{DeadLetterReason, DispatchCommand, Rejection, SubmitProfile};
-use crate::encoding::RefBits;
 use crate::flow::{FlowConfig, FlowController};
 use crate::intake_order::IntakeOrder;
 use crate::ledger::{Ledger, RecordRetry, SegmentRef};
@@ -567,12 +566,36 @@ impl<H, P> BindCore<H, P> {
 
     // ----- concatenation references ---------------------------------------------------
 
-    /// The reference size, if a message needs a fresh reference: a long message
-    /// (`long`: it needs one at the profile's size) with no reference from an earlier
-    /// delivery, on a bind that takes messages.
-    pub fn fresh_reference_bits(&self, stored: Option<u16>, long: bool) -> Option<RefBits> {
+    /// The size of a fresh reference, if a message needs one: a long message (`long`)
+    /// with no reference from an earlier delivery, on a bind that takes messages. 16-bit
+    /// when the operator asks for it, or when the bind's 8-bit references would wrap
+    /// within the reference window (US-SC-026, [`ConcatRefs::size_for`]).
+    pub fn fresh_reference(
+        &self,
+        stored: Option<u16>,
+        long: bool,
+        now: Instant,
+    ) -> Option<RefSize> {
         let profile = self.profile.as_ref()?;
-        (stored.is_none() && self.accepting() && long).then_some(profile.ref_bits)
+        (stored.is_none() && self.accepting() && long)
+            .then(|| self.concat.size_for(profile.ref_bits, now))
+    }
+
+    /// The size of a reference to take now, for a long message that was not given one
+    /// in the intake.
+    pub fn reference_size(&self, now: Instant) -> Option<RefSize> {
+        Some(self.concat.size_for(self.profile.as_ref()?.ref_bits, now))
+    }
+
+    /// The profile a message with `reference` is cut with: the operator's, with the
+    /// reference size that reference was taken at (a widened one is 16-bit on an 8-bit
+    /// profile), so a redelivery cuts the same parts.
+    pub fn planning_profile(&self, reference: Option<u16>) -> Option<SubmitProfile> {
+        let mut profile = self.profile.clone()?;
+        if let Some(reference) = reference {
+            profile.ref_bits = crate::concat_refs::bits_of(profile.ref_bits, reference);
+        }
+        Some(profile)
     }
 
     /// The reference of a message being admitted: `long` whether it needs one, `stored`

@@ -6,6 +6,13 @@
 //! failed, or the wait is over, a local counter hands references out until a block
 //! arrives.
 //!
+//! 8-bit references wrap after 256 messages. When a bind has taken 256 of them within
+//! [`REFERENCE_WINDOW`] (60 s, US-SC-026), the next would repeat one a handset may still
+//! be reassembling, so long messages get 16-bit references instead
+//! ([`ConcatRefs::size_for`]) until the rate falls. Such a widened reference is always
+//! 256 or more, so a redelivery knows from the stored value which size the first delivery
+//! used ([`bits_of`]) and cuts the same parts.
+//!
 //! Pure: no clock (an [`Instant`] comes in), no I/O, no logging. The caller asks for a
 //! block when [`ConcatRefs::wants_refill`] says so and reports its answer.
 
@@ -21,6 +28,44 @@ pub const BLOCK: u32 = 256;
 /// before the local counter is used: longer than a Redis command timeout, so a Redis that
 /// does not answer has failed by then.
 pub const WAIT: Duration = Duration::from_secs(2);
+
+/// The window within which a bind's references must not repeat (a handset reassembles
+/// the parts of one message within it).
+pub const REFERENCE_WINDOW: Duration = Duration::from_secs(60);
+
+/// 8-bit references a bind may take within [`REFERENCE_WINDOW`] before it widens.
+const EIGHT_BIT_SPACE: usize = 256;
+
+/// The size of one long message's reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefSize {
+    /// 8-bit (UDH IEI 0x00), the operator's choice.
+    Eight,
+    /// 16-bit (UDH IEI 0x08), the operator's choice: any value.
+    Sixteen,
+    /// 16-bit because the 8-bit space would wrap within the window: 256..=65535.
+    Widened,
+}
+
+impl RefSize {
+    pub fn bits(self) -> RefBits {
+        match self {
+            RefSize::Eight => RefBits::Eight,
+            RefSize::Sixteen | RefSize::Widened => RefBits::Sixteen,
+        }
+    }
+}
+
+/// The reference size an earlier delivery used for `stored`, under an operator profile
+/// of `profile` bits: a widened reference is the only 16-bit one over 255 on an 8-bit
+/// profile.
+pub fn bits_of(profile: RefBits, stored: u16) -> RefBits {
+    match profile {
+        RefBits::Sixteen => RefBits::Sixteen,
+        RefBits::Eight if stored > 255 => RefBits::Sixteen,
+        RefBits::Eight => RefBits::Eight,
+    }
+}
 
 /// A reference handed out by [`ConcatRefs::take`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +89,44 @@ pub struct ConcatRefs {
     failed: bool,
     /// Since when long messages wait for the block on its way.
     waiting_since: Option<Instant>,
+    /// When the last 8-bit references were taken (at most [`EIGHT_BIT_SPACE`]).
+    recent_eight: std::collections::VecDeque<Instant>,
 }
 
 impl ConcatRefs {
-    /// The next reference, wrapped to `bits`: from the reserved blocks, or else the local
-    /// counter.
-    pub fn take(&mut self, bits: RefBits) -> Taken {
+    /// The size of the next long message's reference on a bind whose operator asks for
+    /// `profile` bits: 16-bit when asked, or when 256 8-bit references were taken within
+    /// [`REFERENCE_WINDOW`] before `now`.
+    pub fn size_for(&self, profile: RefBits, now: Instant) -> RefSize {
+        match profile {
+            RefBits::Sixteen => RefSize::Sixteen,
+            RefBits::Eight => {
+                let wraps = self.recent_eight.len() >= EIGHT_BIT_SPACE
+                    && self.recent_eight.front().is_some_and(|first| {
+                        now.saturating_duration_since(*first) < REFERENCE_WINDOW
+                    });
+                if wraps {
+                    RefSize::Widened
+                } else {
+                    RefSize::Eight
+                }
+            }
+        }
+    }
+
+    /// The next reference of `size`, taken at `now`: from the reserved blocks, or else
+    /// the local counter.
+    pub fn take(&mut self, size: RefSize, now: Instant) -> Taken {
+        if size == RefSize::Eight {
+            if self.recent_eight.len() >= EIGHT_BIT_SPACE {
+                self.recent_eight.pop_front();
+            }
+            self.recent_eight.push_back(now);
+        }
+        self.take_value(size)
+    }
+
+    fn take_value(&mut self, size: RefSize) -> Taken {
         if self.current.is_empty()
             && let Some(next) = self.next.take()
         {
@@ -65,9 +142,10 @@ impl ConcatRefs {
                 )
             }
         };
-        let reference = match bits {
-            RefBits::Eight => (value % 256) as u16,
-            RefBits::Sixteen => (value % 65_536) as u16,
+        let reference = match size {
+            RefSize::Eight => (value % 256) as u16,
+            RefSize::Sixteen => (value % 65_536) as u16,
+            RefSize::Widened => (256 + value % (65_536 - 256)) as u16,
         };
         Taken {
             reference,
@@ -163,7 +241,7 @@ mod tests {
         assert!(!refs.should_wait(now));
         for expected in 1..=u64::from(BLOCK) {
             assert_eq!(
-                refs.take(RefBits::Sixteen).reference,
+                refs.take(RefSize::Sixteen, now).reference,
                 expected as u16,
                 "from the block"
             );
@@ -171,24 +249,66 @@ mod tests {
         assert!(refs.should_wait(now), "the block used up, Redis not failed");
     }
 
+    /// US-SC-026: a bind that would wrap its 8-bit references within the window widens
+    /// to 16-bit ones (over 255, so a redelivery knows the size), and narrows again once
+    /// the rate falls.
+    #[test]
+    fn references_widen_to_sixteen_bits_before_the_eight_bit_space_wraps() {
+        let now = Instant::now();
+        let mut refs = ConcatRefs::default();
+        refs.reserved(Some(0));
+        for n in 0..256u64 {
+            let at = now + Duration::from_millis(n * 100);
+            assert_eq!(refs.size_for(RefBits::Eight, at), RefSize::Eight, "{n}");
+            if refs.wants_refill() {
+                refs.refill_started();
+                refs.reserved(Some(1_000 + n * 1_000));
+            }
+            refs.take(RefSize::Eight, at);
+        }
+        // 256 taken within 25.6 s: the next would repeat the first.
+        let later = now + Duration::from_secs(30);
+        assert_eq!(refs.size_for(RefBits::Eight, later), RefSize::Widened);
+        for _ in 0..300 {
+            if refs.wants_refill() {
+                refs.refill_started();
+                refs.reserved(Some(7));
+            }
+            let taken = refs.take(RefSize::Widened, later).reference;
+            assert!(taken >= 256, "{taken}");
+            assert_eq!(bits_of(RefBits::Eight, taken), RefBits::Sixteen);
+        }
+        // A minute after the first of them, 8-bit again.
+        assert_eq!(
+            refs.size_for(RefBits::Eight, now + REFERENCE_WINDOW),
+            RefSize::Eight
+        );
+        // The operator's 16-bit choice is kept, and an 8-bit value stays 8-bit.
+        assert_eq!(refs.size_for(RefBits::Sixteen, now), RefSize::Sixteen);
+        assert_eq!(bits_of(RefBits::Sixteen, 3), RefBits::Sixteen);
+        assert_eq!(bits_of(RefBits::Eight, 255), RefBits::Eight);
+    }
+
     #[test]
     fn the_local_counter_fills_in_and_says_when_it_starts_and_ends() {
+        let now = Instant::now();
         let mut refs = ConcatRefs::default();
         assert!(!refs.reserved(None));
-        let first = refs.take(RefBits::Eight);
+        let first = refs.take(RefSize::Eight, now);
         assert_eq!(first.reference, 1);
         assert!(first.fallback_started);
-        let second = refs.take(RefBits::Eight);
+        let second = refs.take(RefSize::Eight, now);
         assert_eq!(second.reference, 2);
         assert!(!second.fallback_started, "warned once per outage");
         // A block ends the outage; the next one starts a new one.
         assert!(refs.reserved(Some(300)));
-        assert_eq!(refs.take(RefBits::Eight).reference, (300 % 256) as u16);
+        assert_eq!(refs.take(RefSize::Eight, now).reference, (300 % 256) as u16);
         assert!(!refs.reserved(Some(600)), "no outage to end");
     }
 
     #[test]
     fn the_next_block_is_asked_for_when_half_the_current_one_is_used() {
+        let now = Instant::now();
         let mut refs = ConcatRefs::default();
         assert!(refs.wants_refill(), "nothing reserved yet");
         refs.refill_started();
@@ -196,7 +316,7 @@ mod tests {
         refs.reserved(Some(1));
         assert!(!refs.wants_refill());
         for _ in 0..BLOCK / 2 {
-            refs.take(RefBits::Sixteen);
+            refs.take(RefSize::Sixteen, now);
         }
         assert!(refs.wants_refill());
         refs.refill_started();
@@ -204,9 +324,9 @@ mod tests {
         assert!(!refs.wants_refill(), "the next block is already here");
         // The current block is used up first, then the next one.
         for _ in 0..BLOCK / 2 {
-            refs.take(RefBits::Sixteen);
+            refs.take(RefSize::Sixteen, now);
         }
-        assert_eq!(refs.take(RefBits::Sixteen).reference, 300);
+        assert_eq!(refs.take(RefSize::Sixteen, now).reference, 300);
     }
 
     #[test]

@@ -35,10 +35,18 @@ fn pick(seed: &mut u64, n: u64) -> u64 {
     *seed % n
 }
 
-/// (concatenation reference, total) from a submit_sm's UDH, if it has one.
-fn udh(submit: &Value) -> Option<(u8, u8)> {
+/// (concatenation reference, part number) from a submit_sm's UDH, if it has one: 8-bit
+/// (`05 00 03 RR TT SS`) or 16-bit (`06 08 04 RR RR TT SS`, once a bind's 8-bit space would
+/// wrap within the minute).
+fn udh(submit: &Value) -> Option<(u16, u8)> {
     let bytes = hex::decode(submit["short_message_hex"].as_str()?).ok()?;
-    (submit["esm_class"].as_u64()? & 0x40 != 0 && bytes.len() > 5).then(|| (bytes[3], bytes[4]))
+    if submit["esm_class"].as_u64()? & 0x40 == 0 || bytes.len() < 6 {
+        return None;
+    }
+    match bytes[1] {
+        0x08 if bytes.len() > 6 => Some((u16::from_be_bytes([bytes[3], bytes[4]]), bytes[6])),
+        _ => Some((u16::from(bytes[3]), bytes[5])),
+    }
 }
 
 struct Outcome {
@@ -117,15 +125,11 @@ async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
     // Duplicates at the SMSC, and one reference per long message.
     let submits = sim.received("submit_sm").await;
     let mut per_part: BTreeMap<(String, u8), usize> = BTreeMap::new();
-    let mut references: BTreeMap<String, BTreeSet<u8>> = BTreeMap::new();
+    let mut references: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
     for submit in &submits {
         let to = submit["destination_addr"].as_str().unwrap_or("").to_owned();
         let part = udh(submit);
-        let seq = hex::decode(submit["short_message_hex"].as_str().unwrap_or(""))
-            .ok()
-            .filter(|_| part.is_some())
-            .and_then(|b| b.get(5).copied())
-            .unwrap_or(1);
+        let seq = part.map_or(1, |(_, seq)| seq);
         *per_part.entry((to.clone(), seq)).or_default() += 1;
         if let Some((reference, _)) = part {
             references.entry(to).or_default().insert(reference);

@@ -79,6 +79,16 @@ fn short_message(pdu: &Value) -> Vec<u8> {
     hex::decode(pdu["short_message_hex"].as_str().unwrap_or("")).expect("hex")
 }
 
+/// The concatenation reference and part number of a part's UDH, 8-bit (`05 00 03 RR TT
+/// SS`) or 16-bit (`06 08 04 RR RR TT SS`).
+fn udh_ref_seq(udh: &[u8]) -> (u16, u8) {
+    match udh[1] {
+        0x00 => (u16::from(udh[3]), udh[5]),
+        0x08 => (u16::from_be_bytes([udh[3], udh[4]]), udh[6]),
+        other => panic!("unexpected IEI {other:#04x}"),
+    }
+}
+
 fn tlv(pdu: &Value, tag: u16) -> Option<Vec<u8>> {
     pdu["tlvs"]
         .as_array()?
@@ -191,6 +201,8 @@ async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
 /// 600 two-part messages as fast as the bind takes them: the next reference block is
 /// reserved while the current one still has half left, so every reference comes from
 /// Redis and the local fallback is never used (it ran dry once per long message before).
+/// References under load: never from the local fallback while Redis works, and widened to
+/// 16 bits once the bind's 8-bit space would wrap within the reference window.
 #[tokio::test]
 async fn concatenation_references_never_run_dry_under_load() {
     let s = setup(
@@ -205,7 +217,37 @@ async fn concatenation_references_never_run_dry_under_load() {
         ids.push(send(&s, &format!("937001{n:05}"), &text, json!({})).await);
     }
     rows(&ids, 1200).await;
-    assert_eq!(s.sim.received("submit_sm").await.len(), 1200);
+    let submits = s.sim.received("submit_sm").await;
+    assert_eq!(submits.len(), 1200);
+    // US-SC-026: 600 long messages within a minute on one bind would wrap the 8-bit
+    // references twice. The first 256 get 8-bit ones (all different); the rest 16-bit
+    // ones over 255 (all different), both parts of a message sharing one.
+    let mut by_message: std::collections::BTreeMap<(u8, u16), usize> = Default::default();
+    for pdu in &submits {
+        let udh = short_message(pdu);
+        let key = match udh[1] {
+            0x00 => (8, u16::from(udh[3])),
+            0x08 => (16, u16::from_be_bytes([udh[3], udh[4]])),
+            other => panic!("unexpected IEI {other:#04x}"),
+        };
+        *by_message.entry(key).or_default() += 1;
+    }
+    assert!(
+        by_message.values().all(|parts| *parts == 2),
+        "two parts per reference"
+    );
+    let eight = by_message.keys().filter(|(bits, _)| *bits == 8).count();
+    let sixteen: Vec<u16> = by_message
+        .keys()
+        .filter(|(bits, _)| *bits == 16)
+        .map(|(_, r)| *r)
+        .collect();
+    assert_eq!(eight, 256, "the 8-bit space, once");
+    assert_eq!(sixteen.len(), 344);
+    assert!(
+        sixteen.iter().all(|r| *r >= 256),
+        "widened references are over 255"
+    );
     let metrics = s.service.metrics().await;
     assert!(
         !metrics.lines().any(
@@ -284,14 +326,15 @@ async fn a_slow_redis_delays_references_instead_of_falling_back() {
         let warned = s.service.loud_lines(0);
         assert!(warned.is_empty(), "no WARN line: {warned:?}");
     }
-    // Both parts of every message under one reference, sent again or not.
-    let mut by_to: std::collections::HashMap<String, Vec<(u8, u8)>> = Default::default();
+    // Both parts of every message under one reference, sent again or not (8-bit, then
+    // 16-bit once the bind's 8-bit space would wrap within the minute).
+    let mut by_to: std::collections::HashMap<String, Vec<(u16, u8)>> = Default::default();
     for pdu in &submits {
         let udh = short_message(pdu);
         by_to
             .entry(pdu["destination_addr"].as_str().unwrap_or("").to_string())
             .or_default()
-            .push((udh[3], udh[5]));
+            .push(udh_ref_seq(&udh));
     }
     assert_eq!(by_to.len(), 500);
     for parts in by_to.values() {

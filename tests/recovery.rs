@@ -34,15 +34,19 @@ async fn publish(nats: &Nats, op: &str, to: &str, text: &str) -> String {
     message_id
 }
 
-fn udh(pdu: &Value) -> (u8, u8) {
+/// (reference, part) of a part's UDH: 8-bit, or 16-bit once the bind widened.
+fn udh(pdu: &Value) -> (u16, u8) {
     let sm = hex::decode(pdu["short_message_hex"].as_str().unwrap_or("")).expect("hex");
-    assert_eq!(&sm[..3], &[0x05, 0x00, 0x03], "8-bit reference UDH");
-    (sm[3], sm[5])
+    match &sm[..3] {
+        [0x05, 0x00, 0x03] => (u16::from(sm[3]), sm[5]),
+        [0x06, 0x08, 0x04] => (u16::from_be_bytes([sm[3], sm[4]]), sm[6]),
+        other => panic!("not a concatenation UDH: {other:?}"),
+    }
 }
 
 /// Per destination: reference → segment numbers received (with repeats).
-fn parts_by_destination(submits: &[Value]) -> HashMap<String, HashMap<u8, Vec<u8>>> {
-    let mut by: HashMap<String, HashMap<u8, Vec<u8>>> = HashMap::new();
+fn parts_by_destination(submits: &[Value]) -> HashMap<String, HashMap<u16, Vec<u8>>> {
+    let mut by: HashMap<String, HashMap<u16, Vec<u8>>> = HashMap::new();
     for pdu in submits {
         let to = pdu["destination_addr"].as_str().unwrap_or("").to_owned();
         let (reference, part) = udh(pdu);

@@ -238,18 +238,59 @@ fn a_long_message_keeps_its_stored_reference_or_gets_a_fresh_one() {
     assert_eq!(Core::reference_for(true, None, None), RefChoice::TakeNow);
     let t0 = Instant::now();
     let core = bound(t0);
-    assert_eq!(core.fresh_reference_bits(None, true), Some(RefBits::Eight));
-    assert_eq!(core.fresh_reference_bits(Some(3), true), None, "stored");
-    assert_eq!(core.fresh_reference_bits(None, false), None, "not long");
+    assert_eq!(core.fresh_reference(None, true, t0), Some(RefSize::Eight));
+    assert_eq!(core.fresh_reference(Some(3), true, t0), None, "stored");
+    assert_eq!(core.fresh_reference(None, false, t0), None, "not long");
     let sixteen = bound_with(BindMode::Transceiver, t0, r#", "concatRefBits": 16"#);
     assert_eq!(
-        sixteen.fresh_reference_bits(None, true),
-        Some(RefBits::Sixteen)
+        sixteen.fresh_reference(None, true, t0),
+        Some(RefSize::Sixteen)
     );
     assert_eq!(
-        idle(0).fresh_reference_bits(None, true),
+        idle(0).fresh_reference(None, true, t0),
         None,
         "no profile while down"
+    );
+    // A widened reference is cut as 16-bit on an 8-bit profile; an 8-bit one as 8-bit.
+    use crate::encoding::RefBits;
+    assert_eq!(
+        core.planning_profile(Some(300)).unwrap().ref_bits,
+        RefBits::Sixteen
+    );
+    assert_eq!(
+        core.planning_profile(Some(30)).unwrap().ref_bits,
+        RefBits::Eight
+    );
+    assert_eq!(
+        core.planning_profile(None).unwrap().ref_bits,
+        RefBits::Eight
+    );
+}
+
+/// US-SC-026 in the core: a bind taking long messages faster than 256 a minute widens
+/// its references to 16 bits, and cuts those messages as 16-bit ones.
+#[test]
+fn a_busy_bind_widens_its_references() {
+    let t0 = Instant::now();
+    let mut core = bound(t0);
+    core.concat.reserved(Some(0));
+    for n in 0..256u32 {
+        let at = t0 + Duration::from_millis(u64::from(n));
+        let size = core.fresh_reference(None, true, at).unwrap();
+        assert_eq!(size, RefSize::Eight);
+        if core.concat.wants_refill() {
+            core.concat.refill_started();
+            core.concat.reserved(Some(u64::from(n) * 1_000));
+        }
+        core.concat.take(size, at);
+    }
+    let at = t0 + Duration::from_secs(1);
+    assert_eq!(core.fresh_reference(None, true, at), Some(RefSize::Widened));
+    assert_eq!(core.reference_size(at), Some(RefSize::Widened));
+    let reference = core.concat.take(RefSize::Widened, at).reference;
+    assert_eq!(
+        core.planning_profile(Some(reference)).unwrap().ref_bits,
+        crate::encoding::RefBits::Sixteen
     );
 }
 

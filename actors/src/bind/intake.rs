@@ -10,9 +10,10 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
 use smpp_connector::bind_core::{RefChoice, Screen};
 use smpp_connector::concat_refs;
+use smpp_connector::concat_refs::RefSize;
 use smpp_connector::config::Lane;
 use smpp_connector::dispatch::{self, DispatchCommand, Rejection};
-use smpp_connector::encoding::{Encoded, RefBits};
+use smpp_connector::encoding::Encoded;
 use smpp_connector::ledger::Admission;
 use smpp_connector::taxonomy;
 
@@ -357,7 +358,7 @@ impl BindActor {
     /// failed waits for it, and holds back those behind it.
     fn prepare_references(&mut self, ctx: &mut Context<Self>) {
         while let Some((order, looked)) = self.core.intake.next_unprepared() {
-            let Some(ref_bits) = self.fresh_reference_bits(looked) else {
+            let Some(size) = self.fresh_reference(looked) else {
                 self.core.intake.prepared(order);
                 continue;
             };
@@ -366,7 +367,7 @@ impl BindActor {
                 return;
             }
             let message_id = looked.0.command.message_id.clone();
-            let reference = self.next_concat_reference(ref_bits, ctx);
+            let reference = self.next_concat_reference(size, ctx);
             self.core.intake.took_reference(order, reference);
             let remember = self.deps.throttle.send(RememberConcatRef {
                 operator_id: self.key.operator_id.clone(),
@@ -388,13 +389,14 @@ impl BindActor {
 
     /// The reference size, if this message needs a fresh reference: a long message with no
     /// reference from an earlier delivery, on a bind that takes messages.
-    fn fresh_reference_bits(&self, (pending, result): &Looked) -> Option<RefBits> {
+    fn fresh_reference(&self, (pending, result): &Looked) -> Option<RefSize> {
         let Ok(correlated) = result else {
             return None;
         };
         let bits = self.core.profile()?.ref_bits;
         let long = dispatch::needs_reference(&pending.encoded, bits);
-        self.core.fresh_reference_bits(correlated.concat_ref, long)
+        self.core
+            .fresh_reference(correlated.concat_ref, long, Instant::now())
     }
 
     fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
@@ -484,7 +486,11 @@ impl BindActor {
             RefChoice::None => None,
             RefChoice::Stored(reference) | RefChoice::Fresh(reference) => Some(reference),
             RefChoice::TakeNow => {
-                let fresh = self.next_concat_reference(profile.ref_bits, ctx);
+                let size = self
+                    .core
+                    .reference_size(Instant::now())
+                    .unwrap_or(RefSize::Eight);
+                let fresh = self.next_concat_reference(size, ctx);
                 self.deps.throttle.do_send(RememberConcatRef {
                     operator_id: self.key.operator_id.clone(),
                     message_id: command.message_id.clone(),
@@ -493,6 +499,8 @@ impl BindActor {
                 Some(fresh)
             }
         };
+        // Cut with the size its reference was taken at (16-bit once widened).
+        let profile = self.core.planning_profile(reference).unwrap_or(profile);
         let plan =
             match dispatch::plan_submits(&command, &encoded, &profile, reference.unwrap_or(0)) {
                 Ok(plan) => plan,
@@ -561,8 +569,8 @@ impl BindActor {
 
     /// The reference every segment of one long message shares: from the blocks reserved
     /// in Redis, or a local counter while Redis cannot hand one out (warned once).
-    fn next_concat_reference(&mut self, ref_bits: RefBits, ctx: &mut Context<Self>) -> u16 {
-        let taken = self.core.concat.take(ref_bits);
+    fn next_concat_reference(&mut self, size: RefSize, ctx: &mut Context<Self>) -> u16 {
+        let taken = self.core.concat.take(size, Instant::now());
         if taken.fallback_started {
             metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
             tracing::warn!(
