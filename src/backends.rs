@@ -24,7 +24,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::{ConfigError, Secret, TlsFiles, env};
+use crate::settings::{ConfigError, Secret, TlsFiles, env};
 
 /// Most replicas a JetStream stream or bucket may have.
 pub const MAX_STREAM_REPLICAS: usize = 5;

@@ -981,6 +981,12 @@ impl<H, P> BindCore<H, P> {
     }
 }
 
+/// How often a bind scans its open MO index: a quarter of the concatenation window, within
+/// 100 ms – 5 s.
+pub fn mo_scan_interval(window: Duration) -> Duration {
+    (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
 /// The bind ids whose open MO indexes nobody scans: those at or above `bind_count` (binds
 /// removed by lowering it in OMS; their parts would otherwise expire unpublished).
 pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {

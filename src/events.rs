@@ -36,6 +36,11 @@ pub mod subject {
         format!("smpp.{operator_id}.{direction}.{bind_id}.dispatch")
     }
 
+    /// Every pinned subject of an operator's binds in one direction (a filter).
+    pub fn pinned_dispatch_any(operator_id: &str, direction: &str) -> String {
+        format!("smpp.{operator_id}.{direction}.*.dispatch")
+    }
+
     /// Subjects of the SMS_DISPATCH stream.
     pub const DISPATCH_STREAM_SUBJECTS: [&str; 3] =
         ["smpp.operator.*", "lane.*.smpp.*.*", "smpp.*.*.*.dispatch"];

@@ -11,7 +11,7 @@
 //! failure count, what OMS said about a backup, the backup's end — and answers with
 //! [`Action`]s the supervisor carries out. It reads no clock and does no I/O.
 
-use crate::config::OperatorId;
+use crate::identity::OperatorId;
 use crate::session::BindState;
 
 /// Default number of failed bind attempts in a row before the backup is bound.

@@ -200,8 +200,8 @@ struct Segment {
     body: Option<SmBody>,
     operator_message_id: Option<String>,
     record_attempts: u32,
-    /// When its row write first failed (while it is being written again).
-    failing_since: Option<Instant>,
+    /// When it was written to the SMSC ([`Ledger::next_submit_at`]).
+    written_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -260,6 +260,9 @@ pub struct Ledger<H> {
     in_flight: usize,
     /// Failed row writes waiting for their retry, by due time.
     retries: BTreeMap<(Instant, SegmentRef), ()>,
+    /// Accepted segments whose row is not committed yet, by the time they were written
+    /// (those handed out by [`Ledger::next_submit_at`]).
+    unrecorded: std::collections::BTreeSet<(Instant, SegmentRef)>,
     record_failures: usize,
     next_id: DispatchId,
     max_deliver: u64,
@@ -326,6 +329,7 @@ impl<H> Ledger<H> {
             queued: 0,
             in_flight: 0,
             retries: BTreeMap::new(),
+            unrecorded: std::collections::BTreeSet::new(),
             record_failures: 0,
             next_id: 0,
             max_deliver: max_deliver.max(1),
@@ -360,17 +364,11 @@ impl<H> Ledger<H> {
         self.record_failures
     }
 
-    /// When the oldest row write still failing first failed (`None`: none is failing).
-    pub fn oldest_record_failure(&self) -> Option<Instant> {
-        if self.record_failures == 0 {
-            return None;
-        }
-        self.messages
-            .values()
-            .flat_map(|m| &m.segments)
-            .filter(|s| s.state == SegmentState::Recording)
-            .filter_map(|s| s.failing_since)
-            .min()
+    /// When the oldest segment accepted by the SMSC and still without a committed row
+    /// was written (`None`: every accepted segment has its row). A receipt that arrived
+    /// before then cannot be waiting for one of these rows.
+    pub fn oldest_unrecorded(&self) -> Option<Instant> {
+        self.unrecorded.first().map(|(at, _)| *at)
     }
 
     /// True while a correlation write is failing: take no new messages (each would be
@@ -418,7 +416,7 @@ impl<H> Ledger<H> {
                     body: None,
                     operator_message_id: None,
                     record_attempts: 0,
-                    failing_since: None,
+                    written_at: None,
                 });
             } else {
                 self.queues[priority].push_back(SegmentRef {
@@ -431,7 +429,7 @@ impl<H> Ledger<H> {
                     body: Some(body),
                     operator_message_id: None,
                     record_attempts: 0,
-                    failing_since: None,
+                    written_at: None,
                 });
             }
         }
@@ -493,6 +491,16 @@ impl<H> Ledger<H> {
         None
     }
 
+    /// [`Ledger::next_submit`], written at `now`: the time a receipt's wait for its row
+    /// is measured against ([`Ledger::oldest_unrecorded`]).
+    pub fn next_submit_at(&mut self, now: Instant) -> Option<(SegmentRef, SmBody)> {
+        let (segment, body) = self.next_submit()?;
+        if let Some(entry) = self.segment_mut(segment) {
+            entry.written_at = Some(now);
+        }
+        Some((segment, body))
+    }
+
     /// The session refused a segment [`Ledger::next_submit`] handed out (it had room a
     /// moment ago): the message goes back to the stream.
     pub fn handle_not_sent(&mut self, segment: SegmentRef) {
@@ -542,6 +550,7 @@ impl<H> Ledger<H> {
                 message.accepted += 1;
                 let entry = &mut message.segments[index];
                 entry.state = SegmentState::Recording;
+                let written_at = entry.written_at;
                 let operator_message_id = operator_message_id.unwrap_or_default();
                 entry.operator_message_id = Some(operator_message_id.clone());
                 let request = RecordRequest {
@@ -553,6 +562,9 @@ impl<H> Ledger<H> {
                     attempt: 0,
                 };
                 self.outputs.push_back(Output::Record(request));
+                if let Some(at) = written_at {
+                    self.unrecorded.insert((at, segment));
+                }
             }
             MessageAction::AckAndReject { status } => {
                 self.fail_message(segment.dispatch, Failure::Rejected { status })
@@ -591,6 +603,9 @@ impl<H> Ledger<H> {
         let was_failing = entry.record_attempts > 0;
         entry.state = SegmentState::Done;
         entry.operator_message_id = None;
+        if let Some(at) = entry.written_at {
+            self.unrecorded.remove(&(at, segment));
+        }
         if was_failing {
             self.record_failures -= 1;
         }
@@ -609,7 +624,6 @@ impl<H> Ledger<H> {
         }
         let first_failure = entry.record_attempts == 0;
         entry.record_attempts += 1;
-        entry.failing_since.get_or_insert(now);
         let due = now + retry.delay(entry.record_attempts);
         if first_failure {
             self.record_failures += 1;
@@ -632,6 +646,9 @@ impl<H> Ledger<H> {
         let was_failing = entry.record_attempts > 0;
         entry.state = SegmentState::Unrecorded;
         entry.operator_message_id = None;
+        if let Some(at) = entry.written_at {
+            self.unrecorded.remove(&(at, segment));
+        }
         if was_failing {
             self.record_failures -= 1;
         }

@@ -18,6 +18,8 @@
 //! - [`events`]: the NATS payloads this service publishes (one struct per schema), how a receipt or a refusal becomes a `DlrInboundEvent`.
 //! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
 //! - [`config`]: typed configuration and its validation.
+//! - [`settings`]: what every configuration part shares: variable names, `ConfigError`, `Secret`, `TlsFiles`.
+//! - [`identity`]: `OperatorId`, `Direction`, `Lane`, `BindKey`.
 //! - [`backends`]: how NATS, Redis and PostgreSQL are reached: server lists, topology, TLS modes (from their URLs and TLS variables).
 //! - [`credentials`]: the OMS credentials contract and the sessions and submit profile it makes.
 //! - [`ownership`]: one owner per bind across pods (fair share, claims, orphans and double claims).
@@ -41,6 +43,7 @@ pub mod encoding;
 pub mod events;
 pub mod failover;
 pub mod flow;
+pub mod identity;
 pub mod inbound;
 pub mod intake_order;
 pub mod ledger;
@@ -50,6 +53,7 @@ pub mod ownership;
 pub mod pdu;
 pub mod reassembly;
 pub mod session;
+pub mod settings;
 pub mod taxonomy;
 pub mod throttle;
 pub mod window;

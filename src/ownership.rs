@@ -22,6 +22,12 @@ pub fn owner_key(operator_id: &OperatorId, direction: Direction, bind_id: u16) -
     format!("{operator_id}.{}.{bind_id}", direction.as_str())
 }
 
+/// What every owner key of an operator's binds in one direction starts with:
+/// `{operatorId}.{direction}.` (a KV key filter or prefix).
+pub fn owner_prefix(operator_id: &OperatorId, direction: Direction) -> String {
+    format!("{operator_id}.{}.", direction.as_str())
+}
+
 /// The pod bucket's key of a pod serving an operator and direction:
 /// `{operatorId}.{direction}.{pod}`.
 pub fn pod_key(operator_id: &OperatorId, direction: Direction, pod: &str) -> String {

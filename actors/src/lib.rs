@@ -3,18 +3,29 @@
 //!
 //! Module map:
 //! - [`app`]: wiring and the shutdown sequence.
-//! - [`supervisor`]: `Supervisor`, one `BindActor` per bind, readiness.
-//! - [`bind`]: `BindActor` (sessions, intake, in-flight dispatches) and receipts.
-//! - [`correlation`]: `CorrelationActor` (PostgreSQL, batched) and migrations.
+//! - [`supervisor`]: `Supervisor`: each operator's `bindCount` from OMS, the lane
+//!   consumers, one `BindActor` per bind under its own `actix::Supervisor`, bind states
+//!   for `/ready`, `/admin` and health events, admin control, primary/backup failover.
+//! - [`bind`]: `BindActor`, the thin driver of one bind around the pure
+//!   `smpp_connector::bind_core::BindCore` (which decides): connect and link, the session
+//!   pump, intake from JetStream, settling, receipts and MO (`deliver_sm`), its socket
+//!   with the inbound gate, its metric handles.
+//! - [`ownership`]: one owner per bind across pods (NATS KV), the reconciler.
+//! - [`readiness`]: what `/ready` reads.
+//! - [`correlation`]: `CorrelationActor` (PostgreSQL, batched: rows, receipts, redelivery
+//!   lookups, the window reload) and migrations; `MemoryStore`, the same in memory.
+//! - [`throttle`]: `ThrottleActor` (Redis: TPS sliding window, sequence numbers,
+//!   concatenation references, the MO parts store; fail-open local limiter).
 //! - [`health`]: `HealthPublisherActor` (`operator.health`).
 //! - [`nats`]: streams, consumers, JetStream publishing.
 //! - [`oms`]: credentials from operator-management-service.
+//! - [`tls`]: TLS to SMSCs, NATS, Redis and PostgreSQL (rustls), certificate errors.
 //! - [`http`]: probes, metrics, admin API.
 //! - [`events`]: the NATS payloads we write.
-//! - [`throttle`]: `ThrottleActor` (Redis: TPS sliding window, sequence numbers,
-//!   concatenation references; fail-open local limiter).
-//! - [`telemetry`]: logs and metric names.
+//! - [`telemetry`]: logs, metric names, actor health, traces, backend state.
 //! - [`cli`]: `send`, `admin` subcommands.
+//!
+//! No module imports one that imports it back (checked in the review of issue 20).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -27,6 +38,7 @@ pub mod http;
 pub mod nats;
 pub mod oms;
 pub mod ownership;
+pub mod readiness;
 pub mod supervisor;
 pub mod telemetry;
 pub mod throttle;

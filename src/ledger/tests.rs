@@ -219,10 +219,8 @@ fn failed_row_write_is_retried_never_resubmitted() {
     let (seg, _) = l.next_submit().unwrap();
     l.handle_outcome(seg, &classify_submit(OK), Some("a".into()));
     assert_eq!(records(&outputs(&mut l)).len(), 1);
-    assert_eq!(l.oldest_record_failure(), None);
     l.handle_record_failed(t0, seg);
     assert!(l.stalled());
-    assert_eq!(l.oldest_record_failure(), Some(t0));
     assert!(outputs(&mut l).is_empty(), "no settle, no resend");
     assert!(l.next_submit().is_none());
     let due = l.poll_timeout().unwrap();
@@ -243,14 +241,8 @@ fn failed_row_write_is_retried_never_resubmitted() {
     assert!(outputs(&mut l).is_empty());
     l.handle_timeout(due + Duration::from_millis(200));
     assert_eq!(records(&outputs(&mut l)).len(), 1);
-    assert_eq!(
-        l.oldest_record_failure(),
-        Some(t0),
-        "since its first failure"
-    );
     l.handle_recorded(seg);
     assert!(!l.stalled());
-    assert_eq!(l.oldest_record_failure(), None);
     assert_eq!(settled(&outputs(&mut l)), vec![(1, Verdict::Ack)]);
 }
 
@@ -291,6 +283,36 @@ fn a_row_refused_for_good_settles_without_stalling_the_bind() {
     l.handle_record_refused(a);
     l.handle_recorded(a);
     assert!(outputs(&mut l).is_empty());
+}
+
+/// A receipt waits for rows of segments written before it arrived: the ledger knows the
+/// oldest accepted segment still without its committed row, while it is written, failed,
+/// written again.
+#[test]
+fn the_oldest_segment_without_its_row_is_known_until_the_row_is_committed() {
+    let t0 = Instant::now();
+    let mut l = ledger();
+    l.admit(admission(1, 2));
+    let (a, _) = l.next_submit_at(t0).unwrap();
+    let (b, _) = l.next_submit_at(t0 + Duration::from_secs(1)).unwrap();
+    assert_eq!(
+        l.oldest_unrecorded(),
+        None,
+        "in flight is the session's business"
+    );
+    l.handle_outcome(b, &classify_submit(OK), Some("b".into()));
+    l.handle_outcome(a, &classify_submit(OK), Some("a".into()));
+    assert_eq!(l.oldest_unrecorded(), Some(t0));
+    l.handle_record_failed(t0 + Duration::from_secs(5), a);
+    assert_eq!(
+        l.oldest_unrecorded(),
+        Some(t0),
+        "failing: still since it was written"
+    );
+    l.handle_recorded(b);
+    l.handle_record_refused(a);
+    assert_eq!(l.oldest_unrecorded(), None);
+    assert_eq!(settled(&outputs(&mut l)), vec![(1, Verdict::Ack)]);
 }
 
 #[test]

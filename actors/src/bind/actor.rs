@@ -1,74 +1,48 @@
-//! `BindActor`: one bind (operatorId, direction, bindId).
+//! `BindActor`: the driver of one bind (operatorId, direction, bindId).
 //!
-//! It owns the bind's sessions (one for a transceiver, two after the TX + RX fallback),
-//! their sockets, the [`Ledger`] of the messages it holds, and the intake from JetStream.
-//! It runs under an `actix::Supervisor`: `started` connects after the delay [`Backoff`]
-//! gives; any failure (OMS, TCP, bind rejected, enquire_link timeout, connection lost)
-//! stops the actor so that the restart *is* the reconnect. The actor value survives the
-//! restart, and with it the ledger: what was queued or in flight is NAKed at once (the
-//! session that would have answered is gone), what waits for its correlation row keeps
-//! waiting — row writes, pulls and lookups answer by address, not through the context
-//! the restart drops.
+//! The bind's state and every decision about it live in its
+//! [`smpp_connector::bind_core::BindCore`]: sessions, ledger, flow controller, intake,
+//! references, backoff, life cycle. This actor is plumbing around it: it connects (OMS,
+//! TCP/TLS, a sequence block), writes what the sessions queued, reads through each
+//! session's inbound gate, arms one timer at the core's deadline, and carries out what the
+//! core and its ledger decide — pulls, row writes, ACK/NAK, dead letters, TPS requests,
+//! references, health events — against NATS, Redis and PostgreSQL. What exists only
+//! while a connection does (writers, gates, timer) is one `Connection` value, dropped
+//! on restart.
 //!
-//! What is decided where: the session state machine ([`Session`]) speaks SMPP; the
-//! [`Ledger`] decides what each message's segments mean for the message (ACK, NAK,
-//! reject, dead letter, write a row); [`taxonomy`] classifies every outcome. This file
-//! drives them: connect and link, the session pump, one timer at the earliest deadline,
-//! graceful unbind. Intake is in `intake.rs`, settling in `settle.rs`.
+//! It runs under an `actix::Supervisor`: any failure (OMS, TCP, bind rejected,
+//! enquire_link timeout, connection lost) stops the actor so that the restart *is* the
+//! reconnect, after the delay the core's backoff gives. The actor value survives the
+//! restart, and with it the core and its ledger: what was queued or in flight is NAKed at
+//! once, what waits for its correlation row keeps waiting — row writes, pulls and lookups
+//! answer by address, not through the context the restart drops.
 //!
 //! Invariant: a NATS message is ACKed only after each of its segments has a committed
-//! correlation row, or after it was dead-lettered / rejected with a published event.
+//! correlation row (or was refused one for good by the database), or after it was
+//! dead-lettered / rejected with a published event.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use smpp_connector::bind_core::{BindCore, CoreSettings, UnbindStart};
-use smpp_connector::config::{BindKey, Config, OperatorId};
+use smpp_connector::config::{BindKey, OperatorId};
 use smpp_connector::flow::FlowConfig;
 use smpp_connector::inbound::BindProgress;
 use smpp_connector::session::BindState;
 use smpp_connector::window::AdaptiveConfig;
 
-use super::intake::{Held, Lanes, LookedUp};
+pub use super::deps::{BindDeps, BindStateChanged};
 use super::io::{BoxedWrite, ReadItem};
+use super::message::{Held, Lanes, Looked};
 use super::metrics::BindMetrics;
-use super::pull::{ListenEnded, PullFinished, Pulled};
-use super::pull_mux::PullMux;
-use super::settle::RowWritten;
-use crate::correlation::CorrelationActor;
 use crate::events::now_rfc3339;
-use crate::nats::EventPublisher;
-use crate::oms::CredentialSource;
-use crate::supervisor::BindStateChanged;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
-use crate::telemetry::metric;
-use crate::throttle::ThrottleActor;
 
 /// How often held messages get an in-progress ack (at most a third of AckWait).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
 /// How often gauges are refreshed and the adaptive window grows.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
-
-/// What every bind shares.
-pub struct BindDeps {
-    pub config: Arc<Config>,
-    pub credentials: Arc<dyn CredentialSource>,
-    pub correlation: Addr<CorrelationActor>,
-    pub supervisor: Recipient<BindStateChanged>,
-    pub publisher: EventPublisher,
-    pub throttle: Addr<ThrottleActor>,
-    /// The process's one subscription for pull answers.
-    pub pulls: PullMux,
-    /// TLS to SMSCs of operators with `tls: true`.
-    pub tls: tokio_rustls::TlsConnector,
-}
-
-impl std::fmt::Debug for BindDeps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BindDeps").finish_non_exhaustive()
-    }
-}
 
 /// A snapshot for the admin API.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -172,8 +146,8 @@ pub(super) struct BindLanes {
 }
 
 /// The core of a bind as the service runs it: messages settle through [`Held`], and
-/// wait in the intake as [`super::intake::Looked`].
-pub(super) type Core = BindCore<Held, super::intake::Looked>;
+/// wait in the intake as [`Looked`].
+pub(super) type Core = BindCore<Held, Looked>;
 
 /// The bind actor: plumbing around its [`BindCore`], which decides.
 pub struct BindActor {
@@ -275,7 +249,7 @@ impl BindActor {
             self.core
                 .transmitter()
                 .and_then(|l| l.session.oldest_in_flight_since()),
-            self.core.ledger.oldest_record_failure(),
+            self.core.ledger.oldest_unrecorded(),
         );
         self.progress.send_if_modified(|p| {
             let changed = p.oldest_unsettled != oldest_unsettled;
@@ -380,7 +354,8 @@ impl Actor for BindActor {
         let reload = self.deps.config.timers.window_reload;
         ctx.run_interval(reload, |act, ctx| act.reload_window(ctx));
         ctx.run_interval(progress, |act, _ctx| act.progress_acks());
-        let scan = super::mo::scan_interval(self.deps.config.timers.concat_window);
+        let scan =
+            smpp_connector::bind_core::mo_scan_interval(self.deps.config.timers.concat_window);
         ctx.run_interval(scan, |act, ctx| act.scan_expired_mo(ctx));
         self.schedule_connect(ctx);
     }
@@ -421,79 +396,6 @@ impl Supervised for BindActor {
                 let _ = waiter.send(());
             }
         }
-    }
-}
-
-impl Handler<Pulled> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
-        let _timer = self.health.time();
-        if pulled.generation == self.generation {
-            self.on_pulled(pulled.message, pulled.priority, ctx);
-        } else {
-            // Pulled for a session that is gone: back at once.
-            let (_, acker) = pulled.message.split();
-            super::intake::nak(Arc::new(acker), Duration::ZERO);
-            self.metrics.naks.increment(1);
-        }
-    }
-}
-
-impl Handler<PullFinished> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, done: PullFinished, ctx: &mut Context<Self>) {
-        if done.generation != self.generation {
-            // A pull of a session that is gone: the restart already cleared its state.
-            return;
-        }
-        let now = Instant::now();
-        let retry_at = self
-            .core
-            .pull_finished(now, &done.listeners, done.error.is_some());
-        if let Some(err) = done.error {
-            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "pull failed");
-        }
-        match retry_at {
-            None => self.drive(ctx),
-            Some(at) => {
-                ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
-                    act.core.pull_retry_due();
-                    act.drive(ctx);
-                });
-            }
-        }
-    }
-}
-
-impl Handler<ListenEnded> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, ended: ListenEnded, ctx: &mut Context<Self>) {
-        if ended.generation != self.generation {
-            return;
-        }
-        self.core.listen_ended(ended.priority);
-        self.drive(ctx);
-    }
-}
-
-impl Handler<LookedUp> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
-        self.on_looked_up(done, ctx);
-    }
-}
-
-impl Handler<RowWritten> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
-        let _timer = self.health.time();
-        self.on_row_written(written, ctx);
     }
 }
 

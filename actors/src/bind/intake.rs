@@ -6,136 +6,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
 use smpp_connector::bind_core::{RefChoice, Screen};
 use smpp_connector::concat_refs;
 use smpp_connector::concat_refs::RefSize;
-use smpp_connector::config::Lane;
 use smpp_connector::dispatch::{self, DispatchCommand, Rejection};
-use smpp_connector::encoding::Encoded;
 use smpp_connector::ledger::Admission;
 use smpp_connector::taxonomy;
 
 use super::actor::{BindActor, Core};
+use super::message::{Held, Lanes, Looked, LookedUp, Pending, ledger_priority, with_pinned};
 use super::pull::pull_once;
 use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
 use crate::telemetry::metric;
 use crate::telemetry::traces::DispatchTrace;
 use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
-
-/// What settles one NATS message, and what its dead letter or REJECTED event needs.
-pub(crate) struct Held {
-    pub acker: Arc<jetstream::message::Acker>,
-    pub subject: String,
-    pub stream_sequence: u64,
-    pub fetched_at: Instant,
-    /// When JetStream stored the command (Unix nanoseconds, the NATS server's clock).
-    pub published_unix_nanos: i128,
-    /// The trace of this delivery (`dispatch` span, child of the command's `traceparent`).
-    pub trace: DispatchTrace,
-    /// Pull slot it came from (0 = P0 … 3 = P3, 4 = the pinned consumer).
-    pub priority: usize,
-}
-
-impl std::fmt::Debug for Held {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Held")
-            .field("stream_sequence", &self.stream_sequence)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Held {
-    /// How long ago JetStream stored the command; `None` when the clocks disagree
-    /// (the pod's clock behind the NATS server's) or the timestamp was missing.
-    pub fn age(&self) -> Option<Duration> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_nanos() as i128;
-        let nanos = now - self.published_unix_nanos;
-        (self.published_unix_nanos > 0 && nanos >= 0).then(|| Duration::from_nanos(nanos as u64))
-    }
-
-    pub fn ack(self) {
-        self.trace.end("ack");
-        actix::spawn(async move {
-            let _ = self.acker.ack().await;
-        });
-    }
-
-    pub fn nak(self, delay: Duration) {
-        self.trace.end("nak");
-        nak(self.acker, delay);
-    }
-}
-
-/// NAK (`delay` zero: redeliver at once).
-pub(crate) fn nak(acker: Arc<jetstream::message::Acker>, delay: Duration) {
-    let delay = (!delay.is_zero()).then_some(delay);
-    actix::spawn(async move {
-        let _ = acker.ack_with(AckKind::Nak(delay)).await;
-    });
-}
-
-/// A redelivered message waiting for its lookup.
-pub(crate) struct Pending {
-    held: Held,
-    command: DispatchCommand,
-    encoded: Encoded,
-    deliveries: u64,
-    priority: usize,
-}
-
-/// The redelivery lookup answered.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct LookedUp {
-    /// Its place in the intake order.
-    order: u64,
-    pending: Pending,
-    result: Result<Correlated, CorrelationError>,
-}
-
-/// A message with what is known of its rows (its lookup's answer, or none needed).
-pub(crate) type Looked = (Pending, Result<Correlated, CorrelationError>);
-
-/// A lane's pull slot (P0 = 0 … P3 = 3), which is also its ledger priority.
-pub fn priority(lane: Lane) -> usize {
-    match lane {
-        Lane::P0 => 0,
-        Lane::P1 => 1,
-        Lane::P2 => 2,
-        Lane::P3 => 3,
-    }
-}
-
-pub(crate) use smpp_connector::bind_core::{PINNED_SLOT, ledger_priority};
-
-/// A pull slot and its consumer. The consumer is shared: a `PullConsumer` carries its
-/// whole `consumer::Info`, and a copy per lane and bind cost about 10 KiB per idle bind.
-pub(crate) type PullSlot = (usize, Arc<PullConsumer>);
-/// A bind's pull slots, in pull order.
-pub(crate) type Lanes = Arc<[PullSlot]>;
-
-/// The bind's pull order: the operator's lanes by priority with the pinned consumer
-/// before P2 (only this bind can take its pinned messages; P0 and P1 still come first).
-pub(crate) fn with_pinned(lanes: &[PullSlot], pinned: &Arc<PullConsumer>) -> Lanes {
-    let mut ordered: Vec<PullSlot> = Vec::with_capacity(lanes.len() + 1);
-    let mut placed = false;
-    for (slot, consumer) in lanes {
-        if !placed && *slot >= 2 {
-            ordered.push((PINNED_SLOT, pinned.clone()));
-            placed = true;
-        }
-        ordered.push((*slot, consumer.clone()));
-    }
-    if !placed {
-        ordered.push((PINNED_SLOT, pinned.clone()));
-    }
-    ordered.into()
-}
 
 impl BindActor {
     /// Create (or take over) this bind's pinned consumer once the bind runs here: only
@@ -639,5 +524,13 @@ impl BindActor {
                 let _ = acker.ack_with(AckKind::Progress).await;
             }
         });
+    }
+}
+
+impl Handler<LookedUp> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
+        self.on_looked_up(done, ctx);
     }
 }

@@ -17,7 +17,8 @@ use smpp_connector::mo;
 use smpp_connector::pdu::{CommandStatus, SmBody};
 use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage, index_of};
 
-use super::actor::{BindActor, BindDeps};
+use super::actor::BindActor;
+use super::deps::BindDeps;
 use crate::events::{MoInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
 use crate::throttle::mo::{ClaimExpiredMo, Claimed, FinishMo, StoreMoPart, Stored};
@@ -311,9 +312,4 @@ impl BindActor {
             }
         }));
     }
-}
-
-/// How often a bind scans its open index: a quarter of the window, within 100 ms – 5 s.
-pub fn scan_interval(window: Duration) -> Duration {
-    (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }

@@ -19,7 +19,7 @@
 //! every time and one request brings up to the window's free room.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use async_nats::StatusCode;
@@ -30,6 +30,7 @@ use futures::StreamExt;
 
 use super::actor::BindActor;
 use super::pull_mux::{Inbox, PullMux};
+use crate::telemetry::metric;
 
 /// How long an idle lane's request waits on the server for a message. A message arriving
 /// is answered at once whatever this is; it only sets how often an idle lane asks again
@@ -153,7 +154,7 @@ impl Request {
 /// are read to their end after that, each closed by `ListenEnded`.
 pub(super) async fn pull_once(
     mux: PullMux,
-    lanes: super::intake::Lanes,
+    lanes: super::message::Lanes,
     room: usize,
     generation: u64,
     addr: Addr<BindActor>,
@@ -169,7 +170,7 @@ pub(super) async fn pull_once(
             // The bind is gone (stopped for good: released, its ownership moved): the
             // message goes back at once for the bind's new owner, not after AckWait.
             let (_, acker) = message.split();
-            super::intake::nak(Arc::new(acker), Duration::ZERO);
+            super::message::nak(Arc::new(acker), Duration::ZERO);
         }
     };
     let finish = |error, listeners| {
@@ -251,5 +252,61 @@ pub(super) async fn pull_once(
     }
     if !finished {
         finish(error, Vec::new());
+    }
+}
+
+impl Handler<Pulled> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
+        let _timer = self.health.time();
+        if pulled.generation == self.generation {
+            self.on_pulled(pulled.message, pulled.priority, ctx);
+        } else {
+            // Pulled for a session that is gone: back at once.
+            let (_, acker) = pulled.message.split();
+            super::message::nak(Arc::new(acker), Duration::ZERO);
+            self.metrics.naks.increment(1);
+        }
+    }
+}
+
+impl Handler<PullFinished> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, done: PullFinished, ctx: &mut Context<Self>) {
+        if done.generation != self.generation {
+            // A pull of a session that is gone: the restart already cleared its state.
+            return;
+        }
+        let now = Instant::now();
+        let retry_at = self
+            .core
+            .pull_finished(now, &done.listeners, done.error.is_some());
+        if let Some(err) = done.error {
+            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
+            tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "pull failed");
+        }
+        match retry_at {
+            None => self.drive(ctx),
+            Some(at) => {
+                ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
+                    act.core.pull_retry_due();
+                    act.drive(ctx);
+                });
+            }
+        }
+    }
+}
+
+impl Handler<ListenEnded> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, ended: ListenEnded, ctx: &mut Context<Self>) {
+        if ended.generation != self.generation {
+            return;
+        }
+        self.core.listen_ended(ended.priority);
+        self.drive(ctx);
     }
 }

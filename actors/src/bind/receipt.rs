@@ -1,7 +1,7 @@
 //! What happens to a `deliver_sm`: a delivery receipt is parsed, correlated through
 //! `CorrelationActor` (waiting a bounded time when it overtook its `submit_sm_resp`) and
 //! published as `DlrInboundEvent`; anything else is a mobile-originated message
-//! ([`super::mo`]: published as `MoInboundEvent`, concatenated parts reassembled). The returned status is what the bind answers the SMSC
+//! (`mo`: published as `MoInboundEvent`, concatenated parts reassembled). The returned status is what the bind answers the SMSC
 //! with: ESME_ROK only once the event is acknowledged by JetStream, ESME_RX_T_APPN when
 //! it could not be published (the SMSC delivers it again; the deterministic
 //! `Nats-Msg-Id` de-duplicates).
@@ -17,7 +17,10 @@ use smpp_connector::inbound::{BindProgress, ReceiptWait};
 use smpp_connector::pdu::{CommandStatus, SmBody};
 use tokio::sync::watch;
 
-use super::actor::BindDeps;
+use actix::prelude::*;
+
+use super::actor::BindActor;
+use super::deps::BindDeps;
 use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptLookup, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
@@ -130,12 +133,10 @@ async fn correlate(
             }
             // Waited long enough (the request dropped) or, oddly, answered without a row.
             None | Some(Ok(_)) => break,
-            // The database failing: ask again a while (a failover), unless the SMSC is
-            // waiting for our answers; then publish uncorrelated, best effort (SPEC §7).
-            Some(Err(_))
-                if Instant::now() + pause < store_deadline
-                    && context.progress.borrow().inbound_blocked == 0 =>
-            {
+            // The database failing: ask again a while (a failover; the SMSC waits on TCP
+            // meanwhile if the inbound window fills), then publish uncorrelated, best
+            // effort (SPEC §7).
+            Some(Err(_)) if Instant::now() + pause < store_deadline => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
@@ -309,6 +310,71 @@ async fn publish_event(
             RECEIPT_PUBLISH.failed(&err);
             tracing::debug!(error = %err, operatorId = %key.operator_id, "receipt not published; SMSC will redeliver");
             CommandStatus::ESME_RX_T_APPN
+        }
+    }
+}
+
+impl BindActor {
+    /// A deliver_sm from session `index`: handled on a task of its own (receipt or MO),
+    /// answered by address.
+
+    pub(super) fn on_deliver_sm(
+        &mut self,
+        index: usize,
+        sequence_number: u32,
+        body: SmBody,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(credentials) = self.core.credentials().cloned() else {
+            return;
+        };
+        let generation = self.generation;
+        let fut = handle(
+            self.deps.clone(),
+            self.key.clone(),
+            credentials,
+            body,
+            Instant::now(),
+            self.progress.subscribe(),
+        );
+        // A task of its own, answering by address: a context polls every future it holds
+        // on each wake, and receipts may wait seconds for their row.
+        let addr = ctx.address();
+        actix::spawn(async move {
+            let status = fut.await;
+            addr.do_send(ReceiptAnswered {
+                generation,
+                link: index,
+                sequence_number,
+                status,
+            });
+        });
+    }
+}
+
+/// A receipt (or MO) was handled: answer its deliver_sm with this status.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ReceiptAnswered {
+    generation: u64,
+    link: usize,
+    sequence_number: u32,
+    status: CommandStatus,
+}
+
+impl Handler<ReceiptAnswered> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, answered: ReceiptAnswered, ctx: &mut Context<Self>) {
+        if answered.generation != self.generation {
+            return;
+        }
+        if let Some(link) = self.core.links.get_mut(answered.link) {
+            link.session
+                .respond_deliver_sm(answered.sequence_number, answered.status);
+            self.pump(answered.link, ctx);
+            self.update_gate(answered.link);
+            self.drive(ctx);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! a bind restart never loses the news that a row was committed: the ledger survives the
 //! restart and settles the message when the answer arrives.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use smpp_connector::dispatch::{DeadLetterReason, Rejection};
@@ -14,7 +14,7 @@ use smpp_connector::ledger::{Output, RecordRequest, SegmentRef, Settlement, Verd
 use smpp_connector::pdu::CommandStatus;
 
 use super::actor::BindActor;
-use super::intake::Held;
+use super::message::Held;
 use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
 use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
 use crate::telemetry::metric;
@@ -281,9 +281,18 @@ impl BindActor {
                 Err(err) => {
                     metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
                     tracing::warn!(error = %err, "dead letter or rejection event not published; message NAKed");
-                    held.nak(Duration::from_secs(1));
+                    held.nak(smpp_connector::bind_core::PUBLISH_FAILED_NAK_DELAY);
                 }
             }
         });
+    }
+}
+
+impl Handler<RowWritten> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
+        let _timer = self.health.time();
+        self.on_row_written(written, ctx);
     }
 }

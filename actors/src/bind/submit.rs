@@ -1,18 +1,17 @@
 //! Submitting and timing: segments from the ledger written while the flow controller
 //! allows, submit outcomes classified by `taxonomy` and handed to the flow controller and
-//! the ledger, receipts handed to the receipt pipeline, one timer at the earliest deadline,
+//! the ledger, one timer at the core's earliest deadline,
 //! housekeeping (gauges, window growth, sequence blocks) and the window reload from
 //! `ops.smpp_binds`.
 
 use std::time::Instant;
 
 use actix::prelude::*;
-use smpp_connector::pdu::{CommandStatus, SmBody};
+use smpp_connector::pdu::CommandStatus;
 use smpp_connector::session::{SubmitError, SubmitFailure};
 use smpp_connector::taxonomy::{self, SubmitOutcome};
 
 use super::actor::{BindActor, SegmentToken};
-use super::receipt;
 use crate::correlation::GetBindSettings;
 use crate::telemetry::metric;
 use opentelemetry::KeyValue;
@@ -151,7 +150,7 @@ impl BindActor {
         let mut wrote = false;
         let mut allowance = self.core.submit_allowance(now);
         while allowance > 0 {
-            let Some((segment, body)) = self.core.ledger.next_submit() else {
+            let Some((segment, body)) = self.core.ledger.next_submit_at(now) else {
                 break;
             };
             allowance -= 1;
@@ -295,67 +294,5 @@ impl BindActor {
             .handle(dispatch)
             .map(|held| held.trace.trace_id())
             .unwrap_or_default()
-    }
-
-    // ----- receipts ------------------------------------------------------------------
-
-    pub(super) fn on_deliver_sm(
-        &mut self,
-        index: usize,
-        sequence_number: u32,
-        body: SmBody,
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(credentials) = self.core.credentials().cloned() else {
-            return;
-        };
-        let generation = self.generation;
-        let fut = receipt::handle(
-            self.deps.clone(),
-            self.key.clone(),
-            credentials,
-            body,
-            Instant::now(),
-            self.progress.subscribe(),
-        );
-        // A task of its own, answering by address: a context polls every future it holds
-        // on each wake, and receipts may wait seconds for their row.
-        let addr = ctx.address();
-        actix::spawn(async move {
-            let status = fut.await;
-            addr.do_send(ReceiptAnswered {
-                generation,
-                link: index,
-                sequence_number,
-                status,
-            });
-        });
-    }
-}
-
-/// A receipt (or MO) was handled: answer its deliver_sm with this status.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct ReceiptAnswered {
-    generation: u64,
-    link: usize,
-    sequence_number: u32,
-    status: CommandStatus,
-}
-
-impl Handler<ReceiptAnswered> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, answered: ReceiptAnswered, ctx: &mut Context<Self>) {
-        if answered.generation != self.generation {
-            return;
-        }
-        if let Some(link) = self.core.links.get_mut(answered.link) {
-            link.session
-                .respond_deliver_sm(answered.sequence_number, answered.status);
-            self.pump(answered.link, ctx);
-            self.update_gate(answered.link);
-            self.drive(ctx);
-        }
     }
 }

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use smpp_connector::config::{Direction, OperatorId};
 use smpp_connector::dispatch::{unserved_pinned_bind, unserved_pinned_rejection};
 
-use super::actor::BindDeps;
+use super::deps::BindDeps;
 use crate::events::{DispatchDeadLetter, now_rfc3339, subject};
 use crate::ownership::OWNERS_BUCKET;
 use crate::telemetry::metric;
@@ -43,7 +43,8 @@ pub async fn sweep(
         .get_stream(&deps.config.dispatch_stream)
         .await
         .context("dispatch stream")?;
-    let filter = format!("smpp.{operator}.{direction}.*.dispatch");
+    let filter =
+        smpp_connector::events::subject::pinned_dispatch_any(operator.as_str(), direction.as_str());
     let subjects: Vec<(String, usize)> = stream
         .info_with_subjects(&filter)
         .await
@@ -62,7 +63,9 @@ pub async fn sweep(
             continue;
         };
         let owner = owners
-            .get(format!("{operator}.{direction}.{bind_id}"))
+            .get(smpp_connector::ownership::owner_key(
+                &operator, direction, bind_id,
+            ))
             .await
             .context("bind owner key")?;
         if owner.is_some_and(|value| !value.is_empty()) {

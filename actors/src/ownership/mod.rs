@@ -28,7 +28,7 @@ use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
 
 use crate::events::now_rfc3339;
-use crate::supervisor::Readiness;
+use crate::readiness::Readiness;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 
@@ -270,7 +270,7 @@ impl OwnershipActor {
             let mut release = Vec::new();
             let mut seen = BTreeMap::new();
             for (op, bind_count) in &operators {
-                let prefix = format!("{op}.{}.", direction.as_str());
+                let prefix = smpp_connector::ownership::owner_prefix(op, direction);
                 let mut pods = BTreeSet::new();
                 if let Ok(mut keys) = pods_kv.keys().await {
                     while let Some(Ok(k)) = keys.next().await {

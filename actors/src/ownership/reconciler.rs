@@ -132,7 +132,7 @@ pub(super) async fn step(
     leader.heartbeats.observe(now, &revisions);
     let owners = owners?;
     leader.last_round = Some(now);
-    let prefix = format!("{op}.{}.", direction.as_str());
+    let prefix = smpp_connector::ownership::owner_prefix(op, direction);
     let mut live = BTreeMap::new();
     let mut dead = Vec::new();
     for (key, (revision, beat)) in &heartbeats {
@@ -223,7 +223,7 @@ async fn read_heartbeats(
     op: &OperatorId,
     direction: Direction,
 ) -> Option<BTreeMap<String, (u64, Heartbeat)>> {
-    let prefix = format!("{op}.{}.", direction.as_str());
+    let prefix = smpp_connector::ownership::owner_prefix(op, direction);
     let mut keys = pods_kv.keys().await.ok()?;
     let mut names = Vec::new();
     while let Some(key) = keys.next().await {

@@ -16,7 +16,6 @@ mod failover;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -38,67 +37,8 @@ use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
-/// What `/ready` reads: binds bound now, whether this pod is a standby, and whether
-/// shutdown began.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    bound: AtomicUsize,
-    standby: AtomicBool,
-    shutting_down: AtomicBool,
-}
-
-impl Readiness {
-    /// Ready while at least one bind is BOUND — or while this pod is a standby: it owns
-    /// no bind because every bind is owned by another live pod, and takes one over when a
-    /// pod goes away — and the process is not shutting down. Without the standby case a
-    /// Deployment with more pods than binds could never finish a rolling update: the new
-    /// pod would wait for readiness it can only get by taking a bind the old pods hold.
-    pub fn is_ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::Relaxed)
-            && (self.bound.load(Ordering::Relaxed) > 0 || self.standby.load(Ordering::Relaxed))
-    }
-
-    /// Set by the ownership actor after each round.
-    pub fn set_standby(&self, standby: bool) {
-        self.standby.store(standby, Ordering::Relaxed);
-    }
-
-    pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Relaxed)
-    }
-
-    /// Binds BOUND now.
-    pub fn bound(&self) -> usize {
-        self.bound.load(Ordering::Relaxed)
-    }
-
-    pub fn is_standby(&self) -> bool {
-        self.standby.load(Ordering::Relaxed)
-    }
-
-    #[cfg(test)]
-    pub fn set_bound_for_test(&self, bound: usize) {
-        self.bound.store(bound, Ordering::Relaxed);
-    }
-}
-
-/// A bind changed state (sent by the bind itself).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct BindStateChanged {
-    pub key: BindKey,
-    /// The operator whose traffic the bind carries: `key`'s own, or for a backup bind
-    /// the primary's.
-    pub serves: OperatorId,
-    pub state: BindState,
-    pub reason: Option<String>,
-    /// Failed bind attempts in a row (0 once bound).
-    pub failures: u32,
-}
+pub use crate::bind::BindStateChanged;
+pub use crate::readiness::Readiness;
 
 /// List every bind with its live status.
 #[derive(Debug, Message)]
@@ -399,7 +339,7 @@ impl Supervisor {
                 .set(n as f64);
         }
         let bound = self.entries().filter(|e| e.state.is_bound()).count();
-        self.readiness.bound.store(bound, Ordering::Relaxed);
+        self.readiness.set_bound(bound);
     }
 
     fn check_binds(&mut self, _ctx: &mut Context<Self>) {

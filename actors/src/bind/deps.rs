@@ -1,0 +1,48 @@
+//! What every bind shares ([`BindDeps`]) and what it tells its supervisor
+//! ([`BindStateChanged`]).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use smpp_connector::config::{BindKey, Config, OperatorId};
+use smpp_connector::session::BindState;
+
+use super::pull_mux::PullMux;
+use crate::correlation::CorrelationActor;
+use crate::nats::EventPublisher;
+use crate::oms::CredentialSource;
+use crate::throttle::ThrottleActor;
+
+/// A bind changed state (sent by the bind itself).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct BindStateChanged {
+    pub key: BindKey,
+    /// The operator whose traffic the bind carries: `key`'s own, or for a backup bind
+    /// the primary's.
+    pub serves: OperatorId,
+    pub state: BindState,
+    pub reason: Option<String>,
+    /// Failed bind attempts in a row (0 once bound).
+    pub failures: u32,
+}
+
+/// What every bind shares.
+pub struct BindDeps {
+    pub config: Arc<Config>,
+    pub credentials: Arc<dyn CredentialSource>,
+    pub correlation: Addr<CorrelationActor>,
+    pub supervisor: Recipient<BindStateChanged>,
+    pub publisher: EventPublisher,
+    pub throttle: Addr<ThrottleActor>,
+    /// The process's one subscription for pull answers.
+    pub pulls: PullMux,
+    /// TLS to SMSCs of operators with `tls: true`.
+    pub tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for BindDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BindDeps").finish_non_exhaustive()
+    }
+}
