@@ -136,6 +136,9 @@ pub struct Config {
     pub http_port: u16,
     pub admin_port: u16,
     pub shadow_mode: bool,
+    /// `FAULT_INJECTION=true`: the admin API may panic one bind on purpose
+    /// (`POST …/panic`), for supervision drills and tests. Off by default.
+    pub fault_injection: bool,
     /// Binds are claimed in NATS KV (`smpp-bind-owners`), one owner per bind across
     /// pods (`BIND_OWNERSHIP=kv`, the default), or every pod runs every bind id (`off`:
     /// one pod only).
@@ -575,6 +578,7 @@ impl Config {
             http_port,
             admin_port,
             shadow_mode: v.flag(env::SHADOW_MODE, false)?,
+            fault_injection: v.flag(env::FAULT_INJECTION, false)?,
             bind_ownership: match v.get(env::BIND_OWNERSHIP) {
                 None | Some("kv") => true,
                 Some("off") => false,

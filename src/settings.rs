@@ -68,6 +68,7 @@ pub mod env {
     pub const MAX_PDU_BYTES: &str = "MAX_PDU_BYTES";
     pub const CORRELATION_BATCH: &str = "CORRELATION_BATCH";
     pub const INBOUND_WINDOW: &str = "INBOUND_WINDOW";
+    pub const FAULT_INJECTION: &str = "FAULT_INJECTION";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
 }
 

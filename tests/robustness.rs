@@ -173,3 +173,109 @@ async fn the_smsc_enquire_link_and_unbind_are_answered() {
     .await;
     service.wait_bound(1).await;
 }
+
+/// Supervision (issue 20): a panic in one bind actor under load restarts that bind alone.
+/// Its supervisor is told from the actor's unwinding and respawns it at once; the other
+/// bind's session is never touched; nothing is lost — what the dead actor held was not
+/// acknowledged and comes back from JetStream after AckWait.
+#[tokio::test]
+async fn a_panicked_bind_is_respawned_alone_and_loses_nothing() {
+    use crate::support::load::{Load, ids_and_segments};
+    let test = "robust_panic";
+    let op = format!("op{}", unique());
+    let nats = Nats::start(test).await;
+    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 5}));
+    let oms = Oms::start(
+        test,
+        credentials(&op, sim.smpp_port, json!({"bindCount": 2, "window": 20})),
+    );
+    let service = Service::start(
+        test,
+        &nats,
+        &oms,
+        &op,
+        &[("FAULT_INJECTION", "true"), ("NATS_ACK_WAIT_MS", "3000")],
+    )
+    .await;
+    service.wait_bound(2).await;
+    let token = Some(service.token.as_str());
+    let changes = |bind: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .metric_sum(
+                    "smpp_connector_bind_state_changes_total",
+                    &format!("bindId=\"{bind}\""),
+                )
+                .await
+        }
+    };
+    let bind0_changes = changes("0").await;
+
+    let load = Load::start(&nats, &op, 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (status, _) = service
+        .admin_post(&format!("/admin/binds/{op}/trx/1/panic"), token)
+        .await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let sent = load.stop().await;
+    let (ids, segments) = ids_and_segments(&sent);
+    eventually(
+        Duration::from_secs(60),
+        "every message has its rows",
+        || {
+            let ids = ids.clone();
+            async move { (correlation_rows(&ids).await.len() == segments).then_some(()) }
+        },
+    )
+    .await;
+    nats.wait_drained(&op, T).await;
+    service.wait_bound(2).await;
+
+    let crashes = |bind: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .metric_sum(
+                    "smpp_connector_bind_crashes_total",
+                    &format!("bindId=\"{bind}\""),
+                )
+                .await
+        }
+    };
+    assert_eq!(crashes("1").await, 1.0, "bind 1 crashed once");
+    assert_eq!(crashes("0").await, 0.0);
+    assert_eq!(
+        changes("0").await,
+        bind0_changes,
+        "bind 0 never noticed: no state change"
+    );
+    assert_eq!(
+        sim.stats().await["binds"].as_u64(),
+        Some(3),
+        "two binds, then bind 1 once more"
+    );
+    assert_eq!(
+        service
+            .logs_with("bind actor ended unexpectedly; respawning it")
+            .len(),
+        1
+    );
+    // Without FAULT_INJECTION the drill is refused.
+    let plain = Service::start(
+        "robust_panic_off",
+        &nats,
+        &oms,
+        &op,
+        &[("BIND_OWNERSHIP", "off")],
+    )
+    .await;
+    let (status, body) = plain
+        .admin_post(
+            &format!("/admin/binds/{op}/trx/0/panic"),
+            Some(plain.token.as_str()),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+}

@@ -96,9 +96,13 @@ pub async fn run(
     let redis = crate::throttle::connect(&config.redis).await?;
     let throttle = ThrottleActor::new(redis, config.redis.topology).start();
     let oms = OmsClient::try_new(&config)?;
-    // The shared actors are not restarted in place: every bind holds their address. One
-    // that died (a panic ends its task) leaves the service unable to record rows, grant
-    // TPS or publish health, so the process exits and Kubernetes restarts the pod.
+    // The shared actors are not restarted in place: every bind holds their address, and
+    // their state (batches in flight with their waiters, the TPS limiter, the health
+    // order, this pod's owner keys) cannot be rebuilt behind it. One that died (a panic
+    // ends its task) leaves the service unable to record rows, grant TPS, publish health
+    // or keep its binds' ownership, so the process exits (70) and Kubernetes restarts the
+    // pod: its binds' messages come back from JetStream, other pods take its binds. See
+    // ARCHITECTURE.md, "Supervision".
     let watched: Vec<Watched> = vec![
         ("correlation", {
             let addr = correlation.clone();
@@ -131,7 +135,6 @@ pub async fn run(
         let addr = supervisor.clone();
         Box::new(move || addr.connected())
     }));
-    actix::spawn(watch_actors(watched, readiness.clone()));
     let ownership = if config.bind_ownership {
         let js = async_nats::jetstream::new(client.clone());
         let stores =
@@ -150,6 +153,12 @@ pub async fn run(
     } else {
         None
     };
+    if let Some(ownership) = &ownership {
+        // Without it, this pod's owner keys expire and another pod binds the same binds.
+        let addr = ownership.clone();
+        watched.push(("ownership", Box::new(move || addr.connected())));
+    }
+    actix::spawn(watch_actors(watched, readiness.clone()));
 
     let admin_state = AdminState {
         token: config.admin_token.clone(),

@@ -32,7 +32,7 @@ use smpp_connector::inbound::BindProgress;
 use smpp_connector::session::BindState;
 use smpp_connector::window::AdaptiveConfig;
 
-pub use super::deps::{BindDeps, BindStateChanged};
+pub use super::deps::{BindCrashed, BindDeps, BindStateChanged};
 use super::io::{BoxedWrite, ReadItem};
 use super::message::{Held, Lanes, Looked};
 use super::metrics::BindMetrics;
@@ -102,6 +102,12 @@ pub struct ShutdownBind {
 pub struct AbortBind {
     pub reason: &'static str,
 }
+
+/// Panic this bind's actor on purpose (`FAULT_INJECTION=true` only, checked by the
+/// supervisor): a drill of its supervision.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
 
 /// Admin drain (`paused: true`): take no new messages, finish what is held, stay bound.
 /// Resume (`false`): take messages again.
@@ -523,5 +529,34 @@ impl Handler<Probe> for BindActor {
 
     fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
         self.health.probed(&probe);
+    }
+}
+
+impl Handler<InjectPanic> for BindActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectPanic, _ctx: &mut Context<Self>) {
+        tracing::warn!(
+            operatorId = %self.key.operator_id,
+            direction = %self.key.direction,
+            bindId = self.key.bind_id,
+            held = self.core.ledger.messages(),
+            "injected fault: this bind actor panics now (FAULT_INJECTION)"
+        );
+        panic!("injected fault (FAULT_INJECTION)");
+    }
+}
+
+impl Drop for BindActor {
+    /// A panic ends the actor's task and drops it while unwinding: tell the supervisor at
+    /// once. What the bind held is not acknowledged and comes back from JetStream after
+    /// AckWait (in-flight submits then as possible duplicates, sent again only without a
+    /// row).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.deps.crashed.do_send(BindCrashed {
+                key: self.key.clone(),
+            });
+        }
     }
 }

@@ -27,12 +27,22 @@ pub struct BindStateChanged {
     pub failures: u32,
 }
 
+/// A bind actor's task ended in a panic (sent from its `Drop` while unwinding): its
+/// supervisor respawns it at once instead of at its next check.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct BindCrashed {
+    pub key: BindKey,
+}
+
 /// What every bind shares.
 pub struct BindDeps {
     pub config: Arc<Config>,
     pub credentials: Arc<dyn CredentialSource>,
     pub correlation: Addr<CorrelationActor>,
     pub supervisor: Recipient<BindStateChanged>,
+    /// Told when a bind's task ends in a panic.
+    pub crashed: Recipient<BindCrashed>,
     pub publisher: EventPublisher,
     pub throttle: Addr<ThrottleActor>,
     /// The process's one subscription for pull answers.

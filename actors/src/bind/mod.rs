@@ -33,8 +33,8 @@ mod submit;
 mod unserved;
 
 pub use actor::{
-    AbortBind, BindActor, BindDeps, BindStateChanged, BindStatus, GetBindStatus, PauseIntake,
-    RestartBind, ShutdownBind,
+    AbortBind, BindActor, BindCrashed, BindDeps, BindStateChanged, BindStatus, GetBindStatus,
+    InjectPanic, PauseIntake, RestartBind, ShutdownBind,
 };
 pub use message::priority as lane_priority;
 pub(crate) use message::{Lanes, PullSlot};

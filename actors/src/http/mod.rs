@@ -12,6 +12,8 @@
 //!   rebind that bind only.
 //! - `POST …/drain` — that bind takes no new messages, finishes what it holds, stays bound.
 //! - `POST …/resume` — it takes messages again.
+//! - `POST …/panic` — with `FAULT_INJECTION=true` only: that bind's actor panics (a drill of
+//!   its supervision: it is respawned alone); otherwise 404.
 //!
 //! Each answers 202, 404 for a bind this process does not run, 400 for a bad path. Every
 //! admin request is logged once with its action, target and result (never the token) and

@@ -25,8 +25,8 @@ use smpp_connector::failover::Failover;
 use smpp_connector::session::BindState;
 
 use crate::bind::{
-    AbortBind, BindActor, BindDeps, BindStatus, GetBindStatus, PauseIntake, RestartBind,
-    ShutdownBind,
+    AbortBind, BindActor, BindCrashed, BindDeps, BindStatus, GetBindStatus, InjectPanic,
+    PauseIntake, RestartBind, ShutdownBind,
 };
 use crate::correlation::CorrelationActor;
 use crate::health::{HealthPublisherActor, PublishHealth};
@@ -54,6 +54,8 @@ pub enum BindControl {
     Drain,
     /// Take messages again after a drain.
     Resume,
+    /// Panic the bind's actor (`FAULT_INJECTION=true` only): a supervision drill.
+    Panic,
 }
 
 impl BindControl {
@@ -62,6 +64,7 @@ impl BindControl {
             "restart" => Some(BindControl::Restart),
             "drain" => Some(BindControl::Drain),
             "resume" => Some(BindControl::Resume),
+            "panic" => Some(BindControl::Panic),
             _ => None,
         }
     }
@@ -71,6 +74,7 @@ impl BindControl {
             BindControl::Restart => "restart",
             BindControl::Drain => "drain",
             BindControl::Resume => "resume",
+            BindControl::Panic => "panic",
         }
     }
 }
@@ -485,6 +489,7 @@ impl Actor for Supervisor {
             credentials: self.credentials.clone(),
             correlation: self.correlation.clone(),
             supervisor: ctx.address().recipient(),
+            crashed: ctx.address().recipient(),
             publisher: self.publisher.clone(),
             throttle: self.throttle.clone(),
             pulls: crate::bind::PullMux::new(self.publisher.context().clone()),
@@ -697,8 +702,25 @@ impl Handler<ControlBind> for Supervisor {
             }),
             BindControl::Drain => addr.do_send(PauseIntake { paused: true }),
             BindControl::Resume => addr.do_send(PauseIntake { paused: false }),
+            BindControl::Panic if self.config.fault_injection => addr.do_send(InjectPanic),
+            BindControl::Panic => {
+                return Err(UnknownBind(
+                    "panic: fault injection is off (FAULT_INJECTION)".into(),
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+impl Handler<BindCrashed> for Supervisor {
+    type Result = ();
+
+    /// Respawn at once what the periodic check would find within a second.
+    fn handle(&mut self, msg: BindCrashed, ctx: &mut Context<Self>) {
+        tracing::debug!(bind = %msg.key, "bind actor panicked");
+        // Its task is being torn down: look once it is gone.
+        ctx.run_later(Duration::from_millis(20), |act, ctx| act.check_binds(ctx));
     }
 }
 
