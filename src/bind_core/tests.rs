@@ -553,3 +553,154 @@ fn a_sequence_block_is_asked_for_at_half_once() {
     core.sequences_reserved(0, Some((100_000, SEQUENCE_BLOCK)));
     assert_eq!(core.sequences_wanted(), None, "a full block");
 }
+
+/// Inputs of the property below, in any order.
+#[derive(Debug, Clone)]
+enum Input {
+    Admit(usize),
+    Submit,
+    PullPlanned,
+    PullFinished { listeners: u8, failed: bool },
+    ListenEnded(usize),
+    PullRetryDue,
+    Pause(bool),
+    State(u8),
+    Closing(bool),
+    BeginUnbind(bool),
+    Advance(u64),
+    GrantAsked,
+    GrantAnswered(Option<u32>),
+    Restart,
+}
+
+fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (1usize..4).prop_map(Input::Admit),
+        3 => Just(Input::Submit),
+        3 => Just(Input::PullPlanned),
+        2 => (any::<u8>(), any::<bool>())
+            .prop_map(|(listeners, failed)| Input::PullFinished { listeners, failed }),
+        1 => (0usize..SLOTS).prop_map(Input::ListenEnded),
+        1 => Just(Input::PullRetryDue),
+        1 => any::<bool>().prop_map(Input::Pause),
+        1 => (0u8..4).prop_map(Input::State),
+        1 => any::<bool>().prop_map(Input::Closing),
+        1 => any::<bool>().prop_map(Input::BeginUnbind),
+        2 => (1u64..15_000).prop_map(Input::Advance),
+        1 => Just(Input::GrantAsked),
+        1 => proptest::option::of(0u32..20).prop_map(Input::GrantAnswered),
+        1 => Just(Input::Restart),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Whatever happens, the core never asks for what its state forbids: a pull only
+    /// while it takes messages (bound, open, not going down, no pull running, no row
+    /// failing) and never for more than the window's room or a batch; a pulled message
+    /// taken only then too, and one at a time while HALF_CLOSED_TX; one TPS request at a
+    /// time; the unbind written once per unbind; a restart leaves nothing of the
+    /// connection behind.
+    #[test]
+    fn the_core_never_pulls_takes_or_asks_beyond_its_state(inputs in proptest::collection::vec(input(), 1..80)) {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut core = bound_with(BindMode::Transceiver, t0, r#", "tpsLimit": 50"#);
+        let lanes = [0, 1, PINNED_SLOT, 2, 3];
+        let mut handle = 0u32;
+        let mut unbinds_written = 0;
+        for input in inputs {
+            match input {
+                Input::Admit(segments) => {
+                    handle += 1;
+                    admit(&mut core, handle, segments);
+                }
+                Input::Submit => {
+                    let _ = core.ledger.next_submit_at(now);
+                }
+                Input::PullPlanned => {
+                    if core.pull_plan(now, &lanes).is_some() {
+                        core.pull_started();
+                    }
+                }
+                Input::PullFinished { listeners, failed } => {
+                    let slots: Vec<usize> =
+                        (0..SLOTS).filter(|s| listeners & (1 << s) != 0).collect();
+                    if let Some(at) = core.pull_finished(now, &slots, failed) {
+                        proptest::prop_assert_eq!(at, now + PULL_RETRY);
+                    }
+                }
+                Input::ListenEnded(slot) => core.listen_ended(slot),
+                Input::PullRetryDue => core.pull_retry_due(),
+                Input::Pause(paused) => {
+                    core.pause_intake(paused);
+                }
+                Input::State(n) => {
+                    let state = [
+                        BindState::Bound,
+                        BindState::HalfClosedTx,
+                        BindState::Draining,
+                        BindState::Bound,
+                    ][usize::from(n)];
+                    if core.state().is_bound() {
+                        core.set_state(state);
+                    }
+                }
+                Input::Closing(closing) => core.set_closing(closing),
+                Input::BeginUnbind(stop) => {
+                    let then = if stop { AfterUnbind::Stop } else { AfterUnbind::Reconnect };
+                    let _ = core.begin_unbind(then, "test", now);
+                }
+                Input::Advance(ms) => {
+                    now += Duration::from_millis(ms);
+                    if core.unbind_due(now) {
+                        unbinds_written += 1;
+                    }
+                }
+                Input::GrantAsked => {
+                    if core.grant_wanted(now).is_some() {
+                        core.grant_asked();
+                    }
+                }
+                Input::GrantAnswered(granted) => {
+                    let _ = core.grant_answered(now, granted.map(|g| (g, Duration::from_millis(200))));
+                }
+                Input::Restart => {
+                    let mut unadmitted = Vec::new();
+                    core.restarted(&mut unadmitted);
+                    proptest::prop_assert!(core.links.is_empty() && core.flow.is_none());
+                    proptest::prop_assert_eq!(core.intake.len(), 0);
+                    proptest::prop_assert!(core.unbinding().is_none());
+                    proptest::prop_assert!(!core.closing());
+                }
+            }
+            while core.ledger.poll_output().is_some() {}
+
+            if let Some(plan) = core.pull_plan(now, &lanes) {
+                proptest::prop_assert!(core.accepting() && !core.intake_paused());
+                proptest::prop_assert!(!core.ledger.stalled());
+                proptest::prop_assert!(plan.room >= 1 && plan.room <= 500);
+                proptest::prop_assert!(plan.room <= core.window_room().max(core.intake_room(now)));
+                proptest::prop_assert!(lanes.iter().any(|s| !plan.skip[*s]));
+            }
+            if core.screen_pulled() == Screen::Take {
+                proptest::prop_assert!(core.accepting() && !core.intake_paused());
+                if core.state() == BindState::HalfClosedTx {
+                    proptest::prop_assert_eq!(
+                        core.ledger.queued() + core.ledger.in_flight() + core.intake.len(),
+                        0
+                    );
+                }
+            }
+            if core.grant_wanted(now).is_some() {
+                proptest::prop_assert!(core.accepting());
+            }
+            if core.unbinding().is_none() {
+                unbinds_written = 0;
+            }
+            proptest::prop_assert!(unbinds_written <= 1, "the unbind written once");
+        }
+    }
+}
