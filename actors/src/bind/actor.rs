@@ -158,8 +158,11 @@ pub(super) type Core = BindCore<Held, Looked>;
 /// The bind actor: plumbing around its [`BindCore`], which decides.
 pub struct BindActor {
     pub(super) core: Core,
-    /// The bind's identity (also the core's), for log lines.
+    /// The bind's identity (also the core's).
     pub(super) key: BindKey,
+    /// The bind's span: every line logged while it handles something carries its
+    /// `operatorId`, `direction` and `bindId`.
+    pub(super) span: tracing::Span,
     pub(super) deps: Arc<BindDeps>,
     pub(super) metrics: BindMetrics,
     /// Restarts, mailbox wait, handling time, uptime.
@@ -171,13 +174,20 @@ pub struct BindActor {
     /// Connection generation: items of an older connection are ignored.
     pub(super) generation: u64,
     pub(super) io: Connection,
-    /// Why the bind last went down (the reason of its next restart).
-    pub(super) down_reason: String,
-    /// Since when it is bound (RFC 3339, for the admin API).
-    pub(super) bound_since: Option<String>,
+    /// Why it went down last, since when it is bound.
+    pub(super) notes: Notes,
     /// Shutdown requests answered when the bind is down; down for good, the interval that
     /// keeps the AckWait of messages still waiting for their rows.
     pub(super) ending: Ending,
+}
+
+/// What the admin API and the next restart read of the bind's recent past.
+#[derive(Default)]
+pub(super) struct Notes {
+    /// Why the bind last went down (the reason of its next restart).
+    pub(super) down_reason: String,
+    /// Since when it is bound (RFC 3339).
+    pub(super) bound_since: Option<String>,
 }
 
 /// How a bind that is down for good ends.
@@ -225,6 +235,12 @@ impl BindActor {
             core: BindCore::new(key.clone(), serves, settings),
             metrics: BindMetrics::new(&key),
             health: ActorHealth::new("bind", Some(&key)),
+            span: tracing::error_span!(
+                "bind",
+                operatorId = %key.operator_id,
+                direction = %key.direction,
+                bindId = key.bind_id
+            ),
             key,
             lanes: BindLanes {
                 operator: lanes.clone(),
@@ -233,8 +249,7 @@ impl BindActor {
             progress: Arc::new(tokio::sync::watch::Sender::new(BindProgress::default())),
             generation: 0,
             io: Connection::default(),
-            down_reason: String::new(),
-            bound_since: None,
+            notes: Notes::default(),
             ending: Ending::default(),
             deps,
         }
@@ -273,9 +288,6 @@ impl BindActor {
             return;
         }
         tracing::info!(
-            operatorId = %self.key.operator_id,
-            direction = %self.key.direction,
-            bindId = self.key.bind_id,
             from = from.as_str(),
             to = state.as_str(),
             reason = reason.as_deref().unwrap_or(""),
@@ -286,7 +298,7 @@ impl BindActor {
         self.metrics
             .bind_up
             .set(if state.is_bound() { 1.0 } else { 0.0 });
-        self.bound_since = state.is_bound().then(now_rfc3339);
+        self.notes.bound_since = state.is_bound().then(now_rfc3339);
         self.deps.supervisor.do_send(BindStateChanged {
             key: self.key.clone(),
             serves: self.core.serves().clone(),
@@ -335,6 +347,7 @@ impl Actor for BindActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         ctx.set_mailbox_capacity(1024);
         self.health.started(ctx);
         self.metrics.set_state(self.core.state());
@@ -346,6 +359,7 @@ impl Actor for BindActor {
             // their rows it keeps their AckWait alive, then stops doing even that.
             if self.core.ledger.messages() > 0 {
                 self.ending.linger = Some(ctx.run_interval(progress, |act, ctx| {
+                    let _span = act.span.clone().entered();
                     act.progress_acks();
                     if act.core.ledger.messages() == 0
                         && let Some(handle) = act.ending.linger.take()
@@ -356,20 +370,33 @@ impl Actor for BindActor {
             }
             return;
         }
-        ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| act.housekeeping(ctx));
+        ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| {
+            let _span = act.span.clone().entered();
+            act.housekeeping(ctx);
+        });
         let reload = self.deps.config.timers.window_reload;
-        ctx.run_interval(reload, |act, ctx| act.reload_window(ctx));
-        ctx.run_interval(progress, |act, _ctx| act.progress_acks());
+        ctx.run_interval(reload, |act, ctx| {
+            let _span = act.span.clone().entered();
+            act.reload_window(ctx);
+        });
+        ctx.run_interval(progress, |act, _ctx| {
+            let _span = act.span.clone().entered();
+            act.progress_acks();
+        });
         let scan =
             smpp_connector::bind_core::mo_scan_interval(self.deps.config.timers.concat_window);
-        ctx.run_interval(scan, |act, ctx| act.scan_expired_mo(ctx));
+        ctx.run_interval(scan, |act, ctx| {
+            let _span = act.span.clone().entered();
+            act.scan_expired_mo(ctx);
+        });
         self.schedule_connect(ctx);
     }
 }
 
 impl Supervised for BindActor {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
-        let reason = std::mem::take(&mut self.down_reason);
+        let _span = self.span.clone().entered();
+        let reason = std::mem::take(&mut self.notes.down_reason);
         self.health.restarted(if reason.is_empty() {
             "stopped"
         } else {
@@ -383,8 +410,6 @@ impl Supervised for BindActor {
         self.drain_outputs(ctx);
         if restarted.held > 0 {
             tracing::info!(
-                operatorId = %self.key.operator_id,
-                bindId = self.key.bind_id,
                 messages = restarted.held,
                 still_recording = restarted.still_recording,
                 "bind restarting; returning held messages to the stream"
@@ -409,6 +434,7 @@ impl Handler<GetBindStatus> for BindActor {
     type Result = MessageResult<GetBindStatus>;
 
     fn handle(&mut self, _: GetBindStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span.clone().entered();
         let transmitter = self.core.transmitter();
         let backup = self.core.is_backup();
         MessageResult(BindStatus {
@@ -437,7 +463,7 @@ impl Handler<GetBindStatus> for BindActor {
             dispatches: self.core.ledger.messages(),
             reconnect_attempts: self.core.backoff().attempts(),
             last_error: self.core.last_error().map(str::to_owned),
-            bound_since: self.bound_since.clone(),
+            bound_since: self.notes.bound_since.clone(),
             actor: Some(self.health.snapshot()),
         })
     }
@@ -447,7 +473,8 @@ impl Handler<RestartBind> for BindActor {
     type Result = ();
 
     fn handle(&mut self, msg: RestartBind, ctx: &mut Context<Self>) {
-        tracing::info!(operatorId = %self.key.operator_id, direction = %self.key.direction, bindId = self.key.bind_id, reason = msg.reason, "bind restart requested");
+        let _span = self.span.clone().entered();
+        tracing::info!(reason = msg.reason, "bind restart requested");
         self.begin_unbind(AfterUnbind::Reconnect, msg.reason, ctx);
     }
 }
@@ -456,6 +483,7 @@ impl Handler<ShutdownBind> for BindActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: ShutdownBind, ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span.clone().entered();
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.core.shutting_down() && self.core.links.is_empty() {
             let _ = tx.send(());
@@ -473,10 +501,8 @@ impl Handler<AbortBind> for BindActor {
     type Result = ();
 
     fn handle(&mut self, msg: AbortBind, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         tracing::warn!(
-            operatorId = %self.key.operator_id,
-            direction = %self.key.direction,
-            bindId = self.key.bind_id,
             reason = msg.reason,
             held = self.core.ledger.messages(),
             "bind stopped at once; held messages go back to the stream"
@@ -502,6 +528,7 @@ impl Handler<PauseIntake> for BindActor {
     type Result = ();
 
     fn handle(&mut self, msg: PauseIntake, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if !self.core.pause_intake(msg.paused) {
             return;
         }
@@ -509,9 +536,6 @@ impl Handler<PauseIntake> for BindActor {
             .intake_paused
             .set(if msg.paused { 1.0 } else { 0.0 });
         tracing::info!(
-            operatorId = %self.key.operator_id,
-            direction = %self.key.direction,
-            bindId = self.key.bind_id,
             held = self.core.ledger.messages(),
             "{}",
             if msg.paused {
@@ -528,6 +552,7 @@ impl Handler<Probe> for BindActor {
     type Result = ();
 
     fn handle(&mut self, probe: Probe, _ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.health.probed(&probe);
     }
 }
@@ -536,10 +561,8 @@ impl Handler<InjectPanic> for BindActor {
     type Result = ();
 
     fn handle(&mut self, _: InjectPanic, _ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         tracing::warn!(
-            operatorId = %self.key.operator_id,
-            direction = %self.key.direction,
-            bindId = self.key.bind_id,
             held = self.core.ledger.messages(),
             "injected fault: this bind actor panics now (FAULT_INJECTION)"
         );

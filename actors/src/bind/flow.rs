@@ -9,6 +9,7 @@ use actix::prelude::*;
 use smpp_connector::bind_core::SEQUENCE_BLOCK;
 use smpp_connector::flow::FlowEvent;
 use smpp_connector::session::BindState;
+use tracing::Instrument;
 
 use super::actor::BindActor;
 use crate::events::{BindDegradedEvent, now_rfc3339, subject};
@@ -39,9 +40,6 @@ impl BindActor {
                     count_in_last_minute,
                 } => {
                     tracing::warn!(
-                        operatorId = %self.key.operator_id,
-                        direction = %self.key.direction,
-                        bindId = self.key.bind_id,
                         cause = cause.as_str(),
                         window,
                         count_in_last_minute,
@@ -59,25 +57,25 @@ impl BindActor {
                         at: now_rfc3339(),
                     };
                     let publisher = self.deps.publisher.clone();
-                    actix::spawn(async move {
-                        if let Err(err) = publisher
-                            .publish(subject::BIND_DEGRADED, &event, None, None)
-                            .await
-                        {
-                            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
-                                .increment(1);
-                            tracing::warn!(error = %err, "smpp.bind.degraded not published");
+                    actix::spawn(
+                        async move {
+                            if let Err(err) = publisher
+                                .publish(subject::BIND_DEGRADED, &event, None, None)
+                                .await
+                            {
+                                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
+                                    .increment(1);
+                                tracing::warn!(error = %err, "smpp.bind.degraded not published");
+                            }
                         }
-                    });
+                        .instrument(self.span.clone()),
+                    );
                 }
                 FlowEvent::WindowChanged { size } => {
                     self.metrics.window_dynamic.set(size as f64);
                 }
                 FlowEvent::DrainAlert { draining_for } => {
                     tracing::error!(
-                        operatorId = %self.key.operator_id,
-                        direction = %self.key.direction,
-                        bindId = self.key.bind_id,
                         draining_secs = draining_for.as_secs(),
                         "bind DRAINING for too long (the SMSC keeps answering ESME_RMSGQFUL)"
                     );
@@ -107,6 +105,7 @@ impl BindActor {
         let generation = self.generation;
         let asked = Instant::now();
         ctx.spawn(request.into_actor(self).map(move |grant, act, ctx| {
+            let _span = act.span.clone().entered();
             metrics::histogram!(metric::TPS_GRANT_LATENCY).record(asked.elapsed().as_secs_f64());
             let grant = grant
                 .ok()
@@ -118,6 +117,7 @@ impl BindActor {
             }
             if let Some(wait) = after.ask_again_in {
                 ctx.run_later(wait, |act, ctx| {
+                    let _span = act.span.clone().entered();
                     act.core.grant_wait_over();
                     act.drive(ctx);
                 });
@@ -141,6 +141,7 @@ impl BindActor {
         });
         let generation = self.generation;
         ctx.spawn(request.into_actor(self).map(move |result, act, _ctx| {
+            let _span = act.span.clone().entered();
             let block = match result {
                 Ok(Ok(block)) => Some(block),
                 Ok(Err(err)) => {

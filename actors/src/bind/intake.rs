@@ -38,19 +38,20 @@ impl BindActor {
             crate::nats::pinned_consumer(&js, &config, &serves, key.direction, key.bind_id).await
         };
         ctx.spawn(create.into_actor(self).map(move |result, act, ctx| {
+            let _span = act.span.clone().entered();
             act.core
                 .pinned_created(Instant::now(), result.is_ok(), failures);
             match result {
                 Ok(consumer) => {
                     let consumer = Arc::new(consumer);
                     act.lanes.pulled = with_pinned(&act.lanes.operator, &consumer);
-                    tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, consumer = %consumer.cached_info().name, "pinned consumer ready");
+                    tracing::debug!(consumer = %consumer.cached_info().name, "pinned consumer ready");
                     act.drive(ctx);
                 }
                 Err(err) => {
                     metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
                     if failures == 0 {
-                        tracing::warn!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
+                        tracing::warn!(error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
                     }
                 }
             }
@@ -260,10 +261,11 @@ impl BindActor {
                 reference,
             });
             ctx.spawn(remember.into_actor(self).map(move |stored, act, ctx| {
+                let _span = act.span.clone().entered();
                 if let Ok(Err(err)) = &stored {
                     // Redis failing: the parts go out under the reference anyway (traffic
                     // never stops for Redis); a redelivery then relies on the rows.
-                    tracing::debug!(operatorId = %act.key.operator_id, error = %err, "concatenation reference not remembered");
+                    tracing::debug!(error = %err, "concatenation reference not remembered");
                 }
                 act.core.intake.remembered(order);
                 act.admit_in_order(ctx);
@@ -288,6 +290,7 @@ impl BindActor {
         if self.core.concat.start_waiting(Instant::now()) {
             // Redis neither answering nor failing: the local counter after the wait.
             ctx.run_later(concat_refs::WAIT, |act, ctx| {
+                let _span = act.span.clone().entered();
                 act.admit_in_order(ctx);
                 act.drive(ctx);
             });
@@ -304,11 +307,7 @@ impl BindActor {
         match result {
             Ok(correlated) if self.core.accepting() => {
                 if std::mem::take(&mut self.core.outages.lookup) {
-                    tracing::info!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
-                        "redelivery lookups answered again"
-                    );
+                    tracing::info!("redelivery lookups answered again");
                 }
                 self.admit(pending, correlated, fresh, ctx)
             }
@@ -323,8 +322,6 @@ impl BindActor {
                     // One line per outage; the rest at debug.
                     self.core.outages.lookup = true;
                     tracing::warn!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
                         messageId = %pending.command.message_id,
                         error = %err,
                         "redelivery lookup failed; messages go back to the stream unsent until it answers"
@@ -397,8 +394,6 @@ impl BindActor {
         self.count_plan(&command, &plan);
         if deliveries > 1 && !correlated.segments.is_empty() {
             tracing::info!(
-                operatorId = %self.key.operator_id,
-                bindId = self.key.bind_id,
                 messageId = %command.message_id,
                 recorded = correlated.segments.len(),
                 segments = plan.bodies.len(),
@@ -459,8 +454,6 @@ impl BindActor {
         if taken.fallback_started {
             metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
             tracing::warn!(
-                operatorId = %self.key.operator_id,
-                bindId = self.key.bind_id,
                 "no concatenation reference block from Redis; using a local counter until one arrives"
             );
         }
@@ -478,15 +471,12 @@ impl BindActor {
             count: concat_refs::BLOCK,
         });
         ctx.spawn(reserve.into_actor(self).map(|result, act, ctx| {
+            let _span = act.span.clone().entered();
             if let Ok(Err(err)) = &result {
-                tracing::debug!(operatorId = %act.key.operator_id, bindId = act.key.bind_id, error = %err, "concatenation references not reserved");
+                tracing::debug!(error = %err, "concatenation references not reserved");
             }
             if act.core.concat.reserved(result.ok().and_then(Result::ok)) {
-                tracing::info!(
-                    operatorId = %act.key.operator_id,
-                    bindId = act.key.bind_id,
-                    "concatenation references from Redis again"
-                );
+                tracing::info!("concatenation references from Redis again");
             }
             // Messages waiting for this block go on (with the local counter if it failed).
             if !act.core.intake.is_empty() {
@@ -531,6 +521,7 @@ impl Handler<LookedUp> for BindActor {
     type Result = ();
 
     fn handle(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.on_looked_up(done, ctx);
     }
 }

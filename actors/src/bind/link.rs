@@ -29,15 +29,15 @@ impl BindActor {
         };
         if !delay.is_zero() {
             tracing::info!(
-                operatorId = %self.key.operator_id,
-                direction = %self.key.direction,
-                bindId = self.key.bind_id,
                 attempt = self.core.backoff().attempts(),
                 delay_ms = delay.as_millis() as u64,
                 "reconnect scheduled"
             );
         }
-        ctx.run_later(delay, |act, ctx| act.connect(ctx));
+        ctx.run_later(delay, |act, ctx| {
+            let _span = act.span.clone().entered();
+            act.connect(ctx);
+        });
     }
 
     pub(super) fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -87,20 +87,20 @@ impl BindActor {
             }
             Ok::<_, BindFailure>((credentials, connections))
         };
-        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| match result {
-            Ok((credentials, connections)) => act.start_sessions(credentials, connections, ctx),
-            Err(failure) => {
-                if matches!(failure, BindFailure::Credentials(_)) {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
+            let _span = act.span.clone().entered();
+            match result {
+                Ok((credentials, connections)) => act.start_sessions(credentials, connections, ctx),
+                Err(failure) => {
+                    if matches!(failure, BindFailure::Credentials(_)) {
+                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
+                    }
+                    tracing::warn!(
+                        error = %failure,
+                        "bind attempt failed"
+                    );
+                    act.fail(failure, ctx);
                 }
-                tracing::warn!(
-                    operatorId = %act.key.operator_id,
-                    direction = %act.key.direction,
-                    bindId = act.key.bind_id,
-                    error = %failure,
-                    "bind attempt failed"
-                );
-                act.fail(failure, ctx);
             }
         }));
     }
@@ -166,7 +166,7 @@ impl BindActor {
     /// What the sessions still queued (an unbind_resp, a generic_nack) is flushed first:
     /// the actor stops when every writer reported it closed, or after 500 ms at most.
     pub(super) fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
-        self.down_reason.clone_from(&reason);
+        self.notes.down_reason.clone_from(&reason);
         // No session, no drain: DRAINING ends with it.
         self.metrics.drain_seconds.set(0.0);
         // What is still in flight may have reached the SMSC: it goes back to the stream
@@ -251,9 +251,6 @@ impl BindActor {
         match event {
             Event::Bound { system_id, .. } => {
                 tracing::info!(
-                    operatorId = %self.key.operator_id,
-                    direction = %self.key.direction,
-                    bindId = self.key.bind_id,
                     mode = self.core.links[index].session.mode().name(),
                     smsc = system_id.as_deref().unwrap_or(""),
                     "session bound"
@@ -288,8 +285,6 @@ impl BindActor {
             Event::Malformed(malformed) => {
                 self.metrics.malformed.increment(1);
                 tracing::warn!(
-                    operatorId = %self.key.operator_id,
-                    bindId = self.key.bind_id,
                     command_id = format!("0x{:08X}", malformed.command_id),
                     pduSeqNum = malformed.sequence_number,
                     error = %malformed.error,
@@ -319,9 +314,6 @@ impl BindActor {
     ) {
         let mode = self.core.links[index].session.mode();
         tracing::info!(
-            operatorId = %self.key.operator_id,
-            direction = %self.key.direction,
-            bindId = self.key.bind_id,
             mode = mode.name(),
             reason = %reason.as_str(),
             "session closed"
@@ -332,8 +324,6 @@ impl BindActor {
             CloseVerdict::UnbindDone => self.unbind_done(ctx),
             CloseVerdict::SplitBindFallback => {
                 tracing::warn!(
-                    operatorId = %self.key.operator_id,
-                    bindId = self.key.bind_id,
                     esme_status = %reason.as_str(),
                     "bind_transceiver refused, falling back to bind_transmitter + bind_receiver"
                 );
@@ -344,9 +334,6 @@ impl BindActor {
                     return;
                 };
                 tracing::error!(
-                    operatorId = %self.key.operator_id,
-                    direction = %self.key.direction,
-                    bindId = self.key.bind_id,
                     esme_status = %status,
                     "bind rejected by SMSC (check the credentials in OMS)"
                 );
@@ -377,6 +364,7 @@ fn random_unit() -> f64 {
 
 impl StreamHandler<LinkItem> for BindActor {
     fn handle(&mut self, item: LinkItem, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         let _timer = self.health.time();
         if item.generation != self.generation
             || item.link >= self.core.links.len()
@@ -397,9 +385,6 @@ impl StreamHandler<LinkItem> for BindActor {
             // malformed came from the SMSC.
             Err(FrameError::Io(err)) => {
                 tracing::warn!(
-                    operatorId = %self.key.operator_id,
-                    direction = %self.key.direction,
-                    bindId = self.key.bind_id,
                     error = %err,
                     "connection to SMSC lost; reconnecting"
                 );
@@ -408,8 +393,6 @@ impl StreamHandler<LinkItem> for BindActor {
             Err(err) => {
                 self.metrics.malformed.increment(1);
                 tracing::warn!(
-                    operatorId = %self.key.operator_id,
-                    bindId = self.key.bind_id,
                     error = %err,
                     "unrecoverable framing error from SMSC; reconnecting"
                 );
@@ -419,6 +402,7 @@ impl StreamHandler<LinkItem> for BindActor {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if self.core.state() == BindState::Disconnected {
             return;
         }
@@ -432,28 +416,25 @@ impl StreamHandler<LinkItem> for BindActor {
             self.unbind_done(ctx);
             return;
         }
-        tracing::warn!(
-            operatorId = %self.key.operator_id,
-            direction = %self.key.direction,
-            bindId = self.key.bind_id,
-            "connection closed by SMSC"
-        );
+        tracing::warn!("connection closed by SMSC");
         self.fail(BindFailure::PeerClosed, ctx);
     }
 }
 
 impl actix::io::WriteHandler<std::io::Error> for BindActor {
     fn error(&mut self, err: std::io::Error, ctx: &mut Context<Self>) -> Running {
+        let _span = self.span.clone().entered();
         if self.io.closing_writers > 0 {
             // Already going down; the peer may have closed first.
             return Running::Stop;
         }
-        tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "write to SMSC failed");
+        tracing::warn!(error = %err, "write to SMSC failed");
         self.fail(BindFailure::Write(err), ctx);
         Running::Stop
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if self.io.closing_writers > 0 {
             self.io.closing_writers -= 1;
             if self.io.closing_writers == 0 {

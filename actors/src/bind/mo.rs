@@ -290,6 +290,7 @@ impl BindActor {
             open
         };
         ctx.spawn(fut.into_actor(self).map(|open, act, _ctx| {
+            let _span = act.span.clone().entered();
             act.core.mo_scan_done();
             if let Some(open) = open {
                 act.metrics.concat_buffer.set(open as f64);
@@ -306,9 +307,10 @@ impl BindActor {
             self.key.direction,
         );
         ctx.spawn(sweep.into_actor(self).map(|result, act, _ctx| {
+            let _span = act.span.clone().entered();
             act.core.unserved_sweep_done();
             if let Err(err) = result {
-                tracing::debug!(operatorId = %act.key.operator_id, error = %format!("{err:#}"), "sweep of unserved pinned subjects failed");
+                tracing::debug!(error = %format!("{err:#}"), "sweep of unserved pinned subjects failed");
             }
         }));
     }

@@ -259,6 +259,7 @@ impl Handler<Pulled> for BindActor {
     type Result = ();
 
     fn handle(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         let _timer = self.health.time();
         if pulled.generation == self.generation {
             self.on_pulled(pulled.message, pulled.priority, ctx);
@@ -275,6 +276,7 @@ impl Handler<PullFinished> for BindActor {
     type Result = ();
 
     fn handle(&mut self, done: PullFinished, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if done.generation != self.generation {
             // A pull of a session that is gone: the restart already cleared its state.
             return;
@@ -285,12 +287,13 @@ impl Handler<PullFinished> for BindActor {
             .pull_finished(now, &done.listeners, done.error.is_some());
         if let Some(err) = done.error {
             metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            tracing::warn!(operatorId = %self.key.operator_id, bindId = self.key.bind_id, error = %err, "pull failed");
+            tracing::warn!(error = %err, "pull failed");
         }
         match retry_at {
             None => self.drive(ctx),
             Some(at) => {
                 ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
+                    let _span = act.span.clone().entered();
                     act.core.pull_retry_due();
                     act.drive(ctx);
                 });
@@ -303,6 +306,7 @@ impl Handler<ListenEnded> for BindActor {
     type Result = ();
 
     fn handle(&mut self, ended: ListenEnded, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if ended.generation != self.generation {
             return;
         }

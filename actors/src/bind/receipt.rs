@@ -18,6 +18,7 @@ use smpp_connector::pdu::{CommandStatus, SmBody};
 use tokio::sync::watch;
 
 use actix::prelude::*;
+use tracing::Instrument;
 
 use super::actor::BindActor;
 use super::deps::BindDeps;
@@ -317,7 +318,6 @@ async fn publish_event(
 impl BindActor {
     /// A deliver_sm from session `index`: handled on a task of its own (receipt or MO),
     /// answered by address.
-
     pub(super) fn on_deliver_sm(
         &mut self,
         index: usize,
@@ -340,15 +340,18 @@ impl BindActor {
         // A task of its own, answering by address: a context polls every future it holds
         // on each wake, and receipts may wait seconds for their row.
         let addr = ctx.address();
-        actix::spawn(async move {
-            let status = fut.await;
-            addr.do_send(ReceiptAnswered {
-                generation,
-                link: index,
-                sequence_number,
-                status,
-            });
-        });
+        actix::spawn(
+            async move {
+                let status = fut.await;
+                addr.do_send(ReceiptAnswered {
+                    generation,
+                    link: index,
+                    sequence_number,
+                    status,
+                });
+            }
+            .instrument(self.span.clone()),
+        );
     }
 }
 
@@ -366,6 +369,7 @@ impl Handler<ReceiptAnswered> for BindActor {
     type Result = ();
 
     fn handle(&mut self, answered: ReceiptAnswered, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if answered.generation != self.generation {
             return;
         }

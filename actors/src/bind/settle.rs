@@ -12,6 +12,7 @@ use smpp_connector::dispatch::{DeadLetterReason, Rejection};
 use smpp_connector::dlr;
 use smpp_connector::ledger::{Output, RecordRequest, SegmentRef, Settlement, Verdict};
 use smpp_connector::pdu::CommandStatus;
+use tracing::Instrument;
 
 use super::actor::BindActor;
 use super::message::Held;
@@ -54,8 +55,6 @@ impl BindActor {
             // Accepted all the same; stored (and matched) as its digest.
             self.metrics.violation("message_id_too_long").increment(1);
             tracing::debug!(
-                operatorId = %self.key.operator_id,
-                bindId = self.key.bind_id,
                 messageId = %request.message_id,
                 length = request.operator_message_id.len(),
                 "submit_sm_resp message_id longer than SMPP's 64 octets; stored as its digest"
@@ -81,18 +80,21 @@ impl BindActor {
         let write = self.deps.correlation.send(RecordCorrelation(row));
         let addr = ctx.address();
         let segment = request.segment;
-        actix::spawn(async move {
-            let error = match write.await {
-                Ok(Ok(())) => None,
-                Ok(Err(err)) => Some(err),
-                Err(_) => Some(CorrelationError::Stopped),
-            };
-            addr.do_send(RowWritten {
-                segment,
-                error,
-                asked,
-            });
-        });
+        actix::spawn(
+            async move {
+                let error = match write.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(err)) => Some(err),
+                    Err(_) => Some(CorrelationError::Stopped),
+                };
+                addr.do_send(RowWritten {
+                    segment,
+                    error,
+                    asked,
+                });
+            }
+            .instrument(self.span.clone()),
+        );
     }
 
     pub(super) fn on_row_written(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
@@ -112,19 +114,13 @@ impl BindActor {
                 self.core.ledger.handle_recorded(written.segment);
                 if self.core.outages.record && !self.core.ledger.stalled() {
                     self.core.outages.record = false;
-                    tracing::info!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
-                        "correlation rows written again; intake resumes"
-                    );
+                    tracing::info!("correlation rows written again; intake resumes");
                 }
             }
             Some(error) if error.is_permanent() => {
                 // Accepted by the SMSC, refused by the database for good: never sent
                 // again, ACKed without its row; its receipt will not correlate.
                 tracing::error!(
-                    operatorId = %self.key.operator_id,
-                    bindId = self.key.bind_id,
                     messageId = self.core.ledger.message_id(written.segment.dispatch).unwrap_or(""),
                     segment = written.segment.segment,
                     error = %error,
@@ -139,8 +135,6 @@ impl BindActor {
                 if !self.core.outages.record {
                     self.core.outages.record = true;
                     tracing::warn!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
                         error = %error,
                         "correlation row not written; retrying (accepted segments are never resent), intake paused"
                     );
@@ -220,7 +214,6 @@ impl BindActor {
             let admit = self.core.dead_letter_log.admit(Instant::now());
             if admit == Admit::Log {
                 tracing::warn!(
-                    operatorId = %self.key.operator_id,
                     messageId = letter.message_id.as_deref().unwrap_or(""),
                     reason = letter.reason,
                     detail = %letter.detail,
@@ -231,9 +224,6 @@ impl BindActor {
             }
             if admit == Admit::Flood {
                 tracing::error!(
-                    operatorId = %self.key.operator_id,
-                    direction = %self.key.direction,
-                    bindId = self.key.bind_id,
                     reason = letter.reason,
                     "dispatch commands dead-lettered in bulk (over 10 in a minute); each is in sms.dispatch.dlq and counted in smpp_connector_dead_letter_total, further lines this minute are not logged"
                 );
@@ -284,7 +274,7 @@ impl BindActor {
                     held.nak(smpp_connector::bind_core::PUBLISH_FAILED_NAK_DELAY);
                 }
             }
-        });
+        }.instrument(self.span.clone()));
     }
 }
 
@@ -292,6 +282,7 @@ impl Handler<RowWritten> for BindActor {
     type Result = ();
 
     fn handle(&mut self, written: RowWritten, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         let _timer = self.health.time();
         self.on_row_written(written, ctx);
     }

@@ -41,9 +41,6 @@ impl BindActor {
         self.ensure_pinned(ctx);
         if let Some(beyond) = self.core.dead_letter_log.poll_summary(now) {
             tracing::warn!(
-                operatorId = %self.key.operator_id,
-                direction = %self.key.direction,
-                bindId = self.key.bind_id,
                 unlogged = beyond,
                 "more dispatch commands were dead-lettered in the last minute than were logged"
             );
@@ -63,6 +60,7 @@ impl BindActor {
             .correlation
             .send(GetBindSettings(self.key.clone()));
         ctx.spawn(lookup.into_actor(self).map(|result, act, ctx| {
+            let _span = act.span.clone().entered();
             let configured = match result {
                 Ok(Ok(Some(settings))) => settings.window as usize,
                 Ok(Ok(None)) => act
@@ -84,9 +82,6 @@ impl BindActor {
             };
             if configured > 0 && configured != flow.configured_window() {
                 tracing::info!(
-                    operatorId = %act.key.operator_id,
-                    direction = %act.key.direction,
-                    bindId = act.key.bind_id,
                     from = flow.configured_window(),
                     to = configured,
                     "window maximum changed"
@@ -116,6 +111,7 @@ impl BindActor {
         }
         let delay = deadline.saturating_duration_since(now);
         let handle = ctx.run_later(delay, |act, ctx| {
+            let _span = act.span.clone().entered();
             act.io.timer = None;
             act.on_timer(ctx);
         });
@@ -177,8 +173,6 @@ impl BindActor {
                 }
                 Err(SubmitError::Encode(err, token)) => {
                     tracing::warn!(
-                        operatorId = %self.key.operator_id,
-                        bindId = self.key.bind_id,
                         messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
                         error = %err,
                         "submit_sm could not be encoded; message rejected"
@@ -206,8 +200,6 @@ impl BindActor {
         self.trace_submit(&token, sequence_number, status.name());
         if outcome != SubmitOutcome::Accepted {
             tracing::info!(
-                operatorId = %self.key.operator_id,
-                bindId = self.key.bind_id,
                 messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
                 traceId = %self.trace_id(token.segment.dispatch),
                 pduSeqNum = sequence_number,
@@ -254,8 +246,6 @@ impl BindActor {
             SubmitFailure::GenericNack(status) => taxonomy::classify_generic_nack(status),
         };
         tracing::info!(
-            operatorId = %self.key.operator_id,
-            bindId = self.key.bind_id,
             messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
             traceId = %self.trace_id(token.segment.dispatch),
             pduSeqNum = sequence_number,

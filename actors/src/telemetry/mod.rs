@@ -7,6 +7,7 @@
 
 pub mod actor_health;
 pub mod backends;
+pub mod flat_json;
 pub mod metric;
 pub mod outage;
 pub mod traces;
@@ -44,11 +45,8 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_target(true),
+                    .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                    .event_format(flat_json::FlatJson),
             )
             .try_init(),
         LogFormat::Text => registry
