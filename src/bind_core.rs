@@ -232,12 +232,12 @@ pub struct CoreSettings {
 }
 
 /// Problems logged once per outage, not once per message.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct Outages {
     /// Correlation row writes are failing.
-    pub record: bool,
+    pub record: crate::log_budget::Outage,
     /// Redelivery lookups are failing.
-    pub lookup: bool,
+    pub lookup: crate::log_budget::Outage,
 }
 
 /// One bind's state and decisions (see the module doc).

@@ -67,6 +67,41 @@ impl LogBudget {
     }
 }
 
+/// One problem that lasts (a backend failing for many messages at once): a single
+/// mechanism for "log it once per outage". [`Outage::failed`] is true for the failure
+/// that starts an outage (the caller logs it at WARN; the rest at debug),
+/// [`Outage::worked`] for the success that ends it (logged once at INFO). Shared by the
+/// tasks that meet it (atomic); pure: it neither logs nor reads a clock.
+#[derive(Debug, Default)]
+pub struct Outage {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Outage {
+    pub const fn new() -> Self {
+        Outage {
+            failing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// It failed: `true` when this starts an outage.
+    pub fn failed(&self) -> bool {
+        !self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// It worked: `true` when this ends an outage.
+    pub fn worked(&self) -> bool {
+        self.failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::disallowed_methods)] // a starting instant; the test moves time itself

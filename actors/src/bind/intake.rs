@@ -306,7 +306,7 @@ impl BindActor {
     ) {
         match result {
             Ok(correlated) if self.core.accepting() => {
-                if std::mem::take(&mut self.core.outages.lookup) {
+                if self.core.outages.lookup.worked() {
                     tracing::info!("redelivery lookups answered again");
                 }
                 self.admit(pending, correlated, fresh, ctx)
@@ -318,9 +318,8 @@ impl BindActor {
             Err(err) => {
                 // Nothing is sent without knowing what was sent: give it back.
                 metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
-                if !self.core.outages.lookup {
+                if self.core.outages.lookup.failed() {
                     // One line per outage; the rest at debug.
-                    self.core.outages.lookup = true;
                     tracing::warn!(
                         messageId = %pending.command.message_id,
                         error = %err,

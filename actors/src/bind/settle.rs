@@ -112,8 +112,7 @@ impl BindActor {
         match written.error {
             None => {
                 self.core.ledger.handle_recorded(written.segment);
-                if self.core.outages.record && !self.core.ledger.stalled() {
-                    self.core.outages.record = false;
+                if !self.core.ledger.stalled() && self.core.outages.record.worked() {
                     tracing::info!("correlation rows written again; intake resumes");
                 }
             }
@@ -132,8 +131,7 @@ impl BindActor {
                 self.core
                     .ledger
                     .handle_record_failed(Instant::now(), written.segment);
-                if !self.core.outages.record {
-                    self.core.outages.record = true;
+                if self.core.outages.record.failed() {
                     tracing::warn!(
                         error = %error,
                         "correlation row not written; retrying (accepted segments are never resent), intake paused"

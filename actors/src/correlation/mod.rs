@@ -20,6 +20,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use smpp_connector::config::BindKey;
+use smpp_connector::log_budget::Outage;
 use tokio::sync::oneshot;
 
 use crate::telemetry::actor_health::{ActorHealth, Probe};
@@ -310,9 +311,9 @@ pub struct CorrelationActor {
     sweeping: bool,
     health: ActorHealth,
     /// Inserts are failing (logged once per outage).
-    insert_outage: bool,
+    insert_outage: Outage,
     /// Receipt lookups are failing (logged once per outage).
-    lookup_outage: bool,
+    lookup_outage: Outage,
 }
 
 /// Rows one sweep statement deletes at most (a short transaction each).
@@ -419,8 +420,8 @@ impl CorrelationActor {
             sweep_every: None,
             sweeping: false,
             health: ActorHealth::new("correlation", None),
-            insert_outage: false,
-            lookup_outage: false,
+            insert_outage: Outage::new(),
+            lookup_outage: Outage::new(),
             parked: HashMap::new(),
         }
     }
@@ -447,7 +448,7 @@ impl CorrelationActor {
                             .increment(1);
                         backends::failed(Backend::Postgres);
                         // One line per outage; the binds retry their rows.
-                        if !std::mem::replace(&mut act.insert_outage, true) {
+                        if act.insert_outage.failed() {
                             tracing::warn!(error = %err, rows = waiters.len(), "correlation inserts failing; rows are retried");
                         } else {
                             tracing::debug!(error = %err, rows = waiters.len(), "correlation insert failed");
@@ -455,7 +456,7 @@ impl CorrelationActor {
                     }
                     Ok(()) => {
                         backends::answered(Backend::Postgres);
-                        if std::mem::take(&mut act.insert_outage) {
+                        if act.insert_outage.worked() {
                             tracing::info!("correlation inserts succeed again");
                         }
                     }
@@ -571,7 +572,7 @@ impl CorrelationActor {
                 match result {
                     Ok(found) => {
                         backends::answered(Backend::Postgres);
-                        if std::mem::take(&mut act.lookup_outage) {
+                        if act.lookup_outage.worked() {
                             tracing::info!("receipt lookups succeed again");
                         }
                         for (ask, waiter) in asks.into_iter().zip(waiters) {
@@ -595,7 +596,7 @@ impl CorrelationActor {
                             .increment(1);
                         backends::failed(Backend::Postgres);
                         // One line per outage; the receipts go out uncorrelated meanwhile.
-                        if !std::mem::replace(&mut act.lookup_outage, true) {
+                        if act.lookup_outage.failed() {
                             tracing::warn!(error = %err, "receipt lookups failing; receipts are published uncorrelated until they answer");
                         } else {
                             tracing::debug!(error = %err, "receipt lookup failed");
