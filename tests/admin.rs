@@ -4,37 +4,33 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+use crate::support::{Nats, Stage, correlation_rows, eventually};
 
 const T: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn admin_endpoints_require_the_token() {
-    let op = format!("op{}", unique());
-    let nats = Nats::start("admin_token").await;
-    let sim = Sim::start("admin_token", json!({}));
-    let oms = Oms::start("admin_token", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start("admin_token", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("admin_token").start().await;
 
     for token in [None, Some("not-the-token-at-all")] {
-        assert_eq!(service.admin_get("/admin/binds", token).await.0, 401);
-        let restart = format!("/admin/binds/{op}/trx/0/restart");
-        assert_eq!(service.admin_post(&restart, token).await.0, 401);
+        assert_eq!(s.service.admin_get("/admin/binds", token).await.0, 401);
+        let restart = format!("/admin/binds/{}/trx/0/restart", s.op);
+        assert_eq!(s.service.admin_post(&restart, token).await.0, 401);
     }
     // Nothing was restarted by the refused calls.
-    assert_eq!(sim.stats().await["binds"], 1);
-    let (status, body) = service
-        .admin_get("/admin/binds", Some(&service.token))
+    assert_eq!(s.sim.stats().await["binds"], 1);
+    let (status, body) = s
+        .service
+        .admin_get("/admin/binds", Some(&s.service.token))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(body["binds"][0]["operatorId"], op.as_str());
+    assert_eq!(body["binds"][0]["operatorId"], s.op.as_str());
     assert_eq!(body["binds"][0]["window"], 50);
-    let (status, _) = service
+    let (status, _) = s
+        .service
         .admin_post(
-            &format!("/admin/binds/{op}/trx/9/restart"),
-            Some(&service.token),
+            &format!("/admin/binds/{}/trx/9/restart", s.op),
+            Some(&s.service.token),
         )
         .await;
     assert_eq!(status, 404);
@@ -42,20 +38,16 @@ async fn admin_endpoints_require_the_token() {
 
 #[tokio::test]
 async fn restarting_bind_0_loses_nothing_and_bind_1_never_notices() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("admin_restart").await;
     let mut health = nats.subscribe("operator.health").await;
     // A little latency at the SMSC keeps submits in flight during the restart.
-    let sim = Sim::start(
-        "admin_restart",
-        json!({"receipts": false, "resp_delay_ms": 20}),
-    );
-    let oms = Oms::start(
-        "admin_restart",
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2, "window": 20})),
-    );
-    let service = Service::start("admin_restart", &nats, &oms, &op, &[]).await;
-    service.wait_bound(2).await;
+    let s = Stage::builder("admin_restart")
+        .nats(nats)
+        .sim(json!({"receipts": false, "resp_delay_ms": 20}))
+        .credentials(json!({"bindCount": 2, "window": 20}))
+        .bound(2)
+        .start()
+        .await;
     health.drain(Duration::from_millis(200)).await;
     health.seen.clear();
 
@@ -64,14 +56,16 @@ async fn restarting_bind_0_loses_nothing_and_bind_1_never_notices() {
     let mut restarted = false;
     for n in 0..total {
         ids.push(
-            nats.send_command(&op, &format!("9370{n:07}"), "restart test")
+            s.nats
+                .send_command(&s.op, &format!("9370{n:07}"), "restart test")
                 .await,
         );
         if n == total / 4 {
-            let (status, body) = service
+            let (status, body) = s
+                .service
                 .admin_post(
-                    &format!("/admin/binds/{op}/trx/0/restart"),
-                    Some(&service.token),
+                    &format!("/admin/binds/{}/trx/0/restart", s.op),
+                    Some(&s.service.token),
                 )
                 .await;
             assert_eq!(status, 202, "{body}");
@@ -88,7 +82,7 @@ async fn restarting_bind_0_loses_nothing_and_bind_1_never_notices() {
         async move { (correlation_rows(&ids).await.len() == total).then_some(()) }
     })
     .await;
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
     health.drain(Duration::from_millis(300)).await;
     let of =
         |bind: u64| -> Vec<&Value> { health.seen.iter().filter(|e| e["bindId"] == bind).collect() };
@@ -102,11 +96,11 @@ async fn restarting_bind_0_loses_nothing_and_bind_1_never_notices() {
     assert!(of(0).iter().any(|e| e["reason"] == "admin_restart"));
     assert!(of(1).is_empty(), "bind 1 noticed: {:?}", of(1));
     // The SMSC saw a clean unbind from bind 0 and nothing was sent twice.
-    assert_eq!(sim.received("unbind").await.len(), 1);
-    let submits = sim.received("submit_sm").await;
+    assert_eq!(s.sim.received("unbind").await.len(), 1);
+    let submits = s.sim.received("submit_sm").await;
     assert_eq!(submits.len(), total, "every message sent exactly once");
     assert!(
-        service
+        s.service
             .metrics()
             .await
             .contains("smpp_connector_dispatch_total")

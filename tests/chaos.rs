@@ -15,8 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::load::{Load, ids_and_segments};
-use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+use crate::support::{Service, Stage, correlation_rows, eventually};
 
 const WINDOW: usize = 30;
 
@@ -61,39 +60,35 @@ struct Outcome {
 /// Run the load with `cycles` stops of the service, `kill` (SIGKILL) or SIGTERM.
 async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
     let rate = env_number("CHAOS_RATE", 150);
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(
-        test,
-        json!({"receipts": true, "receipt_delay_ms": 50, "resp_delay_ms": 5,
-               "store_and_forward": true}),
-    );
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"window": WINDOW})),
-    );
     let pod = format!("{test}-pod");
     let env = [("POD_NAME", pod.as_str())];
-    let mut service = Service::start(test, &nats, &oms, &op, &env).await;
-    service.wait_bound(1).await;
+    let mut s = Stage::builder(test)
+        .sim(
+            json!({"receipts": true, "receipt_delay_ms": 50, "resp_delay_ms": 5,
+               "store_and_forward": true}),
+        )
+        .credentials(json!({"window": WINDOW}))
+        .env(&env)
+        .start()
+        .await;
 
     // The load: every fifth command a three-part message, each to a number of its own.
-    let load = Load::start(&nats, &op, rate);
+    let load = Load::start(&s.nats, &s.op, rate);
 
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(kill);
     for _ in 0..cycles {
         tokio::time::sleep(Duration::from_millis(300 + pick(&mut seed, 1200))).await;
         if kill {
-            drop(service); // SIGKILL
+            drop(s.service); // SIGKILL
         } else {
-            let status = service.terminate().await;
+            let status = s.service.terminate().await;
             assert!(
                 status.is_some_and(|s| s.success()),
                 "SIGTERM exit {status:?}"
             );
-            drop(service);
+            drop(s.service);
         }
-        service = Service::start(test, &nats, &oms, &op, &env).await;
+        s.service = Service::start(test, &s.nats, &s.oms, &s.op, &env).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = load.stop().await;
@@ -106,24 +101,28 @@ async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
         async move { (correlation_rows(&ids).await.len() == segments).then_some(()) }
     })
     .await;
-    nats.wait_drained(&op, deadline).await;
+    s.nats.wait_drained(&s.op, deadline).await;
     assert_eq!(
-        nats.subject_messages("SMS_EVENTS", "sms.dispatch.dlq")
+        s.nats
+            .subject_messages("SMS_EVENTS", "sms.dispatch.dlq")
             .await,
         0,
         "nothing dead-lettered"
     );
 
     // Every receipt the SMSC produced (one per accepted submit) is published once.
-    let receipts = sim.stats().await["submit_ok"].as_u64().unwrap_or(0);
+    let receipts = s.sim.stats().await["submit_ok"].as_u64().unwrap_or(0);
     let events = eventually(deadline, "every receipt published", || async {
-        let events = nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await;
+        let events = s
+            .nats
+            .subject_messages("SMS_EVENTS", "sms.dlr.inbound")
+            .await;
         (events >= receipts).then_some(events)
     })
     .await;
 
     // Duplicates at the SMSC, and one reference per long message.
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     let mut per_part: BTreeMap<(String, u8), usize> = BTreeMap::new();
     let mut references: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
     for submit in &submits {
@@ -141,7 +140,7 @@ async fn run(test: &str, cycles: u64, kill: bool) -> Outcome {
         "parts of one message under two references: {split:?}"
     );
     let duplicates = submits.len() - per_part.len();
-    sim.assert_golden_clean().await;
+    s.sim.assert_golden_clean().await;
     Outcome {
         commands: sent.len(),
         segments,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, schema, unique,
+    Nats, Oms, Service, Sim, Stage, correlation_rows, eventually, forbid_in_logs, schema, unique,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -578,28 +578,26 @@ fn admin_cli(service: &Service, args: &[&str]) -> (bool, String) {
 #[tokio::test]
 async fn drain_and_resume_one_bind_while_the_other_sends() {
     let test = "cluster_drain";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 50}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2, "window": 20})),
-    );
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(2).await;
-    let subject = format!("smpp.operator.{op}");
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false, "resp_delay_ms": 50}))
+        .credentials(json!({"bindCount": 2, "window": 20}))
+        .bound(2)
+        .start()
+        .await;
+    let subject = format!("smpp.operator.{}", s.op);
 
     // Drain bind 0 while both send: what it holds finishes, it takes nothing new.
-    let first = load(&nats, &op, subject.clone(), 400, 400);
+    let first = load(&s.nats, &s.op, subject.clone(), 400, 400);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (ok, _) = admin_cli(&service, &["drain", &op, "trx", "0"]);
+    let (ok, _) = admin_cli(&s.service, &["drain", &s.op, "trx", "0"]);
     assert!(ok, "admin drain");
-    let drained_at = sim.received_now("submit_sm").len();
+    let drained_at = s.sim.received_now("submit_sm").len();
     let first = first.await.unwrap();
     assert_eq!(wait_all_rows(&first, T).await, 0, "held messages finished");
     let bind0 = eventually(T, "bind 0 drained, nothing held", || async {
-        let (_, body) = service
-            .admin_get("/admin/binds", Some(&service.token.clone()))
+        let (_, body) = s
+            .service
+            .admin_get("/admin/binds", Some(&s.service.token.clone()))
             .await;
         body["binds"]
             .as_array()?
@@ -609,43 +607,46 @@ async fn drain_and_resume_one_bind_while_the_other_sends() {
     })
     .await;
     assert_eq!(bind0["state"], "BOUND", "a drained bind stays bound");
-    let (_, table) = admin_cli(&service, &["binds"]);
+    let (_, table) = admin_cli(&s.service, &["binds"]);
     assert!(
         table.contains("drained"),
         "the CLI shows the drain:\n{table}"
     );
 
     // While drained, new traffic goes only through the other bind; both stay bound.
-    let skip = sim.received_now("submit_sm").len().max(drained_at);
-    let second = load(&nats, &op, subject.clone(), 200, 1000).await.unwrap();
+    let skip = s.sim.received_now("submit_sm").len().max(drained_at);
+    let second = load(&s.nats, &s.op, subject.clone(), 200, 1000)
+        .await
+        .unwrap();
     assert_eq!(wait_all_rows(&second, T).await, 0);
-    let used = submit_connections(&sim, skip).await;
+    let used = submit_connections(&s.sim, skip).await;
     assert_eq!(used.len(), 1, "only the open bind submits: {used:?}");
-    assert_eq!(bound_sessions(&sim).await, 2, "both sessions stay bound");
+    assert_eq!(bound_sessions(&s.sim).await, 2, "both sessions stay bound");
     assert_eq!(
-        service
+        s.service
             .metric_sum("smpp_connector_bind_intake_paused", "bindId=\"0\"")
             .await,
         1.0
     );
 
     // Resumed: both binds take traffic again.
-    let (ok, _) = admin_cli(&service, &["resume", &op, "trx", "0"]);
+    let (ok, _) = admin_cli(&s.service, &["resume", &s.op, "trx", "0"]);
     assert!(ok, "admin resume");
-    let skip = sim.received_now("submit_sm").len();
-    let third = load(&nats, &op, subject, 300, 3000).await.unwrap();
+    let skip = s.sim.received_now("submit_sm").len();
+    let third = load(&s.nats, &s.op, subject, 300, 3000).await.unwrap();
     assert_eq!(wait_all_rows(&third, T).await, 0);
-    nats.wait_drained(&op, T).await;
-    let used = submit_connections(&sim, skip).await;
+    s.nats.wait_drained(&s.op, T).await;
+    let used = submit_connections(&s.sim, skip).await;
     assert_eq!(
         used.len(),
         2,
         "both binds submit after the resume: {used:?}"
     );
-    assert_eq!(duplicates(&[&sim]), 0);
+    assert_eq!(duplicates(&[&s.sim]), 0);
 
     // Every admin action was logged with its action and target, never the token.
-    let audited: Vec<(String, String)> = service
+    let audited: Vec<(String, String)> = s
+        .service
         .logs_with("admin action")
         .iter()
         .map(|l| {
@@ -657,23 +658,24 @@ async fn drain_and_resume_one_bind_while_the_other_sends() {
         .collect();
     for action in ["drain", "resume"] {
         assert!(
-            audited.contains(&(action.to_owned(), format!("{op}/trx/0"))),
+            audited.contains(&(action.to_owned(), format!("{}/trx/0", s.op))),
             "{action} audited: {audited:?}"
         );
     }
     assert!(audited.iter().any(|(a, _)| a == "list"));
     assert!(
-        !service.log_text().contains(&service.token),
+        !s.service.log_text().contains(&s.service.token),
         "the token is never logged"
     );
-    let (status, _) = service
+    let (status, _) = s
+        .service
         .admin_post(
-            &format!("/admin/binds/{op}/trx/0/drain"),
+            &format!("/admin/binds/{}/trx/0/drain", s.op),
             Some("not-the-token-x"),
         )
         .await;
     assert_eq!(status, 401);
-    assert!(!service.logs_with("admin action refused").is_empty());
+    assert!(!s.service.logs_with("admin action refused").is_empty());
 }
 
 /// Messages a pod pulled from its pinned consumer.
@@ -692,24 +694,26 @@ async fn pinned_pulled(service: &Service) -> f64 {
 #[tokio::test]
 async fn commands_pinned_to_a_bind_the_operator_does_not_have_are_dead_lettered() {
     let test = "cluster_unserved";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let mut dlq = nats.subscribe("sms.dispatch.dlq").await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     // A short window: bind 0 looks after removed binds every 12 scans (3 s here).
-    let service = Service::start(test, &nats, &oms, &op, &[("CONCAT_WINDOW_SECONDS", "1")]).await;
-    service.wait_bound(1).await;
-    let unserved = format!("smpp.{op}.trx.3.dispatch");
-    let served = format!("smpp.{op}.trx.0.dispatch");
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": false}))
+        .env(&[("CONCAT_WINDOW_SECONDS", "1")])
+        .start()
+        .await;
+    let unserved = format!("smpp.{}.trx.3.dispatch", s.op);
+    let served = format!("smpp.{}.trx.0.dispatch", s.op);
     let mut ids = Vec::new();
     let subjects = std::iter::repeat_n(&unserved, 6).chain([&served]);
     for subject in subjects {
         let id = uuid::Uuid::new_v4().to_string();
         let command =
-            json!({"messageId": id, "operatorId": op, "to": "93700000301", "text": "pinned"});
+            json!({"messageId": id, "operatorId": s.op, "to": "93700000301", "text": "pinned"});
         crate::support::forbid_in_logs(&["93700000301"]);
-        nats.publish_raw(subject, command.to_string().into_bytes())
+        s.nats
+            .publish_raw(subject, command.to_string().into_bytes())
             .await;
         ids.push(id);
     }
@@ -728,18 +732,20 @@ async fn commands_pinned_to_a_bind_the_operator_does_not_have_are_dead_lettered(
     }
     crate::support::wait_rows(&ids[6..], 1).await;
     assert_eq!(
-        sim.received("submit_sm").await.len(),
+        s.sim.received("submit_sm").await.len(),
         1,
         "only the served one is sent"
     );
     eventually(T, "the unserved subject emptied", || async {
-        let (pending, ack_pending, _) = nats
-            .consumer_counts("SMS_DISPATCH", &format!("qg-{op}-trx-3"))
+        let (pending, ack_pending, _) = s
+            .nats
+            .consumer_counts("SMS_DISPATCH", &format!("qg-{}-trx-3", s.op))
             .await?;
         (pending == 0 && ack_pending == 0).then_some(())
     })
     .await;
-    let lines = service
+    let lines = s
+        .service
         .logs_with(
             "dispatch commands pinned to a bind the operator does not have were dead-lettered",
         )

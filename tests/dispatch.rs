@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::sim::credentials;
-use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, schema, unique,
-};
+use crate::support::{Nats, Stage, correlation_rows, eventually, forbid_in_logs, schema};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -19,19 +16,17 @@ fn consumer(op: &str) -> String {
 /// The stream is empty and the consumer has nothing pending or unacknowledged.
 #[tokio::test]
 async fn five_commands_become_five_submits_five_rows_five_acks() {
-    let op = format!("op{}", unique());
-    let nats = Nats::start("dispatch_five").await;
-    let sim = Sim::start("dispatch_five", json!({"receipts": false}));
-    let oms = Oms::start("dispatch_five", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start("dispatch_five", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("dispatch_five")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
 
     let mut ids = Vec::new();
     let mut secrets = Vec::new();
     for n in 0..5 {
         let to = format!("9370000{n:04}");
         let text = format!("Salaam {n} from the five-message test");
-        ids.push(nats.send_command(&op, &format!("+{to}"), &text).await);
+        ids.push(s.nats.send_command(&s.op, &format!("+{to}"), &text).await);
         secrets.push(to);
         secrets.push(text);
     }
@@ -46,10 +41,10 @@ async fn five_commands_become_five_submits_five_rows_five_acks() {
         }
     })
     .await;
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
 
     // What went over TCP: exactly five submit_sm, GSM7, to the right numbers.
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     assert_eq!(submits.len(), 5, "{submits:?}");
     for (n, submit) in submits.iter().enumerate() {
         assert_eq!(submit["destination_addr"], format!("9370000{n:04}"));
@@ -83,7 +78,7 @@ async fn five_commands_become_five_submits_five_rows_five_acks() {
             "{operator_message_id} in {sim_ids:?}"
         );
     }
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert!(
         metrics.contains("smpp_response_status_total{"),
         "status counted"
@@ -93,34 +88,30 @@ async fn five_commands_become_five_submits_five_rows_five_acks() {
             .lines()
             .any(|l| l.contains("esme_status=\"ESME_ROK\"") && l.ends_with(" 5"))
     );
-    service.assert_no_secrets(&secret_refs);
-    sim.assert_golden_clean().await;
+    s.service.assert_no_secrets(&secret_refs);
+    s.sim.assert_golden_clean().await;
 }
 
 #[tokio::test]
 async fn invalid_payloads_are_dead_lettered_once_and_never_sent() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("dispatch_dlq").await;
     let mut dlq = nats.subscribe("sms.dispatch.dlq").await;
-    let sim = Sim::start("dispatch_dlq", json!({}));
-    let oms = Oms::start("dispatch_dlq", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start("dispatch_dlq", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("dispatch_dlq").nats(nats).start().await;
     forbid_in_logs(&["93799999999", "never to be logged"]);
 
-    let subject = format!("smpp.operator.{op}");
+    let subject = format!("smpp.operator.{}", s.op);
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"{not json".to_vec(), "INVALID_JSON"),
-        (json!({"operatorId": op, "to": "93799999999", "text": "never to be logged"}).to_string().into_bytes(), "MISSING_FIELD"),
-        (json!({"messageId": "bad-to", "operatorId": op, "to": "phone", "text": "never to be logged"}).to_string().into_bytes(), "INVALID_FIELD"),
-        (json!({"messageId": "bad-enc", "operatorId": op, "to": "93799999999", "text": "x", "encoding": "EBCDIC"}).to_string().into_bytes(), "INVALID_FIELD"),
-        (json!({"messageId": "big", "operatorId": op, "to": "93799999999", "text": "a".repeat(70_000)}).to_string().into_bytes(), "TOO_LARGE"),
+        (json!({"operatorId": s.op, "to": "93799999999", "text": "never to be logged"}).to_string().into_bytes(), "MISSING_FIELD"),
+        (json!({"messageId": "bad-to", "operatorId": s.op, "to": "phone", "text": "never to be logged"}).to_string().into_bytes(), "INVALID_FIELD"),
+        (json!({"messageId": "bad-enc", "operatorId": s.op, "to": "93799999999", "text": "x", "encoding": "EBCDIC"}).to_string().into_bytes(), "INVALID_FIELD"),
+        (json!({"messageId": "big", "operatorId": s.op, "to": "93799999999", "text": "a".repeat(70_000)}).to_string().into_bytes(), "TOO_LARGE"),
         // Bytes that are not UTF-8 inside a JSON string.
-        ([br#"{"messageId":"bad-utf8","operatorId":""#.as_slice(), op.as_bytes(), br#"","to":"93799999999","text":""#.as_slice(), &[0xFF, 0xFE], br#" never to be logged"}"#.as_slice()].concat(), "INVALID_JSON"),
+        ([br#"{"messageId":"bad-utf8","operatorId":""#.as_slice(), s.op.as_bytes(), br#"","to":"93799999999","text":""#.as_slice(), &[0xFF, 0xFE], br#" never to be logged"}"#.as_slice()].concat(), "INVALID_JSON"),
     ];
     let mut sequences = Vec::new();
     for (payload, _) in &cases {
-        sequences.push(nats.publish_raw(&subject, payload.clone()).await);
+        sequences.push(s.nats.publish_raw(&subject, payload.clone()).await);
     }
     for ((_, reason), sequence) in cases.iter().zip(&sequences) {
         let letter = dlq
@@ -136,7 +127,7 @@ async fn invalid_payloads_are_dead_lettered_once_and_never_sent() {
             "no PII in {text}"
         );
     }
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
     // Not redelivered: nothing more arrives, nothing was redelivered, nothing was sent.
     let extra = dlq.drain(Duration::from_millis(1500)).await.len();
     assert_eq!(
@@ -144,36 +135,33 @@ async fn invalid_payloads_are_dead_lettered_once_and_never_sent() {
         cases.len(),
         "exactly one dead letter per bad command"
     );
-    let (_, _, redelivered) = nats
-        .consumer_counts("SMS_DISPATCH", &consumer(&op))
+    let (_, _, redelivered) = s
+        .nats
+        .consumer_counts("SMS_DISPATCH", &consumer(&s.op))
         .await
         .unwrap();
     assert_eq!(redelivered, 0);
-    assert!(sim.received("submit_sm").await.is_empty());
-    assert!(service.logs_with("dispatch command dead-lettered").len() >= cases.len());
-    service.assert_no_secrets(&["93799999999", "never to be logged"]);
+    assert!(s.sim.received("submit_sm").await.is_empty());
+    assert!(s.service.logs_with("dispatch command dead-lettered").len() >= cases.len());
+    s.service
+        .assert_no_secrets(&["93799999999", "never to be logged"]);
 }
 
 #[tokio::test]
 async fn permanent_errors_are_rejected_and_temporary_ones_retried() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("dispatch_taxonomy").await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
     // First submit: invalid destination (permanent); second: system error (temporary),
     // then OK.
-    let sim = Sim::start(
-        "dispatch_taxonomy",
-        json!({"receipts": false, "submit_status_next": [0x0B, 0x08]}),
-    );
-    let oms = Oms::start(
-        "dispatch_taxonomy",
-        credentials(&op, sim.smpp_port, json!({})),
-    );
-    let service = Service::start("dispatch_taxonomy", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("dispatch_taxonomy")
+        .nats(nats)
+        .sim(json!({"receipts": false, "submit_status_next": [0x0B, 0x08]}))
+        .start()
+        .await;
 
-    let rejected = nats
-        .send_command(&op, "93700000001", "rejected for good")
+    let rejected = s
+        .nats
+        .send_command(&s.op, "93700000001", "rejected for good")
         .await;
     let rejection = dlrs
         .wait_for(T, "REJECTED event", |e| e["messageId"] == json!(rejected))
@@ -183,17 +171,18 @@ async fn permanent_errors_are_rejected_and_temporary_ones_retried() {
     assert_eq!(rejection["source"], "SUBMIT_RESP");
     assert_eq!(rejection["errorCode"], "0x0000000B");
 
-    let retried = nats
-        .send_command(&op, "93700000002", "retried then sent")
+    let retried = s
+        .nats
+        .send_command(&s.op, "93700000002", "retried then sent")
         .await;
     eventually(T, "retried message correlated", || {
         let ids = vec![retried.clone()];
         async move { (correlation_rows(&ids).await.len() == 1).then_some(()) }
     })
     .await;
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
     assert_eq!(
-        sim.received("submit_sm").await.len(),
+        s.sim.received("submit_sm").await.len(),
         3,
         "one rejected, one failed, one resent"
     );

@@ -5,46 +5,41 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::sim::credentials;
-use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, one_operator, send_commands, unique,
-    wait_rows,
-};
+use crate::support::{Nats, Stage, correlation_rows, eventually, send_commands, wait_rows};
 
 const T: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_connection_reset_is_a_lost_connection_and_its_in_flight_submits_are_counted() {
     // Answers take 2 s, so the submits are in flight when the SMSC resets the connection.
-    let (op, nats, sim, _oms, service) = one_operator(
-        "faults_reset",
-        json!({"receipts": false, "resp_delay_ms": 2000, "reset_on_close": true}),
-        &[],
-    )
-    .await;
-    let ids = send_commands(&nats, &op, "+9370400", 0..5, "Reset test").await;
-    sim.received_at_least("submit_sm", 5).await;
+    let s = Stage::builder("faults_reset")
+        .sim(json!({"receipts": false, "resp_delay_ms": 2000, "reset_on_close": true}))
+        .start()
+        .await;
+    let ids = send_commands(&s.nats, &s.op, "+9370400", 0..5, "Reset test").await;
+    s.sim.received_at_least("submit_sm", 5).await;
     // The SMSC resets the connection (RST), then answers at once again.
-    sim.behaviour(json!({"resp_delay_ms": 0})).await;
-    sim.disconnect().await;
+    s.sim.behaviour(json!({"resp_delay_ms": 0})).await;
+    s.sim.disconnect().await;
 
     wait_rows(&ids, 5).await;
-    nats.wait_drained(&op, T).await;
-    let malformed = service
+    s.nats.wait_drained(&s.op, T).await;
+    let malformed = s
+        .service
         .metric_sum("smpp_connector_malformed_pdus_total", "")
         .await;
     assert_eq!(malformed, 0.0, "a reset is not a malformed PDU");
     assert!(
-        service
+        s.service
             .logs_with("unrecoverable framing error from SMSC; reconnecting")
             .is_empty(),
         "a reset is not a framing error"
     );
-    let lost = service.logs_with("connection to SMSC lost; reconnecting");
+    let lost = s.service.logs_with("connection to SMSC lost; reconnecting");
     assert_eq!(lost.len(), 1, "one line for the reset: {lost:?}");
     assert_eq!(lost[0]["level"], "WARN");
     assert_eq!(
-        service
+        s.service
             .metric_sum("smpp_connector_possible_duplicate_submits_total", "")
             .await,
         5.0,
@@ -73,49 +68,43 @@ async fn behind_a_database_proxy(
     test: &str,
     sim_behaviour: serde_json::Value,
     env: &[(&str, &str)],
-) -> (
-    String,
-    Nats,
-    Sim,
-    Oms,
-    crate::support::proxy::Proxy,
-    Service,
-) {
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, sim_behaviour);
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
+) -> (Stage, crate::support::proxy::Proxy) {
     let (proxy, proxied) = database_proxy().await;
     let mut all = vec![("DATABASE_URL", proxied.as_str())];
     all.extend_from_slice(env);
-    let service = Service::start(test, &nats, &oms, &op, &all).await;
-    (op, nats, sim, oms, proxy, service)
+    let s = Stage::builder(test)
+        .sim(sim_behaviour)
+        .env(&all)
+        .bound(0)
+        .start()
+        .await;
+    (s, proxy)
 }
 
 #[tokio::test]
 async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt() {
-    let (op, nats, sim, _oms, proxy, service) = behind_a_database_proxy(
+    let (s, proxy) = behind_a_database_proxy(
         "faults_pg_logs",
         json!({"receipts": true, "receipt_delay_ms": 200}),
         &[("RECEIPT_CORRELATION_WAIT_MS", "500")],
     )
     .await;
-    service.wait_bound(1).await;
-    let before = service.logs().len();
+    s.service.wait_bound(1).await;
+    let before = s.service.logs().len();
 
     // Messages sent just before the cut: their receipts arrive during the outage.
-    let mut ids = send_commands(&nats, &op, "+9370500", 0..40, "Outage logs").await;
-    sim.received_at_least("submit_sm", 40).await;
+    let mut ids = send_commands(&s.nats, &s.op, "+9370500", 0..40, "Outage logs").await;
+    s.sim.received_at_least("submit_sm", 40).await;
     proxy.cut();
-    sim.received_at_least("deliver_sm_resp", 40).await;
+    s.sim.received_at_least("deliver_sm_resp", 40).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.restore();
     // Traffic after the outage: rows and receipt lookups work again.
-    ids.extend(send_commands(&nats, &op, "+9370500", 40..45, "Outage logs").await);
+    ids.extend(send_commands(&s.nats, &s.op, "+9370500", 40..45, "Outage logs").await);
     wait_rows(&ids, 45).await;
-    sim.received_at_least("deliver_sm_resp", 45).await;
+    s.sim.received_at_least("deliver_sm_resp", 45).await;
 
-    let lines: Vec<serde_json::Value> = service.logs().into_iter().skip(before).collect();
+    let lines: Vec<serde_json::Value> = s.service.logs().into_iter().skip(before).collect();
     let loud: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
@@ -157,15 +146,12 @@ async fn a_postgres_outage_is_logged_once_per_outage_not_per_message_or_receipt(
 #[tokio::test]
 async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_rows() {
     let test = "faults_first_delivery";
-    let op = format!("op{}", unique());
-    let mut nats = Nats::start(test).await;
     // The SMSC refuses binds for now: nothing is pulled.
-    let sim = Sim::start(
-        test,
-        json!({"receipts": false, "bind_status": "ESME_RBINDFAIL"}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
+    let mut s = Stage::builder(test)
+        .sim(json!({"receipts": false, "bind_status": "ESME_RBINDFAIL"}))
+        .bound(0)
+        .start()
+        .await;
     eventually(T, "the schema migrated", || async {
         let client = crate::support::pg().await;
         client
@@ -181,8 +167,9 @@ async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_
 
     // A command this process "already sent": its row exists (as if the ACK was lost and
     // the server forgot the delivery).
-    let sent = nats
-        .send_command(&op, "+93706000001", "Already sent before the crash")
+    let sent = s
+        .nats
+        .send_command(&s.op, "+93706000001", "Already sent before the crash")
         .await;
     crate::support::pg()
         .await
@@ -190,34 +177,35 @@ async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_
             "INSERT INTO smpp.message_correlations (message_id, segment_index, segment_count, \
              operator_id, direction, bind_id, operator_message_id, submitted_at, expires_at) \
              VALUES ($1, 1, 1, $2, 'trx', 0, 'abc', now(), now() + interval '72 hours')",
-            &[&sent, &op],
+            &[&sent, &s.op],
         )
         .await
         .expect("row of the earlier send");
 
     // NATS is killed and comes back; the service reconnects.
-    nats.kill();
+    s.nats.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    nats.restart().await;
+    s.nats.restart().await;
     eventually(T, "the service reconnected", || async {
-        (service.logs_with("nats connected").len() >= 2).then_some(())
+        (s.service.logs_with("nats connected").len() >= 2).then_some(())
     })
     .await;
     // The SMSC takes binds again; a new command follows.
-    sim.behaviour(json!({"bind_status": null})).await;
-    service.wait_bound(1).await;
+    s.sim.behaviour(json!({"bind_status": null})).await;
+    s.service.wait_bound(1).await;
     tokio::time::sleep(Duration::from_millis(5500)).await;
-    let fresh = nats
-        .send_command(&op, "+93706000002", "Sent after the reconnect")
+    let fresh = s
+        .nats
+        .send_command(&s.op, "+93706000002", "Sent after the reconnect")
         .await;
     eventually(T, "the new command recorded", || {
         let ids = vec![fresh.clone()];
         async move { (correlation_rows(&ids).await.len() == 1).then_some(()) }
     })
     .await;
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
 
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     let to: Vec<&str> = submits
         .iter()
         .filter_map(|s| s["destination_addr"].as_str())
@@ -228,7 +216,7 @@ async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_
         "only the new command reaches the SMSC"
     );
     assert!(
-        service
+        s.service
             .metric_sum(
                 "smpp_connector_redelivery_lookups_total",
                 "reason=\"stored_before_reconnect\""
@@ -243,31 +231,31 @@ async fn a_first_delivery_stored_before_a_nats_reconnect_is_checked_against_the_
 /// for a receipt that overtook a submit still in flight, and none is.
 #[tokio::test]
 async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
-    let (_op, _nats, sim, _oms, service) = one_operator(
-        "faults_unknown_receipt",
-        json!({"receipts": false}),
-        &[
+    let s = Stage::builder("faults_unknown_receipt")
+        .sim(json!({"receipts": false}))
+        .env(&[
             ("RECEIPT_CORRELATION_WAIT_MS", "20000"),
             ("RECEIPT_UNMATCHED_GRACE_MS", "500"),
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     let text = "id:0ABCDE sub:001 dlvrd:001 submit date:2611221015 done date:2611221016 stat:DELIVRD err:000 text:";
     let sent = std::time::Instant::now();
     assert_eq!(
-        sim.inject(json!({
-            "kind": "deliver_sm",
-            "source_addr": "93700000013",
-            "destination_addr": "Ghasi",
-            "esm_class": 4,
-            "data_coding": 0,
-            "short_message_hex": hex::encode(text),
-        }))
-        .await,
+        s.sim
+            .inject(json!({
+                "kind": "deliver_sm",
+                "source_addr": "93700000013",
+                "destination_addr": "Ghasi",
+                "esm_class": 4,
+                "data_coding": 0,
+                "short_message_hex": hex::encode(text),
+            }))
+            .await,
         1
     );
     eventually(T, "the deliver_sm answered", || async {
-        (sim.stats().await["deliver_sm_resp"] == 1).then_some(())
+        (s.sim.stats().await["deliver_sm_resp"] == 1).then_some(())
     })
     .await;
     let answered = sent.elapsed();
@@ -276,7 +264,7 @@ async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
         "answered after {answered:?} (wait 20 s, grace 0.5 s)"
     );
     assert!(
-        service
+        s.service
             .metric_sum(
                 "smpp_connector_receipt_correlation_total",
                 "result=\"unmatched\""
@@ -290,29 +278,33 @@ async fn a_receipt_without_a_row_is_not_held_for_the_whole_wait() {
 /// one ERROR says it is happening in bulk; each one is still dead-lettered and counted.
 #[tokio::test]
 async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
-    let (op, nats, _sim, _oms, service) =
-        one_operator("faults_dead_letters", json!({"receipts": false}), &[]).await;
-    let subject = format!("smpp.operator.{op}");
+    let s = Stage::builder("faults_dead_letters")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
+    let subject = format!("smpp.operator.{}", s.op);
     for n in 0..60 {
-        nats.publish_raw(&subject, format!("{{not json {n}").into_bytes())
+        s.nats
+            .publish_raw(&subject, format!("{{not json {n}").into_bytes())
             .await;
     }
     eventually(T, "60 dead letters", || async {
-        (nats
+        (s.nats
             .subject_messages("SMS_EVENTS", "sms.dispatch.dlq")
             .await
             == 60)
             .then_some(())
     })
     .await;
-    nats.wait_drained(&op, T).await;
-    let warned = service.logs_with("dispatch command dead-lettered");
+    s.nats.wait_drained(&s.op, T).await;
+    let warned = s.service.logs_with("dispatch command dead-lettered");
     assert!(
         (1..=10).contains(&warned.len()),
         "{} dead-letter lines",
         warned.len()
     );
-    let alarms: Vec<serde_json::Value> = service
+    let alarms: Vec<serde_json::Value> = s
+        .service
         .logs()
         .into_iter()
         .filter(|l| l["level"] == "ERROR")
@@ -325,7 +317,7 @@ async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
         "{alarms:?}"
     );
     assert_eq!(
-        service
+        s.service
             .metric_sum(
                 "smpp_connector_dead_letter_total",
                 "reason=\"INVALID_JSON\""
@@ -340,29 +332,29 @@ async fn thousands_of_dead_letters_raise_one_error_not_a_line_each() {
 #[tokio::test]
 async fn a_redis_outage_is_logged_once_not_per_message() {
     let (proxy, proxied) = crate::support::proxy::redis_proxy().await;
-    let (op, nats, sim, _oms, service) = one_operator(
-        "faults_redis_logs",
-        json!({"receipts": true}),
-        &[("REDIS_URL", &proxied)],
-    )
-    .await;
-    let before = service.logs().len();
+    let s = Stage::builder("faults_redis_logs")
+        .sim(json!({"receipts": true}))
+        .env(&[("REDIS_URL", &proxied)])
+        .start()
+        .await;
+    let before = s.service.logs().len();
     proxy.cut();
     let long = "A long message while Redis is down, more than one segment of text. ".repeat(3);
-    let ids = send_commands(&nats, &op, "+9370700", 0..30, &long).await;
+    let ids = send_commands(&s.nats, &s.op, "+9370700", 0..30, &long).await;
     // Concatenated MO parts while Redis is down (answered ESME_RX_T_APPN, retried by the SMSC).
     for seq in 1..=2u8 {
         let mut ud = vec![0x05, 0x00, 0x03, 0x21, 2, seq];
         ud.extend_from_slice(b"part");
-        sim.inject(json!({
-            "kind": "deliver_sm",
-            "source_addr": "93707999999",
-            "destination_addr": "3030",
-            "esm_class": 0x40,
-            "data_coding": 0,
-            "short_message_hex": hex::encode(ud),
-        }))
-        .await;
+        s.sim
+            .inject(json!({
+                "kind": "deliver_sm",
+                "source_addr": "93707999999",
+                "destination_addr": "3030",
+                "esm_class": 0x40,
+                "data_coding": 0,
+                "short_message_hex": hex::encode(ud),
+            }))
+            .await;
     }
     crate::support::forbid_in_logs(&["93707999999"]);
     let segments = eventually(T, "every segment recorded during the outage", || {
@@ -374,7 +366,7 @@ async fn a_redis_outage_is_logged_once_not_per_message() {
     })
     .await;
     proxy.restore();
-    let loud = service.loud_lines(before);
+    let loud = s.service.loud_lines(before);
     assert!(
         loud.len() <= 6,
         "{} WARN/ERROR lines for one Redis outage ({segments} segments): {:#?}",
@@ -391,7 +383,6 @@ async fn a_redis_outage_is_logged_once_not_per_message() {
 #[tokio::test]
 async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then_duplicate() {
     let test = "faults_lost_acks";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let target: std::net::SocketAddr = nats
         .url
@@ -400,35 +391,31 @@ async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then
         .expect("nats address");
     let proxy = crate::support::proxy::Proxy::start(target).await;
     let proxied = format!("nats://127.0.0.1:{}", proxy.port);
-    let sim = Sim::start(
-        test,
-        json!({"receipts": true, "receipt_delay_ms": 1500, "redeliver_refused_ms": 300}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     // The service talks to NATS through the proxy (the test's own client does not).
     // One pod, no KV ownership: a muted NATS would (rightly) stop a bind whose key
     // cannot be refreshed, which is not what this test is about.
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[("NATS_URL", &proxied), ("BIND_OWNERSHIP", "off")],
-    )
-    .await;
-    service.wait_bound(1).await;
-    let ids = send_commands(&nats, &op, "+9370800", 0..10, "Lost acks").await;
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": true, "receipt_delay_ms": 1500, "redeliver_refused_ms": 300}))
+        .env(&[("NATS_URL", &proxied), ("BIND_OWNERSHIP", "off")])
+        .start()
+        .await;
+    let ids = send_commands(&s.nats, &s.op, "+9370800", 0..10, "Lost acks").await;
     wait_rows(&ids, 10).await;
     // The receipts come 1.5 s after the submits: their publishes lose their acks.
     proxy.mute_replies();
     tokio::time::sleep(Duration::from_secs(8)).await;
     proxy.unmute_replies();
     eventually(T, "ten receipt events, each once", || async {
-        (nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await == 10).then_some(())
+        (s.nats
+            .subject_messages("SMS_EVENTS", "sms.dlr.inbound")
+            .await
+            == 10)
+            .then_some(())
     })
     .await;
     let count = |label: &'static str| {
-        let service = &service;
+        let service = &s.service;
         async move {
             service
                 .metric_sum(
@@ -452,15 +439,20 @@ async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then
     );
     assert_eq!(count("failed").await, 0.0, "nothing failed");
     assert_eq!(
-        nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await,
+        s.nats
+            .subject_messages("SMS_EVENTS", "sms.dlr.inbound")
+            .await,
         10,
         "each receipt in the stream once"
     );
-    let warned = service.logs_with(
+    let warned = s.service.logs_with(
         "receipt publishing failing; the SMSC is answered ESME_RX_T_APPN and redelivers",
     );
     assert_eq!(warned.len(), 1, "one line for the outage");
-    assert_eq!(service.logs_with("receipt publishing works again").len(), 1);
+    assert_eq!(
+        s.service.logs_with("receipt publishing works again").len(),
+        1
+    );
 }
 
 /// An SMSC that starts a PDU and never finishes it (a slowloris on the SMPP socket): the
@@ -468,20 +460,24 @@ async fn receipts_whose_acknowledgement_was_lost_are_counted_as_unconfirmed_then
 /// nothing queued is lost.
 #[tokio::test]
 async fn a_half_sent_pdu_from_the_smsc_ends_the_session_and_loses_nothing() {
-    let (op, nats, sim, _oms, service) =
-        one_operator("faults_slowloris", json!({"receipts": false}), &[]).await;
+    let s = Stage::builder("faults_slowloris")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
     // A header announcing 1,000 octets, then 8 of them, then nothing.
     let mut partial = vec![0, 0, 0x03, 0xE8, 0, 0, 0, 0x05, 0, 0, 0, 0, 0, 0, 0, 0x99];
     partial.extend_from_slice(&[0x41; 8]);
     assert_eq!(
-        sim.inject(json!({"kind": "raw", "hex": hex::encode(&partial)}))
+        s.sim
+            .inject(json!({"kind": "raw", "hex": hex::encode(&partial)}))
             .await,
         1
     );
-    let ids = send_commands(&nats, &op, "+9370900", 0..20, "After a stalled PDU").await;
+    let ids = send_commands(&s.nats, &s.op, "+9370900", 0..20, "After a stalled PDU").await;
     wait_rows(&ids, 20).await;
-    nats.wait_drained(&op, T).await;
-    let reasons: Vec<String> = service
+    s.nats.wait_drained(&s.op, T).await;
+    let reasons: Vec<String> = s
+        .service
         .logs_with("bind state changed")
         .iter()
         .filter_map(|l| l["reason"].as_str().map(str::to_owned))
@@ -491,7 +487,7 @@ async fn a_half_sent_pdu_from_the_smsc_ends_the_session_and_loses_nothing() {
         "the stalled session ended by its heartbeat: {reasons:?}"
     );
     assert_eq!(
-        service
+        s.service
             .metric_sum("smpp_connector_malformed_pdus_total", "")
             .await,
         0.0
@@ -503,23 +499,23 @@ async fn a_half_sent_pdu_from_the_smsc_ends_the_session_and_loses_nothing() {
 #[tokio::test]
 async fn a_ten_megabyte_command_is_dead_lettered_not_sent() {
     let test = "faults_huge";
-    let op = format!("op{}", unique());
-    let nats = Nats::start_with_config(test, "max_payload: 16777216\n").await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
-    let mut dlq = nats.subscribe("sms.dispatch.dlq").await;
+    let s = Stage::builder(test)
+        .nats(Nats::start_with_config(test, "max_payload: 16777216\n").await)
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
+    let mut dlq = s.nats.subscribe("sms.dispatch.dlq").await;
     let command = json!({
         "messageId": "huge",
-        "operatorId": op,
+        "operatorId": s.op,
         "to": "+93709999999",
         "text": "z".repeat(10 * 1024 * 1024),
     });
     crate::support::forbid_in_logs(&["93709999999"]);
-    let sequence = nats
+    let sequence = s
+        .nats
         .publish_raw(
-            &format!("smpp.operator.{op}"),
+            &format!("smpp.operator.{}", s.op),
             serde_json::to_vec(&command).unwrap(),
         )
         .await;
@@ -538,10 +534,10 @@ async fn a_ten_megabyte_command_is_dead_lettered_not_sent() {
         letter.to_string().len() < 2_000,
         "the payload is not copied"
     );
-    nats.wait_drained(&op, T).await;
-    assert!(sim.received("submit_sm").await.is_empty());
+    s.nats.wait_drained(&s.op, T).await;
+    assert!(s.sim.received("submit_sm").await.is_empty());
     // And the bind goes on.
-    let ids = send_commands(&nats, &op, "+9370901", 0..3, "After a huge one").await;
+    let ids = send_commands(&s.nats, &s.op, "+9370901", 0..3, "After a huge one").await;
     wait_rows(&ids, 3).await;
 }
 
@@ -554,7 +550,7 @@ async fn a_ten_megabyte_command_is_dead_lettered_not_sent() {
 async fn receipts_wait_for_rows_being_written_again() {
     // Answers take 1 s: the database is cut after the submits went out (a command is not
     // sent while its redelivery lookup fails) and before their rows are written.
-    let (op, nats, sim, _oms, proxy, service) = behind_a_database_proxy(
+    let (s, proxy) = behind_a_database_proxy(
         "faults_receipt_row_retry",
         json!({"receipts": true, "receipt_delay_ms": 200, "resp_delay_ms": 1000}),
         &[
@@ -563,14 +559,15 @@ async fn receipts_wait_for_rows_being_written_again() {
         ],
     )
     .await;
-    service.wait_bound(1).await;
-    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let ids = send_commands(&nats, &op, "+9370600", 0..10, "Row retry").await;
-    sim.received_at_least("submit_sm", 10).await;
+    s.service.wait_bound(1).await;
+    let mut dlrs = s.nats.subscribe("sms.dlr.inbound").await;
+    let ids = send_commands(&s.nats, &s.op, "+9370600", 0..10, "Row retry").await;
+    s.sim.received_at_least("submit_sm", 10).await;
     proxy.cut();
     // The answers, then the receipts, come while the rows cannot be written.
     eventually(T, "the receipts sent", || async {
-        let sent = sim
+        let sent = s
+            .sim
             .records()
             .iter()
             .filter(|r| r["dir"] == "out" && r["command"] == "deliver_sm")

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::support::proxy::redis_proxy;
 use crate::support::sim::credentials;
 use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, metric, schema, unique,
+    Nats, Oms, Service, Sim, Stage, correlation_rows, eventually, forbid_in_logs, metric, schema,
+    unique,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -62,30 +63,26 @@ fn submit_span(sim: &Sim) -> Duration {
 #[tokio::test]
 async fn tps_limit_holds_a_burst_back_and_loses_nothing() {
     let test = "flow_tps";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"tpsLimit": 10})),
-    );
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
-    let ids = publish_many(&nats, &op, "937400", 15).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"tpsLimit": 10}))
+        .start()
+        .await;
+    let ids = publish_many(&s.nats, &s.op, "937400", 15).await;
     all_rows(&ids).await;
-    assert_eq!(sim.received("submit_sm").await.len(), 15);
-    sim.assert_golden_clean().await;
+    assert_eq!(s.sim.received("submit_sm").await.len(), 15);
+    s.sim.assert_golden_clean().await;
     assert!(
-        sim.max_submits_within(1000) <= 19,
+        s.sim.max_submits_within(1000) <= 19,
         "a sliding second held {}",
-        sim.max_submits_within(1000)
+        s.sim.max_submits_within(1000)
     );
     // 15 at a limit of 10 cannot all go within one budget window.
-    let times = sim.submit_times_ms();
+    let times = s.sim.submit_times_ms();
     let tenth_to_last = times[14] - times[0];
     assert!(tenth_to_last > 0, "held back: {times:?}");
     let throttled = metric(
-        &service.metrics().await,
+        &s.service.metrics().await,
         "smpp_connector_tps_throttle_total",
     );
     assert!(
@@ -102,15 +99,11 @@ async fn tps_limit_holds_a_burst_back_and_loses_nothing() {
 #[tokio::test]
 async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
     let test = "flow_tps_long";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"tpsLimit": 4})),
-    );
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"tpsLimit": 4}))
+        .start()
+        .await;
     let text = "L".repeat(400);
     forbid_in_logs(&[&text]);
     let mut ids = Vec::new();
@@ -118,12 +111,13 @@ async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
         let to = format!("937410{i:05}");
         forbid_in_logs(&[&to]);
         let message_id = uuid::Uuid::new_v4().to_string();
-        let command = json!({"messageId": message_id, "operatorId": op, "to": to, "text": text});
-        nats.publish_raw(
-            &format!("smpp.operator.{op}"),
-            command.to_string().into_bytes(),
-        )
-        .await;
+        let command = json!({"messageId": message_id, "operatorId": s.op, "to": to, "text": text});
+        s.nats
+            .publish_raw(
+                &format!("smpp.operator.{}", s.op),
+                command.to_string().into_bytes(),
+            )
+            .await;
         ids.push(message_id);
     }
     eventually(T, "every part correlated", || {
@@ -131,8 +125,8 @@ async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
         async move { (correlation_rows(&ids).await.len() == 30).then_some(()) }
     })
     .await;
-    nats.wait_drained(&op, T).await;
-    let submits = sim.received("submit_sm").await;
+    s.nats.wait_drained(&s.op, T).await;
+    let submits = s.sim.received("submit_sm").await;
     assert_eq!(submits.len(), 30, "each part exactly once");
     let mut refs: std::collections::HashMap<String, std::collections::BTreeSet<u8>> =
         std::collections::HashMap::new();
@@ -147,11 +141,12 @@ async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
         "one reference per message: {refs:?}"
     );
     assert!(
-        sim.max_submits_within(1000) < 8,
+        s.sim.max_submits_within(1000) < 8,
         "a sliding second held {} (limit 4)",
-        sim.max_submits_within(1000)
+        s.sim.max_submits_within(1000)
     );
-    let naks: f64 = service
+    let naks: f64 = s
+        .service
         .metrics()
         .await
         .lines()
@@ -160,7 +155,7 @@ async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(naks >= 1.0, "messages over the budget were NAKed ({naks})");
-    sim.assert_golden_clean().await;
+    s.sim.assert_golden_clean().await;
 }
 
 /// Two service processes on one operator share its budget: 100 messages at 20/s take at
@@ -168,26 +163,24 @@ async fn over_budget_long_messages_go_back_to_the_stream_and_lose_nothing() {
 #[tokio::test]
 async fn two_processes_never_exceed_the_operator_budget_together() {
     let test = "flow_tps_two";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})),
-    );
-    let a = Service::start(test, &nats, &oms, &op, &[]).await;
-    let b = Service::start(test, &nats, &oms, &op, &[]).await;
-    a.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"tpsLimit": 20}))
+        .bound(0)
+        .start()
+        .await;
+    let b = s.pod(test, &[]).await;
+    s.service.wait_bound(1).await;
     b.wait_bound(1).await;
-    let ids = publish_many(&nats, &op, "937401", 100).await;
+    let ids = publish_many(&s.nats, &s.op, "937401", 100).await;
     all_rows(&ids).await;
-    assert_eq!(sim.received("submit_sm").await.len(), 100);
-    let span = submit_span(&sim);
+    assert_eq!(s.sim.received("submit_sm").await.len(), 100);
+    let span = submit_span(&s.sim);
     assert!(
         span >= Duration::from_secs(3),
         "100 submits at 20/s took {span:?}"
     );
-    let sliding = sim.max_submits_within(1000);
+    let sliding = s.sim.max_submits_within(1000);
     assert!(sliding < 40, "a sliding second held {sliding}");
 }
 
@@ -196,25 +189,22 @@ async fn two_processes_never_exceed_the_operator_budget_together() {
 #[tokio::test]
 async fn redis_down_fails_open_under_the_local_cap() {
     let test = "flow_tps_redis";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"tpsLimit": 20})),
-    );
     let (proxy, proxied) = redis_proxy().await;
-    let service = Service::start(test, &nats, &oms, &op, &[("REDIS_URL", &proxied)]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"tpsLimit": 20}))
+        .env(&[("REDIS_URL", &proxied)])
+        .start()
+        .await;
     proxy.cut();
-    let ids = publish_many(&nats, &op, "937402", 60).await;
+    let ids = publish_many(&s.nats, &s.op, "937402", 60).await;
     all_rows(&ids).await;
-    assert_eq!(sim.received("submit_sm").await.len(), 60);
-    let span = submit_span(&sim);
+    assert_eq!(s.sim.received("submit_sm").await.len(), 60);
+    let span = submit_span(&s.sim);
     assert!(span >= Duration::from_secs(1), "local cap held: {span:?}");
-    let warned = service.logs_with("redis unavailable, failing open").len();
+    let warned = s.service.logs_with("redis unavailable, failing open").len();
     assert_eq!(warned, 1, "one WARN per outage");
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert!(
         metric(&metrics, "smpp_connector_tps_fail_open_total")
             .iter()
@@ -228,35 +218,34 @@ async fn redis_down_fails_open_under_the_local_cap() {
 #[tokio::test]
 async fn window_10_is_never_exceeded_at_the_smsc() {
     let test = "flow_window";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
     // Answers 200 ms late: the window fills even on a loaded machine (at 40 ms, a starved
     // run once peaked at 9).
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 200}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 10})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
-    let ids = publish_many(&nats, &op, "937403", 120).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false, "resp_delay_ms": 200}))
+        .credentials(json!({"window": 10}))
+        .start()
+        .await;
+    let ids = publish_many(&s.nats, &s.op, "937403", 120).await;
     all_rows(&ids).await;
-    let max = sim.max_in_flight();
+    let max = s.sim.max_in_flight();
     assert_eq!(max, 10, "window used fully, never exceeded");
-    sim.assert_golden_clean().await;
+    s.sim.assert_golden_clean().await;
     // The window can be changed in SQL without a restart.
     let pg = crate::support::pg().await;
     pg.execute(
         "INSERT INTO ops.smpp_binds (operator_id, direction, bind_id, \"window\") VALUES ($1, 'trx', 0, 3)",
-        &[&op],
+        &[&s.op],
     )
     .await
     .expect("ops.smpp_binds row");
     eventually(T, "window reloaded", || async {
-        (!service.logs_with("window maximum changed").is_empty()).then_some(())
+        (!s.service.logs_with("window maximum changed").is_empty()).then_some(())
     })
     .await;
-    let before = sim.received("submit_sm").await.len();
-    let more = publish_many(&nats, &op, "937413", 30).await;
+    let before = s.sim.received("submit_sm").await.len();
+    let more = publish_many(&s.nats, &s.op, "937413", 30).await;
     all_rows(&more).await;
-    let max_after = sim.max_in_flight_after(before);
+    let max_after = s.sim.max_in_flight_after(before);
     assert!(max_after <= 3, "window 3 after the reload, saw {max_after}");
 }
 
@@ -265,28 +254,27 @@ async fn window_10_is_never_exceeded_at_the_smsc() {
 #[tokio::test]
 async fn throttling_halves_the_window_degrades_and_grows_back() {
     let test = "flow_throttled";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let mut degraded = nats.subscribe("smpp.bind.degraded").await;
     let statuses: Vec<Value> = (0..4).map(|_| json!("ESME_RTHROTTLED")).collect();
-    let sim = Sim::start(
-        test,
-        json!({"receipts": false, "resp_delay_ms": 5, "submit_status_next": statuses}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 40})));
-    let service = Service::start(test, &nats, &oms, &op, &[("WINDOW_GROW_PERIOD_MS", "300")]).await;
-    service.wait_bound(1).await;
-    let ids = publish_many(&nats, &op, "937404", 40).await;
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": false, "resp_delay_ms": 5, "submit_status_next": statuses}))
+        .credentials(json!({"window": 40}))
+        .env(&[("WINDOW_GROW_PERIOD_MS", "300")])
+        .start()
+        .await;
+    let ids = publish_many(&s.nats, &s.op, "937404", 40).await;
     let event = degraded
         .wait_for(T, "degraded THROTTLED", |e| e["cause"] == "THROTTLED")
         .await;
     schema::assert_valid("bind-degraded-event.v1.schema.json", &event);
-    assert_eq!(event["operatorId"], op.as_str());
+    assert_eq!(event["operatorId"], s.op.as_str());
     assert!(event["countInLastMinute"].as_u64() >= Some(3));
     assert!(event["window"].as_u64() < Some(40), "{event}");
     all_rows(&ids).await;
     eventually(T, "window grown back", || async {
-        let metrics = service.metrics().await;
+        let metrics = s.service.metrics().await;
         metric(&metrics, "smpp_window_dynamic")
             .first()
             .is_some_and(|w| *w == 40.0)
@@ -294,7 +282,7 @@ async fn throttling_halves_the_window_degrades_and_grows_back() {
     })
     .await;
     assert_eq!(
-        sim.received("submit_sm").await.len(),
+        s.sim.received("submit_sm").await.len(),
         44,
         "40 plus 4 throttled retries"
     );
@@ -305,26 +293,18 @@ async fn throttling_halves_the_window_degrades_and_grows_back() {
 #[tokio::test]
 async fn submit_failures_half_close_the_bind_until_a_probe_succeeds() {
     let test = "flow_half_closed";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let mut health = nats.subscribe("operator.health").await;
     let mut degraded = nats.subscribe("smpp.bind.degraded").await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let sim = Sim::start(
-        test,
-        json!({"receipts": false, "submit_status_next": ["ESME_RSUBMITFAIL", "ESME_RSUBMITFAIL", "ESME_RSUBMITFAIL", "ESME_RSUBMITFAIL"]}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 1})));
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[("HALF_CLOSED_PROBE_INTERVAL_MS", "1500")],
-    )
-    .await;
-    service.wait_bound(1).await;
-    let ids = publish_many(&nats, &op, "937405", 5).await;
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": false, "submit_status_next": ["ESME_RSUBMITFAIL", "ESME_RSUBMITFAIL", "ESME_RSUBMITFAIL", "ESME_RSUBMITFAIL"]}))
+        .credentials(json!({"window": 1}))
+        .env(&[("HALF_CLOSED_PROBE_INTERVAL_MS", "1500")])
+        .start()
+        .await;
+    let ids = publish_many(&s.nats, &s.op, "937405", 5).await;
     let half = health
         .wait_for(T, "HALF_CLOSED_TX", |e| e["bindState"] == "HALF_CLOSED_TX")
         .await;
@@ -338,15 +318,16 @@ async fn submit_failures_half_close_the_bind_until_a_probe_succeeds() {
     schema::assert_valid("bind-degraded-event.v1.schema.json", &event);
     // A receipt arriving meanwhile is still turned into an event.
     let text = "id:ABC123 sub:001 dlvrd:001 submit date:2612041015 done date:2612041016 stat:DELIVRD err:000 text:";
-    sim.inject(json!({
-        "kind": "deliver_sm",
-        "source_addr": "93740599999",
-        "destination_addr": "Ghasi",
-        "esm_class": 4,
-        "data_coding": 0,
-        "short_message_hex": hex::encode(text),
-    }))
-    .await;
+    s.sim
+        .inject(json!({
+            "kind": "deliver_sm",
+            "source_addr": "93740599999",
+            "destination_addr": "Ghasi",
+            "esm_class": 4,
+            "data_coding": 0,
+            "short_message_hex": hex::encode(text),
+        }))
+        .await;
     dlrs.wait_for(T, "receipt while half-closed", |e| {
         e["operatorMessageId"] == "abc123"
     })
@@ -356,7 +337,7 @@ async fn submit_failures_half_close_the_bind_until_a_probe_succeeds() {
         .await;
     all_rows(&ids).await;
     // 3 failures, 1 failed probe, then the probe and the rest.
-    let submits = sim.received("submit_sm").await.len();
+    let submits = s.sim.received("submit_sm").await.len();
     assert_eq!(submits, 9, "5 messages + 4 refused attempts");
 }
 
@@ -365,18 +346,17 @@ async fn submit_failures_half_close_the_bind_until_a_probe_succeeds() {
 #[tokio::test]
 async fn queue_full_drains_then_resumes() {
     let test = "flow_draining";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let mut health = nats.subscribe("operator.health").await;
     let mut degraded = nats.subscribe("smpp.bind.degraded").await;
-    let sim = Sim::start(
-        test,
-        json!({"receipts": false, "resp_delay_ms": 20, "submit_status_next": ["ESME_RMSGQFUL"]}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 5})));
-    let service = Service::start(test, &nats, &oms, &op, &[("DRAIN_MIN_MS", "1500")]).await;
-    service.wait_bound(1).await;
-    let ids = publish_many(&nats, &op, "937406", 30).await;
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": false, "resp_delay_ms": 20, "submit_status_next": ["ESME_RMSGQFUL"]}))
+        .credentials(json!({"window": 5}))
+        .env(&[("DRAIN_MIN_MS", "1500")])
+        .start()
+        .await;
+    let ids = publish_many(&s.nats, &s.op, "937406", 30).await;
     health
         .wait_for(T, "DRAINING", |e| e["bindState"] == "DRAINING")
         .await;
@@ -385,7 +365,7 @@ async fn queue_full_drains_then_resumes() {
         .wait_for(T, "degraded DRAINING", |e| e["cause"] == "DRAINING")
         .await;
     schema::assert_valid("bind-degraded-event.v1.schema.json", &event);
-    let during = sim.received_now("submit_sm").len();
+    let during = s.sim.received_now("submit_sm").len();
     health
         .wait_for(T, "BOUND after the drain", |e| {
             e["bindState"] == "BOUND" && e["reason"] == "drained"
@@ -400,7 +380,7 @@ async fn queue_full_drains_then_resumes() {
         "{during} submits before the drain began (window 5)"
     );
     all_rows(&ids).await;
-    assert_eq!(sim.received("submit_sm").await.len(), 31);
+    assert_eq!(s.sim.received("submit_sm").await.len(), 31);
 }
 
 /// The sequence counter lives in Redis and wraps 0x7FFFFFFF → 1.
@@ -452,26 +432,37 @@ async fn sequence_numbers_come_from_redis_and_wrap_to_1() {
 #[tokio::test]
 async fn p0_overtakes_a_p2_backlog() {
     let test = "flow_lanes";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 10}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 10})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false, "resp_delay_ms": 10}))
+        .credentials(json!({"window": 10}))
+        .start()
+        .await;
 
     // Idle bind: one P0.
     let idle_at = chrono::Utc::now().timestamp_millis();
-    let idle = publish(&nats, &format!("lane.p0.smpp.{op}.trx"), &op, "93740800000").await;
+    let idle = publish(
+        &s.nats,
+        &format!("lane.p0.smpp.{}.trx", s.op),
+        &s.op,
+        "93740800000",
+    )
+    .await;
     all_rows(std::slice::from_ref(&idle)).await;
-    sim.received("submit_sm").await;
-    let idle_ms = sim.submit_times_ms()[0] - idle_at;
+    s.sim.received("submit_sm").await;
+    let idle_ms = s.sim.submit_times_ms()[0] - idle_at;
 
-    let backlog = publish_many(&nats, &op, "937409", 1000).await;
-    sim.received_at_least("submit_sm", 100).await;
+    let backlog = publish_many(&s.nats, &s.op, "937409", 1000).await;
+    s.sim.received_at_least("submit_sm", 100).await;
     let urgent_at = chrono::Utc::now().timestamp_millis();
-    let urgent = publish(&nats, &format!("lane.p0.smpp.{op}.trx"), &op, "93740811111").await;
+    let urgent = publish(
+        &s.nats,
+        &format!("lane.p0.smpp.{}.trx", s.op),
+        &s.op,
+        "93740811111",
+    )
+    .await;
     all_rows(std::slice::from_ref(&urgent)).await;
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     let position = submits
         .iter()
         .position(|r| r["destination_addr"] == "93740811111")
@@ -497,7 +488,7 @@ async fn p0_overtakes_a_p2_backlog() {
     );
     assert!(position < 1000, "P0 waited for the backlog");
     all_rows(&backlog).await;
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert!(metrics.contains("smpp_connector_lane_messages_total{mno=\""));
 }
 
@@ -507,15 +498,11 @@ async fn p0_overtakes_a_p2_backlog() {
 #[actix_rt::test]
 async fn a_steady_stream_is_not_held_back_by_the_idle_lanes() {
     let test = "flow_trickle";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"tpsLimit": 100000})),
-    );
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"tpsLimit": 100000}))
+        .start()
+        .await;
 
     let count = 300;
     let mut published_at = Vec::with_capacity(count);
@@ -526,16 +513,16 @@ async fn a_steady_stream_is_not_held_back_by_the_idle_lanes() {
         published_at.push(chrono::Utc::now().timestamp_millis());
         ids.push(
             publish(
-                &nats,
-                &format!("smpp.operator.{op}"),
-                &op,
+                &s.nats,
+                &format!("smpp.operator.{}", s.op),
+                &s.op,
                 &format!("937412{i:05}"),
             )
             .await,
         );
     }
     all_rows(&ids).await;
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     let mut delays: Vec<i64> = submits
         .iter()
         .filter_map(|r| {

@@ -5,48 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::sim::credentials;
-use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, eventually, forbid_in_logs, unique,
-};
+use crate::support::{Stage, correlation_rows, eventually, forbid_in_logs};
 
 const T: Duration = Duration::from_secs(30);
 
-struct Setup {
-    op: String,
-    nats: Nats,
-    sim: Sim,
-    _oms: Oms,
-    service: Service,
-}
-
-async fn setup(test: &str, creds: Value, sim_behaviour: Value) -> Setup {
-    setup_with_env(test, creds, sim_behaviour, &[]).await
-}
-
-async fn setup_with_env(
-    test: &str,
-    creds: Value,
-    sim_behaviour: Value,
-    env: &[(&str, &str)],
-) -> Setup {
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, sim_behaviour);
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, creds));
-    let service = Service::start(test, &nats, &oms, &op, env).await;
-    service.wait_bound(1).await;
-    Setup {
-        op,
-        nats,
-        sim,
-        _oms: oms,
-        service,
-    }
-}
-
 /// Publish a command with extra fields; returns its messageId.
-async fn send(setup: &Setup, to: &str, text: &str, extra: Value) -> String {
+async fn send(setup: &Stage, to: &str, text: &str, extra: Value) -> String {
     forbid_in_logs(&[to, text]);
     let message_id = uuid::Uuid::new_v4().to_string();
     let mut command =
@@ -99,7 +63,10 @@ fn tlv(pdu: &Value, tag: u16) -> Option<Vec<u8>> {
 
 #[tokio::test]
 async fn a_161_character_gsm7_text_is_two_csms_segments() {
-    let s = setup("long_161", json!({}), json!({"receipts": false})).await;
+    let s = Stage::builder("long_161")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
     let text = "A".repeat(161);
     // A wrong fingerprint is counted and logged, and the message still goes out.
     let id = send(
@@ -152,7 +119,10 @@ async fn a_161_character_gsm7_text_is_two_csms_segments() {
 
 #[tokio::test]
 async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
-    let s = setup("long_ref", json!({}), json!({"receipts": false})).await;
+    let s = Stage::builder("long_ref")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
     let text = "B".repeat(600); // 4 segments of at most 153 septets
     let first = send(&s, "93700000102", &text, json!({})).await;
     let second = send(&s, "93700000103", &text, json!({})).await;
@@ -205,12 +175,11 @@ async fn every_segment_of_a_message_shares_one_reference_and_messages_differ() {
 /// 16 bits once the bind's 8-bit space would wrap within the reference window.
 #[tokio::test]
 async fn concatenation_references_never_run_dry_under_load() {
-    let s = setup(
-        "long_refs_load",
-        json!({"window": 200}),
-        json!({"receipts": false}),
-    )
-    .await;
+    let s = Stage::builder("long_refs_load")
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"window": 200}))
+        .start()
+        .await;
     let text = "C".repeat(161);
     let mut ids = Vec::new();
     for n in 0..600 {
@@ -281,14 +250,13 @@ async fn concatenation_references_never_run_dry_under_load() {
 #[tokio::test]
 async fn a_slow_redis_delays_references_instead_of_falling_back() {
     let (proxy, redis_url) = crate::support::proxy::redis_proxy().await;
-    let s = setup_with_env(
-        "long_refs_slow_redis",
+    let s = Stage::builder("long_refs_slow_redis")
+        .sim(json!({"receipts": false}))
         // No TPS limit: the token bucket would pace intake to Redis's round trips.
-        json!({"window": 200, "tpsLimit": null}),
-        json!({"receipts": false}),
-        &[("REDIS_URL", &redis_url)],
-    )
-    .await;
+        .credentials(json!({"window": 200, "tpsLimit": null}))
+        .env(&[("REDIS_URL", &redis_url)])
+        .start()
+        .await;
     proxy.delay_replies(Duration::from_millis(700));
     // The 500 messages wait in the stream, then come as one burst.
     let bind = format!("/admin/binds/{}/trx/0", s.op);
@@ -362,13 +330,12 @@ async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
         ("NATS_ACK_WAIT_MS", "2000"),
     ];
     // 16-bit references: a new process's first reference differs from the last one's.
-    let s = setup_with_env(
-        "long_ref_remembered",
-        json!({"tpsLimit": null, "concatRefBits": 16}),
-        json!({"receipts": false, "drop_submit_resp": true}),
-        &env,
-    )
-    .await;
+    let s = Stage::builder("long_ref_remembered")
+        .sim(json!({"receipts": false, "drop_submit_resp": true}))
+        .credentials(json!({"tpsLimit": null, "concatRefBits": 16}))
+        .env(&env)
+        .start()
+        .await;
     // The bind's first reference block is reserved; from now on writes are slow.
     let redis = crate::support::redis_client().await;
     let op = s.op.clone();
@@ -390,7 +357,7 @@ async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
     proxy.delay_requests(Duration::ZERO);
     s.sim.behaviour(json!({"drop_submit_resp": false})).await;
     let again =
-        crate::support::Service::start("long_ref_remembered", &s.nats, &s._oms, &op, &env).await;
+        crate::support::Service::start("long_ref_remembered", &s.nats, &s.oms, &op, &env).await;
     again.wait_bound(1).await;
     rows(std::slice::from_ref(&id), 2).await;
     let references: std::collections::BTreeSet<u16> = s
@@ -411,7 +378,10 @@ async fn a_long_message_goes_out_only_once_its_reference_is_remembered() {
 
 #[tokio::test]
 async fn the_tlv_strategy_sends_one_message_payload() {
-    let s = setup("long_tlv", json!({}), json!({"receipts": false})).await;
+    let s = Stage::builder("long_tlv")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
     let text = "C".repeat(400);
     let id = send(
         &s,
@@ -434,12 +404,11 @@ async fn the_tlv_strategy_sends_one_message_payload() {
 
 #[tokio::test]
 async fn the_sar_strategy_uses_consistent_tlvs_and_no_udh() {
-    let s = setup(
-        "long_sar",
-        json!({"longMessageStrategy": "SAR"}),
-        json!({"receipts": false}),
-    )
-    .await;
+    let s = Stage::builder("long_sar")
+        .sim(json!({"receipts": false}))
+        .credentials(json!({"longMessageStrategy": "SAR"}))
+        .start()
+        .await;
     let text = "D".repeat(320); // 3 segments
     let id = send(&s, "93700000105", &text, json!({})).await;
     rows(&[id], 3).await;
@@ -460,7 +429,10 @@ async fn the_sar_strategy_uses_consistent_tlvs_and_no_udh() {
 
 #[tokio::test]
 async fn one_pashto_character_makes_the_message_ucs2_in_67_unit_segments() {
-    let s = setup("long_ucs2", json!({}), json!({"receipts": false})).await;
+    let s = Stage::builder("long_ucs2")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
     let text = format!("{}ښ", "a".repeat(100)); // 101 UTF-16 units
     let id = send(&s, "93700000106", &text, json!({})).await;
     rows(&[id], 2).await;
@@ -483,7 +455,10 @@ async fn one_pashto_character_makes_the_message_ucs2_in_67_unit_segments() {
 
 #[tokio::test]
 async fn gsm7_force_replaces_and_audits_without_content() {
-    let s = setup("long_force", json!({}), json!({"receipts": false})).await;
+    let s = Stage::builder("long_force")
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
     let text = "Sal\u{0627}m ñ 😀 done";
     let id = send(&s, "93700000107", text, json!({"encoding": "GSM7_FORCE"})).await;
     rows(std::slice::from_ref(&id), 1).await;
@@ -505,12 +480,10 @@ async fn gsm7_force_replaces_and_audits_without_content() {
 async fn a_redelivered_half_sent_message_sends_only_the_missing_segment() {
     // Segment 1 accepted, segment 2 answered ESME_RSYSERR (temporary): the message is
     // NAKed; on redelivery only segment 2 goes out again.
-    let s = setup(
-        "long_half",
-        json!({}),
-        json!({"receipts": false, "submit_status_next": [0, 8]}),
-    )
-    .await;
+    let s = Stage::builder("long_half")
+        .sim(json!({"receipts": false, "submit_status_next": [0, 8]}))
+        .start()
+        .await;
     let text = "E".repeat(200);
     let id = send(&s, "93700000108", &text, json!({})).await;
     let rows = rows(std::slice::from_ref(&id), 2).await;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::proxy::redis_proxy;
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, eventually, metric, schema, unique};
+use crate::support::{Nats, Oms, Service, Sim, Stage, eventually, metric, schema, unique};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -133,18 +133,14 @@ pub(crate) fn events_from<'a>(seen: &'a [Value], from: &str) -> Vec<&'a Value> {
     events
 }
 
-async fn start(test: &str, extra: &[(&str, &str)]) -> (String, Nats, Sim, Oms, Service) {
-    crate::support::one_operator(test, json!({}), extra).await
-}
-
 #[tokio::test]
 async fn single_part_messages_are_decoded_by_data_coding() {
-    let (_op, nats, sim, _oms, service) = start("mo_single", &[]).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let s = Stage::builder("mo_single").start().await;
+    let mut mo = s.nats.subscribe("sms.mo.inbound").await;
     let (gsm_from, ucs_from, bin_from) = (number(), number(), number());
-    inject(&sim, deliver(&gsm_from, 0x00, &gsm7("Hi @£€ 1"))).await;
-    inject(&sim, deliver(&ucs_from, 0x08, &ucs2("Salam 😀"))).await;
-    inject(&sim, deliver(&bin_from, 0x04, &[0xDE, 0xAD, 0xBE, 0xEF])).await;
+    inject(&s.sim, deliver(&gsm_from, 0x00, &gsm7("Hi @£€ 1"))).await;
+    inject(&s.sim, deliver(&ucs_from, 0x08, &ucs2("Salam 😀"))).await;
+    inject(&s.sim, deliver(&bin_from, 0x04, &[0xDE, 0xAD, 0xBE, 0xEF])).await;
 
     let gsm = mo.wait_for(T, "GSM7 MO", |e| e["from"] == gsm_from).await;
     assert_eq!(gsm["text"], "Hi @£€ 1");
@@ -164,28 +160,29 @@ async fn single_part_messages_are_decoded_by_data_coding() {
     for from in [&gsm_from, &ucs_from, &bin_from] {
         assert_eq!(events_from(&mo.seen, from).len(), 1);
     }
-    assert_eq!(resp_statuses(&sim, 3).await, vec![0, 0, 0]);
-    service.assert_no_secrets(&[&gsm_from, &ucs_from, "Salam"]);
+    assert_eq!(resp_statuses(&s.sim, 3).await, vec![0, 0, 0]);
+    s.service
+        .assert_no_secrets(&[&gsm_from, &ucs_from, "Salam"]);
 }
 
 #[tokio::test]
 async fn concatenated_parts_in_any_order_make_one_event_each() {
-    let (op, nats, sim, _oms, service) = start("mo_concat", &[]).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let s = Stage::builder("mo_concat").start().await;
+    let mut mo = s.nats.subscribe("sms.mo.inbound").await;
     let (udh8, udh16, sar) = (number(), number(), number());
 
     // 3 parts, 8-bit reference, out of order, part 1 twice before the message completes.
-    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 3, &gsm7("jumps."))).await;
-    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 1, &gsm7("The quick "))).await;
-    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 1, &gsm7("The quick "))).await;
-    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 2, &gsm7("brown fox "))).await;
+    inject(&s.sim, udh_part(&udh8, 0, 0x2A, 3, 3, &gsm7("jumps."))).await;
+    inject(&s.sim, udh_part(&udh8, 0, 0x2A, 3, 1, &gsm7("The quick "))).await;
+    inject(&s.sim, udh_part(&udh8, 0, 0x2A, 3, 1, &gsm7("The quick "))).await;
+    inject(&s.sim, udh_part(&udh8, 0, 0x2A, 3, 2, &gsm7("brown fox "))).await;
     // 2 parts, 16-bit reference, UCS2 with an emoji's surrogate pair split between them.
     let all = ucs2("ab😀c");
-    inject(&sim, udh_part(&udh16, 8, 0x1234, 2, 2, &all[6..])).await;
-    inject(&sim, udh_part(&udh16, 8, 0x1234, 2, 1, &all[..6])).await;
+    inject(&s.sim, udh_part(&udh16, 8, 0x1234, 2, 2, &all[6..])).await;
+    inject(&s.sim, udh_part(&udh16, 8, 0x1234, 2, 1, &all[..6])).await;
     // 2 parts by SAR TLVs.
-    inject(&sim, sar_part(&sar, 7, 2, 1, "Hello ")).await;
-    inject(&sim, sar_part(&sar, 7, 2, 2, "world")).await;
+    inject(&s.sim, sar_part(&sar, 7, 2, 1, "Hello ")).await;
+    inject(&s.sim, sar_part(&sar, 7, 2, 2, "world")).await;
 
     let first = mo
         .wait_for(T, "8-bit UDH message", |e| e["from"] == udh8)
@@ -206,11 +203,11 @@ async fn concatenated_parts_in_any_order_make_one_event_each() {
     assert_eq!(second["parts"], 2);
     let third = mo.wait_for(T, "SAR message", |e| e["from"] == sar).await;
     assert_eq!(third["text"], "Hello world");
-    assert_eq!(third["operatorId"], op.as_str());
+    assert_eq!(third["operatorId"], s.op.as_str());
 
     // The SMSC delivers a part of a published message again (its resp was lost).
-    inject(&sim, udh_part(&udh8, 0, 0x2A, 3, 3, &gsm7("jumps."))).await;
-    let statuses = resp_statuses(&sim, 9).await;
+    inject(&s.sim, udh_part(&udh8, 0, 0x2A, 3, 3, &gsm7("jumps."))).await;
+    let statuses = resp_statuses(&s.sim, 9).await;
     assert_eq!(statuses, vec![0; 9], "every part answered ESME_ROK");
     mo.drain(Duration::from_secs(1)).await;
     for from in [&udh8, &udh16, &sar] {
@@ -221,10 +218,12 @@ async fn concatenated_parts_in_any_order_make_one_event_each() {
         );
     }
     assert_eq!(
-        nats.subject_messages("SMS_EVENTS", "sms.mo.inbound").await,
+        s.nats
+            .subject_messages("SMS_EVENTS", "sms.mo.inbound")
+            .await,
         3
     );
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert_eq!(
         metric_sum(&metrics, "smpp_concat_complete_total{mno=\""),
         3.0
@@ -232,28 +231,33 @@ async fn concatenated_parts_in_any_order_make_one_event_each() {
     assert_eq!(
         metric_sum(
             &metrics,
-            &format!("smpp_concat_parts_total{{mno=\"{op}\",result=\"repeat\"}}")
+            &format!(
+                "smpp_concat_parts_total{{mno=\"{}\",result=\"repeat\"}}",
+                s.op
+            )
         ),
         2.0
     );
     eventually(T, "buffer empty", || async {
-        let metrics = service.metrics().await;
+        let metrics = s.service.metrics().await;
         (metric_sum(&metrics, "smpp_concat_buffer_size{") == 0.0
             && metrics.contains("smpp_concat_buffer_size{"))
         .then_some(())
     })
     .await;
-    service.assert_no_secrets(&[&udh8, "quick"]);
+    s.service.assert_no_secrets(&[&udh8, "quick"]);
 }
 
 #[tokio::test]
 async fn a_missing_part_gives_one_partial_event_after_the_window() {
-    let (op, nats, sim, _oms, service) =
-        start("mo_partial", &[("CONCAT_WINDOW_SECONDS", "1")]).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let s = Stage::builder("mo_partial")
+        .env(&[("CONCAT_WINDOW_SECONDS", "1")])
+        .start()
+        .await;
+    let mut mo = s.nats.subscribe("sms.mo.inbound").await;
     let from = number();
-    inject(&sim, udh_part(&from, 0, 0x51, 3, 3, &gsm7("end"))).await;
-    inject(&sim, udh_part(&from, 0, 0x51, 3, 1, &gsm7("begin "))).await;
+    inject(&s.sim, udh_part(&from, 0, 0x51, 3, 3, &gsm7("end"))).await;
+    inject(&s.sim, udh_part(&from, 0, 0x51, 3, 1, &gsm7("begin "))).await;
     let partial = mo
         .wait_for(T, "partial message", |e| e["from"] == from)
         .await;
@@ -268,11 +272,11 @@ async fn a_missing_part_gives_one_partial_event_after_the_window() {
     );
     // Between the partial's publish and its tombstone, parts are refused for the SMSC to
     // retry (it is being published); wait for the tombstone (out of the open index).
-    open_messages_drop_to_zero(&op).await;
+    open_messages_drop_to_zero(&s.op).await;
     // A part repeated after the partial went out is recognised; the missing part arriving
     // late is not lost: it comes out on its own, partial, after its window.
-    inject(&sim, udh_part(&from, 0, 0x51, 3, 1, &gsm7("begin "))).await;
-    inject(&sim, udh_part(&from, 0, 0x51, 3, 2, &gsm7("middle "))).await;
+    inject(&s.sim, udh_part(&from, 0, 0x51, 3, 1, &gsm7("begin "))).await;
+    inject(&s.sim, udh_part(&from, 0, 0x51, 3, 2, &gsm7("middle "))).await;
     let late = mo
         .wait_for(T, "the late part", |e| {
             e["from"] == from && e["partsReceived"] == 1
@@ -281,8 +285,8 @@ async fn a_missing_part_gives_one_partial_event_after_the_window() {
     assert_eq!(late["text"], "middle ");
     mo.drain(Duration::from_secs(2)).await;
     assert_eq!(events_from(&mo.seen, &from).len(), 2);
-    assert_eq!(resp_statuses(&sim, 4).await, vec![0; 4]);
-    let metrics = service.metrics().await;
+    assert_eq!(resp_statuses(&s.sim, 4).await, vec![0; 4]);
+    let metrics = s.service.metrics().await;
     assert_eq!(
         metric_sum(&metrics, "smpp_concat_partial_total{mno=\""),
         2.0
@@ -298,32 +302,32 @@ async fn a_missing_part_gives_one_partial_event_after_the_window() {
 async fn the_expiry_scan_goes_on_after_a_restart_cancelled_it() {
     let test = "mo_scan_restart";
     let (proxy, redis_url) = redis_proxy().await;
-    let (op, nats, sim, _oms, service) = start(
-        test,
-        &[("CONCAT_WINDOW_SECONDS", "1"), ("REDIS_URL", &redis_url)],
-    )
-    .await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let s = Stage::builder(test)
+        .env(&[("CONCAT_WINDOW_SECONDS", "1"), ("REDIS_URL", &redis_url)])
+        .start()
+        .await;
+    let mut mo = s.nats.subscribe("sms.mo.inbound").await;
     // Scans run every 250 ms and now take 700 ms: one is nearly always under way.
     proxy.delay_replies(Duration::from_millis(700));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (status, _) = service
+    let (status, _) = s
+        .service
         .admin_post(
-            &format!("/admin/binds/{op}/trx/0/restart"),
-            Some(&service.token),
+            &format!("/admin/binds/{}/trx/0/restart", s.op),
+            Some(&s.service.token),
         )
         .await;
     assert_eq!(status, 202);
     eventually(T, "bound again", || async {
-        let conns = sim.connections().await;
+        let conns = s.sim.connections().await;
         (conns.iter().filter(|c| !c["mode"].is_null()).count() == 1
-            && service.bind_states().await == vec![(0, "BOUND".to_owned())])
+            && s.service.bind_states().await == vec![(0, "BOUND".to_owned())])
         .then_some(())
     })
     .await;
     let from = number();
     inject(
-        &sim,
+        &s.sim,
         udh_part(&from, 0, 0x31, 2, 1, &gsm7("after the restart ")),
     )
     .await;
@@ -337,25 +341,24 @@ async fn the_expiry_scan_goes_on_after_a_restart_cancelled_it() {
 #[tokio::test]
 async fn parts_survive_a_restart_of_the_service() {
     let test = "mo_restart";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let mut mo = nats.subscribe("sms.mo.inbound").await;
-    let sim = Sim::start(test, json!({}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let mut first = Service::start(test, &nats, &oms, &op, &[]).await;
-    first.wait_bound(1).await;
+    let mut s = Stage::builder(test).nats(nats).start().await;
     let from = number();
     inject(
-        &sim,
+        &s.sim,
         udh_part(&from, 0, 0x99, 2, 1, &gsm7("before the restart ")),
     )
     .await;
-    assert_eq!(resp_statuses(&sim, 1).await, vec![0]);
-    assert!(first.stop().is_some_and(|s| s.success()), "clean shutdown");
+    assert_eq!(resp_statuses(&s.sim, 1).await, vec![0]);
+    assert!(
+        s.service.stop().is_some_and(|s| s.success()),
+        "clean shutdown"
+    );
 
-    let second = Service::start(test, &nats, &oms, &op, &[]).await;
+    let second = s.pod(test, &[]).await;
     second.wait_bound(1).await;
-    inject(&sim, udh_part(&from, 0, 0x99, 2, 2, &gsm7("and after"))).await;
+    inject(&s.sim, udh_part(&from, 0, 0x99, 2, 2, &gsm7("and after"))).await;
     let event = mo.wait_for(T, "the message", |e| e["from"] == from).await;
     assert_eq!(event["text"], "before the restart and after");
     assert_eq!(event["incomplete"], false);
@@ -397,26 +400,33 @@ pub(crate) async fn bound_sessions(sim: &Sim, n: usize) -> Vec<u64> {
 #[tokio::test]
 async fn parts_of_a_bind_removed_by_lowering_bind_count_are_published() {
     let test = "mo_bind_removed";
-    let (op, nats, mut mo, sim, oms) = two_bind_operator(test).await;
+    let nats = Nats::start(test).await;
+    let mut mo = nats.subscribe("sms.mo.inbound").await;
     let window = [("CONCAT_WINDOW_SECONDS", "1")];
-    let mut before = Service::start(test, &nats, &oms, &op, &window).await;
-    before.wait_bound(2).await;
-    let conns = bound_sessions(&sim, 2).await;
+    let mut s = Stage::builder(test)
+        .nats(nats)
+        .credentials(json!({"bindCount": 2}))
+        .env(&window)
+        .bound(2)
+        .start()
+        .await;
+    let conns = bound_sessions(&s.sim, 2).await;
     let senders = [number(), number()];
     for (conn, from) in conns.iter().zip(&senders) {
         inject_to(
-            &sim,
+            &s.sim,
             *conn,
             udh_part(from, 0, 0x21, 2, 1, &gsm7("first half ")),
         )
         .await;
     }
-    assert_eq!(resp_statuses(&sim, 2).await, vec![0, 0]);
+    assert_eq!(resp_statuses(&s.sim, 2).await, vec![0, 0]);
     // Both parts are stored, each in its bind's index; the service goes before the window
     // ends, and comes back with one bind.
-    assert!(before.terminate().await.is_some_and(|s| s.success()));
-    oms.set(credentials(&op, sim.smpp_port, json!({"bindCount": 1})));
-    let after = Service::start(test, &nats, &oms, &op, &window).await;
+    assert!(s.service.terminate().await.is_some_and(|s| s.success()));
+    s.oms
+        .set(credentials(&s.op, s.sim.smpp_port, json!({"bindCount": 1})));
+    let after = s.pod(test, &window).await;
     after.wait_bound(1).await;
     for from in &senders {
         let event = mo
@@ -491,49 +501,52 @@ async fn two_pods_receiving_parts_of_one_message_publish_one_event() {
 async fn redis_down_still_publishes_single_parts_and_defers_concatenated_ones() {
     let test = "mo_redis_down";
     let (proxy, proxied) = redis_proxy().await;
-    let (_op, nats, sim, _oms, service) = start(test, &[("REDIS_URL", &proxied)]).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let s = Stage::builder(test)
+        .env(&[("REDIS_URL", &proxied)])
+        .start()
+        .await;
+    let mut mo = s.nats.subscribe("sms.mo.inbound").await;
     proxy.cut();
 
     let single = number();
-    inject(&sim, deliver(&single, 0, &gsm7("short"))).await;
+    inject(&s.sim, deliver(&single, 0, &gsm7("short"))).await;
     let event = mo.wait_for(T, "single part", |e| e["from"] == single).await;
     assert_eq!(event["text"], "short");
     let long = number();
-    inject(&sim, udh_part(&long, 0, 0x20, 2, 1, &gsm7("first "))).await;
+    inject(&s.sim, udh_part(&long, 0, 0x20, 2, 1, &gsm7("first "))).await;
     // ESME_RX_T_APPN (0x64): not stored, the SMSC delivers it again.
-    assert_eq!(resp_statuses(&sim, 2).await, vec![0, 0x64]);
+    assert_eq!(resp_statuses(&s.sim, 2).await, vec![0, 0x64]);
 
     proxy.restore();
     eventually(T, "redis back", || async {
-        inject(&sim, udh_part(&long, 0, 0x20, 2, 1, &gsm7("first "))).await;
-        let statuses = sim.received("deliver_sm_resp").await;
+        inject(&s.sim, udh_part(&long, 0, 0x20, 2, 1, &gsm7("first "))).await;
+        let statuses = s.sim.received("deliver_sm_resp").await;
         (statuses.last().and_then(|r| r["status"].as_u64()) == Some(0)).then_some(())
     })
     .await;
-    inject(&sim, udh_part(&long, 0, 0x20, 2, 2, &gsm7("second"))).await;
+    inject(&s.sim, udh_part(&long, 0, 0x20, 2, 2, &gsm7("second"))).await;
     let event = mo
         .wait_for(T, "the long message", |e| e["from"] == long)
         .await;
     assert_eq!(event["text"], "first second");
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert!(metric_sum(&metrics, "smpp_concat_parts_total{mno=\"") >= 3.0);
     assert!(metrics.contains("result=\"not_stored\""));
 }
 
 #[tokio::test]
 async fn a_reused_reference_publishes_the_open_message_first() {
-    let (_op, nats, sim, _oms, _service) = start("mo_reused_ref", &[]).await;
-    let mut mo = nats.subscribe("sms.mo.inbound").await;
+    let s = Stage::builder("mo_reused_ref").start().await;
+    let mut mo = s.nats.subscribe("sms.mo.inbound").await;
     let from = number();
     // Part 1 of a message whose part 2 never comes, then a new message under the same
     // reference: the first comes out partial at once, the second complete.
     // (One at a time: parts handled concurrently under a reused reference are ambiguous.)
-    inject(&sim, udh_part(&from, 0, 0x33, 2, 1, &gsm7("lost half "))).await;
-    resp_statuses(&sim, 1).await;
-    inject(&sim, udh_part(&from, 0, 0x33, 2, 1, &gsm7("new "))).await;
-    resp_statuses(&sim, 2).await;
-    inject(&sim, udh_part(&from, 0, 0x33, 2, 2, &gsm7("message"))).await;
+    inject(&s.sim, udh_part(&from, 0, 0x33, 2, 1, &gsm7("lost half "))).await;
+    resp_statuses(&s.sim, 1).await;
+    inject(&s.sim, udh_part(&from, 0, 0x33, 2, 1, &gsm7("new "))).await;
+    resp_statuses(&s.sim, 2).await;
+    inject(&s.sim, udh_part(&from, 0, 0x33, 2, 2, &gsm7("message"))).await;
     let old = mo
         .wait_for(T, "the open message", |e| {
             e["from"] == from && e["incomplete"] == true
@@ -549,7 +562,7 @@ async fn a_reused_reference_publishes_the_open_message_first() {
         })
         .await;
     assert_eq!(new["text"], "new message");
-    assert_eq!(resp_statuses(&sim, 3).await, vec![0; 3]);
+    assert_eq!(resp_statuses(&s.sim, 3).await, vec![0; 3]);
     mo.drain(Duration::from_millis(500)).await;
     assert_eq!(events_from(&mo.seen, &from).len(), 2);
 }

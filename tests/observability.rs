@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, root, unique};
+use crate::support::{Stage, correlation_rows, eventually, root};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -135,34 +134,27 @@ fn names_in(text: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_declared_metric_is_exported_with_its_labels_and_the_chart_names_only_real_ones() {
     let test = "observability_metrics";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[
+    let s = Stage::builder(test)
+        .env(&[
             ("CORRELATION_SWEEP_MS", "500"),
             ("CONCAT_WINDOW_SECONDS", "1"),
-        ],
-    )
-    .await;
-    service.wait_bound(1).await;
+        ])
+        .start()
+        .await;
 
     // Short and long messages (receipts come back), and a command that is dead-lettered.
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
-            nats.send_command(&op, &format!("+9370100{n:04}"), "Observability run")
+            s.nats
+                .send_command(&s.op, &format!("+9370100{n:04}"), "Observability run")
                 .await,
         );
     }
     let long_text = "Observability long message ".repeat(8);
-    ids.push(nats.send_command(&op, "+93701009999", &long_text).await);
-    nats.publish_raw(&format!("smpp.operator.{op}"), b"{not json".to_vec())
+    ids.push(s.nats.send_command(&s.op, "+93701009999", &long_text).await);
+    s.nats
+        .publish_raw(&format!("smpp.operator.{}", s.op), b"{not json".to_vec())
         .await;
     let rows_expected = 5 + 2;
     eventually(T, "rows of every segment", || {
@@ -183,24 +175,27 @@ async fn every_declared_metric_is_exported_with_its_labels_and_the_chart_names_o
         })
     };
     crate::support::forbid_in_logs(&["93701234567"]);
-    assert_eq!(sim.inject(deliver(b"single MO".to_vec(), 0)).await, 1);
+    assert_eq!(s.sim.inject(deliver(b"single MO".to_vec(), 0)).await, 1);
     for seq in 1..=2u8 {
         let mut ud = vec![0x05, 0x00, 0x03, 0x42, 2, seq];
         ud.extend_from_slice(b"part");
-        assert_eq!(sim.inject(deliver(ud, 0x40)).await, 1);
+        assert_eq!(s.sim.inject(deliver(ud, 0x40)).await, 1);
     }
 
     // Admin actions.
-    let token = service.token.clone();
-    assert_eq!(service.admin_get("/admin/binds", Some(&token)).await.0, 200);
+    let token = s.service.token.clone();
+    assert_eq!(
+        s.service.admin_get("/admin/binds", Some(&token)).await.0,
+        200
+    );
     for action in ["drain", "resume"] {
-        let path = format!("/admin/binds/{op}/trx/0/{action}");
-        assert_eq!(service.admin_post(&path, Some(&token)).await.0, 202);
+        let path = format!("/admin/binds/{}/trx/0/{action}", s.op);
+        assert_eq!(s.service.admin_post(&path, Some(&token)).await.0, 202);
     }
 
     // Receipts correlated, the MO published, and the actors probed at least once.
     let text = eventually(T, "receipts, MO and actor probes in /metrics", || async {
-        let text = service.metrics().await;
+        let text = s.service.metrics().await;
         let ready = text.contains("smpp_connector_submit_to_receipt_seconds_bucket")
             && text.contains("smpp_concat_parts_total")
             && text.contains("smpp_connector_actor_mailbox_wait_seconds")
@@ -211,7 +206,7 @@ async fn every_declared_metric_is_exported_with_its_labels_and_the_chart_names_o
     let exported = series(&text);
     // The actors' probes ran (every 5 s): their uptime moved.
     eventually(T, "actor probes", || async {
-        let text = service.metrics().await;
+        let text = s.service.metrics().await;
         text.lines()
             .any(|l| {
                 l.starts_with("smpp_connector_actor_uptime_seconds{actor=\"bind\"")
@@ -257,7 +252,7 @@ async fn every_declared_metric_is_exported_with_its_labels_and_the_chart_names_o
     assert!(problems.is_empty(), "{problems:#?}");
 
     // The admin API shows the same actor health: the bind's own and the shared actors'.
-    let (_, body) = service.admin_get("/admin/binds", Some(&token)).await;
+    let (_, body) = s.service.admin_get("/admin/binds", Some(&token)).await;
     let bind_actor = &body["binds"][0]["actor"];
     assert_eq!(bind_actor["actor"], "bind", "{body}");
     assert!(bind_actor["uptimeSeconds"].is_u64(), "{body}");
@@ -293,5 +288,6 @@ async fn every_declared_metric_is_exported_with_its_labels_and_the_chart_names_o
             "{file} names metrics the service does not export: {unknown:?}"
         );
     }
-    service.assert_no_secrets(&["93701234567", crate::support::sim::PASSWORD]);
+    s.service
+        .assert_no_secrets(&["93701234567", crate::support::sim::PASSWORD]);
 }

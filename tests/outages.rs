@@ -22,9 +22,8 @@ use crate::support::load::{Load, Sent, ids_and_segments};
 use crate::support::postgres::Postgres;
 use crate::support::proxy::Proxy;
 use crate::support::redis::Redis;
-use crate::support::sim::credentials;
 use crate::support::topology::Topology;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows_at, eventually, unique};
+use crate::support::{Nats, Oms, Service, Sim, correlation_rows_at, eventually};
 
 /// Commands per second during every fault.
 const RATE: u64 = 100;
@@ -99,14 +98,10 @@ impl Stage {
         env: &[(&str, &str)],
         own_postgres: bool,
     ) -> Stage {
-        let op = format!("op{}", unique());
-        let nats = Nats::start(test).await;
         let mut initial = json!({"receipts": true, "resp_delay_ms": 5, "store_and_forward": true});
         for (k, v) in behaviour.as_object().expect("behaviour object") {
             initial[k] = v.clone();
         }
-        let sim = Sim::start(test, initial);
-        let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 30})));
         let redis = Redis::start(test).await;
         let (database, service_url, database_url) = if own_postgres {
             let pg = Postgres::start(test).await;
@@ -125,14 +120,18 @@ impl Stage {
             ("REDIS_URL", redis.url.as_str()),
             ("DATABASE_URL", &service_url),
         ]);
-        let service = Service::start(test, &nats, &oms, &op, &env).await;
-        service.wait_bound(1).await;
+        let s = crate::support::Stage::builder(test)
+            .sim(initial)
+            .credentials(json!({"window": 30}))
+            .env(&env)
+            .start()
+            .await;
         Stage {
-            op,
-            nats,
-            sim,
-            oms,
-            service,
+            op: s.op,
+            nats: s.nats,
+            sim: s.sim,
+            oms: s.oms,
+            service: s.service,
             redis: Some(redis),
             database,
             database_url,
@@ -169,29 +168,30 @@ impl Stage {
         operator: Value,
         env: &[(&str, &str)],
     ) -> Stage {
-        let op = format!("op{}", unique());
-        let nats = Nats::attach(test, &topology.env).await;
         let mut initial = json!({"receipts": true, "resp_delay_ms": 5, "store_and_forward": true});
         for (k, v) in behaviour.as_object().expect("behaviour object") {
             initial[k] = v.clone();
         }
-        let sim = Sim::start(test, initial);
         let mut extra = json!({"window": 30});
         for (k, v) in operator.as_object().expect("operator object") {
             extra[k] = v.clone();
         }
-        let oms = Oms::start(test, credentials(&op, sim.smpp_port, extra));
         let mut all = topology_env(&topology);
         all.extend_from_slice(env);
-        let service = Service::start(test, &nats, &oms, &op, &all).await;
-        service.wait_bound(1).await;
+        let s = crate::support::Stage::builder(test)
+            .nats(Nats::attach(test, &topology.env).await)
+            .sim(initial)
+            .credentials(extra)
+            .env(&all)
+            .start()
+            .await;
         let database_url = topology.var("DATABASE_URL").to_owned();
         Stage {
-            op,
-            nats,
-            sim,
-            oms,
-            service,
+            op: s.op,
+            nats: s.nats,
+            sim: s.sim,
+            oms: s.oms,
+            service: s.service,
             redis: None,
             database: Database::Topology,
             database_url,

@@ -5,23 +5,23 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, eventually, metric, schema, unique};
+use crate::support::{Nats, Stage, eventually, metric, schema};
 
 const T: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_receipt_becomes_a_correlated_dlr_event() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("receipt_basic").await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let sim = Sim::start("receipt_basic", json!({"receipt_stat": "DELIVRD"}));
-    let oms = Oms::start("receipt_basic", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start("receipt_basic", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("receipt_basic")
+        .nats(nats)
+        .sim(json!({"receipt_stat": "DELIVRD"}))
+        .start()
+        .await;
 
-    let id = nats
-        .send_command(&op, "93700000009", "receipt please")
+    let id = s
+        .nats
+        .send_command(&s.op, "93700000009", "receipt please")
         .await;
     let event = dlrs
         .wait_for(T, "DLR event", |e| e["messageId"] == json!(id))
@@ -33,8 +33,8 @@ async fn a_receipt_becomes_a_correlated_dlr_event() {
     assert_eq!(event["source"], "DELIVER_SM");
     assert_eq!(event["segmentIndex"], 1);
     assert_eq!(event["segmentCount"], 1);
-    assert_eq!(event["operatorId"], op.as_str());
-    let submit = &sim.received("submit_sm").await[0];
+    assert_eq!(event["operatorId"], s.op.as_str());
+    let submit = &s.sim.received("submit_sm").await[0];
     assert_eq!(
         event["operatorMessageId"].as_str().unwrap(),
         submit["message_id"]
@@ -45,13 +45,13 @@ async fn a_receipt_becomes_a_correlated_dlr_event() {
     );
     // The SMSC got its deliver_sm_resp (ESME_ROK) after the publish.
     eventually(T, "deliver_sm_resp", || async {
-        let stats = sim.stats().await;
+        let stats = s.sim.stats().await;
         (stats["deliver_sm_resp"] == 1 && stats["deliver_sm_unanswered"] == 0).then_some(())
     })
     .await;
-    let resps = sim.received("deliver_sm_resp").await;
+    let resps = s.sim.received("deliver_sm_resp").await;
     assert_eq!(resps[0]["status"], 0);
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert_eq!(
         metric(&metrics, "smpp_connector_receipt_correlation_total{mno=\"")
             .iter()
@@ -72,17 +72,17 @@ async fn a_receipt_becomes_a_correlated_dlr_event() {
 
 #[tokio::test]
 async fn a_receipt_that_overtakes_its_submit_resp_is_still_correlated() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("receipt_early").await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let sim = Sim::start("receipt_early", json!({"receipt_before_resp": true}));
-    let oms = Oms::start("receipt_early", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start("receipt_early", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("receipt_early")
+        .nats(nats)
+        .sim(json!({"receipt_before_resp": true}))
+        .start()
+        .await;
 
     let ids = [
-        nats.send_command(&op, "93700000010", "early one").await,
-        nats.send_command(&op, "93700000011", "early two").await,
+        s.nats.send_command(&s.op, "93700000010", "early one").await,
+        s.nats.send_command(&s.op, "93700000011", "early two").await,
     ];
     for id in &ids {
         let event = dlrs
@@ -92,7 +92,7 @@ async fn a_receipt_that_overtakes_its_submit_resp_is_still_correlated() {
         schema::assert_valid("dlr-inbound-event.v1.schema.json", &event);
     }
     // Both counted as correlated (the wait, if any, is told apart as matched_after_wait).
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     let correlated: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("smpp_connector_receipt_correlation_total{"))
@@ -104,23 +104,13 @@ async fn a_receipt_that_overtakes_its_submit_resp_is_still_correlated() {
 
 #[tokio::test]
 async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("receipt_unknown").await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let sim = Sim::start("receipt_unknown", json!({}));
-    let oms = Oms::start(
-        "receipt_unknown",
-        credentials(&op, sim.smpp_port, json!({})),
-    );
-    let service = Service::start(
-        "receipt_unknown",
-        &nats,
-        &oms,
-        &op,
-        &[("RECEIPT_CORRELATION_WAIT_MS", "300")],
-    )
-    .await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("receipt_unknown")
+        .nats(nats)
+        .env(&[("RECEIPT_CORRELATION_WAIT_MS", "300")])
+        .start()
+        .await;
 
     let text = "id:00FFEE sub:001 dlvrd:001 submit date:2611221015 done date:2611221016 stat:UNDELIV err:034 text:";
     let receipt = json!({
@@ -132,7 +122,7 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
         "short_message_hex": hex::encode(text),
     });
     // The SMSC sends the same receipt twice: one event in the stream (Nats-Msg-Id).
-    sim.inject(receipt.clone()).await;
+    s.sim.inject(receipt.clone()).await;
     let event = dlrs
         .wait_for(T, "uncorrelated DLR", |e| e["operatorMessageId"] == "ffee")
         .await;
@@ -142,15 +132,18 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
     assert_eq!(event["status"], "UNDELIVERABLE");
     assert_eq!(event["errorCode"], "034");
     assert_eq!(event["doneDate"], "2026-11-22T10:16:00Z");
-    sim.inject(receipt).await;
+    s.sim.inject(receipt).await;
     eventually(T, "both deliver_sm answered", || async {
-        (sim.stats().await["deliver_sm_resp"] == 2).then_some(())
+        (s.sim.stats().await["deliver_sm_resp"] == 2).then_some(())
     })
     .await;
     // One DLR event in the stream: the second publish had the same Nats-Msg-Id.
-    let total = nats.subject_messages("SMS_EVENTS", "sms.dlr.inbound").await;
+    let total = s
+        .nats
+        .subject_messages("SMS_EVENTS", "sms.dlr.inbound")
+        .await;
     assert_eq!(total, 1, "the duplicate receipt was de-duplicated");
-    let metrics = service.metrics().await;
+    let metrics = s.service.metrics().await;
     assert!(
         metrics.contains("result=\"unmatched\"} 2"),
         "both copies counted unmatched"
@@ -165,24 +158,19 @@ async fn an_unknown_receipt_is_published_uncorrelated_and_deduplicated() {
 /// goes on.
 #[tokio::test]
 async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("receipt_oversized_id").await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let sim = Sim::start(
-        "receipt_oversized_id",
-        json!({"message_id_format": "oversized"}),
-    );
-    let oms = Oms::start(
-        "receipt_oversized_id",
-        credentials(&op, sim.smpp_port, json!({})),
-    );
-    let service = Service::start("receipt_oversized_id", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("receipt_oversized_id")
+        .nats(nats)
+        .sim(json!({"message_id_format": "oversized"}))
+        .start()
+        .await;
 
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(
-            nats.send_command(&op, &format!("9370000002{n}"), "oversized id")
+            s.nats
+                .send_command(&s.op, &format!("9370000002{n}"), "oversized id")
                 .await,
         );
     }
@@ -201,17 +189,17 @@ async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() 
         );
     }
     // The bind goes on: the SMSC behaves again and the next message flows.
-    sim.behaviour(json!({"message_id_format": "hex"})).await;
-    let next = nats.send_command(&op, "93700000029", "after").await;
+    s.sim.behaviour(json!({"message_id_format": "hex"})).await;
+    let next = s.nats.send_command(&s.op, "93700000029", "after").await;
     let event = dlrs
         .wait_for(T, "receipt after", |e| e["messageId"] == json!(next))
         .await;
     assert_eq!(event["correlated"], true);
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
     // Accepted once each, never sent again.
-    assert_eq!(sim.received("submit_sm").await.len(), 4);
+    assert_eq!(s.sim.received("submit_sm").await.len(), 4);
     assert_eq!(
-        service
+        s.service
             .metric_sum(
                 "smpp_connector_protocol_violations_total",
                 "kind=\"message_id_too_long\""
@@ -219,7 +207,11 @@ async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() 
             .await,
         3.0
     );
-    assert!(service.logs_with("correlation row not written").is_empty());
+    assert!(
+        s.service
+            .logs_with("correlation row not written")
+            .is_empty()
+    );
 }
 
 /// A flood of receipts nobody can correlate (an SMSC replaying another client's receipts)
@@ -231,34 +223,28 @@ async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() 
 async fn a_flood_of_unknown_receipts_is_held_within_the_inbound_window_and_asked_twice_each() {
     const RECEIPTS: u64 = 400;
     const WINDOW: f64 = 20.0;
-    let op = format!("op{}", unique());
-    let nats = Nats::start("receipt_flood").await;
-    let sim = Sim::start("receipt_flood", json!({}));
-    let oms = Oms::start("receipt_flood", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(
-        "receipt_flood",
-        &nats,
-        &oms,
-        &op,
-        &[
+    let s = Stage::builder("receipt_flood")
+        .env(&[
             ("INBOUND_WINDOW", "20"),
             ("RECEIPT_UNMATCHED_GRACE_MS", "300"),
             ("RECEIPT_CORRELATION_WAIT_MS", "5000"),
-        ],
-    )
-    .await;
-    service.wait_bound(1).await;
+        ])
+        .start()
+        .await;
 
-    let flood = sim.inject(json!({"kind": "receipt_burst", "receipts": RECEIPTS, "seed": 7}));
+    let flood = s
+        .sim
+        .inject(json!({"kind": "receipt_burst", "receipts": RECEIPTS, "seed": 7}));
     let (sent, max_held) = tokio::join!(flood, async {
         let mut max_held = 0.0f64;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let held = service
+            let held = s
+                .service
                 .metric_sum("smpp_connector_inbound_held", "bindId=\"0\"")
                 .await;
             max_held = max_held.max(held);
-            if sim.stats().await["deliver_sm_resp"].as_u64() == Some(RECEIPTS) {
+            if s.sim.stats().await["deliver_sm_resp"].as_u64() == Some(RECEIPTS) {
                 return max_held;
             }
             assert!(
@@ -274,21 +260,24 @@ async fn a_flood_of_unknown_receipts_is_held_within_the_inbound_window_and_asked
         max_held >= WINDOW / 2.0,
         "the window was reached: {max_held}"
     );
-    let unmatched = service
+    let unmatched = s
+        .service
         .metric_sum(
             "smpp_connector_receipt_correlation_total",
             "result=\"unmatched\"",
         )
         .await;
     assert_eq!(unmatched, RECEIPTS as f64);
-    let lookups = service
+    let lookups = s
+        .service
         .metric_sum("smpp_connector_receipt_lookups_total", "")
         .await;
     assert!(
         lookups <= 2.0 * RECEIPTS as f64,
         "{lookups} lookups for {RECEIPTS} receipts"
     );
-    let published = service
+    let published = s
+        .service
         .metric_sum("smpp_connector_dlr_total", "published=\"true\"")
         .await;
     assert_eq!(published, RECEIPTS as f64);

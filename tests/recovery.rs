@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::proxy::Proxy;
-use crate::support::sim::credentials;
-use crate::support::{
-    Nats, Oms, Service, Sim, correlation_rows, forbid_in_logs, metric, shared, unique,
-};
+use crate::support::{Nats, Stage, correlation_rows, forbid_in_logs, metric, shared};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -65,34 +62,31 @@ fn parts_by_destination(submits: &[Value]) -> HashMap<String, HashMap<u16, Vec<u
 #[tokio::test]
 async fn connection_resets_during_long_messages_keep_one_reference_per_message() {
     let test = "recovery_resets";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
     // Each connection is cut at its 45th PDU (the bind included), unanswered.
-    let sim = Sim::start(
-        test,
-        json!({"receipts": false, "resp_delay_ms": 5, "drop_after_pdus": 45}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 10})));
-    let service = Service::start(test, &nats, &oms, &op, &[("NATS_ACK_WAIT_MS", "60000")]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false, "resp_delay_ms": 5, "drop_after_pdus": 45}))
+        .credentials(json!({"window": 10}))
+        .env(&[("NATS_ACK_WAIT_MS", "60000")])
+        .start()
+        .await;
 
     let started = Instant::now();
     let text = three_part_text();
     let mut ids = Vec::new();
     for n in 0..60 {
-        ids.push(publish(&nats, &op, &format!("9371{n:07}"), &text).await);
+        ids.push(publish(&s.nats, &s.op, &format!("9371{n:07}"), &text).await);
     }
     crate::support::wait_rows(&ids, 180).await;
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(30),
         "held messages waited for AckWait: {took:?}"
     );
 
-    let binds = sim.received("bind_transceiver").await.len();
+    let binds = s.sim.received("bind_transceiver").await.len();
     assert!(binds >= 4, "the SMSC reset the connection ({binds} binds)");
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     let by = parts_by_destination(&submits);
     assert_eq!(by.len(), 60);
     let mut stray = 0;
@@ -113,7 +107,7 @@ async fn connection_resets_during_long_messages_keep_one_reference_per_message()
         stray <= binds * 10,
         "{stray} stray references after {binds} binds"
     );
-    service.assert_no_secrets(&[&text]);
+    s.service.assert_no_secrets(&[&text]);
 }
 
 /// An admin restart while long messages flow: in-flight segments are answered and
@@ -122,37 +116,38 @@ async fn connection_resets_during_long_messages_keep_one_reference_per_message()
 #[tokio::test]
 async fn admin_restart_during_long_messages_sends_no_segment_twice() {
     let test = "recovery_restart";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 10}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 8})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false, "resp_delay_ms": 10}))
+        .credentials(json!({"window": 8}))
+        .start()
+        .await;
 
     let text = three_part_text();
     let mut ids = Vec::new();
     for n in 0..90 {
-        ids.push(publish(&nats, &op, &format!("9372{n:07}"), &text).await);
+        ids.push(publish(&s.nats, &s.op, &format!("9372{n:07}"), &text).await);
         if n == 30 || n == 60 {
             // Bound again after the previous restart, with some segments in flight and
             // some queued: restart.
-            sim.received_at_least("bind_transceiver", n / 30).await;
-            let sent = sim.received_now("submit_sm").len();
-            sim.received_at_least("submit_sm", (sent + 3).min(3 * (n + 1)))
+            s.sim.received_at_least("bind_transceiver", n / 30).await;
+            let sent = s.sim.received_now("submit_sm").len();
+            s.sim
+                .received_at_least("submit_sm", (sent + 3).min(3 * (n + 1)))
                 .await;
-            let (status, body) = service
+            let (status, body) = s
+                .service
                 .admin_post(
-                    &format!("/admin/binds/{op}/trx/0/restart"),
-                    Some(&service.token),
+                    &format!("/admin/binds/{}/trx/0/restart", s.op),
+                    Some(&s.service.token),
                 )
                 .await;
             assert_eq!(status, 202, "{body}");
         }
     }
     crate::support::wait_rows(&ids, 270).await;
-    nats.wait_drained(&op, T).await;
-    assert!(sim.received("unbind").await.len() >= 2);
-    let submits = sim.received("submit_sm").await;
+    s.nats.wait_drained(&s.op, T).await;
+    assert!(s.sim.received("unbind").await.len() >= 2);
+    let submits = s.sim.received("submit_sm").await;
     let by = parts_by_destination(&submits);
     assert_eq!(by.len(), 90);
     for (to, refs) in &by {
@@ -163,7 +158,7 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
         assert_eq!(sorted, vec![1, 2, 3], "{to}: each part exactly once");
     }
     assert_eq!(submits.len(), 270);
-    sim.assert_golden_clean().await;
+    s.sim.assert_golden_clean().await;
 }
 
 /// PostgreSQL unreachable for 30 s under load: segments that got ESME_ROK keep their
@@ -172,12 +167,9 @@ async fn admin_restart_during_long_messages_sends_no_segment_twice() {
 #[tokio::test]
 async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     let test = "recovery_pg";
-    let op = format!("op{}", unique());
     let nats = Nats::start(test).await;
     let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
     let mut dlq = nats.subscribe("sms.dispatch.dlq").await;
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 2}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({"window": 20})));
     let database = shared().database_url.clone();
     let authority = database
         .split('@')
@@ -187,15 +179,20 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     let target: SocketAddr = authority.parse().expect("database address");
     let proxy = Proxy::start(target).await;
     let proxied = database.replace(authority, &format!("127.0.0.1:{}", proxy.port));
-    let service = Service::start(test, &nats, &oms, &op, &[("DATABASE_URL", &proxied)]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": false, "resp_delay_ms": 2}))
+        .credentials(json!({"window": 20}))
+        .env(&[("DATABASE_URL", &proxied)])
+        .start()
+        .await;
 
     // 100 before the cut, ten a second through a 30 s outage, 100 after it.
     let (before, during, after) = (100, 300, 100);
     let total = before + during + after;
     let mut ids = Vec::with_capacity(total);
     for n in 0..before {
-        ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
+        ids.push(publish(&s.nats, &s.op, &format!("9373{n:07}"), "outage test").await);
         if n % 10 == 0 {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
@@ -204,16 +201,16 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     for n in before..before + during {
         tick.tick().await;
-        ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
+        ids.push(publish(&s.nats, &s.op, &format!("9373{n:07}"), "outage test").await);
     }
     proxy.restore();
     for n in before + during..total {
-        ids.push(publish(&nats, &op, &format!("9373{n:07}"), "outage test").await);
+        ids.push(publish(&s.nats, &s.op, &format!("9373{n:07}"), "outage test").await);
     }
     crate::support::wait_rows(&ids, total).await;
-    nats.wait_drained(&op, T).await;
+    s.nats.wait_drained(&s.op, T).await;
 
-    let submits = sim.received("submit_sm").await;
+    let submits = s.sim.received("submit_sm").await;
     let mut per_destination: HashMap<String, usize> = HashMap::new();
     for pdu in &submits {
         *per_destination
@@ -227,14 +224,14 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
     assert!(rejected.is_empty(), "false REJECTED events: {rejected:?}");
     assert!(dlq.drain(Duration::from_millis(200)).await.is_empty());
     // One line per outage, not per message.
-    let warned = service
+    let warned = s.service
         .logs_with(
             "correlation row not written; retrying (accepted segments are never resent), intake paused",
         )
         .len();
     assert!((1..=3).contains(&warned), "{warned} outage lines");
     assert!(
-        service
+        s.service
             .metrics()
             .await
             .contains("smpp_connector_correlation_row_retries_total")
@@ -248,24 +245,22 @@ async fn a_postgres_outage_sends_nothing_twice_and_rejects_nothing() {
 #[tokio::test]
 async fn a_nats_restart_is_logged_once_and_sending_resumes() {
     let test = "recovery_nats";
-    let op = format!("op{}", unique());
-    let mut nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(test, &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
-    let before = publish(&nats, &op, "93741300001", "before the outage").await;
+    let mut s = Stage::builder(test)
+        .sim(json!({"receipts": false}))
+        .start()
+        .await;
+    let before = publish(&s.nats, &s.op, "93741300001", "before the outage").await;
     crate::support::wait_rows(std::slice::from_ref(&before), 1).await;
 
-    nats.kill();
+    s.nats.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    nats.restart().await;
+    s.nats.restart().await;
     let resumed = Instant::now();
     // The test's own client reconnects too; publish once it can.
     let after = loop {
         match tokio::time::timeout(
             Duration::from_secs(2),
-            publish(&nats, &op, "93741300002", "after the outage"),
+            publish(&s.nats, &s.op, "93741300002", "after the outage"),
         )
         .await
         {
@@ -281,14 +276,14 @@ async fn a_nats_restart_is_logged_once_and_sending_resumes() {
         "sending resumed only after {took:?} (AckWait is 10 s, a long poll 5 s)"
     );
     assert_eq!(
-        service
+        s.service
             .logs_with("nats connection lost; reconnecting")
             .len(),
         1,
         "one WARN for the outage"
     );
-    assert!(!service.logs_with("nats connected").is_empty());
-    let metrics = service.metrics().await;
+    assert!(!s.service.logs_with("nats connected").is_empty());
+    let metrics = s.service.metrics().await;
     assert!(
         metric(
             &metrics,
@@ -298,5 +293,5 @@ async fn a_nats_restart_is_logged_once_and_sending_resumes() {
         .sum::<f64>()
             >= 1.0
     );
-    assert_eq!(sim.received("submit_sm").await.len(), 2, "each sent once");
+    assert_eq!(s.sim.received("submit_sm").await.len(), 2, "each sent once");
 }

@@ -5,48 +5,40 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+use crate::support::{Nats, Stage, correlation_rows, eventually};
 
 const T: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_malformed_pdu_is_nacked_and_the_bind_stays_up() {
-    let op = format!("op{}", unique());
-    let nats = Nats::start("robust_malformed").await;
-    let sim = Sim::start("robust_malformed", json!({}));
-    let oms = Oms::start(
-        "robust_malformed",
-        credentials(&op, sim.smpp_port, json!({})),
-    );
-    let mut service = Service::start("robust_malformed", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let mut s = Stage::builder("robust_malformed").start().await;
 
-    assert!(sim.inject(json!({"kind": "malformed"})).await >= 1);
-    assert!(sim.inject(json!({"kind": "unknown_command"})).await >= 1);
+    assert!(s.sim.inject(json!({"kind": "malformed"})).await >= 1);
+    assert!(s.sim.inject(json!({"kind": "unknown_command"})).await >= 1);
     eventually(T, "two generic_nack from the ESME", || async {
-        (sim.received_now("generic_nack").len() == 2).then_some(())
+        (s.sim.received_now("generic_nack").len() == 2).then_some(())
     })
     .await;
-    let nacks = sim.received("generic_nack").await;
+    let nacks = s.sim.received("generic_nack").await;
     assert_ne!(nacks[0]["status"], 0);
     assert_eq!(
         nacks[1]["status"], 3,
         "ESME_RINVCMDID for an unknown command"
     );
     // Still the same session: no second bind, and it still sends.
-    assert_eq!(sim.stats().await["binds"], 1);
-    let id = nats
-        .send_command(&op, "93700000020", "after the garbage")
+    assert_eq!(s.sim.stats().await["binds"], 1);
+    let id = s
+        .nats
+        .send_command(&s.op, "93700000020", "after the garbage")
         .await;
     eventually(T, "sent after the malformed PDU", || {
         let ids = vec![id.clone()];
         async move { (correlation_rows(&ids).await.len() == 1).then_some(()) }
     })
     .await;
-    assert!(service.is_running());
+    assert!(s.service.is_running());
     assert!(
-        !service
+        !s.service
             .logs_with("malformed PDU from SMSC answered with generic_nack")
             .is_empty()
     );
@@ -54,31 +46,25 @@ async fn a_malformed_pdu_is_nacked_and_the_bind_stays_up() {
 
 #[tokio::test]
 async fn an_oversize_command_length_reconnects_without_allocating_it() {
-    let op = format!("op{}", unique());
-    let nats = Nats::start("robust_oversize").await;
-    let sim = Sim::start("robust_oversize", json!({}));
-    let oms = Oms::start(
-        "robust_oversize",
-        credentials(&op, sim.smpp_port, json!({})),
-    );
-    let mut service = Service::start("robust_oversize", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
-    let rss_before = service.rss_kib();
+    let mut s = Stage::builder("robust_oversize").start().await;
+    let rss_before = s.service.rss_kib();
 
-    assert!(sim.inject(json!({"kind": "oversize"})).await >= 1);
+    assert!(s.sim.inject(json!({"kind": "oversize"})).await >= 1);
     eventually(T, "a clean reconnect", || async {
-        (sim.stats().await["binds"] == 2).then_some(())
+        (s.sim.stats().await["binds"] == 2).then_some(())
     })
     .await;
-    service.wait_bound(1).await;
-    assert!(service.is_running());
-    let rss_after = service.rss_kib();
+    s.service.wait_bound(1).await;
+    assert!(s.service.is_running());
+    let rss_after = s.service.rss_kib();
     // 0xFFFFFFF0 would be 4 GiB: the process stays small.
     assert!(
         rss_after < rss_before + 64 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
-    let framing = service.logs_with("unrecoverable framing error from SMSC; reconnecting");
+    let framing = s
+        .service
+        .logs_with("unrecoverable framing error from SMSC; reconnecting");
     assert!(
         framing[0]["error"]
             .as_str()
@@ -89,24 +75,20 @@ async fn an_oversize_command_length_reconnects_without_allocating_it() {
 
 #[tokio::test]
 async fn a_dropped_connection_loses_no_message() {
-    let op = format!("op{}", unique());
-    let nats = Nats::start("robust_drop").await;
-    let sim = Sim::start(
-        "robust_drop",
-        json!({"receipts": false, "resp_delay_ms": 50}),
-    );
-    let oms = Oms::start("robust_drop", credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start("robust_drop", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("robust_drop")
+        .sim(json!({"receipts": false, "resp_delay_ms": 50}))
+        .start()
+        .await;
 
     let mut ids = Vec::new();
     for n in 0..60 {
         ids.push(
-            nats.send_command(&op, &format!("937000{n:05}"), "drop test")
+            s.nats
+                .send_command(&s.op, &format!("937000{n:05}"), "drop test")
                 .await,
         );
         if n == 30 {
-            sim.disconnect().await;
+            s.sim.disconnect().await;
         }
     }
     eventually(
@@ -118,7 +100,7 @@ async fn a_dropped_connection_loses_no_message() {
         },
     )
     .await;
-    assert!(sim.stats().await["binds"].as_u64().unwrap() >= 2);
+    assert!(s.sim.stats().await["binds"].as_u64().unwrap() >= 2);
 }
 
 #[test]
@@ -140,27 +122,23 @@ fn a_missing_variable_stops_startup_with_one_line_naming_it() {
 
 #[tokio::test]
 async fn the_smsc_enquire_link_and_unbind_are_answered() {
-    let op = format!("op{}", unique());
     let nats = Nats::start("robust_smsc_requests").await;
     let mut health = nats.subscribe("operator.health").await;
-    let sim = Sim::start("robust_smsc_requests", json!({}));
-    let oms = Oms::start(
-        "robust_smsc_requests",
-        credentials(&op, sim.smpp_port, json!({})),
-    );
-    let service = Service::start("robust_smsc_requests", &nats, &oms, &op, &[]).await;
-    service.wait_bound(1).await;
+    let s = Stage::builder("robust_smsc_requests")
+        .nats(nats)
+        .start()
+        .await;
 
-    assert_eq!(sim.inject(json!({"kind": "enquire_link"})).await, 1);
-    sim.received_at_least("enquire_link_resp", 1).await;
+    assert_eq!(s.sim.inject(json!({"kind": "enquire_link"})).await, 1);
+    s.sim.received_at_least("enquire_link_resp", 1).await;
     assert_eq!(
-        sim.stats().await["binds"],
+        s.sim.stats().await["binds"],
         1,
         "an enquire_link does not disturb the bind"
     );
 
-    assert_eq!(sim.inject(json!({"kind": "unbind"})).await, 1);
-    sim.received_at_least("unbind_resp", 1).await;
+    assert_eq!(s.sim.inject(json!({"kind": "unbind"})).await, 1);
+    s.sim.received_at_least("unbind_resp", 1).await;
     let unbound = health
         .wait_for(T, "UNBOUND after the SMSC's unbind", |e| {
             e["reason"] == "peer_unbind"
@@ -168,10 +146,10 @@ async fn the_smsc_enquire_link_and_unbind_are_answered() {
         .await;
     assert_eq!(unbound["state"], "UNBOUND");
     eventually(T, "rebound", || async {
-        (sim.stats().await["binds"] == 2).then_some(())
+        (s.sim.stats().await["binds"] == 2).then_some(())
     })
     .await;
-    service.wait_bound(1).await;
+    s.service.wait_bound(1).await;
 }
 
 /// Supervision (issue 20): a panic in one bind actor under load restarts that bind alone.
@@ -182,25 +160,16 @@ async fn the_smsc_enquire_link_and_unbind_are_answered() {
 async fn a_panicked_bind_is_respawned_alone_and_loses_nothing() {
     use crate::support::load::{Load, ids_and_segments};
     let test = "robust_panic";
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, json!({"receipts": false, "resp_delay_ms": 5}));
-    let oms = Oms::start(
-        test,
-        credentials(&op, sim.smpp_port, json!({"bindCount": 2, "window": 20})),
-    );
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[("FAULT_INJECTION", "true"), ("NATS_ACK_WAIT_MS", "3000")],
-    )
-    .await;
-    service.wait_bound(2).await;
-    let token = Some(service.token.as_str());
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": false, "resp_delay_ms": 5}))
+        .credentials(json!({"bindCount": 2, "window": 20}))
+        .env(&[("FAULT_INJECTION", "true"), ("NATS_ACK_WAIT_MS", "3000")])
+        .bound(2)
+        .start()
+        .await;
+    let token = Some(s.service.token.as_str());
     let changes = |bind: &'static str| {
-        let service = &service;
+        let service = &s.service;
         async move {
             service
                 .metric_sum(
@@ -212,10 +181,11 @@ async fn a_panicked_bind_is_respawned_alone_and_loses_nothing() {
     };
     let bind0_changes = changes("0").await;
 
-    let load = Load::start(&nats, &op, 200);
+    let load = Load::start(&s.nats, &s.op, 200);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let (status, _) = service
-        .admin_post(&format!("/admin/binds/{op}/trx/1/panic"), token)
+    let (status, _) = s
+        .service
+        .admin_post(&format!("/admin/binds/{}/trx/1/panic", s.op), token)
         .await;
     assert_eq!(status, 202);
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -230,11 +200,11 @@ async fn a_panicked_bind_is_respawned_alone_and_loses_nothing() {
         },
     )
     .await;
-    nats.wait_drained(&op, T).await;
-    service.wait_bound(2).await;
+    s.nats.wait_drained(&s.op, T).await;
+    s.service.wait_bound(2).await;
 
     let crashes = |bind: &'static str| {
-        let service = &service;
+        let service = &s.service;
         async move {
             service
                 .metric_sum(
@@ -252,28 +222,23 @@ async fn a_panicked_bind_is_respawned_alone_and_loses_nothing() {
         "bind 0 never noticed: no state change"
     );
     assert_eq!(
-        sim.stats().await["binds"].as_u64(),
+        s.sim.stats().await["binds"].as_u64(),
         Some(3),
         "two binds, then bind 1 once more"
     );
     assert_eq!(
-        service
+        s.service
             .logs_with("bind actor ended unexpectedly; respawning it")
             .len(),
         1
     );
     // Without FAULT_INJECTION the drill is refused.
-    let plain = Service::start(
-        "robust_panic_off",
-        &nats,
-        &oms,
-        &op,
-        &[("BIND_OWNERSHIP", "off")],
-    )
-    .await;
+    let plain = s
+        .pod("robust_panic_off", &[("BIND_OWNERSHIP", "off")])
+        .await;
     let (status, body) = plain
         .admin_post(
-            &format!("/admin/binds/{op}/trx/0/panic"),
+            &format!("/admin/binds/{}/trx/0/panic", s.op),
             Some(plain.token.as_str()),
         )
         .await;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::pki::Pki;
 use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, correlation_rows, eventually, unique};
+use crate::support::{Nats, Oms, Service, Sim, Stage, correlation_rows, eventually, unique};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -244,15 +244,17 @@ async fn nats_with_jwt_credentials_from_a_creds_file() {
         async_nats::connect(&nats.url).await.is_err(),
         "an anonymous client must not get in"
     );
-    let op = format!("op{}", unique());
-    let sim = Sim::start(test, json!({"receipts": true}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let creds = path(&auth.creds);
-    let service = Service::start(test, &nats, &oms, &op, &[("NATS_CREDS", &creds)]).await;
-    service.wait_bound(1).await;
-    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let id = nats
-        .send_command(&op, "+93702007777", "With NATS creds")
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": true}))
+        .env(&[("NATS_CREDS", &creds)])
+        .start()
+        .await;
+    let mut dlrs = s.nats.subscribe("sms.dlr.inbound").await;
+    let id = s
+        .nats
+        .send_command(&s.op, "+93702007777", "With NATS creds")
         .await;
     dlrs.wait_for(T, "the receipt event", |e| e["messageId"] == id.as_str())
         .await;
@@ -261,16 +263,16 @@ async fn nats_with_jwt_credentials_from_a_creds_file() {
         .lines()
         .find(|l| l.starts_with("SU"))
         .expect("user seed");
-    service.assert_no_secrets(&[seed]);
-    drop(service);
+    s.service.assert_no_secrets(&[seed]);
+    drop(s.service);
 
     // A user of an account the server does not know: the service says so and stops.
     let foreign = path(&auth.foreign_creds);
     let mut refused = Service::start_unready(
         "nats_creds_foreign",
-        &nats,
-        &oms,
-        &op,
+        &s.nats,
+        &s.oms,
+        &s.op,
         &[("NATS_CREDS", &foreign)],
     );
     let status = refused.wait_exit(Duration::from_secs(20)).await;
@@ -293,24 +295,19 @@ async fn nats_creds_beside_tls() {
     let pki = crate::support::pki::Pki::new(test);
     let (nats, auth) = Nats::start_secured_tls(test, &pki).await;
     assert!(nats.url.starts_with("tls://"));
-    let op = format!("op{}", unique());
-    let sim = Sim::start(test, json!({"receipts": true}));
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
     let creds = path(&auth.creds);
     let ca = path(&pki.ca);
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[("NATS_CREDS", &creds), ("NATS_TLS_CA_FILE", &ca)],
-    )
-    .await;
-    service.wait_bound(1).await;
-    assert_eq!(service.logs_with("nats")[0]["tls"], true);
-    let mut dlrs = nats.subscribe("sms.dlr.inbound").await;
-    let id = nats
-        .send_command(&op, "+93702007778", "With NATS creds over TLS")
+    let s = Stage::builder(test)
+        .nats(nats)
+        .sim(json!({"receipts": true}))
+        .env(&[("NATS_CREDS", &creds), ("NATS_TLS_CA_FILE", &ca)])
+        .start()
+        .await;
+    assert_eq!(s.service.logs_with("nats")[0]["tls"], true);
+    let mut dlrs = s.nats.subscribe("sms.dlr.inbound").await;
+    let id = s
+        .nats
+        .send_command(&s.op, "+93702007778", "With NATS creds over TLS")
         .await;
     dlrs.wait_for(T, "the receipt event", |e| e["messageId"] == id.as_str())
         .await;

@@ -15,8 +15,7 @@ use prost::Message as _;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::sim::credentials;
-use crate::support::{Nats, Oms, Service, Sim, eventually, forbid_in_logs, unique};
+use crate::support::{Stage, eventually, forbid_in_logs};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -124,54 +123,45 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 async fn one_trace_per_dispatch_from_nats_to_ack_and_the_receipt_links_to_it() {
     let test = "traces";
     let receiver = Receiver::start().await;
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
     // The first submit gets a temporary error: the message is redelivered (a second
     // `dispatch` span in the same trace) and logged with its trace id.
-    let sim = Sim::start(
-        test,
-        json!({"receipts": true, "submit_status_next": ["ESME_RSYSERR"]}),
-    );
-    let oms = Oms::start(test, credentials(&op, sim.smpp_port, json!({})));
-    let service = Service::start(
-        test,
-        &nats,
-        &oms,
-        &op,
-        &[
+    let s = Stage::builder(test)
+        .sim(json!({"receipts": true, "submit_status_next": ["ESME_RSYSERR"]}))
+        .env(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
             ("OTEL_SERVICE_NAME", "smpp-connector-test"),
-        ],
-    )
-    .await;
-    service.wait_bound(1).await;
+        ])
+        .start()
+        .await;
 
     // The caller's trace: its trace id and the span that sent the command.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let traceparent = format!("00-{trace_id}-{caller_span}-01");
-    let mut dlr_sub = nats
+    let mut dlr_sub = s
+        .nats
         .client
         .subscribe("sms.dlr.inbound")
         .await
         .expect("subscribe");
-    nats.client.flush().await.unwrap();
+    s.nats.client.flush().await.unwrap();
     let message_id = uuid::Uuid::new_v4().to_string();
     let text = "Traced message, long enough to need two segments: ".repeat(4);
     forbid_in_logs(&["93703000001", &text]);
     let command = json!({
         "version": "1.0",
         "messageId": message_id,
-        "operatorId": op,
+        "operatorId": s.op,
         "to": "+93703000001",
         "text": text,
     });
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("traceparent", traceparent.as_str());
-    nats.js
+    s.nats
+        .js
         .publish_with_headers(
-            format!("smpp.operator.{op}"),
+            format!("smpp.operator.{}", s.op),
             headers,
             serde_json::to_vec(&command).unwrap().into(),
         )
@@ -295,10 +285,10 @@ async fn one_trace_per_dispatch_from_nats_to_ack_and_the_receipt_links_to_it() {
     );
 
     // The log line of the refused submit carries the trace id.
-    let refused = service.logs_with("submit_sm not accepted");
+    let refused = s.service.logs_with("submit_sm not accepted");
     assert!(
         refused.iter().any(|l| l["traceId"] == trace_id),
         "traceId in the log: {refused:?}"
     );
-    service.assert_no_secrets(&["93703000001"]);
+    s.service.assert_no_secrets(&["93703000001"]);
 }

@@ -25,6 +25,7 @@ pub mod redis;
 pub mod schema;
 pub mod service;
 pub mod sim;
+pub mod stage;
 pub mod topology;
 
 use std::io::Write;
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 pub use nats::Nats;
 pub use service::Service;
 pub use sim::{Oms, Sim};
+pub use stage::Stage;
 
 /// A binary of the testkit package (`smsc-sim`, `oms-stub`), built beside this test
 /// binary. Cargo only hands a package's own binaries to its tests, so `scripts/test`
@@ -145,26 +147,6 @@ pub fn shared() -> &'static Shared {
     })
 }
 
-/// A free TCP port on 127.0.0.1 (the kernel's choice).
-/// One operator at a simulator behaving as `sim_behaviour`, with its own NATS, an OMS
-/// serving its default credentials and the service (`env` added) bound to it.
-pub async fn one_operator(
-    test: &str,
-    sim_behaviour: serde_json::Value,
-    env: &[(&str, &str)],
-) -> (String, Nats, Sim, Oms, Service) {
-    let op = format!("op{}", unique());
-    let nats = Nats::start(test).await;
-    let sim = Sim::start(test, sim_behaviour);
-    let oms = Oms::start(
-        test,
-        sim::credentials(&op, sim.smpp_port, serde_json::json!({})),
-    );
-    let service = Service::start(test, &nats, &oms, &op, env).await;
-    service.wait_bound(1).await;
-    (op, nats, sim, oms, service)
-}
-
 /// A client of the shared Redis, connected.
 pub async fn redis_client() -> fred::prelude::Client {
     use fred::prelude::*;
@@ -201,6 +183,7 @@ pub fn run_stack_server(
     ChildGuard(child)
 }
 
+/// A free TCP port on 127.0.0.1 (the kernel's choice).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
