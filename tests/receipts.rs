@@ -190,7 +190,10 @@ async fn an_over_long_message_id_is_stored_as_its_digest_and_the_bind_goes_on() 
     }
     // The bind goes on: the SMSC behaves again and the next message flows.
     s.sim.behaviour(json!({"message_id_format": "hex"})).await;
-    let next = s.nats.send_command(&s.op, "93700000029", "after").await;
+    let next = s
+        .nats
+        .send_command(&s.op, "93700000029", "oversized ids, then a plain one")
+        .await;
     let event = dlrs
         .wait_for(T, "receipt after", |e| e["messageId"] == json!(next))
         .await;
