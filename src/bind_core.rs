@@ -568,23 +568,27 @@ impl<H, P> BindCore<H, P> {
 
     /// The size of a fresh reference, if a message needs one: a long message (`long`)
     /// with no reference from an earlier delivery, on a bind that takes messages. 16-bit
-    /// when the operator asks for it, or when the bind's 8-bit references would wrap
-    /// within the reference window (US-SC-026, [`ConcatRefs::size_for`]).
+    /// when the operator asks for it, or when `destination` already got every 8-bit
+    /// reference within the reference window (US-SC-026, [`ConcatRefs::size_for`]).
     pub fn fresh_reference(
         &self,
         stored: Option<u16>,
         long: bool,
         now: Instant,
+        destination: &str,
     ) -> Option<RefSize> {
         let profile = self.profile.as_ref()?;
         (stored.is_none() && self.accepting() && long)
-            .then(|| self.concat.size_for(profile.ref_bits, now))
+            .then(|| self.concat.size_for(profile.ref_bits, now, destination))
     }
 
-    /// The size of a reference to take now, for a long message that was not given one
-    /// in the intake.
-    pub fn reference_size(&self, now: Instant) -> Option<RefSize> {
-        Some(self.concat.size_for(self.profile.as_ref()?.ref_bits, now))
+    /// The size of a reference to take now, for a long message to `destination` that was
+    /// not given one in the intake.
+    pub fn reference_size(&self, now: Instant, destination: &str) -> Option<RefSize> {
+        Some(
+            self.concat
+                .size_for(self.profile.as_ref()?.ref_bits, now, destination),
+        )
     }
 
     /// The profile a message with `reference` is cut with: the operator's, with the

@@ -6,12 +6,16 @@
 //! failed, or the wait is over, a local counter hands references out until a block
 //! arrives.
 //!
-//! 8-bit references wrap after 256 messages. When a bind has taken 256 of them within
-//! [`REFERENCE_WINDOW`] (60 s, US-SC-026), the next would repeat one a handset may still
-//! be reassembling, so long messages get 16-bit references instead
-//! ([`ConcatRefs::size_for`]) until the rate falls. Such a widened reference is always
-//! 256 or more, so a redelivery knows from the stored value which size the first delivery
-//! used ([`bits_of`]) and cuts the same parts.
+//! 8-bit references wrap after 256 messages. A handset reassembles by (originator,
+//! reference): two long messages to one destination under the same reference within
+//! [`REFERENCE_WINDOW`] (60 s, US-SC-026) could be mixed. So a bind never gives one
+//! destination the same 8-bit reference twice within the window (it skips to the next
+//! value of its block), and only when a destination already got all 256 within the window
+//! does its next long message get a 16-bit reference ([`ConcatRefs::size_for`]). Widening
+//! costs a part now and then (152 / 66 characters a part instead of 153 / 67), so it is
+//! kept to the one destination that needs it, never the whole bind. A widened reference
+//! is always 256 or more, so a redelivery knows from the stored value which size the
+//! first delivery used ([`bits_of`]) and cuts the same parts.
 //!
 //! Pure: no clock (an [`Instant`] comes in), no I/O, no logging. The caller asks for a
 //! block when [`ConcatRefs::wants_refill`] says so and reports its answer.
@@ -33,8 +37,17 @@ pub const WAIT: Duration = Duration::from_secs(2);
 /// the parts of one message within it).
 pub const REFERENCE_WINDOW: Duration = Duration::from_secs(60);
 
-/// 8-bit references a bind may take within [`REFERENCE_WINDOW`] before it widens.
+/// 8-bit references one destination may get within [`REFERENCE_WINDOW`] before the next
+/// is widened.
 const EIGHT_BIT_SPACE: usize = 256;
+
+/// A destination as the references remember it (a hash: no number is kept).
+fn destination_key(destination: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    destination.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// The size of one long message's reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,23 +102,32 @@ pub struct ConcatRefs {
     failed: bool,
     /// Since when long messages wait for the block on its way.
     waiting_since: Option<Instant>,
-    /// When the last 8-bit references were taken (at most [`EIGHT_BIT_SPACE`]).
-    recent_eight: std::collections::VecDeque<Instant>,
+    /// The 8-bit references each destination got within the window, oldest first.
+    given: std::collections::HashMap<u64, std::collections::VecDeque<(Instant, u8)>>,
+    /// Every entry of `given`, in the order given (to forget them after the window).
+    order: std::collections::VecDeque<(Instant, u64)>,
 }
 
 impl ConcatRefs {
-    /// The size of the next long message's reference on a bind whose operator asks for
-    /// `profile` bits: 16-bit when asked, or when 256 8-bit references were taken within
-    /// [`REFERENCE_WINDOW`] before `now`.
-    pub fn size_for(&self, profile: RefBits, now: Instant) -> RefSize {
+    /// 8-bit references `destination` got within the window before `now`.
+    fn given_within(&self, destination: u64, now: Instant) -> impl Iterator<Item = u8> + '_ {
+        self.given
+            .get(&destination)
+            .into_iter()
+            .flatten()
+            .filter(move |(at, _)| now.saturating_duration_since(*at) < REFERENCE_WINDOW)
+            .map(|(_, reference)| *reference)
+    }
+
+    /// The size of the next long message's reference to `destination` on a bind whose
+    /// operator asks for `profile` bits: 16-bit when asked, or when that destination got
+    /// all 256 8-bit references within [`REFERENCE_WINDOW`] before `now`.
+    pub fn size_for(&self, profile: RefBits, now: Instant, destination: &str) -> RefSize {
         match profile {
             RefBits::Sixteen => RefSize::Sixteen,
             RefBits::Eight => {
-                let wraps = self.recent_eight.len() >= EIGHT_BIT_SPACE
-                    && self.recent_eight.front().is_some_and(|first| {
-                        now.saturating_duration_since(*first) < REFERENCE_WINDOW
-                    });
-                if wraps {
+                let given = self.given_within(destination_key(destination), now).count();
+                if given >= EIGHT_BIT_SPACE {
                     RefSize::Widened
                 } else {
                     RefSize::Eight
@@ -114,16 +136,53 @@ impl ConcatRefs {
         }
     }
 
-    /// The next reference of `size`, taken at `now`: from the reserved blocks, or else
-    /// the local counter.
-    pub fn take(&mut self, size: RefSize, now: Instant) -> Taken {
-        if size == RefSize::Eight {
-            if self.recent_eight.len() >= EIGHT_BIT_SPACE {
-                self.recent_eight.pop_front();
-            }
-            self.recent_eight.push_back(now);
+    /// The next reference of `size` for a message to `destination`, taken at `now`: from
+    /// the reserved blocks, or else the local counter. An 8-bit one skips the values that
+    /// destination got within the window.
+    pub fn take(&mut self, size: RefSize, now: Instant, destination: &str) -> Taken {
+        self.forget_before(now);
+        if size != RefSize::Eight {
+            return self.take_value(size);
         }
-        self.take_value(size)
+        let key = destination_key(destination);
+        let mut used = [false; EIGHT_BIT_SPACE];
+        for reference in self.given_within(key, now) {
+            used[usize::from(reference)] = true;
+        }
+        let mut fallback_started = false;
+        let mut taken = self.take_value(size);
+        // At most a block's worth of values is skipped (size_for said one is free).
+        for _ in 0..EIGHT_BIT_SPACE {
+            if !used[usize::from(taken.reference)] {
+                break;
+            }
+            fallback_started |= taken.fallback_started;
+            taken = self.take_value(size);
+        }
+        taken.fallback_started |= fallback_started;
+        let reference = taken.reference as u8;
+        self.given
+            .entry(key)
+            .or_default()
+            .push_back((now, reference));
+        self.order.push_back((now, key));
+        taken
+    }
+
+    /// Forget the references given before the window that ends at `now`.
+    fn forget_before(&mut self, now: Instant) {
+        while let Some(&(at, key)) = self.order.front() {
+            if now.saturating_duration_since(at) < REFERENCE_WINDOW {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(given) = self.given.get_mut(&key) {
+                given.pop_front();
+                if given.is_empty() {
+                    self.given.remove(&key);
+                }
+            }
+        }
     }
 
     fn take_value(&mut self, size: RefSize) -> Taken {
@@ -241,7 +300,7 @@ mod tests {
         assert!(!refs.should_wait(now));
         for expected in 1..=u64::from(BLOCK) {
             assert_eq!(
-                refs.take(RefSize::Sixteen, now).reference,
+                refs.take(RefSize::Sixteen, now, "1").reference,
                 expected as u16,
                 "from the block"
             );
@@ -249,42 +308,56 @@ mod tests {
         assert!(refs.should_wait(now), "the block used up, Redis not failed");
     }
 
-    /// US-SC-026: a bind that would wrap its 8-bit references within the window widens
-    /// to 16-bit ones (over 255, so a redelivery knows the size), and narrows again once
-    /// the rate falls.
+    /// US-SC-026: one destination never gets the same 8-bit reference twice within the
+    /// window, the bind skipping values for it; other destinations are not affected; only
+    /// a destination that got all 256 within the window is widened to 16 bits (over 255,
+    /// so a redelivery knows the size), and narrows again once the window has passed.
     #[test]
-    fn references_widen_to_sixteen_bits_before_the_eight_bit_space_wraps() {
+    fn references_never_repeat_for_a_destination_within_the_window() {
         let now = Instant::now();
         let mut refs = ConcatRefs::default();
-        refs.reserved(Some(0));
+        let refill = |refs: &mut ConcatRefs, n: u64| {
+            if refs.wants_refill() {
+                refs.refill_started();
+                refs.reserved(Some(n * 1_000));
+            }
+        };
+        let mut to_a = std::collections::HashSet::new();
         for n in 0..256u64 {
             let at = now + Duration::from_millis(n * 100);
-            assert_eq!(refs.size_for(RefBits::Eight, at), RefSize::Eight, "{n}");
-            if refs.wants_refill() {
-                refs.refill_started();
-                refs.reserved(Some(1_000 + n * 1_000));
+            assert_eq!(
+                refs.size_for(RefBits::Eight, at, "A"),
+                RefSize::Eight,
+                "{n}"
+            );
+            refill(&mut refs, n + 1);
+            assert!(
+                to_a.insert(refs.take(RefSize::Eight, at, "A").reference),
+                "{n}: repeated"
+            );
+            // Others in between, and so many that the block wraps many times.
+            for _ in 0..3 {
+                refill(&mut refs, n + 1);
+                refs.take(RefSize::Eight, at, "B");
             }
-            refs.take(RefSize::Eight, at);
         }
-        // 256 taken within 25.6 s: the next would repeat the first.
+        // A got all 256 within 25.6 s: its next one is widened, B's is not.
         let later = now + Duration::from_secs(30);
-        assert_eq!(refs.size_for(RefBits::Eight, later), RefSize::Widened);
-        for _ in 0..300 {
-            if refs.wants_refill() {
-                refs.refill_started();
-                refs.reserved(Some(7));
-            }
-            let taken = refs.take(RefSize::Widened, later).reference;
+        assert_eq!(refs.size_for(RefBits::Eight, later, "A"), RefSize::Widened);
+        assert_eq!(refs.size_for(RefBits::Eight, later, "C"), RefSize::Eight);
+        for n in 0..300 {
+            refill(&mut refs, 900 + n);
+            let taken = refs.take(RefSize::Widened, later, "A").reference;
             assert!(taken >= 256, "{taken}");
             assert_eq!(bits_of(RefBits::Eight, taken), RefBits::Sixteen);
         }
-        // A minute after the first of them, 8-bit again.
-        assert_eq!(
-            refs.size_for(RefBits::Eight, now + REFERENCE_WINDOW),
-            RefSize::Eight
-        );
+        // A minute after the first of them, 8-bit again; the forgotten are forgotten.
+        let after = now + REFERENCE_WINDOW + Duration::from_secs(30);
+        refs.take(RefSize::Eight, after, "C");
+        assert_eq!(refs.size_for(RefBits::Eight, after, "A"), RefSize::Eight);
+        assert!(refs.given.len() <= 2, "old destinations forgotten");
         // The operator's 16-bit choice is kept, and an 8-bit value stays 8-bit.
-        assert_eq!(refs.size_for(RefBits::Sixteen, now), RefSize::Sixteen);
+        assert_eq!(refs.size_for(RefBits::Sixteen, now, "A"), RefSize::Sixteen);
         assert_eq!(bits_of(RefBits::Sixteen, 3), RefBits::Sixteen);
         assert_eq!(bits_of(RefBits::Eight, 255), RefBits::Eight);
     }
@@ -294,15 +367,18 @@ mod tests {
         let now = Instant::now();
         let mut refs = ConcatRefs::default();
         assert!(!refs.reserved(None));
-        let first = refs.take(RefSize::Eight, now);
+        let first = refs.take(RefSize::Eight, now, "1");
         assert_eq!(first.reference, 1);
         assert!(first.fallback_started);
-        let second = refs.take(RefSize::Eight, now);
+        let second = refs.take(RefSize::Eight, now, "1");
         assert_eq!(second.reference, 2);
         assert!(!second.fallback_started, "warned once per outage");
         // A block ends the outage; the next one starts a new one.
         assert!(refs.reserved(Some(300)));
-        assert_eq!(refs.take(RefSize::Eight, now).reference, (300 % 256) as u16);
+        assert_eq!(
+            refs.take(RefSize::Eight, now, "1").reference,
+            (300 % 256) as u16
+        );
         assert!(!refs.reserved(Some(600)), "no outage to end");
     }
 
@@ -316,7 +392,7 @@ mod tests {
         refs.reserved(Some(1));
         assert!(!refs.wants_refill());
         for _ in 0..BLOCK / 2 {
-            refs.take(RefSize::Sixteen, now);
+            refs.take(RefSize::Sixteen, now, "1");
         }
         assert!(refs.wants_refill());
         refs.refill_started();
@@ -324,9 +400,9 @@ mod tests {
         assert!(!refs.wants_refill(), "the next block is already here");
         // The current block is used up first, then the next one.
         for _ in 0..BLOCK / 2 {
-            refs.take(RefSize::Sixteen, now);
+            refs.take(RefSize::Sixteen, now, "1");
         }
-        assert_eq!(refs.take(RefSize::Sixteen, now).reference, 300);
+        assert_eq!(refs.take(RefSize::Sixteen, now, "1").reference, 300);
     }
 
     #[test]

@@ -238,16 +238,19 @@ fn a_long_message_keeps_its_stored_reference_or_gets_a_fresh_one() {
     assert_eq!(Core::reference_for(true, None, None), RefChoice::TakeNow);
     let t0 = Instant::now();
     let core = bound(t0);
-    assert_eq!(core.fresh_reference(None, true, t0), Some(RefSize::Eight));
-    assert_eq!(core.fresh_reference(Some(3), true, t0), None, "stored");
-    assert_eq!(core.fresh_reference(None, false, t0), None, "not long");
+    assert_eq!(
+        core.fresh_reference(None, true, t0, "1"),
+        Some(RefSize::Eight)
+    );
+    assert_eq!(core.fresh_reference(Some(3), true, t0, "1"), None, "stored");
+    assert_eq!(core.fresh_reference(None, false, t0, "1"), None, "not long");
     let sixteen = bound_with(BindMode::Transceiver, t0, r#", "concatRefBits": 16"#);
     assert_eq!(
-        sixteen.fresh_reference(None, true, t0),
+        sixteen.fresh_reference(None, true, t0, "1"),
         Some(RefSize::Sixteen)
     );
     assert_eq!(
-        idle(0).fresh_reference(None, true, t0),
+        idle(0).fresh_reference(None, true, t0, "1"),
         None,
         "no profile while down"
     );
@@ -267,27 +270,34 @@ fn a_long_message_keeps_its_stored_reference_or_gets_a_fresh_one() {
     );
 }
 
-/// US-SC-026 in the core: a bind taking long messages faster than 256 a minute widens
-/// its references to 16 bits, and cuts those messages as 16-bit ones.
+/// US-SC-026 in the core: a destination that got every 8-bit reference within the
+/// window gets a widened one, cut as a 16-bit message; another destination does not.
 #[test]
-fn a_busy_bind_widens_its_references() {
+fn a_destination_that_got_every_eight_bit_reference_is_widened() {
     let t0 = Instant::now();
     let mut core = bound(t0);
     core.concat.reserved(Some(0));
     for n in 0..256u32 {
         let at = t0 + Duration::from_millis(u64::from(n));
-        let size = core.fresh_reference(None, true, at).unwrap();
+        let size = core.fresh_reference(None, true, at, "A").unwrap();
         assert_eq!(size, RefSize::Eight);
         if core.concat.wants_refill() {
             core.concat.refill_started();
             core.concat.reserved(Some(u64::from(n) * 1_000));
         }
-        core.concat.take(size, at);
+        core.concat.take(size, at, "A");
     }
     let at = t0 + Duration::from_secs(1);
-    assert_eq!(core.fresh_reference(None, true, at), Some(RefSize::Widened));
-    assert_eq!(core.reference_size(at), Some(RefSize::Widened));
-    let reference = core.concat.take(RefSize::Widened, at).reference;
+    assert_eq!(
+        core.fresh_reference(None, true, at, "A"),
+        Some(RefSize::Widened)
+    );
+    assert_eq!(
+        core.fresh_reference(None, true, at, "B"),
+        Some(RefSize::Eight)
+    );
+    assert_eq!(core.reference_size(at, "A"), Some(RefSize::Widened));
+    let reference = core.concat.take(RefSize::Widened, at, "A").reference;
     assert_eq!(
         core.planning_profile(Some(reference)).unwrap().ref_bits,
         crate::encoding::RefBits::Sixteen

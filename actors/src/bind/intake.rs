@@ -253,7 +253,8 @@ impl BindActor {
                 return;
             }
             let message_id = looked.0.command.message_id.clone();
-            let reference = self.next_concat_reference(size, ctx);
+            let destination = looked.0.command.to.clone();
+            let reference = self.next_concat_reference(size, &destination, ctx);
             self.core.intake.took_reference(order, reference);
             let remember = self.deps.throttle.send(RememberConcatRef {
                 operator_id: self.key.operator_id.clone(),
@@ -282,8 +283,12 @@ impl BindActor {
         };
         let bits = self.core.profile()?.ref_bits;
         let long = dispatch::needs_reference(&pending.encoded, bits);
-        self.core
-            .fresh_reference(correlated.concat_ref, long, Instant::now())
+        self.core.fresh_reference(
+            correlated.concat_ref,
+            long,
+            Instant::now(),
+            &pending.command.to,
+        )
     }
 
     fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
@@ -369,9 +374,9 @@ impl BindActor {
             RefChoice::TakeNow => {
                 let size = self
                     .core
-                    .reference_size(Instant::now())
+                    .reference_size(Instant::now(), &command.to)
                     .unwrap_or(RefSize::Eight);
-                let fresh = self.next_concat_reference(size, ctx);
+                let fresh = self.next_concat_reference(size, &command.to, ctx);
                 self.deps.throttle.do_send(RememberConcatRef {
                     operator_id: self.key.operator_id.clone(),
                     message_id: command.message_id.clone(),
@@ -448,8 +453,13 @@ impl BindActor {
 
     /// The reference every segment of one long message shares: from the blocks reserved
     /// in Redis, or a local counter while Redis cannot hand one out (warned once).
-    fn next_concat_reference(&mut self, size: RefSize, ctx: &mut Context<Self>) -> u16 {
-        let taken = self.core.concat.take(size, Instant::now());
+    fn next_concat_reference(
+        &mut self,
+        size: RefSize,
+        destination: &str,
+        ctx: &mut Context<Self>,
+    ) -> u16 {
+        let taken = self.core.concat.take(size, Instant::now(), destination);
         if taken.fallback_started {
             metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
             tracing::warn!(
