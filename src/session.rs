@@ -46,7 +46,7 @@ pub struct SessionConfig {
 }
 
 /// Default of [`SessionConfig::inbound_window`] (`INBOUND_WINDOW`).
-pub const DEFAULT_INBOUND_WINDOW: usize = 100;
+pub const DEFAULT_INBOUND_WINDOW: usize = 1_000;
 
 /// The externally visible state of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

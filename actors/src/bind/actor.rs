@@ -170,7 +170,7 @@ pub struct BindActor {
     pub(super) lanes: BindLanes,
     /// What the bind's receipts wait on: its oldest unsettled submit, and whether a
     /// session stopped reading ([`smpp_connector::inbound`]).
-    pub(super) progress: Arc<tokio::sync::watch::Sender<BindProgress>>,
+    pub(super) progress: Arc<super::io::ProgressCell>,
     /// Connection generation: items of an older connection are ignored.
     pub(super) generation: u64,
     pub(super) io: Connection,
@@ -246,7 +246,7 @@ impl BindActor {
                 operator: lanes.clone(),
                 pulled: lanes,
             },
-            progress: Arc::new(tokio::sync::watch::Sender::new(BindProgress::default())),
+            progress: Arc::default(),
             generation: 0,
             io: Connection::default(),
             notes: Notes::default(),
@@ -272,11 +272,7 @@ impl BindActor {
                 .and_then(|l| l.session.oldest_in_flight_since()),
             self.core.ledger.oldest_unrecorded(),
         );
-        self.progress.send_if_modified(|p| {
-            let changed = p.oldest_unsettled != oldest_unsettled;
-            p.oldest_unsettled = oldest_unsettled;
-            changed
-        });
+        self.progress.set_oldest_unsettled(oldest_unsettled);
         self.pull(ctx);
         self.progress_unbind(Instant::now(), ctx);
         self.arm_timer(ctx);

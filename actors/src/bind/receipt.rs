@@ -13,15 +13,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use smpp_connector::config::BindKey;
 use smpp_connector::dlr::{self, DlrError, ParsedReceipt};
-use smpp_connector::inbound::{BindProgress, ReceiptWait};
+use smpp_connector::inbound::ReceiptWait;
 use smpp_connector::pdu::{CommandStatus, SmBody};
-use tokio::sync::watch;
 
 use actix::prelude::*;
 use tracing::Instrument;
 
 use super::actor::BindActor;
 use super::deps::BindDeps;
+use super::io::ProgressCell;
 use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptLookup, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
@@ -39,7 +39,7 @@ pub async fn handle(
     credentials: Arc<Credentials>,
     body: SmBody,
     received: Instant,
-    progress: watch::Receiver<BindProgress>,
+    progress: Arc<ProgressCell>,
 ) -> CommandStatus {
     let receipt = ReceiptContext {
         deps: &deps,
@@ -71,7 +71,7 @@ struct ReceiptContext<'a> {
     credentials: &'a Credentials,
     received: Instant,
     /// The bind's progress: what its receipts wait on ([`smpp_connector::inbound`]).
-    progress: watch::Receiver<BindProgress>,
+    progress: Arc<ProgressCell>,
 }
 
 /// How long a receipt waits for a database that fails (a primary lost and a standby being
@@ -112,9 +112,12 @@ async fn correlate(
             wait: true,
         }
         .ask(&deps.correlation);
-        let answer = tokio::select! {
-            answer = ask => Some(answer),
-            () = wait_over(wait, arrival, context.progress.clone()) => None,
+        // Most receipts find their row at once or within the grace: one timer; the rest
+        // wait on, following the bind's progress (boxed: the common path stays small).
+        let mut ask = std::pin::pin!(ask);
+        let answer = match tokio::time::timeout_at(wait.grace_until.into(), &mut ask).await {
+            Ok(answer) => Some(answer),
+            Err(_) => Box::pin(wait_longer(ask, wait, arrival, context.progress.clone())).await,
         };
         match answer {
             Some(Ok(ReceiptLookup {
@@ -173,19 +176,31 @@ async fn correlate(
     }
 }
 
-/// Resolves when a receipt that arrived at `arrival` stops waiting for its row
-/// ([`ReceiptWait::is_over`]), following its bind's progress without polling.
-async fn wait_over(
+/// After the grace: the receipt's ask keeps waiting for its row until the bind's progress
+/// releases it ([`ReceiptWait::is_over`], looked at every 50 ms) or its maximum wait ends
+/// (`None`: the request is dropped, which the correlation actor sees).
+async fn wait_longer<F>(
+    ask: std::pin::Pin<&mut F>,
     wait: ReceiptWait,
     arrival: Instant,
-    mut progress: watch::Receiver<BindProgress>,
-) {
+    progress: Arc<ProgressCell>,
+) -> Option<F::Output>
+where
+    F: std::future::Future,
+{
     let released = async {
-        tokio::time::sleep_until(wait.grace_until.into()).await;
-        // The bind gone (its sender dropped): nothing of its own to wait for.
-        let _ = progress.wait_for(|p| p.releases(arrival)).await;
+        let mut look = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            look.tick().await;
+            if wait.is_over(arrival, Instant::now(), &progress.load()) {
+                return;
+            }
+        }
     };
-    let _ = tokio::time::timeout_at(wait.until.into(), released).await;
+    tokio::select! {
+        answer = ask => Some(answer),
+        () = released => None,
+    }
 }
 
 async fn publish_receipt(
@@ -335,7 +350,7 @@ impl BindActor {
             credentials,
             body,
             Instant::now(),
-            self.progress.subscribe(),
+            self.progress.clone(),
         );
         // A task of its own, answering by address: a context polls every future it holds
         // on each wake, and receipts may wait seconds for their row.
