@@ -17,8 +17,13 @@
 //! It then asks once more (a row another pod wrote meanwhile) and is published, matched
 //! or not. Two queries for a receipt that has no row, where it was one query per 50 ms –
 //! 1 s step for up to 30 s.
+//!
+//! An MO part is answered ESME_ROK only once it is stored (and, if it completed its
+//! message, the message published): [`PartStored`].
 
 use std::time::{Duration, Instant};
+
+use crate::pdu::CommandStatus;
 
 /// What a waiting receipt needs to know of the bind it came in on (published by the bind
 /// after every input, read by its receipts).
@@ -74,6 +79,59 @@ impl ReceiptWait {
     }
 }
 
+/// What became of one MO part as Redis stored it (a concatenated message's part), and
+/// so what the SMSC is answered and how the part is counted
+/// (`smpp_concat_parts_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartStored {
+    /// Stored; its message waits for more parts.
+    Waiting,
+    /// A part already stored (the SMSC sent it again).
+    Repeat,
+    /// Its message is being published by another task: the SMSC sends the part again.
+    Busy,
+    /// Stored, and it completed its message, which was published (`true`) or not.
+    Completed { published: bool },
+    /// Redis could not store it (an outage): the SMSC sends it again.
+    NotStored,
+}
+
+impl PartStored {
+    /// The deliver_sm_resp status: ESME_ROK only once the part is stored (or known) and,
+    /// when it completed its message, the message is published; otherwise
+    /// ESME_RX_T_APPN, and the SMSC delivers the part again.
+    pub fn status(self) -> CommandStatus {
+        match self {
+            PartStored::Waiting
+            | PartStored::Repeat
+            | PartStored::Completed { published: true } => CommandStatus::ESME_ROK,
+            PartStored::Busy
+            | PartStored::Completed { published: false }
+            | PartStored::NotStored => CommandStatus::ESME_RX_T_APPN,
+        }
+    }
+
+    /// Its `result` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PartStored::Waiting | PartStored::Completed { .. } => "stored",
+            PartStored::Repeat => "repeat",
+            PartStored::Busy => "busy",
+            PartStored::NotStored => "not_stored",
+        }
+    }
+}
+
+/// The deliver_sm_resp status of a single-part MO: ESME_ROK once its event is published
+/// (acknowledged by JetStream), ESME_RX_T_APPN otherwise.
+pub fn published_status(published: bool) -> CommandStatus {
+    if published {
+        CommandStatus::ESME_ROK
+    } else {
+        CommandStatus::ESME_RX_T_APPN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // A test picks its instants anywhere; the code under test never reads the clock.
@@ -117,6 +175,35 @@ mod tests {
         };
         assert!(!wait.is_over(t0, t0 + S, &blocked));
         assert!(wait.is_over(t0, t0 + 2 * S, &blocked));
+    }
+
+    #[test]
+    fn an_mo_part_is_acknowledged_only_once_it_is_safe() {
+        for (stored, status, label) in [
+            (PartStored::Waiting, CommandStatus::ESME_ROK, "stored"),
+            (PartStored::Repeat, CommandStatus::ESME_ROK, "repeat"),
+            (PartStored::Busy, CommandStatus::ESME_RX_T_APPN, "busy"),
+            (
+                PartStored::Completed { published: true },
+                CommandStatus::ESME_ROK,
+                "stored",
+            ),
+            (
+                PartStored::Completed { published: false },
+                CommandStatus::ESME_RX_T_APPN,
+                "stored",
+            ),
+            (
+                PartStored::NotStored,
+                CommandStatus::ESME_RX_T_APPN,
+                "not_stored",
+            ),
+        ] {
+            assert_eq!(stored.status(), status, "{stored:?}");
+            assert_eq!(stored.label(), label, "{stored:?}");
+        }
+        assert_eq!(published_status(true), CommandStatus::ESME_ROK);
+        assert_eq!(published_status(false), CommandStatus::ESME_RX_T_APPN);
     }
 
     #[test]

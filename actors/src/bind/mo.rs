@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use smpp_connector::config::BindKey;
+use smpp_connector::inbound::{PartStored, published_status};
 use smpp_connector::mo;
 use smpp_connector::pdu::{CommandStatus, SmBody};
 use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage, index_of};
@@ -59,33 +60,18 @@ pub async fn handle(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandSta
             .await;
         let stored = match stored {
             Ok(Ok(stored)) => stored,
-            Ok(Err(_)) | Err(_) => {
-                // Counted and logged once per outage by the throttle actor.
-                count_part(key, "not_stored");
-                return CommandStatus::ESME_RX_T_APPN;
-            }
+            // Counted and logged once per outage by the throttle actor.
+            Ok(Err(_)) | Err(_) => return answer(key, PartStored::NotStored),
         };
         match stored {
-            Stored::Waiting { .. } => {
-                count_part(key, "stored");
-                return CommandStatus::ESME_ROK;
-            }
-            Stored::Repeat => {
-                count_part(key, "repeat");
-                return CommandStatus::ESME_ROK;
-            }
-            Stored::Busy => {
-                count_part(key, "busy");
-                return CommandStatus::ESME_RX_T_APPN;
-            }
+            Stored::Waiting { .. } => return answer(key, PartStored::Waiting),
+            Stored::Repeat => return answer(key, PartStored::Repeat),
+            Stored::Busy => return answer(key, PartStored::Busy),
             Stored::Complete(message) => {
-                count_part(key, "stored");
                 let published =
                     publish_stored(deps, &mo_key.operator_id, &redis_key, key.bind_id, &message);
-                return match published.await {
-                    Ok(()) => CommandStatus::ESME_ROK,
-                    Err(()) => CommandStatus::ESME_RX_T_APPN,
-                };
+                let published = published.await.is_ok();
+                return answer(key, PartStored::Completed { published });
             }
             Stored::Conflict(old) => {
                 count_part(key, "conflict");
@@ -98,6 +84,12 @@ pub async fn handle(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandSta
         }
     }
     CommandStatus::ESME_RX_T_APPN
+}
+
+/// Count a part by what became of it; the status it is answered with.
+fn answer(key: &BindKey, stored: PartStored) -> CommandStatus {
+    count_part(key, stored.label());
+    stored.status()
 }
 
 fn count_part(key: &BindKey, result: &'static str) {
@@ -208,10 +200,7 @@ async fn publish_single(
         bind_id: key.bind_id,
         received_at: now_rfc3339(),
     };
-    match publish(deps, &event).await {
-        Ok(()) => CommandStatus::ESME_ROK,
-        Err(()) => CommandStatus::ESME_RX_T_APPN,
-    }
+    published_status(publish(deps, &event).await.is_ok())
 }
 
 /// One expiry scan of a bind's open index (or of its index from before the hash tags):
