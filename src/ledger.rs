@@ -594,22 +594,7 @@ impl<H> Ledger<H> {
 
     /// The segment's row is committed.
     pub fn handle_recorded(&mut self, segment: SegmentRef) {
-        let Some(entry) = self.segment_mut(segment) else {
-            return;
-        };
-        if entry.state != SegmentState::Recording {
-            return;
-        }
-        let was_failing = entry.record_attempts > 0;
-        entry.state = SegmentState::Done;
-        entry.operator_message_id = None;
-        if let Some(at) = entry.written_at {
-            self.unrecorded.remove(&(at, segment));
-        }
-        if was_failing {
-            self.record_failures -= 1;
-        }
-        self.settle_if_done(segment.dispatch);
+        self.end_recording(segment, SegmentState::Done);
     }
 
     /// The segment's row could not be written: retry after the backoff. The segment is
@@ -637,6 +622,12 @@ impl<H> Ledger<H> {
     /// cannot be correlated); the message is ACKed when the rest is done. The bind is not
     /// stalled by it.
     pub fn handle_record_refused(&mut self, segment: SegmentRef) {
+        self.end_recording(segment, SegmentState::Unrecorded);
+    }
+
+    /// A segment being recorded ends as `done` (row committed, or refused for good):
+    /// it no longer waits for its row, nor counts as failing; its message may settle.
+    fn end_recording(&mut self, segment: SegmentRef, done: SegmentState) {
         let Some(entry) = self.segment_mut(segment) else {
             return;
         };
@@ -644,7 +635,7 @@ impl<H> Ledger<H> {
             return;
         }
         let was_failing = entry.record_attempts > 0;
-        entry.state = SegmentState::Unrecorded;
+        entry.state = done;
         entry.operator_message_id = None;
         if let Some(at) = entry.written_at {
             self.unrecorded.remove(&(at, segment));
