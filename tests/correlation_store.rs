@@ -77,7 +77,7 @@ async fn receipt_matching_probes_the_index_after_the_table_grew() {
     }
     for chunk in (0..20_000).collect::<Vec<_>>().chunks(2_000) {
         store
-            .insert(chunk.iter().map(|&i| row(&op, i)).collect())
+            .insert(&chunk.iter().map(|&i| row(&op, i)).collect::<Vec<_>>())
             .await
             .unwrap();
     }
@@ -136,10 +136,7 @@ async fn a_reused_operator_message_id_marks_only_the_newest_row() {
     older.submitted_at = older_at;
     let mut newer = row(&op, 7);
     newer.message_id = "newer-message".into();
-    store
-        .insert(vec![older.clone(), newer.clone()])
-        .await
-        .unwrap();
+    store.insert(&[older.clone(), newer.clone()]).await.unwrap();
     // A receipt for the id both rows carry.
     let key = ReceiptKey {
         operator_id: op.as_str().to_owned(),
@@ -187,8 +184,8 @@ async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
         })
         .collect();
     let live: Vec<CorrelationRow> = (100..110).map(|i| row(&op, i)).collect();
-    store.insert(expired).await.unwrap();
-    store.insert(live.clone()).await.unwrap();
+    store.insert(&expired).await.unwrap();
+    store.insert(&live).await.unwrap();
 
     assert_eq!(
         store.sweep_expired(10).await.unwrap(),
@@ -203,7 +200,7 @@ async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
         },
         "DELIVRD",
     )]);
-    let more = store.insert((200..205).map(|i| row(&op, i)).collect());
+    let more = store.insert(&(200..205).map(|i| row(&op, i)).collect::<Vec<_>>());
     let swept = smpp_connector_actors::correlation::sweep(&store, std::time::Duration::MAX);
     let (matched, inserted, swept) = tokio::join!(receipt, more, swept);
     assert_eq!(
@@ -238,7 +235,7 @@ async fn rows_expire_after_the_configured_retention() {
     old.submitted_at = Utc::now() - chrono::Duration::seconds(601);
     let mut young = row(&op, 2);
     young.submitted_at = Utc::now() - chrono::Duration::seconds(590);
-    store.insert(vec![old, young]).await.unwrap();
+    store.insert(&[old, young]).await.unwrap();
     let client = connect(&url).await;
     let lives: f64 = client
         .query_one(

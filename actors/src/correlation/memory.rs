@@ -109,10 +109,7 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
 }
 
 impl CorrelationStore for MemoryStore {
-    fn insert(
-        &self,
-        rows: Vec<CorrelationRow>,
-    ) -> BoxFuture<'static, Result<(), CorrelationError>> {
+    fn insert(&self, rows: &[CorrelationRow]) -> BoxFuture<'static, Result<(), CorrelationError>> {
         let result = self.statement().and_then(|mut inner| {
             if let Some(refuse) = &self.refuse
                 && rows.iter().any(|row| refuse(row))
@@ -125,8 +122,8 @@ impl CorrelationStore for MemoryStore {
                 inner
                     .rows
                     .entry((row.message_id.clone(), row.segment_index))
-                    .or_insert(StoredRow {
-                        row,
+                    .or_insert_with(|| StoredRow {
+                        row: row.clone(),
                         dlr_status: None,
                     });
             }

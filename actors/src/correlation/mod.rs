@@ -143,9 +143,9 @@ pub use smpp_connector::events::ReceiptMatch;
 
 /// Storage behind the actor; [`PgStore`] is the real one.
 pub trait CorrelationStore: Send + Sync + 'static {
-    /// Insert rows (idempotent on (message_id, segment_index)).
-    fn insert(&self, rows: Vec<CorrelationRow>)
-    -> BoxFuture<'static, Result<(), CorrelationError>>;
+    /// Insert rows (idempotent on (message_id, segment_index)). The rows are read before
+    /// the future is returned.
+    fn insert(&self, rows: &[CorrelationRow]) -> BoxFuture<'static, Result<(), CorrelationError>>;
     /// Match receipts, store their status, return what matched.
     fn apply_receipts(
         &self,
@@ -329,14 +329,21 @@ pub async fn insert_isolating(
     store: Arc<dyn CorrelationStore>,
     rows: Vec<CorrelationRow>,
 ) -> Vec<Result<(), CorrelationError>> {
+    isolate(store.as_ref(), &rows).await
+}
+
+/// [`insert_isolating`] of a part of the batch (the halves are slices of it, not copies).
+async fn isolate(
+    store: &dyn CorrelationStore,
+    rows: &[CorrelationRow],
+) -> Vec<Result<(), CorrelationError>> {
     let n = rows.len();
-    match store.insert(rows.clone()).await {
+    match store.insert(rows).await {
         Ok(()) => vec![Ok(()); n],
         Err(err) if err.is_permanent() && n > 1 => {
-            let mut rows = rows;
-            let second = rows.split_off(n / 2);
-            let mut answers = Box::pin(insert_isolating(store.clone(), rows)).await;
-            answers.extend(Box::pin(insert_isolating(store, second)).await);
+            let (first, second) = rows.split_at(n / 2);
+            let mut answers = Box::pin(isolate(store, first)).await;
+            answers.extend(Box::pin(isolate(store, second)).await);
             answers
         }
         Err(err) => vec![Err(err); n],

@@ -274,36 +274,33 @@ async fn within<T>(
 }
 
 impl CorrelationStore for PgStore {
-    fn insert(
-        &self,
-        rows: Vec<CorrelationRow>,
-    ) -> BoxFuture<'static, Result<(), CorrelationError>> {
+    fn insert(&self, rows: &[CorrelationRow]) -> BoxFuture<'static, Result<(), CorrelationError>> {
         let (pool, deadline) = (self.pool.clone(), self.deadline);
         let retention = self.retention_seconds;
+        let n = rows.len();
+        let mut message_ids = Vec::with_capacity(n);
+        let mut segment_indexes = Vec::with_capacity(n);
+        let mut segment_counts = Vec::with_capacity(n);
+        let mut operator_ids = Vec::with_capacity(n);
+        let mut directions = Vec::with_capacity(n);
+        let mut bind_ids = Vec::with_capacity(n);
+        let mut operator_message_ids = Vec::with_capacity(n);
+        let mut submitted_ats = Vec::with_capacity(n);
+        let mut concat_refs: Vec<Option<i32>> = Vec::with_capacity(n);
+        let mut traceparents: Vec<Option<String>> = Vec::with_capacity(n);
+        for row in rows {
+            message_ids.push(row.message_id.clone());
+            segment_indexes.push(i32::from(row.segment_index));
+            segment_counts.push(i32::from(row.segment_count));
+            operator_ids.push(row.bind.operator_id.as_str().to_owned());
+            directions.push(row.bind.direction.as_str());
+            bind_ids.push(i32::from(row.bind.bind_id));
+            operator_message_ids.push(row.operator_message_id.clone());
+            submitted_ats.push(row.submitted_at);
+            concat_refs.push(row.concat_ref.map(i32::from));
+            traceparents.push(row.traceparent.clone());
+        }
         Box::pin(async move {
-            let n = rows.len();
-            let mut message_ids = Vec::with_capacity(n);
-            let mut segment_indexes = Vec::with_capacity(n);
-            let mut segment_counts = Vec::with_capacity(n);
-            let mut operator_ids = Vec::with_capacity(n);
-            let mut directions = Vec::with_capacity(n);
-            let mut bind_ids = Vec::with_capacity(n);
-            let mut operator_message_ids = Vec::with_capacity(n);
-            let mut submitted_ats = Vec::with_capacity(n);
-            let mut concat_refs: Vec<Option<i32>> = Vec::with_capacity(n);
-            let mut traceparents: Vec<Option<String>> = Vec::with_capacity(n);
-            for row in rows {
-                message_ids.push(row.message_id);
-                segment_indexes.push(i32::from(row.segment_index));
-                segment_counts.push(i32::from(row.segment_count));
-                operator_ids.push(row.bind.operator_id.as_str().to_owned());
-                directions.push(row.bind.direction.as_str());
-                bind_ids.push(i32::from(row.bind.bind_id));
-                operator_message_ids.push(row.operator_message_id);
-                submitted_ats.push(row.submitted_at);
-                concat_refs.push(row.concat_ref.map(i32::from));
-                traceparents.push(row.traceparent);
-            }
             // Idempotent (ON CONFLICT DO NOTHING): a batch whose commit was not confirmed
             // (a connection lost, a failover) is simply written again by its binds.
             within(&pool, deadline, move |client| {
