@@ -51,13 +51,14 @@ fn idle(bind_id: u16) -> Core {
     )
 }
 
-/// A core with one session of `mode`, bound at `t0`, on credentials with `extra` fields.
-fn bound_with(mode: BindMode, t0: Instant, extra: &str) -> Core {
+/// A core connected at `t0` with one session of `mode` (not bound yet), numbering from
+/// `sequences`, on credentials with `extra` fields.
+fn connected(mode: BindMode, t0: Instant, extra: &str, sequences: SequenceNumbers) -> Core {
     let mut core = idle(0);
     let credentials = credentials("op", extra);
     let session = Session::try_new(
         credentials.session_config(mode, &Timers::default()),
-        SequenceNumbers::new(),
+        sequences,
         t0,
     )
     .unwrap();
@@ -68,6 +69,12 @@ fn bound_with(mode: BindMode, t0: Instant, extra: &str) -> Core {
             bound: false,
         }],
     );
+    core
+}
+
+/// A core with one session of `mode`, bound at `t0`, on credentials with `extra` fields.
+fn bound_with(mode: BindMode, t0: Instant, extra: &str) -> Core {
+    let mut core = connected(mode, t0, extra, SequenceNumbers::new());
     let link = &mut core.links[0];
     let _bind = link.session.poll_transmit();
     link.session.handle_inbound(
@@ -543,20 +550,11 @@ fn the_timer_is_armed_for_the_earliest_deadline() {
 #[test]
 fn a_sequence_block_is_asked_for_at_half_once() {
     let t0 = Instant::now();
-    let mut core = idle(0);
-    let credentials = credentials("op", "");
-    let session = Session::try_new(
-        credentials.session_config(BindMode::Transceiver, &Timers::default()),
-        SequenceNumbers::from_block(1, SEQUENCE_BLOCK / 2 - 1),
+    let mut core = connected(
+        BindMode::Transceiver,
         t0,
-    )
-    .unwrap();
-    core.connected(
-        credentials,
-        vec![Link {
-            session,
-            bound: false,
-        }],
+        "",
+        SequenceNumbers::from_block(1, SEQUENCE_BLOCK / 2 - 1),
     );
     assert_eq!(core.sequences_wanted(), Some(0));
     assert_eq!(core.sequences_wanted(), None, "one at a time");
