@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use async_nats::jetstream::{self, AckKind};
-use smpp_connector::bind_core::{RefChoice, Screen};
+use smpp_connector::bind_core::{RefChoice, SLOTS, Screen};
 use smpp_connector::concat_refs;
 use smpp_connector::concat_refs::RefSize;
 use smpp_connector::dispatch::{self, DispatchCommand, Rejection};
@@ -60,8 +60,13 @@ impl BindActor {
 
     /// Start a pull if the core says so ([`smpp_connector::bind_core::BindCore::pull_plan`]).
     pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
-        let slots: Vec<usize> = self.lanes.pulled.iter().map(|(slot, _)| *slot).collect();
-        let Some(plan) = self.core.pull_plan(Instant::now(), &slots) else {
+        // The slots pulled, without an allocation per pull (at most one per slot).
+        let mut slots = [0; SLOTS];
+        let n = self.lanes.pulled.len().min(SLOTS);
+        for (slot, (pulled, _)) in slots.iter_mut().zip(self.lanes.pulled.iter()) {
+            *slot = *pulled;
+        }
+        let Some(plan) = self.core.pull_plan(Instant::now(), &slots[..n]) else {
             return;
         };
         // A lane with an open listener is not asked again: what arrives there comes.
