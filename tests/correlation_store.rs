@@ -39,6 +39,19 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Rows of operator `op` in the store's database.
+async fn rows_of(url: &str, op: &OperatorId) -> i64 {
+    connect(url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM smpp.message_correlations WHERE operator_id = $1",
+            &[&op.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 fn row(op: &OperatorId, i: usize) -> CorrelationRow {
     CorrelationRow {
         message_id: format!("m{i}"),
@@ -212,15 +225,7 @@ async fn the_sweep_deletes_expired_rows_in_batches_and_keeps_the_rest() {
     assert_eq!(swept.unwrap(), 15, "every expired row, nothing else");
     assert_eq!(store.sweep_expired(10).await.unwrap(), 0);
 
-    let client = connect(&url).await;
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM smpp.message_correlations WHERE operator_id = $1",
-            &[&op.as_str()],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left = rows_of(&url, &op).await;
     assert_eq!(left, 15, "the 10 live rows and the 5 new ones stay");
 }
 
@@ -301,14 +306,5 @@ async fn a_row_postgresql_refuses_for_good_is_isolated_from_its_batch() {
             assert!(answer.is_ok(), "row {i}: {answer:?}");
         }
     }
-    let client = connect(&url).await;
-    let written: i64 = client
-        .query_one(
-            "SELECT count(*) FROM smpp.message_correlations WHERE operator_id = $1",
-            &[&op.as_str()],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(written, 9);
+    assert_eq!(rows_of(&url, &op).await, 9);
 }
