@@ -115,7 +115,7 @@ pub enum SubmitFailure {
 }
 
 /// What happened, for the owner.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Event<T> {
     Bound {
         system_id: Option<String>,

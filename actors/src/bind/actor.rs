@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use smpp_connector::bind_core::{BindCore, CoreSettings, UnbindStart};
+use smpp_connector::bind_core::{BindCore, CoreSettings, StateChange, UnbindStart};
 use smpp_connector::config::{BindKey, OperatorId};
 use smpp_connector::flow::FlowConfig;
 use smpp_connector::inbound::BindProgress;
@@ -255,14 +255,18 @@ impl BindActor {
         }
     }
 
-    /// After every input: submit what the window allows, carry out the ledger's
-    /// decisions, pull more if there is room, re-arm the timer.
+    /// After every input: carry out what the core decided — TPS requests, submits the
+    /// window allows, bytes to write, session events, state changes and flow notices,
+    /// the ledger's rows and settlements, a pull, the unbind when due — and re-arm the
+    /// timer.
     pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
         // TPS: tokens for what is queued and what a pull could take (one Redis round trip
         // at a time, a block each; nothing without a limit).
         self.request_grant(ctx);
-        self.send_queued(ctx);
-        self.drain_flow_events(ctx);
+        let written = self.core.submit_queued(Instant::now());
+        self.metrics.submits.increment(written as u64);
+        self.pump(ctx);
+        self.drain_events(ctx);
         // Rows are asked for (drain_outputs) before the progress says their submits are
         // settled: a receipt that stops waiting then finds its row at least on its way.
         self.drain_outputs(ctx);
@@ -274,31 +278,41 @@ impl BindActor {
         );
         self.progress.set_oldest_unsettled(oldest_unsettled);
         self.pull(ctx);
-        self.progress_unbind(Instant::now(), ctx);
+        if self.core.unbind_if_due(Instant::now()) {
+            self.pump(ctx);
+        }
         self.arm_timer(ctx);
     }
 
+    /// Set the bind state from here (connecting, down, restarted) and report the change.
     pub(super) fn set_state(&mut self, state: BindState, reason: Option<String>) {
-        let from = self.core.state();
-        if !self.core.set_state(state) {
-            return;
+        if let Some(change) = self.core.set_state(state, reason) {
+            self.report_state(change);
         }
+    }
+
+    /// A state change, reported: logged, counted, and told to the supervisor.
+    pub(super) fn report_state(&mut self, change: StateChange) {
+        let StateChange { from, to, reason } = change;
         tracing::info!(
             from = from.as_str(),
-            to = state.as_str(),
+            to = to.as_str(),
             reason = reason.as_deref().unwrap_or(""),
             "bind state changed"
         );
+        if to == BindState::HalfClosedTx {
+            self.metrics.half_closed.increment(1);
+        }
         self.metrics.state_changes.increment(1);
-        self.metrics.set_state(state);
+        self.metrics.set_state(to);
         self.metrics
             .bind_up
-            .set(if state.is_bound() { 1.0 } else { 0.0 });
-        self.notes.bound_since = state.is_bound().then(now_rfc3339);
+            .set(if to.is_bound() { 1.0 } else { 0.0 });
+        self.notes.bound_since = to.is_bound().then(now_rfc3339);
         self.deps.supervisor.do_send(BindStateChanged {
             key: self.key.clone(),
             serves: self.core.serves().clone(),
-            state,
+            state: to,
             reason,
             failures: self.core.backoff().attempts(),
         });
@@ -327,15 +341,6 @@ impl BindActor {
     pub(super) fn unbind_done(&mut self, ctx: &mut Context<Self>) {
         let reason = self.core.unbind_done();
         self.go_down(reason.into(), ctx);
-    }
-
-    pub(super) fn progress_unbind(&mut self, now: Instant, ctx: &mut Context<Self>) {
-        if self.core.unbind_due(now) {
-            for index in 0..self.core.links.len() {
-                self.core.links[index].session.unbind(now);
-                self.pump(index, ctx);
-            }
-        }
     }
 }
 
@@ -448,13 +453,13 @@ impl Handler<GetBindStatus> for BindActor {
             },
             sessions: self
                 .core
-                .links
+                .links()
                 .iter()
                 .map(|l| l.session.mode().name())
                 .collect(),
             in_flight: transmitter.map_or(0, |l| l.session.in_flight()),
 
-            window: self.core.flow.as_ref().map_or(0, |f| f.window_size()),
+            window: self.core.flow().map_or(0, |f| f.window_size()),
             queued_segments: self.core.ledger.queued(),
             dispatches: self.core.ledger.messages(),
             reconnect_attempts: self.core.backoff().attempts(),
@@ -481,7 +486,7 @@ impl Handler<ShutdownBind> for BindActor {
     fn handle(&mut self, msg: ShutdownBind, ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.core.shutting_down() && self.core.links.is_empty() {
+        if self.core.shutting_down() && self.core.links().is_empty() {
             let _ = tx.send(());
         } else {
             self.ending.waiters.push(tx);
@@ -504,18 +509,15 @@ impl Handler<AbortBind> for BindActor {
             "bind stopped at once; held messages go back to the stream"
         );
         self.core.shut_down();
-        if self.core.links.is_empty() {
+        if self.core.links().is_empty() {
             self.core.reconnect_now();
             self.go_down(msg.reason.into(), ctx);
             return;
         }
         // What is in flight is counted as possible duplicates by `go_down`; it comes back
         // as a redelivery (the new owner sends only what has no row).
-        let now = Instant::now();
-        for index in 0..self.core.links.len() {
-            self.core.links[index].session.unbind(now);
-            self.pump(index, ctx);
-        }
+        self.core.unbind_all(Instant::now());
+        self.pump(ctx);
         self.go_down(msg.reason.into(), ctx);
     }
 }

@@ -1,14 +1,12 @@
-//! The bind's flow control carried out: what [`FlowController`] decides (phase changes,
-//! `smpp.bind.degraded`, window size, drain alerts, reconnects), the TPS grants it spends
+//! What the core decides carried out ([`BindEvent`]: state changes, `smpp.bind.degraded`,
+//! window size, drain alerts, reconnects, unencodable segments), the TPS grants it spends
 //! (one `AcquireTps` round trip to Redis per pull, never one per message), and the
 //! sequence-number blocks from Redis.
 
 use std::time::Instant;
 
 use actix::prelude::*;
-use smpp_connector::bind_core::SEQUENCE_BLOCK;
-use smpp_connector::flow::FlowEvent;
-use smpp_connector::session::BindState;
+use smpp_connector::bind_core::{BindEvent, SEQUENCE_BLOCK};
 use tracing::Instrument;
 
 use super::actor::BindActor;
@@ -17,24 +15,13 @@ use crate::telemetry::metric;
 use crate::throttle::{AcquireTps, ReserveSequences};
 
 impl BindActor {
-    /// Carry out the flow controller's decisions.
-    pub(super) fn drain_flow_events(&mut self, ctx: &mut Context<Self>) {
-        loop {
-            let Some(event) = self.core.flow.as_mut().and_then(|f| f.poll_event()) else {
-                return;
-            };
+    /// Carry out what the core decided ([`BindEvent`]): state changes, the flow
+    /// controller's notices, unencodable segments.
+    pub(super) fn drain_events(&mut self, ctx: &mut Context<Self>) {
+        while let Some(event) = self.core.poll_event() {
             match event {
-                FlowEvent::PhaseChanged { to, cause, .. } => {
-                    if to == BindState::HalfClosedTx {
-                        self.metrics.half_closed.increment(1);
-                    }
-                    if matches!(to, BindState::HalfClosedTx | BindState::Draining) {
-                        // Nothing queued can go now: give it back (another bind may take it).
-                        self.core.ledger.release_queued();
-                    }
-                    self.set_state(to, Some(cause.to_owned()));
-                }
-                FlowEvent::Degraded {
+                BindEvent::StateChanged(change) => self.report_state(change),
+                BindEvent::Degraded {
                     cause,
                     window,
                     count_in_last_minute,
@@ -71,16 +58,23 @@ impl BindActor {
                         .instrument(self.span.clone()),
                     );
                 }
-                FlowEvent::WindowChanged { size } => {
+                BindEvent::WindowChanged { size } => {
                     self.metrics.window_dynamic.set(size as f64);
                 }
-                FlowEvent::DrainAlert { draining_for } => {
+                BindEvent::DrainAlert { draining_for } => {
                     tracing::error!(
                         draining_secs = draining_for.as_secs(),
                         "bind DRAINING for too long (the SMSC keeps answering ESME_RMSGQFUL)"
                     );
                 }
-                FlowEvent::Reconnect { status } => {
+                BindEvent::Unencodable { message_id, error } => {
+                    tracing::warn!(
+                        messageId = %message_id,
+                        error = %error,
+                        "submit_sm could not be encoded; message rejected"
+                    );
+                }
+                BindEvent::SessionFault { status } => {
                     self.fail(super::failure::BindFailure::SessionFault { status }, ctx);
                     return;
                 }

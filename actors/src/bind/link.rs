@@ -18,7 +18,7 @@ use super::io::{self as bind_io, Connection};
 use crate::oms::Credentials;
 use crate::telemetry::metric;
 use crate::throttle::ReserveSequences;
-use smpp_connector::bind_core::{CloseVerdict, Link, SEQUENCE_BLOCK};
+use smpp_connector::bind_core::{CloseVerdict, FollowUp, Link, SEQUENCE_BLOCK};
 
 impl BindActor {
     // ----- connection lifecycle ------------------------------------------------------
@@ -145,9 +145,7 @@ impl BindActor {
             });
         }
         self.core.connected(Arc::new(credentials), links);
-        for index in 0..self.core.links.len() {
-            self.pump(index, ctx);
-        }
+        self.pump(ctx);
         self.arm_timer(ctx);
     }
 
@@ -200,88 +198,56 @@ impl BindActor {
 
     /// Let the session's reads go on only while its inbound window has room.
     pub(super) fn update_gate(&self, index: usize) {
-        if let (Some(link), Some(wire)) = (self.core.links.get(index), self.io.wires.get(index)) {
-            wire.gate.set_open(link.session.may_read());
+        if let Some(wire) = self.io.wires.get(index) {
+            wire.gate.set_open(self.core.may_read(index));
         }
-        let held: usize = self
-            .core
-            .links
-            .iter()
-            .map(|l| l.session.deliver_sm_unanswered())
-            .sum();
-        self.metrics.inbound_held.set(held as f64);
+        self.metrics
+            .inbound_held
+            .set(self.core.inbound_held() as f64);
     }
 
-    /// Write what the session queued and handle what happened, until it is quiet.
-    pub(super) fn pump(&mut self, index: usize, ctx: &mut Context<Self>) {
+    /// Write what the sessions queued, and report each session event before handing it
+    /// back to the core, then carry out what the core made of it; until the sessions are
+    /// quiet, or the bind went down (what is left dies with the connection).
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let (Some(link), Some(wire)) =
-                (self.core.links.get_mut(index), self.io.wires.get_mut(index))
-            else {
+            while let Some((link, bytes)) = self.core.poll_transmit() {
+                if let Some(wire) = self.io.wires.get_mut(link) {
+                    wire.writer.write(&bytes);
+                }
+            }
+            let Some((link, event)) = self.core.poll_session_event() else {
                 return;
             };
-            let mut wrote = false;
-            while let Some(bytes) = link.session.poll_transmit() {
-                wire.writer.write(&bytes);
-                wrote = true;
-            }
-            let mut events = Vec::new();
-            while let Some(event) = link.session.poll_event() {
-                events.push(event);
-            }
-            if events.is_empty() && !wrote {
-                return;
-            }
-            for event in events {
-                self.on_session_event(index, event, ctx);
-            }
-            // Going down: what is left dies with the connection.
+            self.report_session_event(link, &event);
+            let follow_up = self.core.handle_session_event(link, event, Instant::now());
+            self.follow_up(follow_up, ctx);
             if self.core.state() == BindState::Disconnected {
                 return;
             }
         }
     }
 
-    pub(super) fn on_session_event(
-        &mut self,
-        index: usize,
-        event: Event<SegmentToken>,
-        ctx: &mut Context<Self>,
-    ) {
+    /// A session event reported (counted, logged, traced), before the core applies it.
+    fn report_session_event(&mut self, link: usize, event: &Event<SegmentToken>) {
         match event {
-            Event::Bound { system_id, .. } => {
-                tracing::info!(
-                    mode = self.core.links[index].session.mode().name(),
-                    smsc = system_id.as_deref().unwrap_or(""),
-                    "session bound"
-                );
-                if self.core.session_bound(index) {
-                    if let Some(limit) = self.core.credentials().and_then(|c| c.tps_limit) {
-                        metrics::gauge!(metric::TPS_LIMIT, "mno" => self.key.operator_id.to_string())
-                            .set(f64::from(limit));
-                    }
-                    self.set_state(BindState::Bound, None);
-                    if self.key.direction.submits() {
-                        self.refill_concat_refs(ctx);
-                        self.reload_window(ctx);
-                    }
-                }
-            }
+            Event::Bound { system_id, .. } => tracing::info!(
+                mode = self.core.link_mode(link).name(),
+                smsc = system_id.as_deref().unwrap_or(""),
+                "session bound"
+            ),
             Event::SubmitResponse {
                 token,
                 sequence_number,
                 status,
-                message_id,
-            } => self.on_submit_response(token, sequence_number, status, message_id),
+                ..
+            } => self.report_submit_response(token, *sequence_number, *status, event),
             Event::SubmitFailed {
                 token,
                 sequence_number,
                 reason,
-            } => self.on_submit_failed(token, sequence_number, reason),
-            Event::DeliverSm {
-                sequence_number,
-                body,
-            } => self.on_deliver_sm(index, sequence_number, *body, ctx),
+            } => self.report_submit_failed(token, *sequence_number, *reason, event),
+            Event::DeliverSm { .. } => {}
             Event::Malformed(malformed) => {
                 self.metrics.malformed.increment(1);
                 tracing::warn!(
@@ -302,23 +268,49 @@ impl BindActor {
                     "unexpected PDU"
                 );
             }
-            Event::Closed(reason) => self.on_session_closed(index, reason, ctx),
+            Event::Closed(reason) => tracing::info!(
+                mode = self.core.link_mode(link).name(),
+                reason = %reason.as_str(),
+                "session closed"
+            ),
         }
     }
 
-    pub(super) fn on_session_closed(
+    /// Carry out what the core made of a session event.
+    fn follow_up(&mut self, follow_up: FollowUp, ctx: &mut Context<Self>) {
+        match follow_up {
+            FollowUp::Nothing => {}
+            FollowUp::BindBound => {
+                if let Some(limit) = self.core.credentials().and_then(|c| c.tps_limit) {
+                    metrics::gauge!(metric::TPS_LIMIT, "mno" => self.key.operator_id.to_string())
+                        .set(f64::from(limit));
+                }
+                if self.key.direction.submits() {
+                    self.refill_concat_refs(ctx);
+                    self.reload_window(ctx);
+                }
+            }
+            FollowUp::DeliverSm {
+                link,
+                sequence_number,
+                body,
+            } => self.on_deliver_sm(link, sequence_number, *body, ctx),
+            FollowUp::Closed {
+                mode,
+                reason,
+                verdict,
+            } => self.on_session_closed(mode, reason, verdict, ctx),
+        }
+    }
+
+    fn on_session_closed(
         &mut self,
-        index: usize,
+        mode: BindMode,
         reason: CloseReason,
+        verdict: CloseVerdict,
         ctx: &mut Context<Self>,
     ) {
-        let mode = self.core.links[index].session.mode();
-        tracing::info!(
-            mode = mode.name(),
-            reason = %reason.as_str(),
-            "session closed"
-        );
-        match self.core.session_closed(index, &reason) {
+        match verdict {
             // Flush the unbind_resp and wait for the other link, if any.
             CloseVerdict::UnbindClosing => {}
             CloseVerdict::UnbindDone => self.unbind_done(ctx),
@@ -367,17 +359,15 @@ impl StreamHandler<LinkItem> for BindActor {
         let _span = self.span.clone().entered();
         let _timer = self.health.time();
         if item.generation != self.generation
-            || item.link >= self.core.links.len()
+            || item.link >= self.core.links().len()
             || self.io.closing_writers > 0
         {
             return;
         }
         match item.item {
             Ok(inbound) => {
-                self.core.links[item.link]
-                    .session
-                    .handle_inbound(Instant::now(), inbound);
-                self.pump(item.link, ctx);
+                self.core.handle_inbound(item.link, inbound, Instant::now());
+                self.pump(ctx);
                 self.update_gate(item.link);
                 self.drive(ctx);
             }

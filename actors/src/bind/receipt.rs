@@ -388,10 +388,10 @@ impl Handler<ReceiptAnswered> for BindActor {
         if answered.generation != self.generation {
             return;
         }
-        if let Some(link) = self.core.links.get_mut(answered.link) {
-            link.session
-                .respond_deliver_sm(answered.sequence_number, answered.status);
-            self.pump(answered.link, ctx);
+        if answered.link < self.core.links().len() {
+            self.core
+                .respond_deliver_sm(answered.link, answered.sequence_number, answered.status);
+            self.pump(ctx);
             self.update_gate(answered.link);
             self.drive(ctx);
         }

@@ -31,6 +31,7 @@
 //! `H` settles one NATS message (the driver's handle); `P` is a message on its way in
 //! (pulled, waiting for its redelivery lookup or its reference).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -248,13 +249,15 @@ pub struct BindCore<H, P> {
     settings: CoreSettings,
     state: BindState,
     /// The sessions of the current connection (empty when down).
-    pub links: Vec<Link>,
+    links: Vec<Link>,
     credentials: Option<Arc<Credentials>>,
     profile: Option<SubmitProfile>,
     /// Messages held, segment by segment. Survives restarts.
     pub ledger: Ledger<H>,
     /// Window, TPS tokens and phase while bound.
-    pub flow: Option<FlowController>,
+    flow: Option<FlowController>,
+    /// What the core decided for the driver, not polled yet ([`BindCore::poll_event`]).
+    events: VecDeque<BindEvent>,
     /// Messages on their way to the ledger, kept in pull order.
     pub intake: IntakeOrder<P>,
     pub concat: ConcatRefs,
@@ -309,6 +312,7 @@ impl<H, P> BindCore<H, P> {
             credentials: None,
             profile: None,
             flow: None,
+            events: VecDeque::new(),
             intake: IntakeOrder::default(),
             concat: ConcatRefs::default(),
             intake_paused: false,
@@ -355,13 +359,14 @@ impl<H, P> BindCore<H, P> {
         self.state
     }
 
-    /// Set the bind state; `true` when it changed.
-    pub fn set_state(&mut self, state: BindState) -> bool {
-        if self.state == state {
-            return false;
-        }
-        self.state = state;
-        true
+    /// The sessions of the current connection (empty when down).
+    pub fn links(&self) -> &[Link] {
+        &self.links
+    }
+
+    /// The flow controller (while bound).
+    pub fn flow(&self) -> Option<&FlowController> {
+        self.flow.as_ref()
     }
 
     pub fn credentials(&self) -> Option<&Arc<Credentials>> {
@@ -997,5 +1002,8 @@ pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {
     bind_count.max(1)..crate::credentials::MAX_BIND_COUNT
 }
 
+mod sessions;
 #[cfg(test)]
 mod tests;
+
+pub use sessions::{BindEvent, FollowUp, Gauges, StateChange, submit_outcome};

@@ -86,7 +86,7 @@ fn bound_with(mode: BindMode, t0: Instant, extra: &str) -> Core {
         Some(Event::Bound { .. })
     ));
     assert!(core.session_bound(0));
-    core.set_state(BindState::Bound);
+    core.set_state(BindState::Bound, None);
     core
 }
 
@@ -133,7 +133,7 @@ fn a_bind_takes_messages_only_while_bound_and_open() {
     core.set_closing(true);
     assert!(!core.accepting(), "going down");
     core.set_closing(false);
-    core.set_state(BindState::Draining);
+    core.set_state(BindState::Draining, None);
     assert!(!core.accepting(), "DRAINING takes nothing new");
 }
 
@@ -143,7 +143,7 @@ fn a_bind_takes_messages_only_while_bound_and_open() {
 fn half_closed_lets_one_probe_through() {
     let t0 = Instant::now();
     let mut core = bound(t0);
-    core.set_state(BindState::HalfClosedTx);
+    core.set_state(BindState::HalfClosedTx, None);
     assert_eq!(core.screen_pulled(), Screen::Take, "the probe");
     admit(&mut core, 1, 1);
     assert_eq!(
@@ -653,7 +653,7 @@ proptest::proptest! {
                         BindState::Bound,
                     ][usize::from(n)];
                     if core.state().is_bound() {
-                        core.set_state(state);
+                        core.set_state(state, None);
                     }
                 }
                 Input::Closing(closing) => core.set_closing(closing),
@@ -712,3 +712,5 @@ proptest::proptest! {
         }
     }
 }
+
+mod contract;
