@@ -239,6 +239,8 @@ pub struct Outages {
     pub record: crate::log_budget::Outage,
     /// Redelivery lookups are failing.
     pub lookup: crate::log_budget::Outage,
+    /// The bind's pinned consumer cannot be created.
+    pub pinned: crate::log_budget::Outage,
 }
 
 /// One bind's state and decisions (see the module doc).
@@ -259,8 +261,10 @@ pub struct BindCore<H, P> {
     /// What the core decided for the driver, not polled yet ([`BindCore::poll_event`]).
     events: VecDeque<BindEvent>,
     /// Messages on their way to the ledger, kept in pull order.
-    pub intake: IntakeOrder<P>,
-    pub concat: ConcatRefs,
+    intake: IntakeOrder<P>,
+    concat: ConcatRefs,
+    /// Reference work decided, not polled yet ([`BindCore::poll_reference`]).
+    reference_work: VecDeque<ReferenceWork>,
     backoff: Backoff,
     /// Admin drain: no new messages; what is held finishes; the bind stays bound.
     intake_paused: bool,
@@ -315,6 +319,7 @@ impl<H, P> BindCore<H, P> {
             events: VecDeque::new(),
             intake: IntakeOrder::default(),
             concat: ConcatRefs::default(),
+            reference_work: VecDeque::new(),
             intake_paused: false,
             split_bind: false,
             reconnect_now: false,
@@ -562,6 +567,29 @@ impl<H, P> BindCore<H, P> {
             message_id: Some(command.message_id),
             operator_id: Some(command.operator_id.to_string()),
         })
+    }
+
+    /// The intake place of a message just pulled (messages reach the ledger in this
+    /// order).
+    pub fn take_place(&mut self) -> u64 {
+        self.intake.take_place()
+    }
+
+    /// The message at `order` waits for its redelivery lookup.
+    pub fn looking_up(&mut self, order: u64) {
+        self.intake.looking_up(order);
+    }
+
+    /// What is known of the message at `order` is in (its lookup answered, or none was
+    /// needed): it is prepared ([`BindCore::poll_reference`]), then admitted in turn
+    /// ([`BindCore::poll_admissible`]).
+    pub fn looked_up(&mut self, order: u64, item: P) {
+        self.intake.looked_up(order, item);
+    }
+
+    /// Messages pulled and not admitted yet.
+    pub fn intake_len(&self) -> usize {
+        self.intake.len()
     }
 
     /// Admin drain (`true`) or resume; `true` when it changed.
@@ -923,6 +951,7 @@ impl<H, P> BindCore<H, P> {
         self.ledger.handle_session_ended();
         unadmitted.extend(self.intake.take_looked());
         self.concat.restarted();
+        self.reference_work.clear();
         self.links.clear();
         self.credentials = None;
         self.profile = None;
@@ -1002,8 +1031,10 @@ pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {
     bind_count.max(1)..crate::credentials::MAX_BIND_COUNT
 }
 
+mod references;
 mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use references::{Incoming, ReferenceWork};
 pub use sessions::{BindEvent, FollowUp, Gauges, StateChange, submit_outcome};

@@ -71,8 +71,8 @@ pub enum FollowUp {
     /// Nothing.
     Nothing,
     /// With this session the whole bind is bound (its flow controller started, its state
-    /// is BOUND): a submitting bind fetches its concatenation references and reads its
-    /// window setting.
+    /// is BOUND; a submitting bind asked for a block of references,
+    /// [`super::BindCore::poll_reference`]): a submitting bind reads its window setting.
     BindBound,
     /// A deliver_sm to deal with (a receipt or an MO part); answer it with
     /// [`BindCore::respond_deliver_sm`].
@@ -225,6 +225,9 @@ impl<H, P> BindCore<H, P> {
             Event::Bound { .. } => {
                 if self.session_bound(link) {
                     self.change_state(BindState::Bound, None);
+                    if self.key.direction.submits() {
+                        self.want_references();
+                    }
                     return FollowUp::BindBound;
                 }
                 FollowUp::Nothing

@@ -35,9 +35,10 @@ use smpp_connector::window::AdaptiveConfig;
 pub use super::deps::{BindCrashed, BindDeps, BindStateChanged};
 use super::io::{BoxedWrite, ReadItem};
 use super::message::{Held, Lanes, Looked};
-use super::metrics::BindMetrics;
 use crate::events::now_rfc3339;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
+use crate::telemetry::bind_metrics::BindMetrics;
+use crate::telemetry::internal_events::{BindInternalEvent, StateChanged};
 
 /// How often held messages get an in-progress ack (at most a third of AckWait).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -294,20 +295,12 @@ impl BindActor {
     /// A state change, reported: logged, counted, and told to the supervisor.
     pub(super) fn report_state(&mut self, change: StateChange) {
         let StateChange { from, to, reason } = change;
-        tracing::info!(
-            from = from.as_str(),
-            to = to.as_str(),
-            reason = reason.as_deref().unwrap_or(""),
-            "bind state changed"
-        );
-        if to == BindState::HalfClosedTx {
-            self.metrics.half_closed.increment(1);
+        StateChanged {
+            from,
+            to,
+            reason: reason.as_deref(),
         }
-        self.metrics.state_changes.increment(1);
-        self.metrics.set_state(to);
-        self.metrics
-            .bind_up
-            .set(if to.is_bound() { 1.0 } else { 0.0 });
+        .emit(&mut self.metrics);
         self.notes.bound_since = to.is_bound().then(now_rfc3339);
         self.deps.supervisor.do_send(BindStateChanged {
             key: self.key.clone(),

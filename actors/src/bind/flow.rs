@@ -11,6 +11,9 @@ use tracing::Instrument;
 
 use super::actor::BindActor;
 use crate::events::{BindDegradedEvent, now_rfc3339, subject};
+use crate::telemetry::internal_events::{
+    Backend, BackendFailed, BindInternalEvent, Degraded, emit,
+};
 use crate::telemetry::metric;
 use crate::throttle::{AcquireTps, ReserveSequences};
 
@@ -26,13 +29,13 @@ impl BindActor {
                     window,
                     count_in_last_minute,
                 } => {
-                    tracing::warn!(
-                        cause = cause.as_str(),
+                    Degraded {
+                        mno: self.key.operator_id.as_str(),
+                        cause: cause.as_str(),
                         window,
                         count_in_last_minute,
-                        "bind degraded"
-                    );
-                    metrics::counter!(metric::BIND_DEGRADED, "mno" => self.key.operator_id.to_string(), "cause" => cause.as_str()).increment(1);
+                    }
+                    .emit(&mut self.metrics);
                     let event = BindDegradedEvent {
                         version: "1.0",
                         operator_id: self.key.operator_id.to_string(),
@@ -50,9 +53,11 @@ impl BindActor {
                                 .publish(subject::BIND_DEGRADED, &event, None, None)
                                 .await
                             {
-                                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
-                                    .increment(1);
-                                tracing::warn!(error = %err, "smpp.bind.degraded not published");
+                                emit(BackendFailed {
+                                    backend: Backend::Nats,
+                                    what: "smpp.bind.degraded not published",
+                                    error: &err,
+                                });
                             }
                         }
                         .instrument(self.span.clone()),

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use async_nats::jetstream::{self, AckKind};
-use smpp_connector::bind_core::{RefChoice, SLOTS, Screen};
+use smpp_connector::bind_core::{RefChoice, ReferenceWork, SLOTS, Screen};
 use smpp_connector::concat_refs;
-use smpp_connector::concat_refs::RefSize;
-use smpp_connector::dispatch::{self, DispatchCommand, Rejection};
+use smpp_connector::dispatch::{self, Rejection};
 use smpp_connector::ledger::Admission;
 use smpp_connector::taxonomy;
 
@@ -18,6 +17,10 @@ use super::actor::{BindActor, Core};
 use super::message::{Held, Lanes, Looked, LookedUp, Pending, ledger_priority, with_pinned};
 use super::pull::pull_once;
 use crate::correlation::{Correlated, CorrelationError, FindCorrelated};
+use crate::telemetry::internal_events::{
+    Backend, BackendFailedInOutage, BackendRecovered, BindInternalEvent, ConcatRefFallback,
+    Settled, SubmitPlanned, emit,
+};
 use crate::telemetry::metric;
 use crate::telemetry::traces::DispatchTrace;
 use crate::throttle::{RecallConcatRef, RememberConcatRef, ReserveConcatRefs};
@@ -45,14 +48,22 @@ impl BindActor {
                 Ok(consumer) => {
                     let consumer = Arc::new(consumer);
                     act.lanes.pulled = with_pinned(&act.lanes.operator, &consumer);
+                    emit(BackendRecovered {
+                        outage: &act.core.outages.pinned,
+                        what: "pinned consumer created after failures",
+                    });
                     tracing::debug!(consumer = %consumer.cached_info().name, "pinned consumer ready");
                     act.drive(ctx);
                 }
                 Err(err) => {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                    if failures == 0 {
-                        tracing::warn!(error = %format!("{err:#}"), "pinned consumer not created; retrying every 2 s");
-                    }
+                    // Warned at the first failure only; every one counted.
+                    emit(BackendFailedInOutage {
+                        backend: Backend::Nats,
+                        outage: &act.core.outages.pinned,
+                        what: "pinned consumer not created; retrying every 2 s",
+                        error: &format!("{err:#}"),
+                        message_id: None,
+                    });
                 }
             }
         }));
@@ -127,8 +138,7 @@ impl BindActor {
         };
         self.metrics.lane(priority, "pulled").increment(1);
         if let Screen::Nak { delay } = self.core.screen_pulled() {
-            self.metrics.naks.increment(1);
-            self.metrics.lane(priority, "nak").increment(1);
+            Settled::nak(priority).emit(&mut self.metrics);
             held.nak(delay);
             return;
         }
@@ -160,12 +170,12 @@ impl BindActor {
             published_unix_nanos,
             crate::nats::connected_at_unix_nanos(),
         );
-        let order = self.core.intake.take_place();
+        let order = self.core.take_place();
         if let Some(reason) = lookup {
             // Redelivered, or stored before the latest NATS connection: which segments
             // were sent, and under which reference? (Batched by the correlation actor.)
             metrics::counter!(metric::REDELIVERY_LOOKUPS, "reason" => reason.as_str()).increment(1);
-            self.core.intake.looking_up(order);
+            self.core.looking_up(order);
             let correlation = self.deps.correlation.clone();
             let throttle = self.deps.throttle.clone();
             let addr = ctx.address();
@@ -201,17 +211,25 @@ impl BindActor {
                 });
             });
         } else {
-            self.core
-                .intake
-                .looked_up(order, (pending, Ok(Correlated::default())));
+            self.core.looked_up(
+                order,
+                Looked {
+                    pending,
+                    result: Ok(Correlated::default()),
+                },
+            );
             self.admit_in_order(ctx);
         }
     }
 
     pub(super) fn on_looked_up(&mut self, done: LookedUp, ctx: &mut Context<Self>) {
-        self.core
-            .intake
-            .looked_up(done.order, (done.pending, done.result));
+        self.core.looked_up(
+            done.order,
+            Looked {
+                pending: done.pending,
+                result: done.result,
+            },
+        );
         self.admit_in_order(ctx);
         self.drive(ctx);
     }
@@ -220,7 +238,7 @@ impl BindActor {
     /// under way): messages pulled and not admitted go back to the stream at once, for a
     /// reason of ours (not counted against them).
     pub(super) fn return_unadmitted(&mut self, unadmitted: Vec<Looked>) {
-        for (pending, _) in unadmitted {
+        for Looked { pending, .. } in unadmitted {
             let Pending {
                 held,
                 command,
@@ -236,89 +254,89 @@ impl BindActor {
     /// Admit (or refuse) the messages whose turn has come, in pull order, once every long
     /// message among them has its reference remembered in Redis.
     fn admit_in_order(&mut self, ctx: &mut Context<Self>) {
-        self.prepare_references(ctx);
-        while let Some((looked, fresh)) = self.core.intake.pop_admissible() {
+        self.carry_out_references(ctx);
+        while let Some((looked, fresh)) = self.core.poll_admissible() {
             self.admit_looked_up(looked, fresh, ctx);
         }
     }
 
-    /// Give each looked-up long message that needs a fresh reference one, in pull order,
-    /// and have Redis remember it as the message's before any part goes out (the
-    /// `RememberConcatRef`s of a batch are pipelined: one round trip of latency, not one
-    /// per message). A message whose block is still on its way from a Redis that has not
-    /// failed waits for it, and holds back those behind it.
-    fn prepare_references(&mut self, ctx: &mut Context<Self>) {
-        while let Some((order, looked)) = self.core.intake.next_unprepared() {
-            let Some(size) = self.fresh_reference(looked) else {
-                self.core.intake.prepared(order);
-                continue;
-            };
-            if self.core.concat.should_wait(Instant::now()) {
-                self.wait_for_concat_references(ctx);
-                return;
-            }
-            let message_id = looked.0.command.message_id.clone();
-            let destination = looked.0.command.to.clone();
-            let reference = self.next_concat_reference(size, &destination, ctx);
-            self.core.intake.took_reference(order, reference);
-            let remember = self.deps.throttle.send(RememberConcatRef {
-                operator_id: self.key.operator_id.clone(),
-                message_id,
-                reference,
-            });
-            ctx.spawn(remember.into_actor(self).map(move |stored, act, ctx| {
-                let _span = act.span.clone().entered();
-                if let Ok(Err(err)) = &stored {
-                    // Redis failing: the parts go out under the reference anyway (traffic
-                    // never stops for Redis); a redelivery then relies on the rows.
-                    tracing::debug!(error = %err, "concatenation reference not remembered");
+    /// Carry out the core's reference work ([`ReferenceWork`]): remembers (pipelined: the
+    /// `RememberConcatRef`s of a batch share one round trip of latency), block
+    /// reservations, waits for a block on its way, the switch to the local counter.
+    pub(super) fn carry_out_references(&mut self, ctx: &mut Context<Self>) {
+        while let Some(work) = self.core.poll_reference(Instant::now()) {
+            match work {
+                ReferenceWork::Remember {
+                    order,
+                    message_id,
+                    reference,
+                } => {
+                    let remember = self.deps.throttle.send(RememberConcatRef {
+                        operator_id: self.key.operator_id.clone(),
+                        message_id,
+                        reference,
+                    });
+                    ctx.spawn(remember.into_actor(self).map(move |stored, act, ctx| {
+                        let _span = act.span.clone().entered();
+                        if let Ok(Err(err)) = &stored {
+                            // Redis failing: the parts go out under the reference anyway
+                            // (traffic never stops for Redis); a redelivery then relies
+                            // on the rows.
+                            tracing::debug!(error = %err, "concatenation reference not remembered");
+                        }
+                        act.core.handle_remembered(order);
+                        act.admit_in_order(ctx);
+                        act.drive(ctx);
+                    }));
                 }
-                act.core.intake.remembered(order);
-                act.admit_in_order(ctx);
-                act.drive(ctx);
-            }));
+                ReferenceWork::Reserve => {
+                    let reserve = self.deps.throttle.send(ReserveConcatRefs {
+                        key: self.key.clone(),
+                        count: concat_refs::BLOCK,
+                    });
+                    ctx.spawn(reserve.into_actor(self).map(|result, act, ctx| {
+                        let _span = act.span.clone().entered();
+                        if let Ok(Err(err)) = &result {
+                            tracing::debug!(error = %err, "concatenation references not reserved");
+                        }
+                        if act
+                            .core
+                            .handle_references_reserved(result.ok().and_then(Result::ok))
+                        {
+                            tracing::info!("concatenation references from Redis again");
+                        }
+                        // Messages waiting for this block go on (with the local counter
+                        // if it failed).
+                        if act.core.intake_len() > 0 {
+                            act.admit_in_order(ctx);
+                            act.drive(ctx);
+                        }
+                    }));
+                }
+                ReferenceWork::WaitFor(wait) => {
+                    ctx.run_later(wait, |act, ctx| {
+                        let _span = act.span.clone().entered();
+                        act.admit_in_order(ctx);
+                        act.drive(ctx);
+                    });
+                }
+                ReferenceWork::FallbackStarted => emit(ConcatRefFallback),
+            }
         }
-    }
-
-    /// The reference size, if this message needs a fresh reference: a long message with no
-    /// reference from an earlier delivery, on a bind that takes messages.
-    fn fresh_reference(&self, (pending, result): &Looked) -> Option<RefSize> {
-        let Ok(correlated) = result else {
-            return None;
-        };
-        let bits = self.core.profile()?.ref_bits;
-        let long = dispatch::needs_reference(&pending.encoded, bits);
-        self.core.fresh_reference(
-            correlated.concat_ref,
-            long,
-            Instant::now(),
-            &pending.command.to,
-        )
-    }
-
-    fn wait_for_concat_references(&mut self, ctx: &mut Context<Self>) {
-        if self.core.concat.start_waiting(Instant::now()) {
-            // Redis neither answering nor failing: the local counter after the wait.
-            ctx.run_later(concat_refs::WAIT, |act, ctx| {
-                let _span = act.span.clone().entered();
-                act.admit_in_order(ctx);
-                act.drive(ctx);
-            });
-        }
-        self.refill_concat_refs(ctx);
     }
 
     fn admit_looked_up(
         &mut self,
-        (pending, result): Looked,
+        Looked { pending, result }: Looked,
         fresh: Option<u16>,
         ctx: &mut Context<Self>,
     ) {
         match result {
             Ok(correlated) if self.core.accepting() => {
-                if self.core.outages.lookup.worked() {
-                    tracing::info!("redelivery lookups answered again");
-                }
+                emit(BackendRecovered {
+                    outage: &self.core.outages.lookup,
+                    what: "redelivery lookups answered again",
+                });
                 self.admit(pending, correlated, fresh, ctx)
             }
             Ok(_) => {
@@ -327,17 +345,13 @@ impl BindActor {
             }
             Err(err) => {
                 // Nothing is sent without knowing what was sent: give it back.
-                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
-                if self.core.outages.lookup.failed() {
-                    // One line per outage; the rest at debug.
-                    tracing::warn!(
-                        messageId = %pending.command.message_id,
-                        error = %err,
-                        "redelivery lookup failed; messages go back to the stream unsent until it answers"
-                    );
-                } else {
-                    tracing::debug!(messageId = %pending.command.message_id, error = %err, "redelivery lookup failed");
-                }
+                emit(BackendFailedInOutage {
+                    backend: Backend::Postgres,
+                    outage: &self.core.outages.lookup,
+                    what: "redelivery lookup failed; messages go back to the stream unsent until it answers",
+                    error: &err,
+                    message_id: Some(&pending.command.message_id),
+                });
                 let delay = taxonomy::classify_timeout()
                     .nak_delay_after(pending.deliveries)
                     .unwrap_or(taxonomy::TEMPORARY_NAK_DELAY);
@@ -377,16 +391,14 @@ impl BindActor {
             RefChoice::None => None,
             RefChoice::Stored(reference) | RefChoice::Fresh(reference) => Some(reference),
             RefChoice::TakeNow => {
-                let size = self
-                    .core
-                    .reference_size(Instant::now(), &command.to)
-                    .unwrap_or(RefSize::Eight);
-                let fresh = self.next_concat_reference(size, &command.to, ctx);
+                let fresh = self.core.take_reference_now(Instant::now(), &command.to);
+                // Remembered without waiting: the rows will say which parts went out.
                 self.deps.throttle.do_send(RememberConcatRef {
                     operator_id: self.key.operator_id.clone(),
                     message_id: command.message_id.clone(),
                     reference: fresh,
                 });
+                self.carry_out_references(ctx);
                 Some(fresh)
             }
         };
@@ -400,7 +412,11 @@ impl BindActor {
                     return;
                 }
             };
-        self.count_plan(&command, &plan);
+        emit(SubmitPlanned {
+            plan: &plan,
+            message_id: &command.message_id,
+            operator_id: command.operator_id.as_str(),
+        });
         if deliveries > 1 && !correlated.segments.is_empty() {
             tracing::info!(
                 messageId = %command.message_id,
@@ -419,85 +435,6 @@ impl BindActor {
             already_recorded: correlated.segments,
         });
         self.drive(ctx);
-    }
-
-    fn count_plan(&self, command: &DispatchCommand, plan: &dispatch::SubmitPlan) {
-        let detection = match plan.detection {
-            smpp_connector::encoding::Detection::Auto => "auto",
-            smpp_connector::encoding::Detection::Forced => "forced",
-        };
-        metrics::counter!(metric::ENCODING, "encoding" => plan.encoded_as.as_str(), "detection" => detection).increment(1);
-        let long = plan.bodies.len() > 1
-            || plan
-                .bodies
-                .first()
-                .is_some_and(|b| b.short_message.is_empty() && !b.tlvs.is_empty());
-        if long {
-            metrics::counter!(metric::LONG_MESSAGE_SEGMENTS, "strategy" => plan.strategy.as_str().to_ascii_lowercase())
-                .increment(plan.bodies.len() as u64);
-        }
-        if plan.replaced > 0 {
-            metrics::counter!(metric::GSM7_FORCE_REPLACEMENTS).increment(plan.replaced as u64);
-            tracing::info!(
-                messageId = %command.message_id,
-                operatorId = %command.operator_id,
-                replaced = plan.replaced,
-                "GSM7_FORCE replaced characters outside GSM 03.38"
-            );
-        }
-        if let Some(check) = plan.fingerprint_check.as_ref().filter(|c| !c.matches) {
-            metrics::counter!(metric::FINGERPRINT_MISMATCHES).increment(1);
-            tracing::warn!(
-                messageId = %command.message_id,
-                operatorId = %command.operator_id,
-                ours = %check.ours,
-                "segmentFingerprint differs from ours (billing parity)"
-            );
-        }
-    }
-
-    /// The reference every segment of one long message shares: from the blocks reserved
-    /// in Redis, or a local counter while Redis cannot hand one out (warned once).
-    fn next_concat_reference(
-        &mut self,
-        size: RefSize,
-        destination: &str,
-        ctx: &mut Context<Self>,
-    ) -> u16 {
-        let taken = self.core.concat.take(size, Instant::now(), destination);
-        if taken.fallback_started {
-            metrics::counter!(metric::CONCAT_REF_FALLBACKS).increment(1);
-            tracing::warn!(
-                "no concatenation reference block from Redis; using a local counter until one arrives"
-            );
-        }
-        self.refill_concat_refs(ctx);
-        taken.reference
-    }
-
-    pub(super) fn refill_concat_refs(&mut self, ctx: &mut Context<Self>) {
-        if !self.core.concat.wants_refill() {
-            return;
-        }
-        self.core.concat.refill_started();
-        let reserve = self.deps.throttle.send(ReserveConcatRefs {
-            key: self.key.clone(),
-            count: concat_refs::BLOCK,
-        });
-        ctx.spawn(reserve.into_actor(self).map(|result, act, ctx| {
-            let _span = act.span.clone().entered();
-            if let Ok(Err(err)) = &result {
-                tracing::debug!(error = %err, "concatenation references not reserved");
-            }
-            if act.core.concat.reserved(result.ok().and_then(Result::ok)) {
-                tracing::info!("concatenation references from Redis again");
-            }
-            // Messages waiting for this block go on (with the local counter if it failed).
-            if !act.core.intake.is_empty() {
-                act.admit_in_order(ctx);
-                act.drive(ctx);
-            }
-        }));
     }
 
     /// Dead-letter a command that will never be sent, then ACK.

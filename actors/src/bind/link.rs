@@ -16,6 +16,10 @@ use super::actor::{BindActor, LinkItem, SegmentToken, Wire};
 use super::failure::BindFailure;
 use super::io::{self as bind_io, Connection};
 use crate::oms::Credentials;
+use crate::telemetry::internal_events::{
+    AttemptCounted, BindAttemptFailed, BindInternalEvent, FramingFailed, MalformedPdu,
+    UnexpectedPdu, WentDown,
+};
 use crate::telemetry::metric;
 use crate::throttle::ReserveSequences;
 use smpp_connector::bind_core::{CloseVerdict, FollowUp, Link, SEQUENCE_BLOCK};
@@ -92,13 +96,11 @@ impl BindActor {
             match result {
                 Ok((credentials, connections)) => act.start_sessions(credentials, connections, ctx),
                 Err(failure) => {
-                    if matches!(failure, BindFailure::Credentials(_)) {
-                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
+                    BindAttemptFailed {
+                        error: &failure,
+                        credentials: matches!(failure, BindFailure::Credentials(_)),
                     }
-                    tracing::warn!(
-                        error = %failure,
-                        "bind attempt failed"
-                    );
+                    .emit(&mut act.metrics);
                     act.fail(failure, ctx);
                 }
             }
@@ -152,10 +154,13 @@ impl BindActor {
     /// A failed attempt: count it, go DISCONNECTED and let the supervisor restart us
     /// after the backoff.
     pub(super) fn fail(&mut self, failure: BindFailure, ctx: &mut Context<Self>) {
-        self.metrics.reconnects.increment(1);
         let reason = failure.reason();
         let attempt = self.core.attempt_failed(format!("{reason}: {failure}"));
-        tracing::debug!(attempt, "bind attempt counted");
+        AttemptCounted {
+            attempt,
+            enquire_link_timed_out: matches!(failure, BindFailure::EnquireLinkTimedOut),
+        }
+        .emit(&mut self.metrics);
         self.go_down(reason, ctx);
     }
 
@@ -165,14 +170,14 @@ impl BindActor {
     /// the actor stops when every writer reported it closed, or after 500 ms at most.
     pub(super) fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
         self.notes.down_reason.clone_from(&reason);
-        // No session, no drain: DRAINING ends with it.
-        self.metrics.drain_seconds.set(0.0);
         // What is still in flight may have reached the SMSC: it goes back to the stream
         // with the rest (the redelivery sends only what has no row), counted.
-        let in_flight = self.core.in_flight();
-        if in_flight > 0 && self.io.closing_writers == 0 {
-            self.metrics.possible_duplicates.increment(in_flight as u64);
-        }
+        let in_flight = if self.io.closing_writers == 0 {
+            self.core.in_flight()
+        } else {
+            0
+        };
+        WentDown { in_flight }.emit(&mut self.metrics);
         self.set_state(BindState::Disconnected, Some(reason));
         if self.io.closing_writers > 0 {
             return;
@@ -248,26 +253,15 @@ impl BindActor {
                 reason,
             } => self.report_submit_failed(token, *sequence_number, *reason, event),
             Event::DeliverSm { .. } => {}
-            Event::Malformed(malformed) => {
-                self.metrics.malformed.increment(1);
-                tracing::warn!(
-                    command_id = format!("0x{:08X}", malformed.command_id),
-                    pduSeqNum = malformed.sequence_number,
-                    error = %malformed.error,
-                    "malformed PDU from SMSC answered with generic_nack"
-                );
-            }
+            Event::Malformed(malformed) => MalformedPdu(malformed).emit(&mut self.metrics),
             Event::Unexpected {
                 command_id,
                 sequence_number,
-            } => {
-                self.metrics.unexpected.increment(1);
-                tracing::debug!(
-                    command = command_id.name(),
-                    pduSeqNum = sequence_number,
-                    "unexpected PDU"
-                );
+            } => UnexpectedPdu {
+                command_id: *command_id,
+                sequence_number: *sequence_number,
             }
+            .emit(&mut self.metrics),
             Event::Closed(reason) => tracing::info!(
                 mode = self.core.link_mode(link).name(),
                 reason = %reason.as_str(),
@@ -286,7 +280,7 @@ impl BindActor {
                         .set(f64::from(limit));
                 }
                 if self.key.direction.submits() {
-                    self.refill_concat_refs(ctx);
+                    self.carry_out_references(ctx);
                     self.reload_window(ctx);
                 }
             }
@@ -337,10 +331,7 @@ impl BindActor {
                     ctx,
                 );
             }
-            CloseVerdict::EnquireLinkTimedOut => {
-                self.metrics.enquire_link_timeouts.increment(1);
-                self.fail(BindFailure::EnquireLinkTimedOut, ctx);
-            }
+            CloseVerdict::EnquireLinkTimedOut => self.fail(BindFailure::EnquireLinkTimedOut, ctx),
             CloseVerdict::Failed => self.fail(BindFailure::Session(reason), ctx),
         }
     }
@@ -381,11 +372,7 @@ impl StreamHandler<LinkItem> for BindActor {
                 self.fail(BindFailure::Read(err), ctx);
             }
             Err(err) => {
-                self.metrics.malformed.increment(1);
-                tracing::warn!(
-                    error = %err,
-                    "unrecoverable framing error from SMSC; reconnecting"
-                );
+                FramingFailed(&err).emit(&mut self.metrics);
                 self.fail(BindFailure::Framing(err), ctx);
             }
         }

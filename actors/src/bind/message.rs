@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
+use smpp_connector::bind_core::Incoming;
 use smpp_connector::config::Lane;
-use smpp_connector::dispatch::DispatchCommand;
-use smpp_connector::encoding::Encoded;
+use smpp_connector::dispatch::{self, DispatchCommand};
+use smpp_connector::encoding::{Encoded, RefBits};
 
 use crate::correlation::{Correlated, CorrelationError};
 use crate::telemetry::traces::DispatchTrace;
@@ -91,7 +92,28 @@ pub(crate) struct LookedUp {
 }
 
 /// A message with what is known of its rows (its lookup's answer, or none needed).
-pub(crate) type Looked = (Pending, Result<Correlated, CorrelationError>);
+pub(crate) struct Looked {
+    pub pending: Pending,
+    pub result: Result<Correlated, CorrelationError>,
+}
+
+impl Incoming for Looked {
+    fn reference_need(&self, bits: RefBits) -> Option<(bool, Option<u16>)> {
+        let correlated = self.result.as_ref().ok()?;
+        Some((
+            dispatch::needs_reference(&self.pending.encoded, bits),
+            correlated.concat_ref,
+        ))
+    }
+
+    fn message_id(&self) -> &str {
+        &self.pending.command.message_id
+    }
+
+    fn destination(&self) -> &str {
+        &self.pending.command.to
+    }
+}
 
 /// A lane's pull slot (P0 = 0 … P3 = 3), which is also its ledger priority.
 pub fn priority(lane: Lane) -> usize {

@@ -21,12 +21,14 @@ use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage, index_of
 use super::actor::BindActor;
 use super::deps::BindDeps;
 use crate::events::{MoInboundEvent, now_rfc3339, subject};
+use crate::telemetry::internal_events::{
+    InboundNotPublished, InboundPublished, InboundPublishing, MoPartsLost, emit,
+};
 use crate::telemetry::metric;
 use crate::throttle::mo::{ClaimExpiredMo, Claimed, FinishMo, StoreMoPart, Stored};
 
 /// MO publishing, logged once per outage.
-static MO_PUBLISH: crate::telemetry::outage::Outage =
-    crate::telemetry::outage::Outage::new("MO publishing");
+static MO_PUBLISH: InboundPublishing = InboundPublishing::new("MO publishing");
 
 /// How long a published message's hash stays as a tombstone (repeats of its parts are
 /// recognised): at least this, or the window if longer.
@@ -164,13 +166,15 @@ async fn publish(deps: &BindDeps, event: &MoInboundEvent) -> Result<(), ()> {
         .await
     {
         Ok(_) => {
-            MO_PUBLISH.worked();
+            emit(InboundPublished(&MO_PUBLISH));
             Ok(())
         }
         Err(err) => {
-            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            MO_PUBLISH.failed(&err);
-            tracing::debug!(error = %err, operatorId = %event.operator_id, "MO not published; SMSC will redeliver");
+            emit(InboundNotPublished {
+                publishing: &MO_PUBLISH,
+                error: &err,
+                operator_id: &event.operator_id,
+            });
             Err(())
         }
     }
@@ -218,14 +222,11 @@ async fn scan(deps: Arc<BindDeps>, key: BindKey, legacy: bool) -> Option<u64> {
         .ok()?
         .ok()?;
     if claimed.gone > 0 {
-        metrics::counter!(metric::CONCAT_LOST, "mno" => key.operator_id.to_string())
-            .increment(claimed.gone);
-        tracing::warn!(
-            operatorId = %key.operator_id,
-            bindId = key.bind_id,
-            messages = claimed.gone,
-            "MO parts expired in Redis before their message was published"
-        );
+        emit(MoPartsLost {
+            mno: key.operator_id.as_str(),
+            bind_id: key.bind_id,
+            messages: claimed.gone,
+        });
     }
     let mut published = 0u64;
     for (redis_key, stored) in &claimed.messages {

@@ -23,7 +23,6 @@ mod intake;
 pub mod io;
 mod link;
 mod message;
-mod metrics;
 mod mo;
 mod pull;
 mod pull_mux;

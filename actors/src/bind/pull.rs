@@ -30,7 +30,7 @@ use futures::StreamExt;
 
 use super::actor::BindActor;
 use super::pull_mux::{Inbox, PullMux};
-use crate::telemetry::metric;
+use crate::telemetry::internal_events::{Backend, BackendFailed, emit};
 
 /// How long an idle lane's request waits on the server for a message. A message arriving
 /// is answered at once whatever this is; it only sets how often an idle lane asks again
@@ -286,8 +286,11 @@ impl Handler<PullFinished> for BindActor {
             .core
             .pull_finished(now, &done.listeners, done.error.is_some());
         if let Some(err) = done.error {
-            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            tracing::warn!(error = %err, "pull failed");
+            emit(BackendFailed {
+                backend: Backend::Nats,
+                what: "pull failed",
+                error: &err,
+            });
         }
         match retry_at {
             None => self.drive(ctx),

@@ -25,12 +25,14 @@ use super::io::ProgressCell;
 use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptLookup, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
+use crate::telemetry::internal_events::{
+    InboundNotPublished, InboundPublished, InboundPublishing, emit,
+};
 use crate::telemetry::metric;
-use crate::telemetry::outage::Outage;
 use crate::telemetry::traces;
 
 /// Receipt publishing, logged once per outage.
-static RECEIPT_PUBLISH: Outage = Outage::new("receipt publishing");
+static RECEIPT_PUBLISH: InboundPublishing = InboundPublishing::new("receipt publishing");
 
 /// Handle one deliver_sm; returns the status of the deliver_sm_resp.
 pub async fn handle(
@@ -212,8 +214,8 @@ async fn publish_receipt(
         .as_ref()
         .is_some_and(|r| dlr::is_over_long(&r.operator_message_id))
     {
-        super::metrics::protocol_violation(
-            &super::metrics::bind_labels(key),
+        crate::telemetry::bind_metrics::protocol_violation(
+            &crate::telemetry::bind_metrics::bind_labels(key),
             "receipt_id_too_long",
         )
         .increment(1);
@@ -297,7 +299,7 @@ async fn publish_event(
         .await
     {
         Ok(published) => {
-            RECEIPT_PUBLISH.worked();
+            emit(InboundPublished(&RECEIPT_PUBLISH));
             // A duplicate: an earlier publish of this receipt, unconfirmed, was stored.
             let label = if published.duplicate {
                 "duplicate"
@@ -322,9 +324,11 @@ async fn publish_event(
                 "failed"
             };
             metrics::counter!(metric::DLR_EVENTS, "status" => status.as_str(), "correlated" => correlated, "published" => label).increment(1);
-            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-            RECEIPT_PUBLISH.failed(&err);
-            tracing::debug!(error = %err, operatorId = %key.operator_id, "receipt not published; SMSC will redeliver");
+            emit(InboundNotPublished {
+                publishing: &RECEIPT_PUBLISH,
+                error: &err,
+                operator_id: key.operator_id.as_str(),
+            });
             CommandStatus::ESME_RX_T_APPN
         }
     }

@@ -18,9 +18,12 @@ use super::actor::BindActor;
 use super::message::Held;
 use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
 use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
+use crate::telemetry::internal_events::{
+    Backend, BackendFailed, BackendRecovered, BindInternalEvent, DeadLettered, RowRefused,
+    RowRequested, RowWriteFailed, Settled, emit,
+};
 use crate::telemetry::metric;
 use opentelemetry::KeyValue;
-use smpp_connector::log_budget::Admit;
 
 /// A correlation row write finished.
 #[derive(Message)]
@@ -49,17 +52,14 @@ impl BindActor {
             .credentials()
             .map(|c| c.msg_id_format)
             .unwrap_or_default();
-        if request.attempt > 0 {
-            metrics::counter!(metric::ROW_RETRIES).increment(1);
-        } else if dlr::is_over_long(&request.operator_message_id) {
-            // Accepted all the same; stored (and matched) as its digest.
-            self.metrics.violation("message_id_too_long").increment(1);
-            tracing::debug!(
-                messageId = %request.message_id,
-                length = request.operator_message_id.len(),
-                "submit_sm_resp message_id longer than SMPP's 64 octets; stored as its digest"
-            );
+        // An over-long id is accepted all the same; stored (and matched) as its digest.
+        RowRequested {
+            attempt: request.attempt,
+            message_id: &request.message_id,
+            over_long: dlr::is_over_long(&request.operator_message_id)
+                .then_some(request.operator_message_id.len()),
         }
+        .emit(&mut self.metrics);
         let row = CorrelationRow {
             message_id: request.message_id,
             segment_index: request.segment.segment,
@@ -112,31 +112,37 @@ impl BindActor {
         match written.error {
             None => {
                 self.core.ledger.handle_recorded(written.segment);
-                if !self.core.ledger.stalled() && self.core.outages.record.worked() {
-                    tracing::info!("correlation rows written again; intake resumes");
+                if !self.core.ledger.stalled() {
+                    emit(BackendRecovered {
+                        outage: &self.core.outages.record,
+                        what: "correlation rows written again; intake resumes",
+                    });
                 }
             }
             Some(error) if error.is_permanent() => {
                 // Accepted by the SMSC, refused by the database for good: never sent
                 // again, ACKed without its row; its receipt will not correlate.
-                tracing::error!(
-                    messageId = self.core.ledger.message_id(written.segment.dispatch).unwrap_or(""),
-                    segment = written.segment.segment,
-                    error = %error,
-                    "correlation row refused by the database; the segment was accepted and is not sent again, its receipt cannot be correlated"
-                );
+                RowRefused {
+                    message_id: self
+                        .core
+                        .ledger
+                        .message_id(written.segment.dispatch)
+                        .unwrap_or(""),
+                    segment: written.segment.segment,
+                    error: &error,
+                }
+                .emit(&mut self.metrics);
                 self.core.ledger.handle_record_refused(written.segment);
             }
             Some(error) => {
                 self.core
                     .ledger
                     .handle_record_failed(Instant::now(), written.segment);
-                if self.core.outages.record.failed() {
-                    tracing::warn!(
-                        error = %error,
-                        "correlation row not written; retrying (accepted segments are never resent), intake paused"
-                    );
+                RowWriteFailed {
+                    outage: &self.core.outages.record,
+                    error: &error,
                 }
+                .emit(&mut self.metrics);
             }
         }
         self.drive(ctx);
@@ -152,18 +158,17 @@ impl BindActor {
         } = settlement;
         match verdict {
             Verdict::Ack => {
-                metrics::histogram!(metric::DISPATCH_LATENCY)
-                    .record(handle.fetched_at.elapsed().as_secs_f64());
-                if let Some(age) = handle.age() {
-                    metrics::histogram!(metric::DISPATCH_AGE).record(age.as_secs_f64());
+                Settled {
+                    acked: true,
+                    slot: handle.priority,
+                    latency: handle.fetched_at.elapsed(),
+                    age: handle.age(),
                 }
-                self.metrics.acks.increment(1);
-                self.metrics.lane(handle.priority, "ack").increment(1);
+                .emit(&mut self.metrics);
                 handle.ack();
             }
             Verdict::Nak { delay } => {
-                self.metrics.naks.increment(1);
-                self.metrics.lane(handle.priority, "nak").increment(1);
+                Settled::nak(handle.priority).emit(&mut self.metrics);
                 handle.nak(delay);
             }
             Verdict::Reject { status } => {
@@ -209,23 +214,13 @@ impl BindActor {
         rejected: Option<DlrInboundEvent>,
     ) {
         if let Some(letter) = &letter {
-            let admit = self.core.dead_letter_log.admit(Instant::now());
-            if admit == Admit::Log {
-                tracing::warn!(
-                    messageId = letter.message_id.as_deref().unwrap_or(""),
-                    reason = letter.reason,
-                    detail = %letter.detail,
-                    streamSequence = letter.stream_sequence,
-                    traceId = %held.trace.trace_id(),
-                    "dispatch command dead-lettered"
-                );
+            DeadLettered {
+                letter,
+                trace_id: held.trace.trace_id(),
+                budget: &mut self.core.dead_letter_log,
+                now: Instant::now(),
             }
-            if admit == Admit::Flood {
-                tracing::error!(
-                    reason = letter.reason,
-                    "dispatch commands dead-lettered in bulk (over 10 in a minute); each is in sms.dispatch.dlq and counted in smpp_connector_dead_letter_total, further lines this minute are not logged"
-                );
-            }
+            .emit(&mut self.metrics);
         }
         let rejected = rejected.filter(|_| !self.deps.config.shadow_mode);
         let publisher = self.deps.publisher.clone();
@@ -267,8 +262,11 @@ impl BindActor {
                     metrics::counter!(metric::DISPATCH_OUTCOMES, "mno" => mno, "outcome" => outcome).increment(1);
                 }
                 Err(err) => {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats").increment(1);
-                    tracing::warn!(error = %err, "dead letter or rejection event not published; message NAKed");
+                    emit(BackendFailed {
+                        backend: Backend::Nats,
+                        what: "dead letter or rejection event not published; message NAKed",
+                        error: &err,
+                    });
                     held.nak(smpp_connector::bind_core::PUBLISH_FAILED_NAK_DELAY);
                 }
             }

@@ -8,11 +8,10 @@ use actix::prelude::*;
 use smpp_connector::bind_core::submit_outcome;
 use smpp_connector::pdu::CommandStatus;
 use smpp_connector::session::{Event, SubmitFailure};
-use smpp_connector::taxonomy::SubmitOutcome;
 
 use super::actor::{BindActor, SegmentToken};
 use crate::correlation::GetBindSettings;
-use crate::telemetry::metric;
+use crate::telemetry::internal_events::{BindInternalEvent, SubmitAnswered, SubmitFailed};
 use opentelemetry::KeyValue;
 
 impl BindActor {
@@ -101,23 +100,21 @@ impl BindActor {
         status: CommandStatus,
         event: &Event<SegmentToken>,
     ) {
-        self.metrics.status(status).increment(1);
-        metrics::histogram!(metric::SUBMIT_LATENCY)
-            .record(token.written_at.elapsed().as_secs_f64());
         self.trace_submit(token, sequence_number, status.name());
-        let Some(outcome) = submit_outcome(event) else {
-            return;
-        };
-        if outcome != SubmitOutcome::Accepted {
-            tracing::info!(
-                messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
-                traceId = %self.trace_id(token.segment.dispatch),
-                pduSeqNum = sequence_number,
-                esme_status = %status,
-                outcome = outcome.as_str(),
-                "submit_sm not accepted"
-            );
+        let held = self.core.ledger.handle(token.segment.dispatch);
+        SubmitAnswered {
+            status,
+            written_at: token.written_at,
+            outcome: submit_outcome(event),
+            sequence_number,
+            message_id: self
+                .core
+                .ledger
+                .message_id(token.segment.dispatch)
+                .unwrap_or(""),
+            trace: held.map(|h| &h.trace),
         }
+        .emit(&mut self.metrics);
     }
 
     /// A submit_sm that failed (timed out, lost with its session, generic_nack),
@@ -139,24 +136,19 @@ impl BindActor {
             }
             .into(),
         );
-        match reason {
-            SubmitFailure::TimedOut => {
-                self.metrics.submit_timeouts.increment(1);
-                self.metrics.possible_duplicates.increment(1);
-            }
-            // The ledger gives the message back when the session ends.
-            SubmitFailure::SessionClosed => self.metrics.possible_duplicates.increment(1),
-            SubmitFailure::GenericNack(_) => {}
+        let held = self.core.ledger.handle(token.segment.dispatch);
+        SubmitFailed {
+            reason,
+            outcome: submit_outcome(event),
+            sequence_number,
+            message_id: self
+                .core
+                .ledger
+                .message_id(token.segment.dispatch)
+                .unwrap_or(""),
+            trace: held.map(|h| &h.trace),
         }
-        if let Some(outcome) = submit_outcome(event) {
-            tracing::info!(
-                messageId = self.core.ledger.message_id(token.segment.dispatch).unwrap_or(""),
-                traceId = %self.trace_id(token.segment.dispatch),
-                pduSeqNum = sequence_number,
-                outcome = outcome.as_str(),
-                "submit_sm failed; message will be retried"
-            );
-        }
+        .emit(&mut self.metrics);
     }
 
     /// The `submit_sm` span of a segment: written → answered (or failed).
@@ -174,14 +166,5 @@ impl BindActor {
                 KeyValue::new("smpp.command_status", result),
             ],
         );
-    }
-
-    /// The trace id of a held message, for its log lines (empty when it has none).
-    pub(super) fn trace_id(&self, dispatch: smpp_connector::ledger::DispatchId) -> String {
-        self.core
-            .ledger
-            .handle(dispatch)
-            .map(|held| held.trace.trace_id())
-            .unwrap_or_default()
     }
 }

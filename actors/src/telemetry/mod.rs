@@ -7,9 +7,10 @@
 
 pub mod actor_health;
 pub mod backends;
+pub mod bind_metrics;
 pub mod flat_json;
+pub mod internal_events;
 pub mod metric;
-pub mod outage;
 pub mod traces;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -44,6 +44,11 @@ fn key(operator: &str, bind_id: u16) -> BindKey {
 }
 
 fn idle(bind_id: u16) -> Core {
+    idle_as(bind_id)
+}
+
+/// [`idle`], with messages on their way in of type `P`.
+fn idle_as<P>(bind_id: u16) -> BindCore<u32, P> {
     BindCore::new(
         key("op", bind_id),
         OperatorId::try_new("op").unwrap(),
@@ -54,7 +59,16 @@ fn idle(bind_id: u16) -> Core {
 /// A core connected at `t0` with one session of `mode` (not bound yet), numbering from
 /// `sequences`, on credentials with `extra` fields.
 fn connected(mode: BindMode, t0: Instant, extra: &str, sequences: SequenceNumbers) -> Core {
-    let mut core = idle(0);
+    connected_as(mode, t0, extra, sequences)
+}
+
+fn connected_as<P>(
+    mode: BindMode,
+    t0: Instant,
+    extra: &str,
+    sequences: SequenceNumbers,
+) -> BindCore<u32, P> {
+    let mut core = idle_as(0);
     let credentials = credentials("op", extra);
     let session = Session::try_new(
         credentials.session_config(mode, &Timers::default()),
@@ -74,7 +88,11 @@ fn connected(mode: BindMode, t0: Instant, extra: &str, sequences: SequenceNumber
 
 /// A core with one session of `mode`, bound at `t0`, on credentials with `extra` fields.
 fn bound_with(mode: BindMode, t0: Instant, extra: &str) -> Core {
-    let mut core = connected(mode, t0, extra, SequenceNumbers::new());
+    bound_as(mode, t0, extra)
+}
+
+fn bound_as<P>(mode: BindMode, t0: Instant, extra: &str) -> BindCore<u32, P> {
+    let mut core = connected_as(mode, t0, extra, SequenceNumbers::new());
     let link = &mut core.links[0];
     let _bind = link.session.poll_transmit();
     link.session.handle_inbound(
@@ -714,3 +732,4 @@ proptest::proptest! {
 }
 
 mod contract;
+mod references;

@@ -6,36 +6,36 @@ use smpp_connector::config::BindKey;
 use smpp_connector::pdu::CommandStatus;
 use smpp_connector::session::BindState;
 
-use crate::telemetry::metric;
+use super::metric;
 
 /// Metric handles of one bind, registered once (labels mno, direction, bindId).
-pub(super) struct BindMetrics {
-    pub(super) labels: Vec<metrics::Label>,
-    pub(super) submits: metrics::Counter,
-    pub(super) reconnects: metrics::Counter,
-    pub(super) enquire_link_timeouts: metrics::Counter,
-    pub(super) state_changes: metrics::Counter,
-    pub(super) bind_up: metrics::Gauge,
-    pub(super) window_inflight: metrics::Gauge,
-    pub(super) window_dynamic: metrics::Gauge,
-    pub(super) drain_seconds: metrics::Gauge,
-    pub(super) intake_paused: metrics::Gauge,
+pub struct BindMetrics {
+    pub(crate) labels: Vec<metrics::Label>,
+    pub(crate) submits: metrics::Counter,
+    pub(crate) reconnects: metrics::Counter,
+    pub(crate) enquire_link_timeouts: metrics::Counter,
+    pub(crate) state_changes: metrics::Counter,
+    pub(crate) bind_up: metrics::Gauge,
+    pub(crate) window_inflight: metrics::Gauge,
+    pub(crate) window_dynamic: metrics::Gauge,
+    pub(crate) drain_seconds: metrics::Gauge,
+    pub(crate) intake_paused: metrics::Gauge,
     /// deliver_sm read and not answered, over the bind's sessions.
-    pub(super) inbound_held: metrics::Gauge,
-    pub(super) half_closed: metrics::Counter,
-    pub(super) ingress_bytes: metrics::Counter,
+    pub(crate) inbound_held: metrics::Gauge,
+    pub(crate) half_closed: metrics::Counter,
+    pub(crate) ingress_bytes: metrics::Counter,
     /// `smpp_connector_bind_state{state}`: 1 for the current state (`BindState::ALL` order).
-    pub(super) states: [metrics::Gauge; 6],
-    pub(super) egress_bytes: metrics::Counter,
-    pub(super) sequence_skips: metrics::Counter,
-    pub(super) malformed: metrics::Counter,
-    pub(super) unexpected: metrics::Counter,
-    pub(super) submit_timeouts: metrics::Counter,
-    pub(super) possible_duplicates: metrics::Counter,
-    pub(super) acks: metrics::Counter,
-    pub(super) naks: metrics::Counter,
+    pub(crate) states: [metrics::Gauge; 6],
+    pub(crate) egress_bytes: metrics::Counter,
+    pub(crate) sequence_skips: metrics::Counter,
+    pub(crate) malformed: metrics::Counter,
+    pub(crate) unexpected: metrics::Counter,
+    pub(crate) submit_timeouts: metrics::Counter,
+    pub(crate) possible_duplicates: metrics::Counter,
+    pub(crate) acks: metrics::Counter,
+    pub(crate) naks: metrics::Counter,
     /// Concatenated MO messages open in this bind's index (labels mno, bindId).
-    pub(super) concat_buffer: metrics::Gauge,
+    pub(crate) concat_buffer: metrics::Gauge,
     statuses: HashMap<u32, metrics::Counter>,
     /// Per pull slot (P0..P3, pinned): pulled, ack, nak.
     lanes: [[metrics::Counter; 3]; 5],
@@ -45,8 +45,16 @@ pub(super) struct BindMetrics {
 const LANES: [&str; 5] = ["P0", "P1", "P2", "P3", "pinned"];
 const LANE_OUTCOMES: [&str; 3] = ["pulled", "ack", "nak"];
 
+impl std::fmt::Debug for BindMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BindMetrics")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BindMetrics {
-    pub(super) fn new(key: &BindKey) -> Self {
+    pub(crate) fn new(key: &BindKey) -> Self {
         let labels = bind_labels(key);
         let mno = vec![metrics::Label::new("mno", key.operator_id.to_string())];
         // Counted by the supervisor when it respawns the bind; 0 until then.
@@ -106,7 +114,7 @@ impl BindMetrics {
     /// The bind no longer runs here (released, moved, shut down): its gauges go to 0 so
     /// this pod does not keep reporting a state, a drain or a buffer of a bind another
     /// pod now runs.
-    pub(super) fn clear_gauges(&self) {
+    pub(crate) fn clear_gauges(&self) {
         for gauge in self.states.iter().chain([
             &self.bind_up,
             &self.window_inflight,
@@ -120,13 +128,13 @@ impl BindMetrics {
     }
 
     /// Set `smpp_connector_bind_state`: 1 for `state`, 0 for the others.
-    pub(super) fn set_state(&self, state: BindState) {
+    pub(crate) fn set_state(&self, state: BindState) {
         for (gauge, each) in self.states.iter().zip(BindState::ALL) {
             gauge.set(if each == state { 1.0 } else { 0.0 });
         }
     }
 
-    pub(super) fn status(&mut self, status: CommandStatus) -> &metrics::Counter {
+    pub(crate) fn status(&mut self, status: CommandStatus) -> &metrics::Counter {
         let labels = &self.labels;
         self.statuses.entry(status.0).or_insert_with(|| {
             let mut l = labels.clone();
@@ -137,13 +145,13 @@ impl BindMetrics {
 
     /// `smpp_connector_protocol_violations_total{kind}` of this bind (`kind` is one of a
     /// fixed set of names, never a value from the SMSC).
-    pub(super) fn violation(&self, kind: &'static str) -> metrics::Counter {
+    pub(crate) fn violation(&self, kind: &'static str) -> metrics::Counter {
         protocol_violation(&self.labels, kind)
     }
 
     /// The counter of one pull slot (0..=3 the lanes, 4 pinned) and outcome ("pulled",
     /// "ack", "nak").
-    pub(super) fn lane(&self, slot: usize, outcome: &str) -> &metrics::Counter {
+    pub(crate) fn lane(&self, slot: usize, outcome: &str) -> &metrics::Counter {
         let lane = &self.lanes[slot.min(LANES.len() - 1)];
         let index = LANE_OUTCOMES
             .iter()
