@@ -10,6 +10,8 @@ pub mod backends;
 pub mod flat_json;
 pub mod metric;
 pub mod outage;
+#[cfg(test)]
+pub(crate) mod test_metrics;
 pub mod traces;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
