@@ -154,6 +154,9 @@ pub struct OwnershipActor {
     /// Reconciler state per operator (moved into each tick's work and back).
     leaders: BTreeMap<OperatorId, reconciler::Leader>,
     ticking: bool,
+    /// An operator arrived while a tick was in flight: tick again when it ends (its
+    /// announcement would otherwise wait for the next interval, a refresh later).
+    tick_again: bool,
     ticks: u64,
     stopped: bool,
     health: ActorHealth,
@@ -204,6 +207,7 @@ impl OwnershipActor {
             seen: BTreeMap::new(),
             leaders: BTreeMap::new(),
             ticking: false,
+            tick_again: false,
             ticks: 0,
             stopped: false,
             health: ActorHealth::new("ownership", None),
@@ -388,9 +392,12 @@ impl OwnershipActor {
                 leaders,
             }
         };
-        ctx.spawn(work.into_actor(self).map(|tick, act, _ctx| {
+        ctx.spawn(work.into_actor(self).map(|tick, act, ctx| {
             act.ticking = false;
             act.apply(tick);
+            if std::mem::take(&mut act.tick_again) {
+                act.tick(ctx);
+            }
         }));
     }
 
@@ -517,6 +524,10 @@ impl Handler<OperatorBinds> for OwnershipActor {
 
     fn handle(&mut self, msg: OperatorBinds, ctx: &mut Context<Self>) {
         self.operators.insert(msg.operator_id, msg.bind_count);
+        if self.ticking {
+            // That tick read the operators before this one came.
+            self.tick_again = true;
+        }
         self.tick(ctx);
     }
 }

@@ -140,22 +140,7 @@ impl Cluster {
     /// Start pod `name` and give it the operator's `bind_count` (as its supervisor does
     /// once OMS answered: after the actor's first tick, which had no operator yet).
     async fn pod(&self, name: &'static str, bind_count: u16) -> Pod {
-        let vars: BTreeMap<String, String> = [
-            ("MNO_ID", OPERATOR),
-            ("NATS_URL", "nats://127.0.0.1:4222"),
-            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            ("DATABASE_URL", "postgres://u:p@127.0.0.1/smpp"),
-            ("OMS_BASE_URL", "http://127.0.0.1:8090/"),
-            ("ADMIN_TOKEN", "0123456789abcdef"),
-            ("POD_NAME", name),
-            ("OWNER_TTL_MS", "30000"),
-            ("OWNER_REFRESH_MS", "10000"),
-            ("RECONCILE_MS", "30000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let config = Arc::new(Config::from_env(&vars).expect("config"));
+        let config = pod_config(name);
         let supervisor = FakeSupervisor {
             pod: name,
             log: self.log.clone(),
@@ -231,6 +216,26 @@ impl Cluster {
     fn now(&self) -> Duration {
         self.t0.elapsed()
     }
+}
+
+/// A pod's configuration: the default ownership timers, written out.
+fn pod_config(name: &str) -> Arc<Config> {
+    let vars: BTreeMap<String, String> = [
+        ("MNO_ID", OPERATOR),
+        ("NATS_URL", "nats://127.0.0.1:4222"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("DATABASE_URL", "postgres://u:p@127.0.0.1/smpp"),
+        ("OMS_BASE_URL", "http://127.0.0.1:8090/"),
+        ("ADMIN_TOKEN", "0123456789abcdef"),
+        ("POD_NAME", name),
+        ("OWNER_TTL_MS", "30000"),
+        ("OWNER_REFRESH_MS", "10000"),
+        ("RECONCILE_MS", "30000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Arc::new(Config::from_env(&vars).expect("config"))
 }
 
 fn operator() -> OperatorId {
@@ -493,5 +498,46 @@ async fn binds_are_released_gracefully_to_a_new_pod_and_on_shutdown() {
         share.values().map(BTreeSet::len).collect::<Vec<_>>(),
         [3, 3],
         "{share:?}"
+    );
+}
+
+/// An operator's bind count arriving while a tick is in flight (here: the actor's very
+/// first tick, which had no operator) is not lost until the next interval: the pod
+/// announces itself as soon as that tick ends and claims at its first interval tick,
+/// not a refresh later.
+#[actix_rt::test]
+async fn a_bind_count_arriving_during_a_tick_is_announced_when_it_ends() {
+    let cluster = Cluster::new();
+    let _a = cluster.pod("pod-a", 2).await;
+    let supervisor = FakeSupervisor {
+        pod: "pod-b",
+        log: cluster.log.clone(),
+        t0: cluster.t0,
+        ownership: None,
+    }
+    .start();
+    let late = OwnershipActor::new(
+        pod_config("pod-b"),
+        (
+            cluster.owners.client().shared(),
+            cluster.pods.client().shared(),
+        ),
+        supervisor.clone().recipient(),
+        supervisor.clone().recipient(),
+        Arc::new(Readiness::default()),
+    )
+    .start();
+    // Queued before the actor ran its first tick: handled while that tick is in flight.
+    late.do_send(OperatorBinds {
+        operator_id: operator(),
+        bind_count: 2,
+    });
+    run_for(REFRESH + SLACK).await;
+    let running = per_pod(&cluster.running());
+    assert_eq!(
+        running.get("pod-b").map(BTreeSet::len),
+        Some(1),
+        "pod-b announced at 0 s, claimed its share at 10 s: {:?}",
+        cluster.said()
     );
 }
