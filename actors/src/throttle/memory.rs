@@ -26,8 +26,8 @@ use smpp_connector::throttle::{grantable, tps_counts};
 use tokio::time::Instant;
 
 use super::ThrottleError;
-use super::mo::{Claimed, Stored};
-use super::store::{MoPartWrite, ThrottleStore, millis};
+use super::mo::{Claimed, MoPartWrite, Stored};
+use super::store::{ThrottleStore, millis};
 
 /// Where server time starts (seconds since the Unix epoch): a whole second.
 const EPOCH_SECONDS: u64 = 1_700_000_000;

@@ -36,7 +36,6 @@ use smpp_connector::reassembly::{
     MoKey, PartMeta, StoredMessage, legacy_open_index_key, open_index_key,
 };
 
-use super::store::MoPartWrite;
 use super::{ThrottleActor, ThrottleError};
 
 /// How long a claimed expired message may take to be published before another scan may
@@ -170,6 +169,37 @@ impl std::fmt::Debug for Stored {
             Stored::Busy => f.write_str("Busy"),
             Stored::Conflict(m) => write!(f, "Conflict({} parts)", m.parts.len()),
         }
+    }
+}
+
+/// One MO part to store ([`STORE_SCRIPT`]'s keys and arguments, typed).
+#[derive(Clone)]
+pub struct MoPartWrite {
+    /// The message hash (`MoKey::redis_key`).
+    pub hash_key: String,
+    /// The open index of the bind the part came in on.
+    pub index_key: String,
+    pub seq: u8,
+    /// `smpp_connector::reassembly::stored_value`.
+    pub value: Vec<u8>,
+    /// `PartMeta` as JSON.
+    pub meta: String,
+    /// The message's concatenation window, from its first part.
+    pub window: Duration,
+    /// Parts the message has.
+    pub total: u8,
+    /// How long the hash lives if no scan ever comes (window plus a grace).
+    pub keep_open: Duration,
+}
+
+impl std::fmt::Debug for MoPartWrite {
+    // The meta names the subscribers and the value is message text: never in a Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoPartWrite")
+            .field("hash_key", &self.hash_key)
+            .field("seq", &self.seq)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
     }
 }
 

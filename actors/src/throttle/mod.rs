@@ -58,7 +58,7 @@ mod store;
 
 pub use memory::MemoryRedis;
 pub use smpp_connector::throttle::concat_ref_key;
-pub use store::{MoPartWrite, RedisStore, ThrottleStore};
+pub use store::{RedisStore, ThrottleStore};
 
 /// How long one Redis command may take before it counts as failed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);

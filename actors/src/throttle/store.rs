@@ -19,41 +19,10 @@ use futures::future::BoxFuture;
 
 use super::ThrottleError;
 use super::mo::{
-    CLAIM_SCRIPT, Claimed, DUE_SCRIPT, FINISH_SCRIPT, STORE_SCRIPT, Stored, parse_claimed,
-    parse_due, parse_stored,
+    CLAIM_SCRIPT, Claimed, DUE_SCRIPT, FINISH_SCRIPT, MoPartWrite, STORE_SCRIPT, Stored,
+    parse_claimed, parse_due, parse_stored,
 };
 use super::{RESERVE_SCRIPT, TPS_SCRIPT};
-
-/// One MO part to store ([`super::mo::STORE_SCRIPT`]'s keys and arguments, typed).
-#[derive(Clone)]
-pub struct MoPartWrite {
-    /// The message hash (`MoKey::redis_key`).
-    pub hash_key: String,
-    /// The open index of the bind the part came in on.
-    pub index_key: String,
-    pub seq: u8,
-    /// `smpp_connector::reassembly::stored_value`.
-    pub value: Vec<u8>,
-    /// `PartMeta` as JSON.
-    pub meta: String,
-    /// The message's concatenation window, from its first part.
-    pub window: Duration,
-    /// Parts the message has.
-    pub total: u8,
-    /// How long the hash lives if no scan ever comes (window plus a grace).
-    pub keep_open: Duration,
-}
-
-impl std::fmt::Debug for MoPartWrite {
-    // The meta names the subscribers and the value is message text: never in a Debug.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MoPartWrite")
-            .field("hash_key", &self.hash_key)
-            .field("seq", &self.seq)
-            .field("total", &self.total)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The Redis operations behind [`super::ThrottleActor`]; [`RedisStore`] is the real one.
 /// Every future is `'static` (the actor awaits it outside its own borrow).
