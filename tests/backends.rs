@@ -772,7 +772,9 @@ async fn redis_sentinel_primary_killed_under_load() {
 async fn counters_never_hand_out_a_block_twice() {
     use fred::prelude::*;
     use smpp_connector::config::{BindKey, Direction, OperatorId, RedisSettings, TlsFiles};
-    use smpp_connector_actors::throttle::{ReserveConcatRefs, ReserveSequences, ThrottleActor};
+    use smpp_connector_actors::throttle::{
+        RedisStore, ReserveConcatRefs, ReserveSequences, ThrottleActor,
+    };
 
     let op = format!("op{}", crate::support::unique());
     let key = BindKey::new(OperatorId::try_new(&op).expect("op"), Direction::Trx, 0);
@@ -792,7 +794,10 @@ async fn counters_never_hand_out_a_block_twice() {
     let client = smpp_connector_actors::throttle::connect(&settings)
         .await
         .expect("redis");
-    let throttle = actix::Actor::start(ThrottleActor::new(client, settings.topology));
+    let throttle = actix::Actor::start(ThrottleActor::new(
+        RedisStore::shared(client),
+        settings.topology,
+    ));
     let sequences = |count| ReserveSequences {
         key: key.clone(),
         count,

@@ -23,7 +23,7 @@ use crate::http::{AdminState, ProbeState};
 use crate::nats::{self, EventPublisher};
 use crate::oms::OmsClient;
 use crate::supervisor::{Readiness, Shared, Shutdown, Supervisor};
-use crate::throttle::ThrottleActor;
+use crate::throttle::{RedisStore, ThrottleActor};
 
 /// Batches of one kind in flight at once (see `run`).
 const MAX_CORRELATION_BATCHES_IN_FLIGHT: usize = 1;
@@ -94,7 +94,7 @@ pub async fn run(
 
     let health = HealthPublisherActor::new(publisher.clone(), config.pod_name.clone()).start();
     let redis = crate::throttle::connect(&config.redis).await?;
-    let throttle = ThrottleActor::new(redis, config.redis.topology).start();
+    let throttle = ThrottleActor::new(RedisStore::shared(redis), config.redis.topology).start();
     let oms = OmsClient::try_new(&config)?;
     // The shared actors are not restarted in place: every bind holds their address, and
     // their state (batches in flight with their waiters, the TPS limiter, the health

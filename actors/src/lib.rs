@@ -10,15 +10,17 @@
 //!   `smpp_connector::bind_core::BindCore` (which decides): connect and link, the session
 //!   pump, intake from JetStream, settling, receipts and MO (`deliver_sm`), its socket
 //!   with the inbound gate, its metric handles.
-//! - [`ownership`]: one owner per bind across pods (NATS KV), the reconciler.
+//! - [`ownership`]: one owner per bind across pods (NATS KV, `MemoryKv` in tests), the
+//!   reconciler.
 //! - [`readiness`]: what `/ready` reads.
 //! - [`correlation`]: `CorrelationActor` (PostgreSQL, batched: rows, receipts, redelivery
 //!   lookups, the window reload) and migrations; `MemoryStore`, the same in memory.
 //! - [`throttle`]: `ThrottleActor` (Redis: TPS sliding window, sequence numbers,
-//!   concatenation references, the MO parts store; fail-open local limiter).
+//!   concatenation references, the MO parts store; fail-open local limiter), through a
+//!   `ThrottleStore`: `RedisStore`, or `MemoryRedis` in in-process tests.
 //! - [`health`]: `HealthPublisherActor` (`operator.health`).
 //! - [`nats`]: streams, consumers, JetStream publishing.
-//! - [`oms`]: credentials from operator-management-service.
+//! - [`oms`]: credentials from operator-management-service; `MemoryCredentials`.
 //! - [`tls`]: TLS to SMSCs, NATS, Redis and PostgreSQL (rustls), certificate errors.
 //! - [`http`]: probes, metrics, admin API.
 //! - [`events`]: the NATS payloads we write.

@@ -5,7 +5,8 @@
 //! appears in a log line or a `Debug` (it is a [`Secret`]). OMS down means no new binds;
 //! sessions already bound carry on.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -15,7 +16,7 @@ use crate::telemetry::backends::{self, Backend};
 pub use smpp_connector::credentials::{BindModePreference, Credentials, CredentialsError};
 
 /// Why credentials could not be fetched.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OmsError {
     #[error("operator unknown to OMS (404)")]
     UnknownOperator,
@@ -113,5 +114,147 @@ impl CredentialSource for OmsClient {
             }
             Ok(Credentials::from_json(&result?, operator_id.as_str())?)
         })
+    }
+}
+
+/// Credentials in memory, for in-process tests: per operator a document or a scripted
+/// error (as OMS answers them), changeable while the service runs (a rotation, OMS going
+/// down and back), and the fetches counted (each (re)bind fetches once). An operator
+/// never set is unknown, as OMS's 404. It reports nothing to the backends' state
+/// (`telemetry::backends` is process-wide, tests run side by side).
+#[derive(Clone, Default)]
+pub struct MemoryCredentials {
+    inner: Arc<Mutex<MemoryOms>>,
+}
+
+#[derive(Default)]
+struct MemoryOms {
+    answers: HashMap<OperatorId, Result<Credentials, OmsError>>,
+    /// Every fetch fails as an unreachable OMS while set.
+    down: bool,
+    fetches: HashMap<OperatorId, u64>,
+}
+
+impl std::fmt::Debug for MemoryCredentials {
+    // Credentials hold passwords: only who is known.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("MemoryCredentials")
+            .field("operators", &inner.answers.keys().collect::<Vec<_>>())
+            .field("down", &inner.down)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryCredentials {
+    pub fn new() -> Self {
+        MemoryCredentials::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryOms> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answer `operator_id`'s fetches with `credentials` (from now on).
+    pub fn set(&self, operator_id: &OperatorId, credentials: Credentials) {
+        self.lock()
+            .answers
+            .insert(operator_id.clone(), Ok(credentials));
+    }
+
+    /// Answer `operator_id`'s fetches with a document as OMS would send it (checked as
+    /// [`OmsClient`] checks it: an invalid one is answered [`OmsError::Invalid`]).
+    pub fn set_json(&self, operator_id: &OperatorId, document: &str) {
+        let answer = Credentials::from_json(document.as_bytes(), operator_id.as_str())
+            .map_err(OmsError::from);
+        self.lock().answers.insert(operator_id.clone(), answer);
+    }
+
+    /// Answer `operator_id`'s fetches with `error` (from now on).
+    pub fn fail(&self, operator_id: &OperatorId, error: OmsError) {
+        self.lock().answers.insert(operator_id.clone(), Err(error));
+    }
+
+    /// OMS becomes unreachable (`true`) for every operator, or reachable again.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Fetches of `operator_id` so far (failed ones included).
+    pub fn fetches(&self, operator_id: &OperatorId) -> u64 {
+        self.lock().fetches.get(operator_id).copied().unwrap_or(0)
+    }
+}
+
+impl CredentialSource for MemoryCredentials {
+    fn fetch(&self, operator_id: &OperatorId) -> BoxFuture<'static, Result<Credentials, OmsError>> {
+        let mut inner = self.lock();
+        *inner.fetches.entry(operator_id.clone()).or_default() += 1;
+        let answer = if inner.down {
+            Err(OmsError::Transport(
+                "connection refused (in-memory OMS down)".into(),
+            ))
+        } else {
+            inner
+                .answers
+                .get(operator_id)
+                .cloned()
+                .unwrap_or(Err(OmsError::UnknownOperator))
+        };
+        Box::pin(futures::future::ready(answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(bind_count: u16, password: &str) -> String {
+        format!(
+            r#"{{"operatorId":"opmem","host":"127.0.0.1","port":2775,"systemId":"esme","password":"{password}","bindCount":{bind_count}}}"#
+        )
+    }
+
+    /// Fetches answer what was set at the time (a rotation is seen by the next fetch),
+    /// scripted errors and an outage come back as OMS's would, and every fetch counts.
+    #[actix_rt::test]
+    async fn memory_credentials_answer_what_is_set_now_and_count_fetches() {
+        let oms = MemoryCredentials::new();
+        let op = OperatorId::try_new("opmem").unwrap();
+        let source: Arc<dyn CredentialSource> = Arc::new(oms.clone());
+        assert!(matches!(
+            source.fetch(&op).await,
+            Err(OmsError::UnknownOperator)
+        ));
+
+        oms.set_json(&op, &document(3, "secret1"));
+        let first = source.fetch(&op).await.unwrap();
+        assert_eq!(first.bind_count, 3);
+        assert_eq!(first.password.expose(), "secret1");
+        oms.set_json(&op, &document(2, "rotated"));
+        assert_eq!(
+            source.fetch(&op).await.unwrap().password.expose(),
+            "rotated"
+        );
+
+        oms.set_down(true);
+        assert!(matches!(
+            source.fetch(&op).await,
+            Err(OmsError::Transport(_))
+        ));
+        oms.set_down(false);
+        oms.fail(&op, OmsError::Status(503));
+        assert!(matches!(
+            source.fetch(&op).await,
+            Err(OmsError::Status(503))
+        ));
+        oms.set_json(&op, r#"{"operatorId":"opmem"}"#);
+        assert!(matches!(source.fetch(&op).await, Err(OmsError::Invalid(_))));
+
+        assert_eq!(oms.fetches(&op), 6);
+        assert!(
+            !format!("{oms:?}").contains("secret"),
+            "no password in a Debug"
+        );
     }
 }

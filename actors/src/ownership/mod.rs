@@ -13,24 +13,34 @@
 //!
 //! Each heartbeat lists the bind ids its pod runs; one pod per operator and direction
 //! also runs the [`reconciler`] (orphaned keys, double claims).
+//!
+//! The buckets are [`KvBucket`]s: [`NatsKv`] in production, [`MemoryKv`] for pods run
+//! in-process by tests. Time is tokio's (the system's in production), so a paused test
+//! clock drives refreshes, the TTL and the reconciler.
 
+mod kv;
 mod reconciler;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
 use smpp_connector::config::{BindKey, Config, OperatorId};
 use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
+use tokio::time::Instant;
 
 use crate::events::now_rfc3339;
 use crate::readiness::Readiness;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
+
+pub use kv::{KeyStream, KvBucket, KvEntry, KvError, MemoryKv, NatsKv};
 
 pub const OWNERS_BUCKET: &str = "smpp-bind-owners";
 pub const PODS_BUCKET: &str = "smpp-bind-pods";
@@ -85,12 +95,15 @@ struct Held {
     record: Bytes,
 }
 
-/// Open (creating if absent) the two buckets.
+/// The owners bucket and the pods bucket.
+pub type Buckets = (Arc<dyn KvBucket>, Arc<dyn KvBucket>);
+
+/// Open (creating if absent) the two buckets in NATS.
 pub async fn buckets(
     js: &jetstream::Context,
     ttl: Duration,
     replicas: usize,
-) -> anyhow::Result<(kv::Store, kv::Store)> {
+) -> anyhow::Result<Buckets> {
     let open = |bucket: &'static str| {
         let js = js.clone();
         async move {
@@ -107,7 +120,7 @@ pub async fn buckets(
                     Ok(store)
                 }
                 Err(_) => js
-                    .create_key_value(kv::Config {
+                    .create_key_value(jetstream::kv::Config {
                         bucket: bucket.to_owned(),
                         history: 1,
                         max_age: ttl,
@@ -120,13 +133,16 @@ pub async fn buckets(
             }
         }
     };
-    Ok((open(OWNERS_BUCKET).await?, open(PODS_BUCKET).await?))
+    Ok((
+        NatsKv::shared(open(OWNERS_BUCKET).await?),
+        NatsKv::shared(open(PODS_BUCKET).await?),
+    ))
 }
 
 pub struct OwnershipActor {
     config: Arc<Config>,
-    owners_kv: kv::Store,
-    pods_kv: kv::Store,
+    owners_kv: Arc<dyn KvBucket>,
+    pods_kv: Arc<dyn KvBucket>,
     supervisor: Recipient<StartBind>,
     stopper: Recipient<StopBind>,
     operators: BTreeMap<OperatorId, u16>,
@@ -138,6 +154,9 @@ pub struct OwnershipActor {
     /// Reconciler state per operator (moved into each tick's work and back).
     leaders: BTreeMap<OperatorId, reconciler::Leader>,
     ticking: bool,
+    /// An operator arrived while a tick was in flight: tick again when it ends (its
+    /// announcement would otherwise wait for the next interval, a refresh later).
+    tick_again: bool,
     ticks: u64,
     stopped: bool,
     health: ActorHealth,
@@ -171,7 +190,7 @@ enum RefreshFailure {
 impl OwnershipActor {
     pub fn new(
         config: Arc<Config>,
-        (owners_kv, pods_kv): (kv::Store, kv::Store),
+        (owners_kv, pods_kv): Buckets,
         supervisor: Recipient<StartBind>,
         stopper: Recipient<StopBind>,
         readiness: Arc<Readiness>,
@@ -188,6 +207,7 @@ impl OwnershipActor {
             seen: BTreeMap::new(),
             leaders: BTreeMap::new(),
             ticking: false,
+            tick_again: false,
             ticks: 0,
             stopped: false,
             health: ActorHealth::new("ownership", None),
@@ -236,7 +256,7 @@ impl OwnershipActor {
         let work = async move {
             for (op, heartbeat) in heartbeats {
                 let _ = pods_kv
-                    .put(ownership::pod_key(&op, direction, &me), heartbeat)
+                    .put(&ownership::pod_key(&op, direction, &me), heartbeat)
                     .await;
             }
             let mut refreshed = Vec::new();
@@ -244,20 +264,15 @@ impl OwnershipActor {
                 let name = ownership::owner_key(&key.operator_id, key.direction, key.bind_id);
                 let result = match owners_kv.update(&name, value.clone(), *revision).await {
                     Ok(revision) => Ok(revision),
-                    Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    Err(KvError::WrongLastRevision) => {
                         // An earlier refresh may have been stored with its answer lost (a
                         // NATS server gone mid-request): the key then holds exactly our
                         // record under a newer revision, and is still ours.
                         match owners_kv.entry(&name).await {
-                            Ok(Some(entry))
-                                if entry.operation == kv::Operation::Put
-                                    && entry.value == *value =>
-                            {
-                                owners_kv
-                                    .update(&name, value.clone(), entry.revision)
-                                    .await
-                                    .map_err(|_| RefreshFailure::Unavailable)
-                            }
+                            Ok(Some(entry)) if entry.value == *value => owners_kv
+                                .update(&name, value.clone(), entry.revision)
+                                .await
+                                .map_err(|_| RefreshFailure::Unavailable),
                             Ok(_) => Err(RefreshFailure::Lost),
                             Err(_) => Err(RefreshFailure::Unavailable),
                         }
@@ -291,7 +306,7 @@ impl OwnershipActor {
                 for id in ids {
                     let name = ownership::owner_key(op, direction, id);
                     match owners_kv.entry(&name).await {
-                        Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                        Ok(Some(entry)) => {
                             if let Ok(record) = serde_json::from_slice::<OwnerRecord>(&entry.value)
                             {
                                 seen.insert(
@@ -358,8 +373,8 @@ impl OwnershipActor {
                     let leader = leaders.entry(op.clone()).or_default();
                     reconciler::step(
                         leader,
-                        &owners_kv,
-                        &pods_kv,
+                        owners_kv.as_ref(),
+                        pods_kv.as_ref(),
                         op,
                         direction,
                         record.clone(),
@@ -377,9 +392,12 @@ impl OwnershipActor {
                 leaders,
             }
         };
-        ctx.spawn(work.into_actor(self).map(|tick, act, _ctx| {
+        ctx.spawn(work.into_actor(self).map(|tick, act, ctx| {
             act.ticking = false;
             act.apply(tick);
+            if std::mem::take(&mut act.tick_again) {
+                act.tick(ctx);
+            }
         }));
     }
 
@@ -506,6 +524,10 @@ impl Handler<OperatorBinds> for OwnershipActor {
 
     fn handle(&mut self, msg: OperatorBinds, ctx: &mut Context<Self>) {
         self.operators.insert(msg.operator_id, msg.bind_count);
+        if self.ticking {
+            // That tick read the operators before this one came.
+            self.tick_again = true;
+        }
         self.tick(ctx);
     }
 }
@@ -524,9 +546,7 @@ impl Handler<Released> for OwnershipActor {
         Box::pin(
             async move {
                 if let Some(held) = held {
-                    let _ = owners_kv
-                        .delete_expect_revision(&name, Some(held.revision))
-                        .await;
+                    let _ = owners_kv.delete_expect_revision(&name, held.revision).await;
                 }
             }
             .into_actor(self),
@@ -561,19 +581,15 @@ impl Handler<ReleaseAll> for OwnershipActor {
         Box::pin(
             async move {
                 for (name, revision) in leader_keys {
-                    let _ = owners_kv
-                        .delete_expect_revision(&name, Some(revision))
-                        .await;
+                    let _ = owners_kv.delete_expect_revision(&name, revision).await;
                 }
                 for (key, revision) in held {
                     let name = ownership::owner_key(&key.operator_id, key.direction, key.bind_id);
-                    let _ = owners_kv
-                        .delete_expect_revision(&name, Some(revision))
-                        .await;
+                    let _ = owners_kv.delete_expect_revision(&name, revision).await;
                 }
                 for op in operators {
                     let _ = pods_kv
-                        .delete(ownership::pod_key(&op, direction, &me))
+                        .delete(&ownership::pod_key(&op, direction, &me))
                         .await;
                 }
             }

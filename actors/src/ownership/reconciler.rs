@@ -20,12 +20,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
 use smpp_connector::config::{Direction, OperatorId};
 use smpp_connector::ownership::{self, Finding, Heartbeat, Liveness, OwnerRecord};
 
+use super::{KvBucket, KvError};
 use crate::telemetry::metric;
 
 /// The reconciler's state for one operator and direction in this pod.
@@ -66,8 +66,8 @@ pub(super) struct Round {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn step(
     leader: &mut Leader,
-    owners_kv: &kv::Store,
-    pods_kv: &kv::Store,
+    owners_kv: &dyn KvBucket,
+    pods_kv: &dyn KvBucket,
     op: &OperatorId,
     direction: Direction,
     record: Bytes,
@@ -75,12 +75,13 @@ pub(super) async fn step(
     every: Duration,
 ) -> Option<Round> {
     let name = ownership::leader_key(op, direction);
-    let now = Instant::now();
+    // Tokio's clock (the system's in production), so a paused test clock ages heartbeats.
+    let now = tokio::time::Instant::now().into_std();
     match leader.revision {
         Some(revision) => match owners_kv.update(&name, record, revision).await {
             Ok(revision) => leader.revision = Some(revision),
             Err(err) => {
-                if err.kind() == kv::UpdateErrorKind::WrongLastRevision {
+                if err == KvError::WrongLastRevision {
                     tracing::info!(operatorId = %op, "reconciler role moved to another pod");
                 }
                 leader.revision = None;
@@ -90,18 +91,18 @@ pub(super) async fn step(
             }
         },
         None => match owners_kv.entry(&name).await {
-            Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+            Ok(Some(entry)) => {
                 let seen: BTreeMap<String, u64> =
                     [(name.clone(), entry.revision)].into_iter().collect();
                 leader.leader_seen.observe(now, &seen);
                 if leader.leader_seen.is_stale(&name, now, ttl) {
                     // Its holder stopped refreshing and the bucket did not expire it.
                     let _ = owners_kv
-                        .delete_expect_revision(&name, Some(entry.revision))
+                        .delete_expect_revision(&name, entry.revision)
                         .await;
                 }
             }
-            Ok(_) => {
+            Ok(None) => {
                 if let Ok(revision) = owners_kv.create(&name, record).await {
                     tracing::info!(operatorId = %op, direction = %direction, "this pod reconciles bind ownership");
                     leader.revision = Some(revision);
@@ -153,7 +154,7 @@ pub(super) async fn step(
             } => {
                 let key = ownership::owner_key(op, direction, bind_id);
                 if owners_kv
-                    .delete_expect_revision(&key, Some(revision))
+                    .delete_expect_revision(&key, revision)
                     .await
                     .is_ok()
                 {
@@ -178,11 +179,7 @@ pub(super) async fn step(
     }
     leader.suspects = suspects;
     for (key, revision) in dead {
-        if pods_kv
-            .delete_expect_revision(&key, Some(revision))
-            .await
-            .is_ok()
-        {
+        if pods_kv.delete_expect_revision(&key, revision).await.is_ok() {
             tracing::warn!(operatorId = %op, direction = %direction, heartbeat = %key, "stale heartbeat removed (unchanged for a TTL)");
         }
     }
@@ -191,7 +188,7 @@ pub(super) async fn step(
 
 /// Owner keys of `op` and `direction`: bind id → (pod, revision).
 async fn read_owners(
-    owners_kv: &kv::Store,
+    owners_kv: &dyn KvBucket,
     op: &OperatorId,
     direction: Direction,
 ) -> Option<BTreeMap<u16, (String, u64)>> {
@@ -205,10 +202,10 @@ async fn read_owners(
     let mut owners = BTreeMap::new();
     for id in ids {
         let entry = owners_kv
-            .entry(ownership::owner_key(op, direction, id))
+            .entry(&ownership::owner_key(op, direction, id))
             .await
             .ok()?;
-        if let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put)
+        if let Some(entry) = entry
             && let Ok(record) = serde_json::from_slice::<OwnerRecord>(&entry.value)
         {
             owners.insert(id, (record.pod, entry.revision));
@@ -219,7 +216,7 @@ async fn read_owners(
 
 /// Heartbeats of `op` and `direction`: key → (revision, value).
 async fn read_heartbeats(
-    pods_kv: &kv::Store,
+    pods_kv: &dyn KvBucket,
     op: &OperatorId,
     direction: Direction,
 ) -> Option<BTreeMap<String, (u64, Heartbeat)>> {
@@ -235,7 +232,7 @@ async fn read_heartbeats(
     let mut beats = BTreeMap::new();
     for name in names {
         let entry = pods_kv.entry(&name).await.ok()?;
-        if let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put)
+        if let Some(entry) = entry
             && let Ok(beat) = serde_json::from_slice::<Heartbeat>(&entry.value)
         {
             beats.insert(name, (entry.revision, beat));

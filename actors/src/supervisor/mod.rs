@@ -13,6 +13,8 @@
 //! decides, this module carries it out.
 
 mod failover;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

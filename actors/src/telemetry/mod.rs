@@ -11,6 +11,8 @@ pub mod bind_metrics;
 pub mod flat_json;
 pub mod internal_events;
 pub mod metric;
+#[cfg(test)]
+pub(crate) mod test_metrics;
 pub mod traces;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -30,7 +30,6 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use fred::prelude::*;
 use fred::types::Value;
 use smpp_connector::backends::RedisTopology;
 use smpp_connector::reassembly::{
@@ -173,6 +172,37 @@ impl std::fmt::Debug for Stored {
     }
 }
 
+/// One MO part to store ([`STORE_SCRIPT`]'s keys and arguments, typed).
+#[derive(Clone)]
+pub struct MoPartWrite {
+    /// The message hash (`MoKey::redis_key`).
+    pub hash_key: String,
+    /// The open index of the bind the part came in on.
+    pub index_key: String,
+    pub seq: u8,
+    /// `smpp_connector::reassembly::stored_value`.
+    pub value: Vec<u8>,
+    /// `PartMeta` as JSON.
+    pub meta: String,
+    /// The message's concatenation window, from its first part.
+    pub window: Duration,
+    /// Parts the message has.
+    pub total: u8,
+    /// How long the hash lives if no scan ever comes (window plus a grace).
+    pub keep_open: Duration,
+}
+
+impl std::fmt::Debug for MoPartWrite {
+    // The meta names the subscribers and the value is message text: never in a Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoPartWrite")
+            .field("hash_key", &self.hash_key)
+            .field("seq", &self.seq)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A message is out (published complete or partial): leave it as a tombstone.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ThrottleError>")]
@@ -207,10 +237,6 @@ pub struct Claimed {
     pub gone: u64,
 }
 
-fn millis(d: Duration) -> String {
-    d.as_millis().max(1).to_string()
-}
-
 fn protocol(what: &str) -> fred::error::Error {
     fred::error::Error::new(
         fred::error::ErrorKind::Parse,
@@ -229,7 +255,7 @@ fn fields(value: Value) -> StoredMessage {
     StoredMessage::from_fields(pairs)
 }
 
-fn parse_stored(reply: Value) -> Result<Stored, fred::error::Error> {
+pub(super) fn parse_stored(reply: Value) -> Result<Stored, fred::error::Error> {
     let mut items = reply.into_array().into_iter();
     let code = items.next().and_then(|c| c.as_i64());
     let mut rest = || items.next().ok_or_else(|| protocol("store"));
@@ -245,7 +271,7 @@ fn parse_stored(reply: Value) -> Result<Stored, fred::error::Error> {
     })
 }
 
-fn parse_claimed(reply: Value) -> Result<Claimed, fred::error::Error> {
+pub(super) fn parse_claimed(reply: Value) -> Result<Claimed, fred::error::Error> {
     let mut items = reply.into_array().into_iter();
     let open = items
         .next()
@@ -273,24 +299,17 @@ impl Handler<StoreMoPart> for ThrottleActor {
     type Result = ResponseActFuture<Self, Result<Stored, ThrottleError>>;
 
     fn handle(&mut self, msg: StoreMoPart, _ctx: &mut Context<Self>) -> Self::Result {
-        let keys = vec![
-            msg.key.redis_key(),
-            open_index_key(&msg.key.operator_id, msg.bind_id),
-        ];
-        let args: Vec<Value> = vec![
-            msg.seq.to_string().into(),
-            Value::Bytes(msg.value.into()),
-            PartMeta::new(&msg.key, msg.bind_id).to_json().into(),
-            millis(msg.window).into(),
-            msg.key.total.to_string().into(),
-            millis(msg.window + OPEN_GRACE).into(),
-        ];
-        Box::pin(self.call(move |redis| async move {
-            let reply = redis
-                .eval::<Value, _, _, _>(STORE_SCRIPT, keys, args)
-                .await?;
-            parse_stored(reply)
-        }))
+        let part = MoPartWrite {
+            hash_key: msg.key.redis_key(),
+            index_key: open_index_key(&msg.key.operator_id, msg.bind_id),
+            seq: msg.seq,
+            meta: PartMeta::new(&msg.key, msg.bind_id).to_json(),
+            value: msg.value,
+            window: msg.window,
+            total: msg.key.total,
+            keep_open: msg.window + OPEN_GRACE,
+        };
+        Box::pin(self.call(move |redis| redis.store_mo_part(part)))
     }
 }
 
@@ -298,13 +317,8 @@ impl Handler<FinishMo> for ThrottleActor {
     type Result = ResponseActFuture<Self, Result<(), ThrottleError>>;
 
     fn handle(&mut self, msg: FinishMo, _ctx: &mut Context<Self>) -> Self::Result {
-        let state = if msg.complete { "c" } else { "p" };
-        let args = vec![state.to_owned(), millis(msg.keep)];
-        Box::pin(self.call(move |redis| async move {
-            redis
-                .eval::<i64, _, _, _>(FINISH_SCRIPT, vec![msg.redis_key, msg.index_key], args)
-                .await
-                .map(|_| ())
+        Box::pin(self.call(move |redis| {
+            redis.finish_mo(msg.redis_key, msg.index_key, msg.complete, msg.keep)
         }))
     }
 }
@@ -323,28 +337,19 @@ impl Handler<ClaimExpiredMo> for ThrottleActor {
             open_index_key(&msg.operator_id, msg.bind_id)
         };
         Box::pin(self.call(move |redis| async move {
-            let due = redis
-                .eval::<Value, _, _, _>(DUE_SCRIPT, vec![index.clone()], vec![CLAIM_LIMIT])
-                .await?;
-            let (open, due) = parse_due(due)?;
+            let (open, due) = redis.due_mo(index.clone(), CLAIM_LIMIT).await?;
             if due.is_empty() {
                 return Ok(Claimed {
                     open,
                     ..Claimed::default()
                 });
             }
-            let mut keys = Vec::with_capacity(due.len() + 1);
-            keys.push(index);
-            keys.extend(due);
-            let reply = redis
-                .eval::<Value, _, _, _>(CLAIM_SCRIPT, keys, vec![millis(CLAIM_LEASE)])
-                .await?;
-            parse_claimed(reply)
+            redis.claim_mo(index, due, CLAIM_LEASE).await
         }))
     }
 }
 
-fn parse_due(reply: Value) -> Result<(u64, Vec<String>), fred::error::Error> {
+pub(super) fn parse_due(reply: Value) -> Result<(u64, Vec<String>), fred::error::Error> {
     let mut items = reply.into_array().into_iter();
     let open = items
         .next()

@@ -1,5 +1,6 @@
-//! `ThrottleActor`: the service's Redis side (fred). It owns the Redis client and answers
-//! three requests, each one Redis round trip:
+//! `ThrottleActor`: the service's Redis side. It talks to Redis through a
+//! [`ThrottleStore`] ([`RedisStore`], fred, in production; [`MemoryRedis`] in in-process
+//! tests) and answers three requests, each one Redis round trip:
 //!
 //! - [`AcquireTps`] → [`TpsGrant`]: the operator's TPS sliding window (US-SC-012, SPEC §8)
 //!   in the hash `tps:{operatorId}`, by the Lua script [`TPS_SCRIPT`];
@@ -32,6 +33,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -48,9 +50,15 @@ use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::backends::{self, Backend};
 use crate::telemetry::metric;
 
+#[cfg(test)]
+mod in_process_tests;
+mod memory;
 pub mod mo;
+mod store;
 
+pub use memory::MemoryRedis;
 pub use smpp_connector::throttle::concat_ref_key;
+pub use store::{RedisStore, ThrottleStore};
 
 /// How long one Redis command may take before it counts as failed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -250,11 +258,12 @@ pub struct ReserveConcatRefs {
 
 /// The Redis actor.
 pub struct ThrottleActor {
-    redis: Client,
+    redis: Arc<dyn ThrottleStore>,
     /// Legacy MO indexes are not scanned on Redis Cluster (never served under old names).
     topology: RedisTopology,
-    /// When the current outage started; `None` while Redis answers.
-    outage: Option<Instant>,
+    /// When the current outage started; `None` while Redis answers. Tokio's clock (the
+    /// system's in production), so a test's paused clock measures it too.
+    outage: Option<tokio::time::Instant>,
     /// Per-bind limiters for failing open (kept between outages).
     local: HashMap<BindKey, LocalLimiter>,
     /// Operators whose `smpp_connector_tps_fail_open` gauge is 1.
@@ -275,7 +284,8 @@ impl std::fmt::Debug for ThrottleActor {
 }
 
 impl ThrottleActor {
-    pub fn new(redis: Client, topology: RedisTopology) -> Self {
+    /// Over `redis`: `RedisStore::shared(client)` in production.
+    pub fn new(redis: Arc<dyn ThrottleStore>, topology: RedisTopology) -> Self {
         ThrottleActor {
             redis,
             topology,
@@ -294,8 +304,8 @@ impl ThrottleActor {
     ) -> impl ActorFuture<Self, Output = Result<T, ThrottleError>> + use<T, F, Fut>
     where
         T: 'static,
-        F: FnOnce(Client) -> Fut + 'static,
-        Fut: Future<Output = Result<T, fred::error::Error>> + 'static,
+        F: FnOnce(Arc<dyn ThrottleStore>) -> Fut + 'static,
+        Fut: Future<Output = Result<T, ThrottleError>> + 'static,
     {
         // During an outage, do not wait a command timeout per call while fred reconnects.
         let send = self.outage.is_none() || self.redis.is_connected();
@@ -304,7 +314,7 @@ impl ThrottleActor {
             if !send {
                 return Err(ThrottleError::NotConnected);
             }
-            call(redis).await.map_err(ThrottleError::from)
+            call(redis).await
         }
         .into_actor(self)
         .map(|result, act: &mut Self, _ctx| {
@@ -334,7 +344,7 @@ impl ThrottleActor {
         metrics::counter!(metric::BACKEND_ERRORS, "backend" => "redis").increment(1);
         backends::failed(Backend::Redis);
         if self.outage.is_none() {
-            self.outage = Some(Instant::now());
+            self.outage = Some(tokio::time::Instant::now());
             tracing::warn!(error = %err, "redis unavailable, failing open");
         }
     }
@@ -352,7 +362,9 @@ impl ThrottleActor {
     }
 
     fn grant_locally(&mut self, msg: &AcquireTps) -> TpsGrant {
-        let now = Instant::now();
+        // Tokio's clock is the system's in production; a test's paused clock refills the
+        // bucket as it advances.
+        let now = tokio::time::Instant::now().into_std();
         let bucket = self
             .local
             .entry(msg.bind.clone())
@@ -394,12 +406,8 @@ impl Handler<AcquireTps> for ThrottleActor {
     fn handle(&mut self, msg: AcquireTps, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.health.time();
         let key = tps_key(&msg.bind.operator_id);
-        let args = vec![msg.limit.to_string(), msg.want.to_string()];
-        let eval = self.call(move |redis| async move {
-            redis
-                .eval::<(i64, i64), _, _, _>(TPS_SCRIPT, vec![key], args)
-                .await
-        });
+        let (limit, want) = (msg.limit, msg.want);
+        let eval = self.call(move |redis| redis.acquire_tps(key, limit, want));
         Box::pin(eval.map(move |result, act, _ctx| {
             let grant = match result {
                 Ok((granted, left_us)) => act.grant_from_redis(&msg, granted, left_us),
@@ -428,16 +436,10 @@ impl ThrottleActor {
         let reserve = self.call(move |redis| async move {
             let legacy_value = match known {
                 Some(_) => None,
-                None => redis.get::<Option<i64>, _>(legacy).await?,
+                None => redis.get_integer(legacy).await?,
             };
             let floor = counter_floor(known, legacy_value);
-            let last = redis
-                .eval::<i64, _, _, _>(
-                    RESERVE_SCRIPT,
-                    vec![key.clone()],
-                    vec![i64::from(count), floor],
-                )
-                .await?;
+            let last = redis.reserve(key.clone(), count, floor).await?;
             Ok((key, last))
         });
         reserve.map(|result, act: &mut Self, _ctx| {
@@ -499,24 +501,15 @@ pub struct RecallConcatRef {
 }
 
 /// TTL of a remembered reference: the correlation rows' 72 hours.
-const CONCAT_MESSAGE_TTL_SECS: i64 = 72 * 3600;
+pub const CONCAT_MESSAGE_TTL: Duration = Duration::from_secs(72 * 3600);
 
 impl Handler<RememberConcatRef> for ThrottleActor {
     type Result = ResponseActFuture<Self, Result<(), ThrottleError>>;
 
     fn handle(&mut self, msg: RememberConcatRef, _ctx: &mut Context<Self>) -> Self::Result {
         let key = concat_message_key(&msg.operator_id, &msg.message_id);
-        let set = self.call(move |redis| async move {
-            redis
-                .set::<(), _, _>(
-                    key,
-                    i64::from(msg.reference),
-                    Some(Expiration::EX(CONCAT_MESSAGE_TTL_SECS)),
-                    None,
-                    false,
-                )
-                .await
-        });
+        let reference = i64::from(msg.reference);
+        let set = self.call(move |redis| redis.set_expiring(key, reference, CONCAT_MESSAGE_TTL));
         Box::pin(set)
     }
 }
@@ -530,9 +523,9 @@ impl Handler<RecallConcatRef> for ThrottleActor {
         // A message first delivered by a version before the hash tags remembered its
         // reference under the old name (for the 72 hours it lives).
         let get = self.call(move |redis| async move {
-            match redis.get::<Option<i64>, _>(key).await? {
+            match redis.get_integer(key).await? {
                 Some(value) => Ok(Some(value)),
-                None => redis.get::<Option<i64>, _>(legacy).await,
+                None => redis.get_integer(legacy).await,
             }
         });
         Box::pin(get.map(|result, _act, _ctx| {
@@ -566,7 +559,7 @@ mod tests {
             RedisSettings::parse("redis://127.0.0.1:1", Default::default()).expect("settings");
         let redis = client(&settings).expect("client");
         redis.connect();
-        let throttle = ThrottleActor::new(redis, settings.topology).start();
+        let throttle = ThrottleActor::new(RedisStore::shared(redis), settings.topology).start();
         let operator = OperatorId::try_new("opfailopen").expect("operator id");
         let first = throttle.send(ask(&operator, 0)).await.expect("answer");
         let second = throttle.send(ask(&operator, 1)).await.expect("answer");
