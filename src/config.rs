@@ -149,7 +149,7 @@ pub struct Config {
     pub max_deliver: i64,
     pub fetch_batch: usize,
     /// deliver_sm one session holds unanswered at most; beyond it the SMSC waits on TCP
-    /// ([`crate::session::SessionConfig::inbound_window`]).
+    /// ([`crate::protocol::session::SessionConfig::inbound_window`]).
     pub inbound_window: usize,
     pub max_pdu_bytes: usize,
     pub correlation_batch: usize,
@@ -393,7 +393,7 @@ impl Config {
         }
         let inbound_window: usize = v.parse(
             env::INBOUND_WINDOW,
-            crate::session::DEFAULT_INBOUND_WINDOW,
+            crate::protocol::session::DEFAULT_INBOUND_WINDOW,
             "a number of deliver_sm",
         )?;
         if !(1..=10_000).contains(&inbound_window) {
@@ -408,7 +408,7 @@ impl Config {
         }
         let max_pdu_bytes: usize = v.parse(
             env::MAX_PDU_BYTES,
-            crate::pdu::DEFAULT_MAX_PDU_LEN,
+            crate::protocol::pdu::DEFAULT_MAX_PDU_LEN,
             "a number of octets",
         )?;
         if !(1024..=1024 * 1024).contains(&max_pdu_bytes) {
@@ -504,7 +504,7 @@ impl Config {
 
         let failover_after_failures: u32 = v.parse(
             env::FAILOVER_AFTER_FAILURES,
-            crate::failover::DEFAULT_THRESHOLD,
+            crate::cluster::failover::DEFAULT_THRESHOLD,
             "a whole number of failed bind attempts",
         )?;
         if failover_after_failures == 0 {

@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use crate::config::{Direction, Secret, Timers};
 use crate::dispatch::SubmitProfile;
-use crate::dlr::IdFormat;
 use crate::encoding::{RefBits, Strategy};
-use crate::pdu::{BindMode, BindRequest, INTERFACE_VERSION};
-use crate::session::SessionConfig;
+use crate::inbound::dlr::IdFormat;
+use crate::protocol::pdu::{BindMode, BindRequest, INTERFACE_VERSION};
+use crate::protocol::session::SessionConfig;
 
 /// How to bind when the direction is `trx` (schema `bindMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -208,7 +208,7 @@ impl Credentials {
             unbind_timeout: timers.bind_timeout,
             window: self.window as usize,
             // The service's own limit (`INBOUND_WINDOW`), set by its caller.
-            inbound_window: crate::session::DEFAULT_INBOUND_WINDOW,
+            inbound_window: crate::protocol::session::DEFAULT_INBOUND_WINDOW,
         }
     }
 

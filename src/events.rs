@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::BindKey;
 use crate::dispatch::Rejection;
-use crate::dlr::{DlrStatus, ParsedReceipt};
-use crate::pdu::CommandStatus;
+use crate::inbound::dlr::{DlrStatus, ParsedReceipt};
+use crate::protocol::pdu::CommandStatus;
 
 /// Subjects written once (SPEC §4).
 pub mod subject {
@@ -292,8 +292,8 @@ impl DlrInboundEvent {
 mod tests {
     use super::*;
     use crate::config::{Direction, OperatorId};
-    use crate::dlr::parse_receipt;
-    use crate::pdu::SmBody;
+    use crate::inbound::dlr::parse_receipt;
+    use crate::protocol::pdu::SmBody;
 
     fn bind() -> BindKey {
         BindKey::new(OperatorId::try_new("roshan").unwrap(), Direction::Trx, 1)

@@ -1,29 +1,28 @@
 //! smpp-connector's pure logic: everything that can be decided without a socket, a clock
 //! or a database.
 //!
-//! Module map:
-//! - [`pdu`]: SMPP 3.4 framing and PDUs over `smpp34`.
-//! - [`session`]: the bind state machine (sans-IO: `handle_*` in, `poll_*` out).
-//! - [`window`]: in-flight window by sequence number, deadlines, adaptive size.
-//! - [`backoff`]: reconnect schedule.
-//! - [`bind_core`]: one bind's state and decisions (sessions, ledger, flow, intake, references, life cycle), sans-IO.
-//! - [`flow`]: how much one bound bind may submit and when (window, TPS tokens, HALF_CLOSED_TX, DRAINING).
-//! - [`ledger`]: messages → segments → outcome of one bind (sans-IO), what to ACK or NAK.
-//! - [`log_budget`]: how many lines a per-message event may log before it is only counted.
-//! - [`taxonomy`]: ESME status / failure → what to do with the message and the bind.
-//! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint.
-//! - [`dlr`]: delivery receipt parsing, message-id normalisation.
-//! - [`inbound`]: deliver_sm handling rules: how long a receipt waits for its row.
-//! - [`mo`]: mobile-originated messages: text by data_coding, UDH stripped.
-//! - [`events`]: the NATS payloads this service publishes (one struct per schema), how a receipt or a refusal becomes a `DlrInboundEvent`.
-//! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
-//! - [`config`]: typed configuration and its validation.
-//! - [`settings`]: what every configuration part shares: variable names, `ConfigError`, `Secret`, `TlsFiles`.
-//! - [`identity`]: `OperatorId`, `Direction`, `Lane`, `BindKey`.
-//! - [`backends`]: how NATS, Redis and PostgreSQL are reached: server lists, topology, TLS modes (from their URLs and TLS variables).
-//! - [`credentials`]: the OMS credentials contract and the sessions and submit profile it makes.
-//! - [`ownership`]: one owner per bind across pods (fair share, claims, orphans and double claims).
-//! - [`failover`]: primary/backup failover of one bind (when to bind the backup, FAILBACK).
+//! Module map, by concern:
+//! - [`protocol`]: SMPP 3.4 — [`protocol::pdu`] (framing and PDUs over `smpp34`),
+//!   [`protocol::session`] (the session state machine: `handle_*` in, `poll_*` out),
+//!   [`protocol::window`] (in flight by sequence number, adaptive size),
+//!   [`protocol::taxonomy`] (ESME status / failure → what to do).
+//! - [`dispatch`]: commands on their way out — validation and planning, then
+//!   [`dispatch::intake_order`], [`dispatch::concat_refs`], [`dispatch::ledger`],
+//!   [`dispatch::flow`], [`dispatch::throttle`].
+//! - [`inbound`]: `deliver_sm` — how long a receipt waits, [`inbound::dlr`],
+//!   [`inbound::mo`], [`inbound::reassembly`].
+//! - [`cluster`]: [`cluster::ownership`] (one owner per bind across pods),
+//!   [`cluster::failover`] (primary/backup).
+//! - [`bind_core`]: one bind's state and decisions, composing the above (sessions, ledger,
+//!   flow, intake, references, life cycle), sans-IO: `handle_*(…, now)` in, `poll_*()` out.
+//! - [`encoding`]: GSM7 / UCS2, segmentation, UDH / SAR / payload, fingerprint (dispatch
+//!   and MO share it).
+//! - [`backoff`]: the reconnect schedule.
+//! - [`events`]: the NATS payloads this service publishes (one struct per schema).
+//! - [`log_budget`]: how many lines a per-message event may log; one "once per outage".
+//! - [`config`], [`settings`], [`identity`], [`backends`], [`credentials`]: typed
+//!   configuration, what its parts share, `OperatorId` / `Direction` / `Lane` / `BindKey`,
+//!   how NATS, Redis and PostgreSQL are reached, the OMS credentials contract.
 //!
 //! Invariants:
 //! - This crate never depends on actix, tokio runtimes, fred, tokio-postgres or async-nats;
@@ -34,26 +33,14 @@
 pub mod backends;
 pub mod backoff;
 pub mod bind_core;
-pub mod concat_refs;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
-pub mod dlr;
 pub mod encoding;
 pub mod events;
-pub mod failover;
-pub mod flow;
 pub mod identity;
 pub mod inbound;
-pub mod intake_order;
-pub mod ledger;
 pub mod log_budget;
-pub mod mo;
-pub mod ownership;
-pub mod pdu;
-pub mod reassembly;
-pub mod session;
+pub mod protocol;
 pub mod settings;
-pub mod taxonomy;
-pub mod throttle;
-pub mod window;

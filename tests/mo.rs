@@ -109,7 +109,7 @@ async fn resp_statuses(sim: &Sim, n: usize) -> Vec<u64> {
 async fn open_messages_drop_to_zero(op: &str) {
     use fred::prelude::*;
     let redis = crate::support::redis_client().await;
-    let index = smpp_connector::reassembly::open_index_key(op, 0);
+    let index = smpp_connector::inbound::reassembly::open_index_key(op, 0);
     eventually(T, "no open message", || {
         let (redis, index) = (redis.clone(), index.clone());
         async move {

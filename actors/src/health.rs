@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use smpp_connector::config::BindKey;
-use smpp_connector::session::BindState;
+use smpp_connector::protocol::session::BindState;
 
 use crate::events::{OperatorHealthEvent, now_rfc3339, subject};
 use crate::nats::EventPublisher;

@@ -1,5 +1,5 @@
 //! `BindCore`: the state and the decisions of one bind (operator, direction, bindId),
-//! sans-IO, as [`crate::session`] is for one session.
+//! sans-IO, as [`crate::protocol::session`] is for one session.
 //!
 //! It owns the bind's sessions (one for a transceiver, two after the TX + RX fallback),
 //! the [`Ledger`] of the messages it holds, the [`FlowController`] while bound, the
@@ -36,17 +36,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
-use crate::concat_refs::{ConcatRefs, RefSize};
 use crate::config::{BindKey, OperatorId};
 use crate::credentials::Credentials;
+use crate::dispatch::concat_refs::{ConcatRefs, RefSize};
+use crate::dispatch::flow::{FlowConfig, FlowController};
+use crate::dispatch::intake_order::IntakeOrder;
+use crate::dispatch::ledger::{Ledger, RecordRetry, SegmentRef};
 use crate::dispatch::{DeadLetterReason, DispatchCommand, Rejection, SubmitProfile};
-use crate::flow::{FlowConfig, FlowController};
-use crate::intake_order::IntakeOrder;
-use crate::ledger::{Ledger, RecordRetry, SegmentRef};
 use crate::log_budget::LogBudget;
-use crate::pdu::BindMode;
-use crate::session::{BindState, CloseReason, Session};
-use crate::taxonomy;
+use crate::protocol::pdu::BindMode;
+use crate::protocol::session::{BindState, CloseReason, Session};
+use crate::protocol::taxonomy;
 
 /// Pull slots of a bind: the operator's four lanes (P0 = 0 … P3 = 3) and the bind's own
 /// pinned consumer.
@@ -630,7 +630,7 @@ impl<H, P> BindCore<H, P> {
     pub fn planning_profile(&self, reference: Option<u16>) -> Option<SubmitProfile> {
         let mut profile = self.profile.clone()?;
         if let Some(reference) = reference {
-            profile.ref_bits = crate::concat_refs::bits_of(profile.ref_bits, reference);
+            profile.ref_bits = crate::dispatch::concat_refs::bits_of(profile.ref_bits, reference);
         }
         Some(profile)
     }
@@ -893,7 +893,7 @@ impl<H, P> BindCore<H, P> {
                 let all_closed = self
                     .links
                     .iter()
-                    .all(|l| l.session.state() == crate::session::SessionState::Closed);
+                    .all(|l| l.session.state() == crate::protocol::session::SessionState::Closed);
                 if all_closed {
                     CloseVerdict::UnbindDone
                 } else {

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use super::BindCore;
-use crate::concat_refs::{self, RefSize};
+use crate::dispatch::concat_refs::{self, RefSize};
 use crate::encoding::RefBits;
 
 /// What the core needs to know of a message on its way in (the driver's type).

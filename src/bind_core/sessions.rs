@@ -19,17 +19,17 @@
 //!   out ([`FollowUp`]);
 //! - [`BindCore::poll_event`]: state changes and the flow controller's notices, in the
 //!   order they were decided ([`BindEvent`]);
-//! - the ledger's [`crate::ledger::Ledger::poll_output`]: rows to record, messages to ACK,
+//! - the ledger's [`crate::dispatch::ledger::Ledger::poll_output`]: rows to record, messages to ACK,
 //!   NAK, reject or dead-letter;
 //! - [`BindCore::poll_timeout`]: the one instant to arm the timer for.
 
 use std::time::{Duration, Instant};
 
 use super::{BindCore, CloseVerdict, SegmentToken};
-use crate::flow::{DegradedCause, FlowEvent};
-use crate::pdu::{BindMode, CommandStatus, EncodeError, Inbound, SmBody};
-use crate::session::{BindState, CloseReason, Event, SubmitError, SubmitFailure};
-use crate::taxonomy::{self, SubmitOutcome};
+use crate::dispatch::flow::{DegradedCause, FlowEvent};
+use crate::protocol::pdu::{BindMode, CommandStatus, EncodeError, Inbound, SmBody};
+use crate::protocol::session::{BindState, CloseReason, Event, SubmitError, SubmitFailure};
+use crate::protocol::taxonomy::{self, SubmitOutcome};
 
 /// What the core decided for the driver to report or carry out, in order
 /// ([`BindCore::poll_event`]).

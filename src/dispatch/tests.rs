@@ -1,5 +1,5 @@
 use super::*;
-use crate::pdu::tlv_tag;
+use crate::protocol::pdu::tlv_tag;
 
 fn command(json: &str) -> Result<DispatchCommand, Rejection> {
     parse_command(json.as_bytes())

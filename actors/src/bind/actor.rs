@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use smpp_connector::bind_core::{BindCore, CoreSettings, StateChange, UnbindStart};
 use smpp_connector::config::{BindKey, OperatorId};
-use smpp_connector::flow::FlowConfig;
+use smpp_connector::dispatch::flow::FlowConfig;
 use smpp_connector::inbound::BindProgress;
-use smpp_connector::session::BindState;
-use smpp_connector::window::AdaptiveConfig;
+use smpp_connector::protocol::session::BindState;
+use smpp_connector::protocol::window::AdaptiveConfig;
 
 pub use super::deps::{BindCrashed, BindDeps, BindStateChanged};
 use super::io::{BoxedWrite, ReadItem};

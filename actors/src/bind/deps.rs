@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use smpp_connector::config::{BindKey, Config, OperatorId};
-use smpp_connector::session::BindState;
+use smpp_connector::protocol::session::BindState;
 
 use super::pull_mux::PullMux;
 use crate::correlation::CorrelationActor;

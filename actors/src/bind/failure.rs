@@ -2,8 +2,8 @@
 //! what the on-call engineer needs (the SMSC's status, the socket error) and a short,
 //! bounded `reason()` code for `operator.health` and metric-friendly fields.
 
-use smpp_connector::pdu::{CommandId, CommandStatus, EncodeError, FrameError};
-use smpp_connector::session::CloseReason;
+use smpp_connector::protocol::pdu::{CommandId, CommandStatus, EncodeError, FrameError};
+use smpp_connector::protocol::session::CloseReason;
 
 use super::io::ConnectError;
 use crate::oms::OmsError;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use async_nats::jetstream::{self, AckKind};
 use smpp_connector::bind_core::{RefChoice, ReferenceWork, SLOTS, Screen};
-use smpp_connector::concat_refs;
+use smpp_connector::dispatch::concat_refs;
+use smpp_connector::dispatch::ledger::Admission;
 use smpp_connector::dispatch::{self, Rejection};
-use smpp_connector::ledger::Admission;
-use smpp_connector::taxonomy;
+use smpp_connector::protocol::taxonomy;
 
 use super::actor::{BindActor, Core};
 use super::message::{Held, Lanes, Looked, LookedUp, Pending, ledger_priority, with_pinned};

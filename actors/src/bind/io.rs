@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use smpp_connector::inbound::BindProgress;
-use smpp_connector::pdu::{FrameError, Inbound, SmppCodec};
+use smpp_connector::protocol::pdu::{FrameError, Inbound, SmppCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -173,7 +173,7 @@ pub fn framed(read: BoxedRead, max_pdu: usize) -> FramedRead<BoxedRead, SmppCode
 /// What a framed read yields.
 pub type ReadItem = Result<Inbound, FrameError>;
 
-/// Whether a session may read its next PDU ([`smpp_connector::session::Session::may_read`]):
+/// Whether a session may read its next PDU ([`smpp_connector::protocol::session::Session::may_read`]):
 /// closed while its inbound window of unanswered deliver_sm is full, so the SMSC waits on
 /// TCP instead of the bind holding an unbounded number of them. One per session, shared
 /// by the actor (which opens and closes it after every input) and its read stream.

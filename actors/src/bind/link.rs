@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::StreamExt;
-use smpp_connector::pdu::{BindMode, FrameError};
-use smpp_connector::session::{BindState, CloseReason, Event, Session};
-use smpp_connector::window::SequenceNumbers;
+use smpp_connector::protocol::pdu::{BindMode, FrameError};
+use smpp_connector::protocol::session::{BindState, CloseReason, Event, Session};
+use smpp_connector::protocol::window::SequenceNumbers;
 
 use super::actor::{BindActor, LinkItem, SegmentToken, Wire};
 use super::failure::BindFailure;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use smpp_connector::config::BindKey;
+use smpp_connector::inbound::mo;
+use smpp_connector::inbound::reassembly::{self, Assembled, MoKey, StoredMessage, index_of};
 use smpp_connector::inbound::{PartStored, published_status};
-use smpp_connector::mo;
-use smpp_connector::pdu::{CommandStatus, SmBody};
-use smpp_connector::reassembly::{self, Assembled, MoKey, StoredMessage, index_of};
+use smpp_connector::protocol::pdu::{CommandStatus, SmBody};
 
 use super::actor::BindActor;
 use super::deps::BindDeps;

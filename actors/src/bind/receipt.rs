@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use smpp_connector::config::BindKey;
-use smpp_connector::dlr::{self, DlrError, ParsedReceipt};
 use smpp_connector::inbound::ReceiptWait;
-use smpp_connector::pdu::{CommandStatus, SmBody};
+use smpp_connector::inbound::dlr::{self, DlrError, ParsedReceipt};
+use smpp_connector::protocol::pdu::{CommandStatus, SmBody};
 
 use actix::prelude::*;
 use tracing::Instrument;

@@ -8,10 +8,10 @@
 use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
+use smpp_connector::dispatch::ledger::{Output, RecordRequest, SegmentRef, Settlement, Verdict};
 use smpp_connector::dispatch::{DeadLetterReason, Rejection};
-use smpp_connector::dlr;
-use smpp_connector::ledger::{Output, RecordRequest, SegmentRef, Settlement, Verdict};
-use smpp_connector::pdu::CommandStatus;
+use smpp_connector::inbound::dlr;
+use smpp_connector::protocol::pdu::CommandStatus;
 use tracing::Instrument;
 
 use super::actor::BindActor;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use smpp_connector::bind_core::submit_outcome;
-use smpp_connector::pdu::CommandStatus;
-use smpp_connector::session::{Event, SubmitFailure};
+use smpp_connector::protocol::pdu::CommandStatus;
+use smpp_connector::protocol::session::{Event, SubmitFailure};
 
 use super::actor::{BindActor, SegmentToken};
 use crate::correlation::GetBindSettings;

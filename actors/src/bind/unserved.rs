@@ -63,7 +63,7 @@ pub async fn sweep(
             continue;
         };
         let owner = owners
-            .get(smpp_connector::ownership::owner_key(
+            .get(smpp_connector::cluster::ownership::owner_key(
                 &operator, direction, bind_id,
             ))
             .await

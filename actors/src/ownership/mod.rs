@@ -5,7 +5,7 @@
 //!
 //! Every `OWNER_REFRESH_MS` (10 s) the actor writes its heartbeats, refreshes each key it
 //! holds by revision, reads the owners and live pods, and carries out
-//! [`smpp_connector::ownership::plan`]: a free bind is claimed by create-if-absent, a bind
+//! [`smpp_connector::cluster::ownership::plan`]: a free bind is claimed by create-if-absent, a bind
 //! above the pod's fair share is drained, unbound and its key deleted. A key whose
 //! revision moved (another pod holds it) stops the bind at once; a key that could not be
 //! refreshed for longer than TTL − 2 refreshes stops it too, before the TTL could let
@@ -31,8 +31,8 @@ use actix::prelude::*;
 use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
+use smpp_connector::cluster::ownership::{self, Action, Heartbeat, OwnerRecord};
 use smpp_connector::config::{BindKey, Config, OperatorId};
-use smpp_connector::ownership::{self, Action, Heartbeat, OwnerRecord};
 use tokio::time::Instant;
 
 use crate::events::now_rfc3339;
@@ -285,7 +285,7 @@ impl OwnershipActor {
             let mut release = Vec::new();
             let mut seen = BTreeMap::new();
             for (op, bind_count) in &operators {
-                let prefix = smpp_connector::ownership::owner_prefix(op, direction);
+                let prefix = smpp_connector::cluster::ownership::owner_prefix(op, direction);
                 let mut pods = BTreeSet::new();
                 if let Ok(mut keys) = pods_kv.keys().await {
                     while let Some(Ok(k)) = keys.next().await {

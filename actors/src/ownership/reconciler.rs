@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use smpp_connector::cluster::ownership::{self, Finding, Heartbeat, Liveness, OwnerRecord};
 use smpp_connector::config::{Direction, OperatorId};
-use smpp_connector::ownership::{self, Finding, Heartbeat, Liveness, OwnerRecord};
 
 use super::{KvBucket, KvError};
 use crate::telemetry::metric;
@@ -133,7 +133,7 @@ pub(super) async fn step(
     leader.heartbeats.observe(now, &revisions);
     let owners = owners?;
     leader.last_round = Some(now);
-    let prefix = smpp_connector::ownership::owner_prefix(op, direction);
+    let prefix = smpp_connector::cluster::ownership::owner_prefix(op, direction);
     let mut live = BTreeMap::new();
     let mut dead = Vec::new();
     for (key, (revision, beat)) in &heartbeats {
@@ -220,7 +220,7 @@ async fn read_heartbeats(
     op: &OperatorId,
     direction: Direction,
 ) -> Option<BTreeMap<String, (u64, Heartbeat)>> {
-    let prefix = smpp_connector::ownership::owner_prefix(op, direction);
+    let prefix = smpp_connector::cluster::ownership::owner_prefix(op, direction);
     let mut keys = pods_kv.keys().await.ok()?;
     let mut names = Vec::new();
     while let Some(key) = keys.next().await {

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
+use smpp_connector::cluster::ownership::OwnerRecord;
 use smpp_connector::config::{Config, Direction, OperatorId};
-use smpp_connector::ownership::OwnerRecord;
 
 use super::*;
 
@@ -206,7 +206,11 @@ impl Cluster {
             .snapshot()
             .into_iter()
             .filter_map(|(key, value)| {
-                let id = smpp_connector::ownership::bind_id_of(&key, &operator(), Direction::Trx)?;
+                let id = smpp_connector::cluster::ownership::bind_id_of(
+                    &key,
+                    &operator(),
+                    Direction::Trx,
+                )?;
                 let record: OwnerRecord = serde_json::from_slice(&value).ok()?;
                 Some((id, record.pod))
             })

@@ -14,9 +14,9 @@
 //! key moved, a release, shutdown) the backup stops with it.
 
 use actix::prelude::*;
+use smpp_connector::cluster::failover::{Action, Failover};
 use smpp_connector::config::{BindKey, OperatorId};
-use smpp_connector::failover::{Action, Failover};
-use smpp_connector::session::BindState;
+use smpp_connector::protocol::session::BindState;
 
 use super::{BindEntry, BindStateChanged, Supervisor};
 use crate::bind::{AbortBind, ShutdownBind};

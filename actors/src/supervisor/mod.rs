@@ -9,7 +9,7 @@
 //!
 //! Failover goes through here too ([`failover`]): a primary bind past its failure
 //! threshold gets a backup bind (another `BindActor`, under its own `actix::Supervisor`)
-//! for as long as the primary is down; the pure [`smpp_connector::failover::Failover`]
+//! for as long as the primary is down; the pure [`smpp_connector::cluster::failover::Failover`]
 //! decides, this module carries it out.
 
 mod failover;
@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use smpp_connector::backoff::Backoff;
+use smpp_connector::cluster::failover::Failover;
 use smpp_connector::config::{BindKey, Config, OperatorId};
-use smpp_connector::failover::Failover;
-use smpp_connector::session::BindState;
+use smpp_connector::protocol::session::BindState;
 
 use crate::bind::{
     AbortBind, BindActor, BindCrashed, BindDeps, BindStatus, GetBindStatus, InjectPanic,
@@ -567,7 +567,7 @@ impl Handler<StopBind> for Supervisor {
             .map(|mut failover| failover.handle_primary_stopped())
             .unwrap_or_default();
         for action in stops {
-            if let smpp_connector::failover::Action::StopBackup { reason, .. } = action {
+            if let smpp_connector::cluster::failover::Action::StopBackup { reason, .. } = action {
                 self.stop_backup_of(&msg.key, msg.graceful, reason, ctx);
             }
         }

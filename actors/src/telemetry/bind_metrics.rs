@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use smpp_connector::config::BindKey;
-use smpp_connector::pdu::CommandStatus;
-use smpp_connector::session::BindState;
+use smpp_connector::protocol::pdu::CommandStatus;
+use smpp_connector::protocol::session::BindState;
 
 use super::metric;
 

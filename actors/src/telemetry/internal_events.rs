@@ -19,9 +19,9 @@ use std::time::Instant;
 
 use smpp_connector::events::DispatchDeadLetter;
 use smpp_connector::log_budget::{Admit, LogBudget, Outage};
-use smpp_connector::pdu::{CommandId, CommandStatus, FrameError, Malformed};
-use smpp_connector::session::{BindState, SubmitFailure};
-use smpp_connector::taxonomy::SubmitOutcome;
+use smpp_connector::protocol::pdu::{CommandId, CommandStatus, FrameError, Malformed};
+use smpp_connector::protocol::session::{BindState, SubmitFailure};
+use smpp_connector::protocol::taxonomy::SubmitOutcome;
 
 use super::bind_metrics::BindMetrics;
 use super::metric;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use smpp_connector::backends::RedisTopology;
 use smpp_connector::config::{BindKey, Direction, OperatorId};
-use smpp_connector::reassembly::{MoKey, index_of, open_index_key};
-use smpp_connector::throttle::{legacy, seq_key};
+use smpp_connector::dispatch::throttle::{legacy, seq_key};
+use smpp_connector::inbound::reassembly::{MoKey, index_of, open_index_key};
 
 use super::mo::{CLAIM_LEASE, ClaimExpiredMo, FinishMo, StoreMoPart, Stored};
 use super::*;
@@ -99,7 +99,7 @@ async fn tps_grants_share_the_operator_limit_and_the_window_slides() {
 /// Over 20 seconds of three binds asking every 7 ms — except, every 4 s, a pause from
 /// 2.0 s to 2.9 s, so a burst lands just before a window's edge — no aligned second holds
 /// more than the limit, no one-second span reaches twice the limit (the bound of
-/// `smpp_connector::throttle`; fixed windows would give the burst a second full limit
+/// `smpp_connector::dispatch::throttle`; fixed windows would give the burst a second full limit
 /// right after the edge), and the binds together still get at least 80 % of it.
 #[actix_rt::test]
 async fn tps_grants_never_exceed_the_limit_in_any_second() {
@@ -325,7 +325,7 @@ fn part(key: &MoKey, seq: u8, text: &[u8]) -> StoreMoPart {
         key: key.clone(),
         bind_id: 0,
         seq,
-        value: smpp_connector::reassembly::stored_value(0, text),
+        value: smpp_connector::inbound::reassembly::stored_value(0, text),
         window: Duration::from_secs(60),
     }
 }

@@ -1,6 +1,6 @@
 //! `MemoryRedis`: the [`ThrottleStore`] in memory, with the semantics of the scripts
 //! [`RedisStore`] runs: the TPS sliding window per operator (the same grant arithmetic,
-//! `smpp_connector::throttle::{tps_counts, grantable}`), counters raised to their floor
+//! `smpp_connector::dispatch::throttle::{tps_counts, grantable}`), counters raised to their floor
 //! before a block, remembered references with their TTL, and the MO parts store (hashes,
 //! open indexes scored by the end of their window, claims with a lease, tombstones).
 //!
@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use smpp_connector::reassembly::{StoredMessage, field};
-use smpp_connector::throttle::{grantable, tps_counts};
+use smpp_connector::dispatch::throttle::{grantable, tps_counts};
+use smpp_connector::inbound::reassembly::{StoredMessage, field};
 use tokio::time::Instant;
 
 use super::ThrottleError;

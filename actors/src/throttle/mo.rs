@@ -3,7 +3,7 @@
 //! a time by Redis.
 //!
 //! A message is a hash `smpp:mo:{op}:{digest}` (fields in
-//! [`smpp_connector::reassembly::field`]: the parts by sequence number, the meta, the
+//! [`smpp_connector::inbound::reassembly::field`]: the parts by sequence number, the meta, the
 //! index it is listed in, the count, the state) listed in its first part's bind's open
 //! index `smpp:mo:open:{op}:{bindId}` with the time its window ends. Times are the Redis
 //! server's (`TIME`), so pods agree on windows whatever their clocks say.
@@ -32,7 +32,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use fred::types::Value;
 use smpp_connector::backends::RedisTopology;
-use smpp_connector::reassembly::{
+use smpp_connector::inbound::reassembly::{
     MoKey, PartMeta, StoredMessage, legacy_open_index_key, open_index_key,
 };
 
@@ -138,7 +138,7 @@ pub struct StoreMoPart {
     /// The bind the part came in on (its index lists the message if this part is first).
     pub bind_id: u16,
     pub seq: u8,
-    /// [`smpp_connector::reassembly::stored_value`].
+    /// [`smpp_connector::inbound::reassembly::stored_value`].
     pub value: Vec<u8>,
     pub window: Duration,
 }
@@ -180,7 +180,7 @@ pub struct MoPartWrite {
     /// The open index of the bind the part came in on.
     pub index_key: String,
     pub seq: u8,
-    /// `smpp_connector::reassembly::stored_value`.
+    /// `smpp_connector::inbound::reassembly::stored_value`.
     pub value: Vec<u8>,
     /// `PartMeta` as JSON.
     pub meta: String,
@@ -209,7 +209,7 @@ impl std::fmt::Debug for MoPartWrite {
 pub struct FinishMo {
     /// The message hash ([`MoKey::redis_key`]).
     pub redis_key: String,
-    /// The index that lists it (`smpp_connector::reassembly::index_of`).
+    /// The index that lists it (`smpp_connector::inbound::reassembly::index_of`).
     pub index_key: String,
     pub complete: bool,
     /// How long the tombstone recognises repeats.

@@ -17,7 +17,7 @@
 //! name from before the hash tags, so the renamed counters start above the old ones.
 //!
 //! The arithmetic and the key names are in the pure crate
-//! ([`smpp_connector::throttle`]), which also states and proves the TPS bound.
+//! ([`smpp_connector::dispatch::throttle`]), which also states and proves the TPS bound.
 //!
 //! Redis down never stops traffic. TPS fails open, but never unlimited: each bind gets a
 //! local token bucket at its operator's limit divided by `bindCount` (a bind runs on one
@@ -41,7 +41,7 @@ use fred::prelude::*;
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
 use smpp_connector::backends::RedisTopology;
 use smpp_connector::config::{BindKey, ConfigError, OperatorId, RedisSettings, env};
-use smpp_connector::throttle::{
+use smpp_connector::dispatch::throttle::{
     LocalLimiter, WINDOW, concat_message_key, concat_ref_block, counter_floor, legacy, seq_key,
     sequence_block, tps_key,
 };
@@ -57,7 +57,7 @@ pub mod mo;
 mod store;
 
 pub use memory::MemoryRedis;
-pub use smpp_connector::throttle::concat_ref_key;
+pub use smpp_connector::dispatch::throttle::concat_ref_key;
 pub use store::{RedisStore, ThrottleStore};
 
 /// How long one Redis command may take before it counts as failed.
@@ -131,12 +131,12 @@ pub fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
 /// offset into the window, whatever their clocks say. The operator's window is one hash,
 /// `tps:{operatorId}` (its hash tag puts it in the operator's slot on Redis Cluster), the
 /// one key the script declares: `w` the newest window's start, `c` its count, `p` the
-/// count of the window before ([`smpp_connector::throttle::tps_counts`] is the same roll
+/// count of the window before ([`smpp_connector::dispatch::throttle::tps_counts`] is the same roll
 /// in Rust). A stored window ahead of this server's clock (a failover to a replica whose
 /// clock is behind) is kept, so its grants still weigh.
 ///
 /// KEYS: `tps:{operatorId}`. ARGV: limit, want. Returns `{granted, microseconds left in
-/// the window}`. `granted` is `smpp_connector::throttle::grantable` with the same
+/// the window}`. `granted` is `smpp_connector::dispatch::throttle::grantable` with the same
 /// integers: the largest `g ≤ want` with
 /// `previous × (10⁶ − µs) + (current + g) × 10⁶ ≤ limit × 10⁶` (exact in Lua's doubles
 /// while the counts stay below 10⁹). The hash lives 3 s past its last grant.
@@ -229,7 +229,7 @@ pub struct TpsGrant {
     pub granted: u32,
     /// Spend the tokens within this time from the answer: the rest of the current window
     /// (server time), or one window when failing open. The bound of
-    /// [`smpp_connector::throttle`] counts them in the window they were granted in.
+    /// [`smpp_connector::dispatch::throttle`] counts them in the window they were granted in.
     pub valid_for: Duration,
     /// True when Redis did not answer and the local limiter decided.
     pub fail_open: bool,
@@ -237,7 +237,7 @@ pub struct TpsGrant {
 
 /// Reserve `count` sequence numbers for a bind: `(first, len)`, the numbers
 /// `first..first + len` in `1..=0x7FFF_FFFF`. `len < count` when the block reached
-/// 0x7FFF_FFFF and was cut there (see [`smpp_connector::throttle::sequence_block`]); use
+/// 0x7FFF_FFFF and was cut there (see [`smpp_connector::dispatch::throttle::sequence_block`]); use
 /// `SequenceNumbers::from_block(first, len)`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(u32, u32), ThrottleError>")]

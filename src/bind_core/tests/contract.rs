@@ -2,8 +2,8 @@
 //! events polled out, PDUs and session events handed in, nothing else touched.
 
 use super::*;
-use crate::ledger::Output;
-use crate::pdu::SubmitSmResp;
+use crate::dispatch::ledger::Output;
+use crate::protocol::pdu::SubmitSmResp;
 
 /// What one round of the driver loop saw.
 #[derive(Debug, Default)]
@@ -101,7 +101,7 @@ fn a_connected_core_binds_submits_and_records_through_the_contract() {
         answered
             .reported
             .iter()
-            .all(|e| submit_outcome(e) == Some(crate::taxonomy::SubmitOutcome::Accepted))
+            .all(|e| submit_outcome(e) == Some(crate::protocol::taxonomy::SubmitOutcome::Accepted))
     );
     assert_eq!(core.in_flight(), 0);
     assert_eq!(
@@ -267,7 +267,7 @@ fn the_timer_reaches_sessions_ledger_and_flow() {
         seen.reported.iter().any(|e| matches!(
             e,
             Event::SubmitFailed {
-                reason: crate::session::SubmitFailure::TimedOut,
+                reason: crate::protocol::session::SubmitFailure::TimedOut,
                 ..
             }
         )),

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::{Direction, Timers};
+use crate::dispatch::ledger::Admission;
 use crate::dispatch::parse_command;
-use crate::ledger::Admission;
-use crate::pdu::{BindResponse, CommandStatus, Frame, Inbound, Pdu, SmBody};
-use crate::session::Event;
-use crate::window::SequenceNumbers;
+use crate::protocol::pdu::{BindResponse, CommandStatus, Frame, Inbound, Pdu, SmBody};
+use crate::protocol::session::Event;
+use crate::protocol::window::SequenceNumbers;
 
 type Core = BindCore<u32, u32>;
 

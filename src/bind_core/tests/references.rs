@@ -132,7 +132,7 @@ fn without_a_block_long_messages_wait_then_take_the_local_counter() {
     assert_eq!(
         work(&mut core, t0),
         vec![
-            ReferenceWork::WaitFor(crate::concat_refs::WAIT),
+            ReferenceWork::WaitFor(crate::dispatch::concat_refs::WAIT),
             ReferenceWork::Reserve
         ],
         "Redis has not answered yet: wait for the block"
@@ -141,7 +141,7 @@ fn without_a_block_long_messages_wait_then_take_the_local_counter() {
     assert!(work(&mut core, t0).is_empty(), "one wait, one reservation");
 
     // The wait is over and Redis never answered: the local counter, said once.
-    let later = t0 + crate::concat_refs::WAIT;
+    let later = t0 + crate::dispatch::concat_refs::WAIT;
     let work = work(&mut core, later);
     assert!(
         matches!(&work[..], [ReferenceWork::FallbackStarted, ReferenceWork::Remember { message_id, .. }] if message_id == "a"),

@@ -7,10 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smpp_connector::dlr::{
+use smpp_connector::inbound::dlr::{
     self, DlrStatus, IdFormat, Receipt, normalize_receipt_id, normalize_submit_id,
 };
-use smpp_connector::pdu::{SmBody, Tlv};
+use smpp_connector::protocol::pdu::{SmBody, Tlv};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {

@@ -9,9 +9,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smpp_connector::mo;
-use smpp_connector::pdu::{SmBody, Tlv};
-use smpp_connector::reassembly::{self, MoKey};
+use smpp_connector::inbound::mo;
+use smpp_connector::protocol::pdu::{SmBody, Tlv};
+use smpp_connector::inbound::reassembly::{self, MoKey};
 
 fuzz_target!(|data: &[u8]| {
     let [esm_class, data_coding, split, rest @ ..] = data else {

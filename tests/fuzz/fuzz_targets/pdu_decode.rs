@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use smpp_connector::pdu::{Frame, Inbound, SmppCodec, decode_inbound};
+use smpp_connector::protocol::pdu::{Frame, Inbound, SmppCodec, decode_inbound};
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {

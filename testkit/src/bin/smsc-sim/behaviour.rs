@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
-use smpp_connector::pdu::CommandStatus;
+use smpp_connector::protocol::pdu::CommandStatus;
 
 /// A `command_status`: serialised as a number, parsed from a number, a `"0x58"` string or
 /// an SMPP name such as `"ESME_RTHROTTLED"`.

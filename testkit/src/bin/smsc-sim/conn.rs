@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use smpp_connector::pdu::{
+use smpp_connector::protocol::pdu::{
     BindMode, BindRequest, BindResponse, CommandId, CommandStatus, Frame, Inbound,
     MAX_SEQUENCE_NUMBER, MAX_SHORT_MESSAGE_LEN, Malformed, Pdu, SmBody, SmppCodec, SubmitSmResp,
     Tlv, tlv_tag,

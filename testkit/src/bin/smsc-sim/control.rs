@@ -22,7 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bytes::Bytes;
 use serde_json::{Value, json};
-use smpp_connector::pdu::{SmBody, Tlv, validate_sm_body};
+use smpp_connector::protocol::pdu::{SmBody, Tlv, validate_sm_body};
 
 use crate::conn::{self, Inject};
 use crate::state::SimState;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use smpp_connector::pdu::DEFAULT_MAX_PDU_LEN;
+use smpp_connector::protocol::pdu::DEFAULT_MAX_PDU_LEN;
 use tokio::net::TcpListener;
 
 use crate::behaviour::{Behaviour, BehaviourCell};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use smpp_connector::pdu::{Frame, Malformed, Pdu, SmBody};
+use smpp_connector::protocol::pdu::{Frame, Malformed, Pdu, SmBody};
 
 /// Longest time a recorded line stays in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);

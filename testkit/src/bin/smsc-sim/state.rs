@@ -6,13 +6,13 @@
 //!
 //! It must not do socket I/O: connections own their sockets (`conn.rs`).
 
-use smpp_connector::pdu::SmBody;
+use smpp_connector::protocol::pdu::SmBody;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use smpp_connector::pdu::{BindMode, CommandStatus};
+use smpp_connector::protocol::pdu::{BindMode, CommandStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{BehaviourCell, MessageIdFormat};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use smpp_connector::pdu::{
+use smpp_connector::protocol::pdu::{
     BindMode, BindRequest, CommandStatus, DEFAULT_MAX_PDU_LEN, Frame, Inbound, Pdu, SmBody,
     SmppCodec, find_tlv, tlv_tag,
 };

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::pdu::CommandStatus;
+use crate::protocol::pdu::CommandStatus;
 
 /// NAK delay after ESME_RTHROTTLED.
 pub const THROTTLED_NAK_DELAY: Duration = Duration::from_millis(500);
@@ -37,7 +37,7 @@ pub enum SubmitOutcome {
     Accepted,
     /// ESME_RTHROTTLED. Message: NAK after `nak_delay` (500 ms), never counted towards
     /// `maxDeliver` (the SMSC asks for less traffic; the message did not fail). Bind: halve the window
-    /// ([`crate::window::Window::on_throttled`]); ≥ 3 within 60 s → `smpp.bind.degraded`.
+    /// ([`crate::protocol::window::Window::on_throttled`]); ≥ 3 within 60 s → `smpp.bind.degraded`.
     Throttled { nak_delay: Duration },
     /// A temporary failure: ESME_RSYSERR, ESME_RX_T_APPN, ESME_RUNKNOWNERR, statuses that
     /// make no sense for a submit, and every unknown or vendor status. Message: NAK with

@@ -1,4 +1,13 @@
-//! Dispatch commands: validation of an `SmsDispatchCommand` v1.0 payload and the plan of
+//! Dispatch: a command from JetStream on its way to the SMSC.
+//!
+//! - [`intake_order`]: messages from the intake to the ledger, in pull order;
+//! - [`concat_refs`]: concatenation references (blocks, the local counter, 16-bit widening);
+//! - [`ledger`]: messages → segments → outcome of one bind, what to ACK or NAK;
+//! - [`flow`]: how much one bound bind may submit and when (window, TPS, HALF_CLOSED_TX,
+//!   DRAINING);
+//! - [`throttle`]: TPS sliding-window math, the fail-open local limiter, Redis key names.
+//!
+//! This module itself: validation of an `SmsDispatchCommand` v1.0 payload and the plan of
 //! `submit_sm` bodies that sends it.
 //!
 //! A payload that is not a valid command is a [`Rejection`] with the dead-letter reason
@@ -9,6 +18,12 @@
 //!
 //! Must not: do I/O, choose the concatenation reference (an input), log.
 
+pub mod concat_refs;
+pub mod flow;
+pub mod intake_order;
+pub mod ledger;
+pub mod throttle;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -16,7 +31,7 @@ use crate::config::OperatorId;
 use crate::encoding::{
     self, EncodeError, Encoded, EncodingRequest, Part, RefBits, SegmentError, Strategy,
 };
-use crate::pdu::{SmBody, Tlv};
+use crate::protocol::pdu::{SmBody, Tlv};
 
 /// Largest payload we parse at all; larger is `TOO_LARGE` without parsing.
 pub const MAX_PAYLOAD_BYTES: usize = 512 * 1024;

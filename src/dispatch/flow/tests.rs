@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::taxonomy::{classify_generic_nack, classify_submit, classify_timeout};
+use crate::protocol::taxonomy::{classify_generic_nack, classify_submit, classify_timeout};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -331,4 +331,4 @@ proptest! {
     }
 }
 
-const MIN_FLOOR: usize = crate::window::MIN_ADAPTIVE_WINDOW;
+const MIN_FLOOR: usize = crate::protocol::window::MIN_ADAPTIVE_WINDOW;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::events::{MoInboundEvent, event_id};
-use crate::mo::{ConcatPart, decode_text};
+use crate::inbound::mo::{ConcatPart, decode_text};
 
 /// Fields of a message's Redis hash besides the parts (whose fields are their sequence
 /// numbers, `1..=total`).
@@ -71,7 +71,7 @@ impl MoKey {
         hasher.update([self.total]);
         format!(
             "smpp:mo:{}:{}",
-            crate::throttle::hash_tag(&self.operator_id),
+            crate::dispatch::throttle::hash_tag(&self.operator_id),
             hex::encode(&hasher.finalize()[..12])
         )
     }
@@ -97,7 +97,7 @@ impl MoKey {
 pub fn open_index_key(operator_id: &str, bind_id: u16) -> String {
     format!(
         "smpp:mo:open:{}:{bind_id}",
-        crate::throttle::hash_tag(operator_id)
+        crate::dispatch::throttle::hash_tag(operator_id)
     )
 }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::pdu::{BindResponse, DecodeError, SubmitSmResp, decode_inbound};
+use crate::protocol::pdu::{BindResponse, DecodeError, SubmitSmResp, decode_inbound};
 
 fn config(mode: BindMode) -> SessionConfig {
     SessionConfig {
@@ -13,7 +13,7 @@ fn config(mode: BindMode) -> SessionConfig {
             system_id: "sys".into(),
             password: "secret".into(),
             system_type: String::new(),
-            interface_version: crate::pdu::INTERFACE_VERSION,
+            interface_version: crate::protocol::pdu::INTERFACE_VERSION,
             addr_ton: 0,
             addr_npi: 0,
             address_range: String::new(),

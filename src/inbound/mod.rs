@@ -1,6 +1,13 @@
-//! What comes from the SMSC unasked (`deliver_sm`: receipts and MO), the rules the bind
-//! driver carries out: how long a receipt waits for the row it may have overtaken, and
-//! which `deliver_sm_resp` status a handling result earns.
+//! Inbound: what comes from the SMSC unasked (`deliver_sm`).
+//!
+//! - [`dlr`]: delivery receipt parsing, message-id normalisation and the digest of
+//!   over-long ids;
+//! - [`mo`]: mobile-originated messages: text by data_coding, UDH stripped;
+//! - [`reassembly`]: concatenated MO parts (keys, stored parts, completion).
+//!
+//! This module itself: the rules the bind driver carries out — how long a receipt waits
+//! for the row it may have overtaken, and which `deliver_sm_resp` status a handling
+//! result earns.
 //!
 //! A receipt that finds no row waits for one, without asking the database again: the
 //! correlation actor wakes it when a row with its id is written in this process. It stops
@@ -21,9 +28,13 @@
 //! An MO part is answered ESME_ROK only once it is stored (and, if it completed its
 //! message, the message published): [`PartStored`].
 
+pub mod dlr;
+pub mod mo;
+pub mod reassembly;
+
 use std::time::{Duration, Instant};
 
-use crate::pdu::CommandStatus;
+use crate::protocol::pdu::CommandStatus;
 
 /// What a waiting receipt needs to know of the bind it came in on (published by the bind
 /// after every input, read by its receipts).

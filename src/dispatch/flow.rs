@@ -1,7 +1,7 @@
 //! The flow controller of one bound bind: how much may be submitted, and when (SPEC §5,
 //! EP-SC-07; US-SC-012, 023, 024, 028, 029, 030, 031).
 //!
-//! [`FlowController`] is sans-IO like [`crate::session::Session`]: the bind actor reports
+//! [`FlowController`] is sans-IO like [`crate::protocol::session::Session`]: the bind actor reports
 //! every submit written ([`FlowController::on_submitted`]) and every outcome as
 //! [`taxonomy`] classified it ([`FlowController::handle_outcome`]), advances time
 //! ([`FlowController::handle_timeout`]), and asks [`FlowController::submit_allowance`]
@@ -31,10 +31,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::pdu::CommandStatus;
-use crate::session::BindState;
-use crate::taxonomy::{self, BindAction, SubmitFailureStreak, SubmitOutcome};
-use crate::window::{AdaptiveConfig, Window};
+use crate::protocol::pdu::CommandStatus;
+use crate::protocol::session::BindState;
+use crate::protocol::taxonomy::{self, BindAction, SubmitFailureStreak, SubmitOutcome};
+use crate::protocol::window::{AdaptiveConfig, Window};
 
 /// One probe submit per this period while HALF_CLOSED_TX.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(60);

@@ -10,7 +10,7 @@
 //! It owns: the bind handshake, the enquire_link heartbeat and its timeout, the
 //! sequence counter, the in-flight window with per-submit deadlines, answers the peer's
 //! enquire_link / unbind / malformed PDUs, and the graceful unbind. It does not decide
-//! what a submit status means for the message (that is [`crate::taxonomy`]) nor when to
+//! what a submit status means for the message (that is [`crate::protocol::taxonomy`]) nor when to
 //! reconnect (that is [`crate::backoff`] and the actor).
 //!
 //! Invariant: every token handed to [`Session::submit`] comes back exactly once, in a
@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::pdu::{
+use crate::protocol::pdu::{
     BindMode, BindRequest, CommandId, CommandStatus, EncodeError, Frame, Inbound, Malformed, Pdu,
     SmBody,
 };
-use crate::window::{SequenceNumbers, Window};
+use crate::protocol::window::{SequenceNumbers, Window};
 
 /// Session timers and parameters.
 #[derive(Debug, Clone)]
@@ -311,7 +311,7 @@ impl<T> Session<T> {
         if self.window.free() == 0 {
             return Err(SubmitError::WindowFull(token));
         }
-        if let Err(err) = crate::pdu::validate_sm_body(&body) {
+        if let Err(err) = crate::protocol::pdu::validate_sm_body(&body) {
             return Err(SubmitError::Encode(err, token));
         }
         let sequence_number = self.next_sequence_number();

@@ -7,8 +7,8 @@
 
 use crate::encoding;
 #[cfg(test)]
-use crate::pdu::Tlv;
-use crate::pdu::{SmBody, find_tlv, tlv_tag};
+use crate::protocol::pdu::Tlv;
+use crate::protocol::pdu::{SmBody, find_tlv, tlv_tag};
 
 /// esm_class bit: the user data starts with a UDH.
 const ESM_CLASS_UDHI: u8 = 0x40;

@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pdu::{SmBody, Tlv, find_tlv, tlv_tag};
+use crate::protocol::pdu::{SmBody, Tlv, find_tlv, tlv_tag};
 
 /// Bits of `esm_class` that carry the message type (SMPP 3.4 §5.2.12).
 pub const ESM_CLASS_TYPE_MASK: u8 = 0x3C;

@@ -1,6 +1,6 @@
 //! The dispatch ledger of one bind: messages → segments → outcome (SPEC §4).
 //!
-//! [`Ledger<H>`] is sans-IO, like [`crate::session::Session`]: the bind actor admits a
+//! [`Ledger<H>`] is sans-IO, like [`crate::protocol::session::Session`]: the bind actor admits a
 //! planned message with the handle that settles it (the JetStream acker in production, an
 //! integer in tests), takes segments to submit with [`Ledger::next_submit`], and reports
 //! what happened to each (`handle_*`). The ledger answers with [`Output`]s: write this
@@ -28,8 +28,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::pdu::{CommandStatus, SmBody};
-use crate::taxonomy::{self, MessageAction, SubmitOutcome};
+use crate::protocol::pdu::{CommandStatus, SmBody};
+use crate::protocol::taxonomy::{self, MessageAction, SubmitOutcome};
 
 /// Identifies one admitted message inside one ledger (never reused).
 pub type DispatchId = u64;

@@ -12,7 +12,7 @@
 //! [`Action`]s the supervisor carries out. It reads no clock and does no I/O.
 
 use crate::identity::OperatorId;
-use crate::session::BindState;
+use crate::protocol::session::BindState;
 
 /// Default number of failed bind attempts in a row before the backup is bound.
 pub const DEFAULT_THRESHOLD: u32 = 3;

@@ -1,5 +1,5 @@
 //! A bind's concatenation references for long MT messages: blocks reserved in Redis
-//! (`smpp:concat:ref:{op}:{bindId}`, [`crate::throttle::concat_ref_block`]), the block in
+//! (`smpp:concat:ref:{op}:{bindId}`, [`crate::dispatch::throttle::concat_ref_block`]), the block in
 //! use and the next one, asked for when half of the current one is used so the block
 //! never runs dry under load. While Redis has not failed, a message that finds no
 //! reference waits (at most [`WAIT`]) for the block on its way; once a reservation has

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::pdu::MAX_SEQUENCE_NUMBER;
+use crate::protocol::pdu::MAX_SEQUENCE_NUMBER;
 
 /// Window size when the database has none for a bind.
 pub const DEFAULT_WINDOW: usize = 100;

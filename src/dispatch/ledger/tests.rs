@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::taxonomy::{classify_submit, classify_timeout};
+use crate::protocol::taxonomy::{classify_submit, classify_timeout};
 
 fn body(n: u8) -> SmBody {
     SmBody {
@@ -272,7 +272,7 @@ fn a_row_refused_for_good_settles_without_stalling_the_bind() {
     assert!(outputs(&mut l).is_empty(), "not asked again");
     assert_eq!(
         l.segment_state(a),
-        Some(&crate::ledger::SegmentState::Unrecorded)
+        Some(&crate::dispatch::ledger::SegmentState::Unrecorded)
     );
     l.handle_recorded(c);
     assert_eq!(settled(&outputs(&mut l)), vec![(2, Verdict::Ack)]);

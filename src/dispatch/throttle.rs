@@ -34,7 +34,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::{BindKey, OperatorId};
-use crate::pdu::MAX_SEQUENCE_NUMBER;
+use crate::protocol::pdu::MAX_SEQUENCE_NUMBER;
 
 /// Length of one TPS window.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -271,7 +271,7 @@ fn local_rate(tps_limit: u32, live_binds: u32) -> u32 {
 
 /// The block of sequence numbers an `INCRBY count` answered with `last` reserved:
 /// `(first, len)` with `first..first + len` inside `1..=0x7FFF_FFFF`. The counter itself
-/// never wraps; its values map through [`crate::window::wrap_sequence`], and a block that
+/// never wraps; its values map through [`crate::protocol::window::wrap_sequence`], and a block that
 /// would straddle 0x7FFF_FFFF is cut there (the numbers past the cut, 1, 2, …, belong to
 /// this reservation and are simply not used), so a block never wraps inside.
 pub fn sequence_block(last: i64, count: u32) -> (u32, u32) {
@@ -279,7 +279,7 @@ pub fn sequence_block(last: i64, count: u32) -> (u32, u32) {
     // The counter value of the block's first number, brought into 0..modulus first so a
     // negative counter (set by hand) still maps into range.
     let first_raw = (i128::from(last) - i128::from(count) + 1).rem_euclid(modulus);
-    let first = crate::window::wrap_sequence(first_raw as u64);
+    let first = crate::protocol::window::wrap_sequence(first_raw as u64);
     let len = count.min(MAX_SEQUENCE_NUMBER - first + 1);
     (first, len)
 }
