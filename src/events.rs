@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::BindKey;
 use crate::dispatch::Rejection;
-use crate::inbound::dlr::{DlrStatus, ParsedReceipt};
 use crate::protocol::pdu::CommandStatus;
 
 /// Subjects written once (SPEC §4).
@@ -201,56 +200,6 @@ pub struct ReceiptMatch {
 }
 
 impl DlrInboundEvent {
-    /// The event of a receipt from the SMSC. `receipt` is `None` when the deliver_sm was
-    /// a receipt without a message id; `operator_message_id` is the receipt's id already
-    /// normalised to the submit_sm_resp format; `matched` is its correlation, if any.
-    /// The event id is derived from what the SMSC said, so a receipt sent twice is one
-    /// event (JetStream de-duplicates by `Nats-Msg-Id`).
-    pub fn from_receipt(
-        bind: &BindKey,
-        receipt: Option<&ParsedReceipt>,
-        operator_message_id: Option<String>,
-        matched: Option<ReceiptMatch>,
-        received_at: String,
-    ) -> Self {
-        let status = receipt.map_or(DlrStatus::Unknown, |r| r.status);
-        let raw_stat = receipt.and_then(|r| r.raw_stat.clone());
-        let error_code = receipt.and_then(|r| r.error_code.clone());
-        let done_date = receipt
-            .and_then(|r| r.done_date.as_ref())
-            .map(|d| d.to_rfc3339_utc());
-        let event_id = event_id(&[
-            bind.operator_id.as_str(),
-            operator_message_id.as_deref().unwrap_or(""),
-            status.as_str(),
-            raw_stat.as_deref().unwrap_or(""),
-            done_date.as_deref().unwrap_or(""),
-            error_code.as_deref().unwrap_or(""),
-        ]);
-        DlrInboundEvent {
-            version: "1.0",
-            event_id,
-            correlated: matched.is_some(),
-            segment_index: matched.as_ref().map(|m| u32::from(m.segment_index)),
-            segment_count: matched.as_ref().map(|m| u32::from(m.segment_count)),
-            message_id: matched.map(|m| m.message_id),
-            operator_id: bind.operator_id.to_string(),
-            operator_message_id,
-            status: status.as_str(),
-            smpp_message_state: receipt.and_then(|r| r.message_state.or(r.raw_message_state)),
-            raw_stat,
-            error_code,
-            source: "DELIVER_SM",
-            submit_date: receipt
-                .and_then(|r| r.submit_date.as_ref())
-                .map(|d| d.to_rfc3339_utc()),
-            done_date,
-            direction: bind.direction.as_str(),
-            bind_id: bind.bind_id,
-            received_at,
-        }
-    }
-
     /// The REJECTED event of a message the SMSC refused (`source` SUBMIT_RESP), one per
     /// message and status.
     pub fn rejected(
@@ -292,20 +241,9 @@ impl DlrInboundEvent {
 mod tests {
     use super::*;
     use crate::config::{Direction, OperatorId};
-    use crate::inbound::dlr::parse_receipt;
-    use crate::protocol::pdu::SmBody;
 
     fn bind() -> BindKey {
         BindKey::new(OperatorId::try_new("roshan").unwrap(), Direction::Trx, 1)
-    }
-
-    fn receipt(text: &str) -> ParsedReceipt {
-        let body = SmBody {
-            esm_class: 0x04,
-            short_message: text.as_bytes().to_vec(),
-            ..SmBody::default()
-        };
-        parse_receipt(&body).unwrap()
     }
 
     #[test]
@@ -313,54 +251,6 @@ mod tests {
         assert_eq!(event_id(&["a", "b"]), event_id(&["a", "b"]));
         assert_ne!(event_id(&["ab", ""]), event_id(&["a", "b"]));
         assert_eq!(event_id(&["x"]).len(), 32);
-    }
-
-    #[test]
-    fn a_receipt_sent_twice_is_one_event_and_another_status_is_another() {
-        let text = "id:1f sub:001 dlvrd:001 submit date:2501011200 done date:2501011201 stat:DELIVRD err:000 text:";
-        let matched = ReceiptMatch {
-            message_id: "m-1".into(),
-            segment_index: 2,
-            segment_count: 3,
-            traceparent: None,
-        };
-        let at = "2026-12-04T06:00:00.000Z".to_owned();
-        let first = DlrInboundEvent::from_receipt(
-            &bind(),
-            Some(&receipt(text)),
-            Some("1f".into()),
-            Some(matched.clone()),
-            at.clone(),
-        );
-        let again = DlrInboundEvent::from_receipt(
-            &bind(),
-            Some(&receipt(text)),
-            Some("1f".into()),
-            None,
-            "2026-12-04T06:00:09.000Z".into(),
-        );
-        assert_eq!(
-            first.event_id, again.event_id,
-            "same receipt, same Nats-Msg-Id"
-        );
-        assert_eq!(first.message_id.as_deref(), Some("m-1"));
-        assert_eq!(
-            (first.segment_index, first.segment_count),
-            (Some(2), Some(3))
-        );
-        assert!(first.correlated && !again.correlated);
-        assert_eq!(first.status, "DELIVERED");
-        assert_eq!(first.bind_id, 1);
-        let failed = DlrInboundEvent::from_receipt(
-            &bind(),
-            Some(&receipt(&text.replace("DELIVRD", "UNDELIV"))),
-            Some("1f".into()),
-            Some(matched),
-            at,
-        );
-        assert_ne!(failed.event_id, first.event_id);
-        let none = DlrInboundEvent::from_receipt(&bind(), None, None, None, String::new());
-        assert_eq!((none.status, none.correlated), ("UNKNOWN", false));
     }
 
     #[test]

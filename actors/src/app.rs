@@ -137,10 +137,13 @@ pub async fn run(
     }));
     let ownership = if config.bind_ownership {
         let js = async_nats::jetstream::new(client.clone());
-        let stores =
-            crate::ownership::buckets(&js, config.timers.owner_ttl, config.nats.stream_replicas)
-                .await?;
-        let actor = crate::ownership::OwnershipActor::new(
+        let stores = crate::cluster::ownership::buckets(
+            &js,
+            config.timers.owner_ttl,
+            config.nats.stream_replicas,
+        )
+        .await?;
+        let actor = crate::cluster::ownership::OwnershipActor::new(
             config.clone(),
             stores,
             supervisor.clone().recipient(),
@@ -189,7 +192,7 @@ pub async fn run(
         // The binds are down: hand their keys back so another pod takes them at once.
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
-            ownership.send(crate::ownership::ReleaseAll),
+            ownership.send(crate::cluster::ownership::ReleaseAll),
         )
         .await;
     }

@@ -33,13 +33,14 @@
 pub mod app;
 pub mod bind;
 pub mod cli;
+pub mod cluster;
 pub mod correlation;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod inbound;
 pub mod nats;
 pub mod oms;
-pub mod ownership;
 pub mod readiness;
 pub mod supervisor;
 pub mod telemetry;

@@ -25,7 +25,7 @@
 //!   fallback included ([`BindCore::session_closed`]);
 //! - the one deadline the driver's timer is armed for ([`BindCore::next_deadline`]);
 //! - the pinned consumer's creation and its retry ([`BindCore::pinned_due`]);
-//! - the cluster chores bind 0 runs now and then ([`BindCore::mo_scan_plan`]);
+//! - the expiry scans of the bind's open MO index ([`BindCore::mo_scan_plan`]);
 //! - what a restart keeps and what it clears ([`BindCore::restarted`]).
 //!
 //! `H` settles one NATS message (the driver's handle); `P` is a message on its way in
@@ -69,8 +69,8 @@ pub const SEQUENCE_BLOCK: u32 = 10_000;
 /// Dead-letter lines one bind logs per minute before one ERROR and a count.
 pub const DEAD_LETTER_LINES_PER_MINUTE: u32 = 10;
 /// Every this many MO expiry scans, the bind also scans its index from before the hash
-/// tags, and bind 0 the indexes of bind ids the operator no longer has.
-pub const ORPHAN_SCAN_EVERY: u32 = 12;
+/// tags (parts an earlier version stored during an upgrade).
+pub const LEGACY_SCAN_EVERY: u32 = 12;
 
 /// The ledger priority of what a slot brings: pinned messages queue with P2, the
 /// platform's default lane.
@@ -200,11 +200,6 @@ pub struct GrantAfter {
 pub struct ScanPlan {
     /// Also the bind's index from before the hash tags.
     pub legacy: bool,
-    /// Also the indexes of these bind ids (bind 0 only: ids the operator no longer has).
-    pub orphans: Option<std::ops::Range<u16>>,
-    /// Also dead-letter the commands pinned to binds the operator does not have (bind 0
-    /// of a submitting primary bind).
-    pub sweep_unserved: bool,
 }
 
 /// What a restart found ([`BindCore::restarted`]).
@@ -296,8 +291,6 @@ pub struct BindCore<H, P> {
     mo_scanning: bool,
     /// Expiry scans run so far.
     mo_scans: u32,
-    /// A sweep of commands pinned to missing binds is under way.
-    unserved_sweeping: bool,
 }
 
 impl<H, P> BindCore<H, P> {
@@ -340,7 +333,6 @@ impl<H, P> BindCore<H, P> {
             sequence_skips_reported: 0,
             mo_scanning: false,
             mo_scans: 0,
-            unserved_sweeping: false,
         }
     }
 
@@ -961,7 +953,6 @@ impl<H, P> BindCore<H, P> {
         self.granting = false;
         self.sequence_refill = false;
         self.mo_scanning = false;
-        self.unserved_sweeping = false;
         self.unbinding = None;
         self.closing = false;
         if self.pinned == Pinned::Creating {
@@ -977,34 +968,20 @@ impl<H, P> BindCore<H, P> {
         }
     }
 
-    // ----- cluster chores -------------------------------------------------------------
+    // ----- MO expiry scans -----------------------------------------------------------
 
-    /// Start an MO expiry scan, if none runs: every [`ORPHAN_SCAN_EVERY`] scans it also
-    /// covers the legacy index, and on bind 0 the bind ids past the operator's
-    /// `bindCount` and the commands pinned to them (a submitting primary bind only).
+    /// Start an expiry scan of the bind's open MO index, if none runs: every
+    /// [`LEGACY_SCAN_EVERY`] scans it also covers the index from before the hash tags.
+    /// (Orphaned indexes of bind ids the operator no longer has are a cluster chore:
+    /// [`crate::cluster::chores`].)
     pub fn mo_scan_plan(&mut self) -> Option<ScanPlan> {
         if self.mo_scanning {
             return None;
         }
         self.mo_scanning = true;
         self.mo_scans = self.mo_scans.wrapping_add(1);
-        let now_and_then = self.mo_scans % ORPHAN_SCAN_EVERY == 1;
-        let orphans = self
-            .credentials
-            .as_ref()
-            .filter(|_| self.key.bind_id == 0 && now_and_then)
-            .map(|c| orphaned_bind_ids(c.bind_count));
-        let sweep_unserved = orphans.is_some()
-            && !self.unserved_sweeping
-            && self.key.direction.submits()
-            && !self.is_backup();
-        if sweep_unserved {
-            self.unserved_sweeping = true;
-        }
         Some(ScanPlan {
-            legacy: now_and_then,
-            orphans,
-            sweep_unserved,
+            legacy: self.mo_scans % LEGACY_SCAN_EVERY == 1,
         })
     }
 
@@ -1012,23 +989,12 @@ impl<H, P> BindCore<H, P> {
     pub fn mo_scan_done(&mut self) {
         self.mo_scanning = false;
     }
-
-    /// The sweep of unserved pinned subjects ended.
-    pub fn unserved_sweep_done(&mut self) {
-        self.unserved_sweeping = false;
-    }
 }
 
 /// How often a bind scans its open MO index: a quarter of the concatenation window, within
 /// 100 ms – 5 s.
 pub fn mo_scan_interval(window: Duration) -> Duration {
     (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
-}
-
-/// The bind ids whose open MO indexes nobody scans: those at or above `bind_count` (binds
-/// removed by lowering it in OMS; their parts would otherwise expire unpublished).
-pub fn orphaned_bind_ids(bind_count: u16) -> std::ops::Range<u16> {
-    bind_count.max(1)..crate::credentials::MAX_BIND_COUNT
 }
 
 mod references;

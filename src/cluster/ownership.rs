@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Direction, OperatorId};
+use crate::identity::{Direction, OperatorId};
 
 /// The owner bucket's key of a bind: `{operatorId}.{direction}.{bindId}`.
 pub fn owner_key(operator_id: &OperatorId, direction: Direction, bind_id: u16) -> String {

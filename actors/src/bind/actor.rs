@@ -171,7 +171,7 @@ pub struct BindActor {
     pub(super) lanes: BindLanes,
     /// What the bind's receipts wait on: its oldest unsettled submit, and whether a
     /// session stopped reading ([`smpp_connector::inbound`]).
-    pub(super) progress: Arc<super::io::ProgressCell>,
+    pub(super) progress: Arc<crate::inbound::ProgressCell>,
     /// Connection generation: items of an older connection are ignored.
     pub(super) generation: u64,
     pub(super) io: Connection,

@@ -9,6 +9,7 @@ use smpp_connector::protocol::session::BindState;
 
 use super::pull_mux::PullMux;
 use crate::correlation::CorrelationActor;
+use crate::inbound::InboundDeps;
 use crate::nats::EventPublisher;
 use crate::oms::CredentialSource;
 use crate::throttle::ThrottleActor;
@@ -45,6 +46,8 @@ pub struct BindDeps {
     pub crashed: Recipient<BindCrashed>,
     pub publisher: EventPublisher,
     pub throttle: Addr<ThrottleActor>,
+    /// What its `deliver_sm` handling needs (the same actors, shared with the chores).
+    pub inbound: Arc<InboundDeps>,
     /// The process's one subscription for pull answers.
     pub pulls: PullMux,
     /// TLS to SMSCs of operators with `tls: true`.

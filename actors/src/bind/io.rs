@@ -6,7 +6,7 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
-use smpp_connector::inbound::BindProgress;
+use crate::inbound::ProgressCell;
 use smpp_connector::protocol::pdu::{FrameError, Inbound, SmppCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -218,7 +218,7 @@ impl InboundGate {
         if self.is_open() {
             return;
         }
-        let _blocked = Blocked::new(&self.progress);
+        let _blocked = self.progress.blocked();
         loop {
             // Registered before the check: an opening in between is not missed.
             let opened = self.opened.notified();
@@ -226,72 +226,6 @@ impl InboundGate {
                 return;
             }
             opened.await;
-        }
-    }
-}
-
-/// One session waiting at its gate, for as long as this lives (dropped with the stream
-/// when the connection ends, too).
-struct Blocked<'a>(&'a ProgressCell);
-
-impl<'a> Blocked<'a> {
-    fn new(progress: &'a ProgressCell) -> Self {
-        progress
-            .inbound_blocked
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Blocked(progress)
-    }
-}
-
-impl Drop for Blocked<'_> {
-    fn drop(&mut self) {
-        self.0
-            .inbound_blocked
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// The bind's [`BindProgress`], shared with its receipts: the bind stores it after every
-/// input (an atomic store, no lock, nobody woken); the few receipts still waiting after
-/// their grace read it every 50 ms.
-#[derive(Debug)]
-pub struct ProgressCell {
-    /// Since when the oldest unsettled submit waits, in nanoseconds after `base`;
-    /// `u64::MAX`: none.
-    oldest_unsettled: std::sync::atomic::AtomicU64,
-    inbound_blocked: std::sync::atomic::AtomicU32,
-    base: std::time::Instant,
-}
-
-impl Default for ProgressCell {
-    fn default() -> Self {
-        ProgressCell {
-            oldest_unsettled: std::sync::atomic::AtomicU64::new(u64::MAX),
-            inbound_blocked: std::sync::atomic::AtomicU32::new(0),
-            base: std::time::Instant::now(),
-        }
-    }
-}
-
-impl ProgressCell {
-    pub fn set_oldest_unsettled(&self, oldest: Option<std::time::Instant>) {
-        let nanos = oldest.map_or(u64::MAX, |at| {
-            at.saturating_duration_since(self.base).as_nanos() as u64
-        });
-        self.oldest_unsettled
-            .store(nanos, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub fn load(&self) -> BindProgress {
-        let nanos = self
-            .oldest_unsettled
-            .load(std::sync::atomic::Ordering::Relaxed);
-        BindProgress {
-            oldest_unsettled: (nanos != u64::MAX)
-                .then(|| self.base + std::time::Duration::from_nanos(nanos)),
-            inbound_blocked: self
-                .inbound_blocked
-                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - `unserved`: the sweep of commands pinned to binds the operator does not have.
 
 pub mod actor;
+mod deliver;
 mod deps;
 mod failure;
 mod flow;
@@ -23,13 +24,10 @@ mod intake;
 pub mod io;
 mod link;
 mod message;
-mod mo;
 mod pull;
 mod pull_mux;
-pub mod receipt;
 mod settle;
 mod submit;
-mod unserved;
 
 pub use actor::{
     AbortBind, BindActor, BindCrashed, BindDeps, BindStateChanged, BindStatus, GetBindStatus,

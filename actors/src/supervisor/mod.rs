@@ -12,6 +12,7 @@
 //! for as long as the primary is down; the pure [`smpp_connector::cluster::failover::Failover`]
 //! decides, this module carries it out.
 
+mod chores;
 mod failover;
 #[cfg(test)]
 mod tests;
@@ -22,19 +23,24 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use smpp_connector::backoff::Backoff;
+use smpp_connector::cluster::chores::Chores;
 use smpp_connector::cluster::failover::Failover;
-use smpp_connector::config::{BindKey, Config, OperatorId};
+use smpp_connector::config::{BindKey, Config, Direction, OperatorId};
 use smpp_connector::protocol::session::BindState;
 
 use crate::bind::{
     AbortBind, BindActor, BindCrashed, BindDeps, BindStatus, GetBindStatus, InjectPanic,
     PauseIntake, RestartBind, ShutdownBind,
 };
+use crate::cluster::ChoreDeps;
+use crate::cluster::ownership::{
+    OperatorBinds, Owners, OwnershipActor, Released, StartBind, StopBind,
+};
 use crate::correlation::CorrelationActor;
 use crate::health::{HealthPublisherActor, PublishHealth};
+use crate::inbound::InboundDeps;
 use crate::nats::{self, EventPublisher};
 use crate::oms::CredentialSource;
-use crate::ownership::{OperatorBinds, Owners, OwnershipActor, Released, StartBind, StopBind};
 use crate::telemetry::actor_health::{ActorHealth, Probe};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
@@ -146,6 +152,9 @@ pub struct Supervisor {
     operator_lanes: BTreeMap<OperatorId, (u16, Lanes)>,
     health_metrics: ActorHealth,
     tls: tokio_rustls::TlsConnector,
+    /// The cluster chores of each operator and direction whose bind 0 may run here.
+    chores: BTreeMap<(OperatorId, Direction), Chores>,
+    chore_deps: Option<Arc<ChoreDeps>>,
 }
 
 /// How often the lane consumers' pending counts are read.
@@ -215,6 +224,8 @@ impl Supervisor {
             ownership: None,
             operator_lanes: BTreeMap::new(),
             health_metrics: ActorHealth::new("supervisor", None),
+            chores: BTreeMap::new(),
+            chore_deps: None,
         }
     }
 
@@ -486,7 +497,20 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.health_metrics.started(ctx);
+        let inbound = Arc::new(InboundDeps {
+            config: self.config.clone(),
+            correlation: self.correlation.clone(),
+            publisher: self.publisher.clone(),
+            throttle: self.throttle.clone(),
+        });
+        self.chore_deps = Some(Arc::new(ChoreDeps {
+            config: self.config.clone(),
+            credentials: self.credentials.clone(),
+            publisher: self.publisher.clone(),
+            inbound: inbound.clone(),
+        }));
         self.deps = Some(Arc::new(BindDeps {
+            inbound,
             config: self.config.clone(),
             credentials: self.credentials.clone(),
             correlation: self.correlation.clone(),
@@ -503,6 +527,8 @@ impl Actor for Supervisor {
         }
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.check_binds(ctx));
         ctx.run_interval(LANE_POLL, |act, ctx| act.poll_lanes(ctx));
+        let chores = smpp_connector::bind_core::mo_scan_interval(self.config.timers.concat_window);
+        ctx.run_interval(chores, |act, ctx| act.chores_tick(ctx));
     }
 }
 

@@ -19,9 +19,9 @@ use super::{
     CorrelationActor, EventPublisher, HealthPublisherActor, ListBinds, Readiness, SetOwnership,
     Shared, Shutdown, Supervisor,
 };
+use crate::cluster::ownership::{MemoryKv, OwnershipActor, ReleaseAll};
 use crate::correlation::MemoryStore;
 use crate::oms::MemoryCredentials;
-use crate::ownership::{MemoryKv, OwnershipActor, ReleaseAll};
 use crate::throttle::{MemoryRedis, ThrottleActor};
 
 const OPERATOR: &str = "opsup";

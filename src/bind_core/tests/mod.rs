@@ -519,37 +519,19 @@ fn the_pinned_consumer_is_created_once_and_retried_after_a_failure() {
 }
 
 #[test]
-fn bind_zero_scans_the_orphaned_mo_indexes_now_and_then() {
+fn a_bind_scans_its_mo_index_one_scan_at_a_time_and_its_legacy_index_now_and_then() {
     let t0 = Instant::now();
-    let mut zero = bound(t0);
-    let first = zero.mo_scan_plan().unwrap();
-    assert_eq!(
-        first,
-        ScanPlan {
-            legacy: true,
-            orphans: Some(2..64),
-            sweep_unserved: true
-        }
-    );
-    assert_eq!(zero.mo_scan_plan(), None, "one scan at a time");
-    zero.mo_scan_done();
-    let second = zero.mo_scan_plan().unwrap();
-    assert!(!second.legacy && second.orphans.is_none() && !second.sweep_unserved);
-    for _ in 2..ORPHAN_SCAN_EVERY {
-        zero.mo_scan_done();
-        zero.mo_scan_plan().unwrap();
+    let mut core = bound(t0);
+    assert_eq!(core.mo_scan_plan(), Some(ScanPlan { legacy: true }));
+    assert_eq!(core.mo_scan_plan(), None, "one scan at a time");
+    core.mo_scan_done();
+    assert_eq!(core.mo_scan_plan(), Some(ScanPlan { legacy: false }));
+    for _ in 2..LEGACY_SCAN_EVERY {
+        core.mo_scan_done();
+        core.mo_scan_plan().unwrap();
     }
-    zero.mo_scan_done();
-    let again = zero.mo_scan_plan().unwrap();
-    assert!(again.legacy && again.orphans.is_some());
-    assert!(!again.sweep_unserved, "the first sweep is still running");
-    zero.unserved_sweep_done();
-
-    let mut one: Core = BindCore::new(key("op", 1), OperatorId::try_new("op").unwrap(), settings());
-    let plan = one.mo_scan_plan().unwrap();
-    assert!(plan.legacy && plan.orphans.is_none() && !plan.sweep_unserved);
-    assert_eq!(orphaned_bind_ids(64).len(), 0);
-    assert_eq!(orphaned_bind_ids(0), 1..64);
+    core.mo_scan_done();
+    assert_eq!(core.mo_scan_plan(), Some(ScanPlan { legacy: true }));
 }
 
 #[test]

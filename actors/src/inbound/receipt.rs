@@ -16,12 +16,8 @@ use smpp_connector::inbound::ReceiptWait;
 use smpp_connector::inbound::dlr::{self, DlrError, ParsedReceipt};
 use smpp_connector::protocol::pdu::{CommandStatus, SmBody};
 
-use actix::prelude::*;
-use tracing::Instrument;
-
-use super::actor::BindActor;
-use super::deps::BindDeps;
-use super::io::ProgressCell;
+use super::InboundDeps;
+use super::ProgressCell;
 use crate::correlation::{ApplyReceipt, ReceiptKey, ReceiptLookup, ReceiptMatch};
 use crate::events::{DlrInboundEvent, now_rfc3339, subject};
 use crate::oms::Credentials;
@@ -36,7 +32,7 @@ static RECEIPT_PUBLISH: InboundPublishing = InboundPublishing::new("receipt publ
 
 /// Handle one deliver_sm; returns the status of the deliver_sm_resp.
 pub async fn handle(
-    deps: Arc<BindDeps>,
+    deps: Arc<InboundDeps>,
     key: BindKey,
     credentials: Arc<Credentials>,
     body: SmBody,
@@ -68,7 +64,7 @@ pub async fn handle(
 
 /// What one receipt's handling needs.
 struct ReceiptContext<'a> {
-    deps: &'a BindDeps,
+    deps: &'a InboundDeps,
     key: &'a BindKey,
     credentials: &'a Credentials,
     received: Instant,
@@ -265,7 +261,7 @@ async fn publish_receipt(
 
 /// Publish a receipt's event (unless in shadow mode); the deliver_sm_resp status.
 async fn publish_event(
-    deps: &BindDeps,
+    deps: &InboundDeps,
     key: &BindKey,
     event: &DlrInboundEvent,
     status: dlr::DlrStatus,
@@ -330,74 +326,6 @@ async fn publish_event(
                 operator_id: key.operator_id.as_str(),
             });
             CommandStatus::ESME_RX_T_APPN
-        }
-    }
-}
-
-impl BindActor {
-    /// A deliver_sm from session `index`: handled on a task of its own (receipt or MO),
-    /// answered by address.
-    pub(super) fn on_deliver_sm(
-        &mut self,
-        index: usize,
-        sequence_number: u32,
-        body: SmBody,
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(credentials) = self.core.credentials().cloned() else {
-            return;
-        };
-        let generation = self.generation;
-        let fut = handle(
-            self.deps.clone(),
-            self.key.clone(),
-            credentials,
-            body,
-            Instant::now(),
-            self.progress.clone(),
-        );
-        // A task of its own, answering by address: a context polls every future it holds
-        // on each wake, and receipts may wait seconds for their row.
-        let addr = ctx.address();
-        actix::spawn(
-            async move {
-                let status = fut.await;
-                addr.do_send(ReceiptAnswered {
-                    generation,
-                    link: index,
-                    sequence_number,
-                    status,
-                });
-            }
-            .instrument(self.span.clone()),
-        );
-    }
-}
-
-/// A receipt (or MO) was handled: answer its deliver_sm with this status.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct ReceiptAnswered {
-    generation: u64,
-    link: usize,
-    sequence_number: u32,
-    status: CommandStatus,
-}
-
-impl Handler<ReceiptAnswered> for BindActor {
-    type Result = ();
-
-    fn handle(&mut self, answered: ReceiptAnswered, ctx: &mut Context<Self>) {
-        let _span = self.span.clone().entered();
-        if answered.generation != self.generation {
-            return;
-        }
-        if answered.link < self.core.links().len() {
-            self.core
-                .respond_deliver_sm(answered.link, answered.sequence_number, answered.status);
-            self.pump(ctx);
-            self.update_gate(answered.link);
-            self.drive(ctx);
         }
     }
 }

@@ -11,15 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use smpp_connector::config::BindKey;
 use smpp_connector::inbound::mo;
 use smpp_connector::inbound::reassembly::{self, Assembled, MoKey, StoredMessage, index_of};
 use smpp_connector::inbound::{PartStored, published_status};
 use smpp_connector::protocol::pdu::{CommandStatus, SmBody};
 
-use super::actor::BindActor;
-use super::deps::BindDeps;
+use super::InboundDeps;
 use crate::events::{MoInboundEvent, now_rfc3339, subject};
 use crate::telemetry::internal_events::{
     InboundNotPublished, InboundPublished, InboundPublishing, MoPartsLost, emit,
@@ -35,7 +33,7 @@ static MO_PUBLISH: InboundPublishing = InboundPublishing::new("MO publishing");
 const TOMBSTONE_MIN: Duration = Duration::from_secs(300);
 
 /// Handle one MO `deliver_sm`; returns the status of the deliver_sm_resp.
-pub async fn handle(deps: &BindDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
+pub async fn handle(deps: &InboundDeps, key: &BindKey, body: &SmBody) -> CommandStatus {
     let (user_data, concat) = mo::user_data(body);
     let Some(part) = concat else {
         return publish_single(deps, key, body, user_data).await;
@@ -104,7 +102,7 @@ fn count_part(key: &BindKey, result: &'static str) {
 /// one the bind of its first part. `Err` when the event could not be published (nothing
 /// was finished).
 async fn publish_stored(
-    deps: &BindDeps,
+    deps: &InboundDeps,
     operator_id: &str,
     redis_key: &str,
     bind_id: u16,
@@ -141,7 +139,7 @@ fn count_message(operator_id: &str, message: &Assembled) {
 
 /// Take a published message out of its index. A failure leaves it listed: its expiry
 /// scan publishes it again under the same event id, which JetStream de-duplicates.
-async fn finish(deps: &BindDeps, redis_key: String, index_key: String, complete: bool) {
+async fn finish(deps: &InboundDeps, redis_key: String, index_key: String, complete: bool) {
     let keep = deps.config.timers.concat_window.max(TOMBSTONE_MIN);
     let _ = deps
         .throttle
@@ -154,7 +152,7 @@ async fn finish(deps: &BindDeps, redis_key: String, index_key: String, complete:
         .await;
 }
 
-async fn publish(deps: &BindDeps, event: &MoInboundEvent) -> Result<(), ()> {
+async fn publish(deps: &InboundDeps, event: &MoInboundEvent) -> Result<(), ()> {
     match deps
         .publisher
         .publish(
@@ -183,7 +181,7 @@ async fn publish(deps: &BindDeps, event: &MoInboundEvent) -> Result<(), ()> {
 /// A message in one part: no Redis involved (it is published even while Redis is down).
 /// Its event id is random: two identical texts from one subscriber are two messages.
 async fn publish_single(
-    deps: &BindDeps,
+    deps: &InboundDeps,
     key: &BindKey,
     body: &SmBody,
     user_data: &[u8],
@@ -210,7 +208,7 @@ async fn publish_single(
 /// One expiry scan of a bind's open index (or of its index from before the hash tags):
 /// claim the messages whose window ended, publish each partial, and report how many are
 /// still open.
-async fn scan(deps: Arc<BindDeps>, key: BindKey, legacy: bool) -> Option<u64> {
+pub async fn scan(deps: Arc<InboundDeps>, key: BindKey, legacy: bool) -> Option<u64> {
     let claimed: Claimed = deps
         .throttle
         .send(ClaimExpiredMo {
@@ -248,60 +246,9 @@ async fn scan(deps: Arc<BindDeps>, key: BindKey, legacy: bool) -> Option<u64> {
 
 /// The expiry scans of the orphaned indexes (bind ids `ids`): their messages are published
 /// partial when their window ends, like any other.
-async fn scan_orphans(deps: Arc<BindDeps>, key: BindKey, ids: std::ops::Range<u16>) {
+pub async fn scan_orphans(deps: Arc<InboundDeps>, key: BindKey, ids: std::ops::Range<u16>) {
     for bind_id in ids {
         let orphan = BindKey::new(key.operator_id.clone(), key.direction, bind_id);
         scan(deps.clone(), orphan, false).await;
-    }
-}
-
-impl BindActor {
-    /// Run the expiry scan of this bind's open MO index, and what the core adds to it now
-    /// and then ([`smpp_connector::bind_core::BindCore::mo_scan_plan`]): its index from
-    /// before the hash tags (parts an earlier version stored during an upgrade) and, on
-    /// bind 0, the indexes of bind ids the operator no longer has and the commands pinned
-    /// to them.
-    pub(super) fn scan_expired_mo(&mut self, ctx: &mut Context<Self>) {
-        let Some(plan) = self.core.mo_scan_plan() else {
-            return;
-        };
-        if plan.sweep_unserved {
-            self.sweep_unserved_pinned(ctx);
-        }
-        let (deps, key) = (self.deps.clone(), self.key.clone());
-        let fut = async move {
-            let open = scan(deps.clone(), key.clone(), false).await;
-            if plan.legacy {
-                scan(deps.clone(), key.clone(), true).await;
-            }
-            if let Some(ids) = plan.orphans {
-                scan_orphans(deps, key, ids).await;
-            }
-            open
-        };
-        ctx.spawn(fut.into_actor(self).map(|open, act, _ctx| {
-            let _span = act.span.clone().entered();
-            act.core.mo_scan_done();
-            if let Some(open) = open {
-                act.metrics.concat_buffer.set(open as f64);
-            }
-        }));
-    }
-
-    /// Dead-letter the commands pinned to binds the operator does not have
-    /// ([`super::unserved`]); the core decided it runs now.
-    fn sweep_unserved_pinned(&mut self, ctx: &mut Context<Self>) {
-        let sweep = super::unserved::sweep(
-            self.deps.clone(),
-            self.key.operator_id.clone(),
-            self.key.direction,
-        );
-        ctx.spawn(sweep.into_actor(self).map(|result, act, _ctx| {
-            let _span = act.span.clone().entered();
-            act.core.unserved_sweep_done();
-            if let Err(err) = result {
-                tracing::debug!(error = %format!("{err:#}"), "sweep of unserved pinned subjects failed");
-            }
-        }));
     }
 }

@@ -1,8 +1,8 @@
 //! Commands pinned to a bind the operator does not have: `smpp.{op}.{dir}.{bindId}.dispatch`
 //! with `bindId` at or above `bindCount` (the count lowered in OMS, or a publisher with a
 //! stale one). Nobody consumes such a subject, and the dispatch stream keeps its messages
-//! (work queue, no max age) without anyone seeing them. Bind 0's owner sweeps them now and
-//! then into `sms.dispatch.dlq` (INVALID_FIELD, the bind named), each ACKed only once its
+//! (work queue, no max age) without anyone seeing them. The pod running bind 0 sweeps them
+//! now and then ([`smpp_connector::cluster::chores`]) into `sms.dispatch.dlq` (INVALID_FIELD, the bind named), each ACKed only once its
 //! dead letter is stored.
 //!
 //! The `bindCount` is read from OMS for each sweep (a bind's own copy dates from its bind),
@@ -17,9 +17,9 @@ use futures::{StreamExt, TryStreamExt};
 use smpp_connector::config::{Direction, OperatorId};
 use smpp_connector::dispatch::{unserved_pinned_bind, unserved_pinned_rejection};
 
-use super::deps::BindDeps;
+use super::ChoreDeps;
+use super::ownership::OWNERS_BUCKET;
 use crate::events::{DispatchDeadLetter, now_rfc3339, subject};
-use crate::ownership::OWNERS_BUCKET;
 use crate::telemetry::metric;
 
 /// Messages one sweep dead-letters per subject at most (the next sweep takes the rest).
@@ -28,7 +28,7 @@ const SWEEP_BATCH: usize = 500;
 /// Dead-letter what waits on the pinned subjects of `operator`'s binds (in `direction`)
 /// that it does not have. Returns how many were dead-lettered.
 pub async fn sweep(
-    deps: Arc<BindDeps>,
+    deps: Arc<ChoreDeps>,
     operator: OperatorId,
     direction: Direction,
 ) -> anyhow::Result<u64> {
@@ -38,7 +38,7 @@ pub async fn sweep(
         .await
         .context("credentials for the bind count")?
         .bind_count;
-    let js = deps.pulls.context().clone();
+    let js = deps.publisher.context().clone();
     let stream = js
         .get_stream(&deps.config.dispatch_stream)
         .await
@@ -88,7 +88,7 @@ pub async fn sweep(
 /// Dead-letter up to [`SWEEP_BATCH`] messages of one unserved bind's pinned subject, through
 /// its durable consumer (`qg-…`: a work queue allows one consumer per subject).
 async fn sweep_subject(
-    deps: &BindDeps,
+    deps: &ChoreDeps,
     js: &async_nats::jetstream::Context,
     operator: &OperatorId,
     direction: Direction,
