@@ -39,6 +39,7 @@ pub async fn run(
     let tls = crate::tls::smpp_connector(&config.smpp_tls)?;
     let readiness = Arc::new(Readiness::default());
     crate::telemetry::metric::register_zeroes(&config.operator_ids, config.direction.as_str());
+    crate::telemetry::backends::init();
     tracing::info!(
         operators = ?config.operator_ids.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
         direction = %config.direction,

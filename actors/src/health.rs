@@ -15,7 +15,7 @@ use smpp_connector::protocol::session::BindState;
 use crate::events::{OperatorHealthEvent, now_rfc3339, subject};
 use crate::nats::EventPublisher;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
-use crate::telemetry::metric;
+use crate::telemetry::internal_events::{Backend, BackendFailed, emit};
 
 /// A bind changed state; the counts are those of its operator in this process.
 #[derive(Debug, Clone, Message)]
@@ -110,17 +110,21 @@ impl Handler<PublishHealth> for HealthPublisherActor {
                         Ok(ack) => {
                             actix::spawn(async move {
                                 if let Err(err) = ack.await {
-                                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
-                                        .increment(1);
-                                    tracing::warn!(error = %err, "operator.health not acknowledged");
+                                    emit(BackendFailed {
+                                        backend: Backend::Nats,
+                                        what: "operator.health not acknowledged",
+                                        error: &err,
+                                    });
                                 }
                             });
                             return;
                         }
                         Err(err) => {
-                            metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
-                                .increment(1);
-                            tracing::warn!(error = %err, attempt, "operator.health publish failed");
+                            emit(BackendFailed {
+                                backend: Backend::Nats,
+                                what: "operator.health publish failed; retrying",
+                                error: &err,
+                            });
                             tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)))
                                 .await;
                         }

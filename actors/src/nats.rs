@@ -16,7 +16,7 @@ use serde::Serialize;
 use smpp_connector::config::{Config, ConfigError, Direction, Lane, NatsSettings, OperatorId, env};
 
 use crate::events::subject;
-use crate::telemetry::backends::{self, Backend};
+use crate::telemetry::internal_events::{Backend, BackendDown, BackendUp, emit};
 
 /// The options every NATS connection of the process uses: the servers of `NATS_URL`
 /// (the client also learns the rest of a cluster from the one it reaches, and moves to
@@ -113,18 +113,21 @@ pub async fn connect(
 /// expiry.
 fn connection_event(event: async_nats::Event) {
     match event {
-        async_nats::Event::Disconnected => {
-            metrics::counter!(crate::telemetry::metric::BACKEND_ERRORS, "backend" => "nats")
-                .increment(1);
-            backends::failed(Backend::Nats);
-            tracing::warn!("nats connection lost; reconnecting");
-        }
+        async_nats::Event::Disconnected => emit(BackendDown {
+            backend: Backend::Nats,
+            starts: true,
+            what: "nats connection lost; reconnecting",
+            error: &"disconnected",
+            batch: None,
+        }),
         async_nats::Event::Connected => {
             mark_connected();
-            match backends::answered(Backend::Nats) {
-                Some(down) => tracing::info!(downForMs = down.as_millis() as u64, "nats connected"),
-                None => tracing::info!("nats connected"),
-            }
+            emit(BackendUp {
+                backend: Backend::Nats,
+                ends: true,
+                what: "nats connected",
+                down_for: None,
+            });
         }
         async_nats::Event::LameDuckMode => {
             tracing::warn!("nats server entering lame duck mode")

@@ -28,8 +28,24 @@
 //! - the expiry scans of the bind's open MO index ([`BindCore::mo_scan_plan`]);
 //! - what a restart keeps and what it clears ([`BindCore::restarted`]).
 //!
+//! - what a session's event means: a submit's outcome for the flow controller and the
+//!   ledger, a phase change and what it gives back, a bound or closed session
+//!   ([`BindCore::handle_session_event`], `sessions.rs`);
+//! - which concatenation reference a long message takes and when Redis must remember
+//!   it or hand out a block ([`BindCore::poll_reference`], `references.rs`).
+//!
+//! The contract, as quinn-proto's: inputs are `handle_*(…, now)` (a PDU read, the
+//! timer, a session event handed back, a pull's messages, a grant, a row written, a
+//! reference remembered…); outputs are `poll_*()`: [`BindCore::poll_transmit`] (bytes),
+//! [`BindCore::poll_session_event`] (what a session reported, to report before handing it
+//! back), [`BindCore::poll_event`] (state changes and the flow controller's notices),
+//! [`BindCore::pull_plan`] (a pull, its lanes and room), [`BindCore::grant_wanted`] (ask
+//! TPS), [`BindCore::poll_reference`] (remember or reserve references),
+//! [`Ledger::poll_output`] (rows to record; ACK, NAK, REJECTED, dead letter),
+//! [`BindCore::poll_timeout`] (the timer).
+//!
 //! `H` settles one NATS message (the driver's handle); `P` is a message on its way in
-//! (pulled, waiting for its redelivery lookup or its reference).
+//! (pulled, waiting for its redelivery lookup or its reference; [`Incoming`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

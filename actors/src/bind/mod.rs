@@ -1,19 +1,25 @@
 //! One bind: [`actor::BindActor`], the thin driver around the pure
-//! `smpp_connector::bind_core::BindCore`, which decides. Files in the order a dispatch and
-//! a receipt cross them, each importing only those before it:
+//! `smpp_connector::bind_core::BindCore`, which decides (`handle_*` in, `poll_*` out).
+//! Files in the order a dispatch and a receipt cross them, each importing only those
+//! before it (`scripts/check-layering`):
 //!
-//! - [`io`], `message`, `metrics`, `pull_mux`, `deps`: leaves — the socket and its
-//!   inbound gate, what the bind holds of a NATS message, metric handles, the process's
-//!   pull inbox, what every bind shares;
+//! - [`io`], `message`, `pull_mux`, `deps`, `failure`: leaves — the socket and its
+//!   inbound gate, what the bind holds of a NATS message (`Looked` is the core's
+//!   `Incoming`), the process's pull inbox, what every bind shares, why a session ended;
 //! - `actor`: the actor's state (the core, the connection's writers and timer), `drive`,
-//!   life cycle, admin messages;
-//! - `link`: connect, sessions, the pump, session close and failure;
-//! - `pull` → `intake`: pulls, then screening, lookup, references and admission;
-//! - `submit` → `settle`: writing segments, outcomes, timer; rows written, messages
-//!   settled, dead letters;
-//! - `flow`: the flow controller's decisions and the TPS budget carried out;
-//! - [`receipt`] → `mo`: deliver_sm handled (receipts correlated, MO reassembled);
-//! - `unserved`: the sweep of commands pinned to binds the operator does not have.
+//!   state changes reported, life cycle, admin messages;
+//! - `link`: connect, sessions, the pump (session events reported, handed back, their
+//!   `FollowUp` carried out), going down;
+//! - `pull` → `intake`: pulls, then screening, lookup, the core's reference work and
+//!   admission;
+//! - `submit` → `settle`: submits reported, the timer, housekeeping; rows written,
+//!   messages settled, dead letters;
+//! - `flow`: the core's `BindEvent`s carried out, the TPS budget, sequence blocks;
+//! - `deliver`: a deliver_sm handed to [`crate::inbound`] and answered; the bind's own
+//!   MO index scans.
+//!
+//! What the bind tells about itself (log lines with their counters) is
+//! [`crate::telemetry::internal_events`].
 
 pub mod actor;
 mod deliver;

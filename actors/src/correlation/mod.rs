@@ -24,7 +24,7 @@ use smpp_connector::log_budget::Outage;
 use tokio::sync::oneshot;
 
 use crate::telemetry::actor_health::{ActorHealth, Probe};
-use crate::telemetry::backends::{self, Backend};
+use crate::telemetry::internal_events::{Backend, BackendDown, BackendFailed, BackendUp, emit};
 use crate::telemetry::metric;
 
 mod memory;
@@ -405,10 +405,11 @@ impl CorrelationActor {
             match result {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "expired correlation rows swept"),
-                Err(error) => {
-                    metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres").increment(1);
-                    tracing::warn!(error = %error, "correlation sweep failed; next one retries");
-                }
+                Err(error) => emit(BackendFailed {
+                    backend: Backend::Postgres,
+                    what: "correlation sweep failed; next one retries",
+                    error: &error,
+                }),
             }
         }));
     }
@@ -440,8 +441,13 @@ impl CorrelationActor {
             let keys: Vec<ReceiptKey> = rows.iter().map(receipt_key).collect();
             let write = insert_isolating(self.store.clone(), rows);
             ctx.spawn(write.into_actor(self).map(move |answers, act, ctx| {
-                let refused = answers.iter().filter(|a| matches!(a, Err(e) if e.is_permanent())).count();
-                let failed = answers.iter().find(|a| matches!(a, Err(e) if !e.is_permanent()));
+                let refused = answers
+                    .iter()
+                    .filter(|a| matches!(a, Err(e) if e.is_permanent()))
+                    .count();
+                let failed = answers
+                    .iter()
+                    .find(|a| matches!(a, Err(e) if !e.is_permanent()));
                 if refused > 0 {
                     metrics::counter!(metric::CORRELATION_ROWS_REFUSED).increment(refused as u64);
                 }
@@ -450,23 +456,20 @@ impl CorrelationActor {
                     None => Ok(()),
                 };
                 match &result {
-                    Err(err) => {
-                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
-                            .increment(1);
-                        backends::failed(Backend::Postgres);
-                        // One line per outage; the binds retry their rows.
-                        if act.insert_outage.failed() {
-                            tracing::warn!(error = %err, rows = waiters.len(), "correlation inserts failing; rows are retried");
-                        } else {
-                            tracing::debug!(error = %err, rows = waiters.len(), "correlation insert failed");
-                        }
-                    }
-                    Ok(()) => {
-                        backends::answered(Backend::Postgres);
-                        if act.insert_outage.worked() {
-                            tracing::info!("correlation inserts succeed again");
-                        }
-                    }
+                    // One line per outage; the binds retry their rows.
+                    Err(err) => emit(BackendDown {
+                        backend: Backend::Postgres,
+                        starts: act.insert_outage.failed(),
+                        what: "correlation inserts failing; rows are retried",
+                        error: err,
+                        batch: Some(waiters.len()),
+                    }),
+                    Ok(()) => emit(BackendUp {
+                        backend: Backend::Postgres,
+                        ends: act.insert_outage.worked(),
+                        what: "correlation inserts succeed again",
+                        down_for: None,
+                    }),
                 }
                 for (waiter, answer) in waiters.into_iter().zip(answers) {
                     let _ = waiter.send(answer);
@@ -484,9 +487,9 @@ impl CorrelationActor {
             let lookup = self.store.correlated_segments(ids.clone());
             ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
                 if result.is_ok() {
-                    backends::answered(Backend::Postgres);
+                    crate::telemetry::backends::answered(Backend::Postgres);
                 } else {
-                    backends::failed(Backend::Postgres);
+                    crate::telemetry::backends::failed(Backend::Postgres);
                 }
                 for (id, waiter) in ids.iter().zip(waiters) {
                     let answer = match &result {
@@ -578,10 +581,12 @@ impl CorrelationActor {
             ctx.spawn(lookup.into_actor(self).map(move |result, act, ctx| {
                 match result {
                     Ok(found) => {
-                        backends::answered(Backend::Postgres);
-                        if act.lookup_outage.worked() {
-                            tracing::info!("receipt lookups succeed again");
-                        }
+                        emit(BackendUp {
+                            backend: Backend::Postgres,
+                            ends: act.lookup_outage.worked(),
+                            what: "receipt lookups succeed again",
+                            down_for: None,
+                        });
                         for (ask, waiter) in asks.into_iter().zip(waiters) {
                             match found.get(&ask.key) {
                                 Some(matched) => {
@@ -599,15 +604,14 @@ impl CorrelationActor {
                         }
                     }
                     Err(err) => {
-                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "postgres")
-                            .increment(1);
-                        backends::failed(Backend::Postgres);
                         // One line per outage; the receipts go out uncorrelated meanwhile.
-                        if act.lookup_outage.failed() {
-                            tracing::warn!(error = %err, "receipt lookups failing; receipts are published uncorrelated until they answer");
-                        } else {
-                            tracing::debug!(error = %err, "receipt lookup failed");
-                        }
+                        emit(BackendDown {
+                            backend: Backend::Postgres,
+                            starts: act.lookup_outage.failed(),
+                            what: "receipt lookups failing; receipts are published uncorrelated until they answer",
+                            error: &err,
+                            batch: Some(asks.len()),
+                        });
                         for (ask, waiter) in asks.into_iter().zip(waiters) {
                             act.ask_done(&ask);
                             let _ = waiter.send(Err(err.clone()));

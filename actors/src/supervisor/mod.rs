@@ -42,6 +42,7 @@ use crate::inbound::InboundDeps;
 use crate::nats::{self, EventPublisher};
 use crate::oms::CredentialSource;
 use crate::telemetry::actor_health::{ActorHealth, Probe};
+use crate::telemetry::internal_events::{Backend, BackendFailed, emit};
 use crate::telemetry::metric;
 use crate::throttle::ThrottleActor;
 
@@ -248,13 +249,13 @@ impl Supervisor {
                     Err(err) => {
                         backoff.record_failure();
                         let delay = backoff.next_delay(0.0);
-                        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "oms").increment(1);
-                        tracing::warn!(
-                            operatorId = %operator_id,
-                            error = %err,
-                            retry_in_ms = delay.as_millis() as u64,
-                            "credentials unavailable; binds of this operator wait"
-                        );
+                        tracing::info_span!("operator", operatorId = %operator_id, retry_in_ms = delay.as_millis() as u64).in_scope(|| {
+                            emit(BackendFailed {
+                                backend: Backend::Oms,
+                                what: "credentials unavailable; binds of this operator wait",
+                                error: &err,
+                            });
+                        });
                         tokio::time::sleep(delay).await;
                     }
                 }
@@ -269,9 +270,13 @@ impl Supervisor {
                                 break;
                             }
                             Err(err) => {
-                                metrics::counter!(metric::BACKEND_ERRORS, "backend" => "nats")
-                                    .increment(1);
-                                tracing::warn!(operatorId = %operator_id, lane = lane.as_str(), error = %format!("{err:#}"), "consumer not created; retrying");
+                                tracing::info_span!("lane", operatorId = %operator_id, lane = lane.as_str()).in_scope(|| {
+                                    emit(BackendFailed {
+                                        backend: Backend::Nats,
+                                        what: "consumer not created; retrying",
+                                        error: &format!("{err:#}"),
+                                    });
+                                });
                                 tokio::time::sleep(Duration::from_secs(1)).await;
                             }
                         }

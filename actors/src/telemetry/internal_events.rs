@@ -42,26 +42,7 @@ pub fn emit(event: impl InternalEvent) {
     event.emit();
 }
 
-/// A backend the service depends on (the `backend` label of
-/// `smpp_connector_backend_errors_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Nats,
-    Postgres,
-    Redis,
-    Oms,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Nats => "nats",
-            Backend::Postgres => "postgres",
-            Backend::Redis => "redis",
-            Backend::Oms => "oms",
-        }
-    }
-}
+pub use super::backends::Backend;
 
 // ----- backends -------------------------------------------------------------------------
 
@@ -75,7 +56,7 @@ pub struct BackendFailed<'a> {
 
 impl InternalEvent for BackendFailed<'_> {
     fn emit(self) {
-        metrics::counter!(metric::BACKEND_ERRORS, "backend" => self.backend.as_str()).increment(1);
+        metrics::counter!(metric::BACKEND_ERRORS, "backend" => self.backend.name()).increment(1);
         tracing::warn!(error = %self.error, "{}", self.what);
     }
 }
@@ -94,12 +75,13 @@ pub struct BackendFailedInOutage<'a> {
 
 impl InternalEvent for BackendFailedInOutage<'_> {
     fn emit(self) {
-        metrics::counter!(metric::BACKEND_ERRORS, "backend" => self.backend.as_str()).increment(1);
+        metrics::counter!(metric::BACKEND_ERRORS, "backend" => self.backend.name()).increment(1);
         let message_id = self.message_id.unwrap_or("");
         if self.outage.failed() {
             tracing::warn!(messageId = message_id, error = %self.error, "{}", self.what);
         } else {
-            tracing::debug!(messageId = message_id, error = %self.error, "{}", self.what);
+            // Not the WARN's words: a search for the outage's line finds one per outage.
+            tracing::debug!(messageId = message_id, error = %self.error, outage = self.what, "still failing");
         }
     }
 }
@@ -129,7 +111,7 @@ pub struct InboundNotPublished<'a> {
 
 impl InternalEvent for InboundNotPublished<'_> {
     fn emit(self) {
-        metrics::counter!(metric::BACKEND_ERRORS, "backend" => Backend::Nats.as_str()).increment(1);
+        metrics::counter!(metric::BACKEND_ERRORS, "backend" => Backend::Nats.name()).increment(1);
         let what = self.publishing.what;
         if self.publishing.outage.failed() {
             tracing::warn!(what, error = %self.error, "{what} failing; the SMSC is answered ESME_RX_T_APPN and redelivers");
@@ -161,6 +143,57 @@ impl InboundPublishing {
         InboundPublishing {
             what,
             outage: Outage::new(),
+        }
+    }
+}
+
+/// A shared backend operation failed, one of many alike (correlation inserts, receipt
+/// lookups, Redis calls, the NATS connection): counted each time, the backend marked
+/// down (`smpp_connector_backend_up`, `/ready`), warned once when the outage starts
+/// (`starts`), the rest at debug as "still failing" (with the outage named).
+pub struct BackendDown<'a> {
+    pub backend: Backend,
+    /// This failure starts an outage (the caller's outage state said so).
+    pub starts: bool,
+    /// The WARN line when the outage starts; the debug line otherwise.
+    pub what: &'static str,
+    pub error: &'a dyn Display,
+    /// Rows or requests the failure concerns, when it is a batch.
+    pub batch: Option<usize>,
+}
+
+impl InternalEvent for BackendDown<'_> {
+    fn emit(self) {
+        metrics::counter!(metric::BACKEND_ERRORS, "backend" => self.backend.name()).increment(1);
+        super::backends::failed(self.backend);
+        let batch = self.batch.unwrap_or(0);
+        if self.starts {
+            tracing::warn!(error = %self.error, batch, "{}", self.what);
+        } else {
+            // Not the WARN's words: a search for the outage's line finds one per outage.
+            tracing::debug!(error = %self.error, batch, outage = self.what, "still failing");
+        }
+    }
+}
+
+/// A shared backend operation worked: the backend is up, and `what` at INFO when this
+/// ends an outage (`ends`), with how long it lasted (`down_for`, or else since the
+/// backend was marked down).
+pub struct BackendUp {
+    pub backend: Backend,
+    pub ends: bool,
+    pub what: &'static str,
+    pub down_for: Option<std::time::Duration>,
+}
+
+impl InternalEvent for BackendUp {
+    fn emit(self) {
+        let marked_down_for = super::backends::answered(self.backend);
+        if self.ends {
+            match self.down_for.or(marked_down_for) {
+                Some(down) => tracing::info!(downForMs = down.as_millis() as u64, "{}", self.what),
+                None => tracing::info!("{}", self.what),
+            }
         }
     }
 }
@@ -201,7 +234,7 @@ pub struct BindAttemptFailed<'a> {
 impl BindInternalEvent for BindAttemptFailed<'_> {
     fn emit(self, _bind: &mut BindMetrics) {
         if self.credentials {
-            metrics::counter!(metric::BACKEND_ERRORS, "backend" => Backend::Oms.as_str())
+            metrics::counter!(metric::BACKEND_ERRORS, "backend" => Backend::Oms.name())
                 .increment(1);
         }
         tracing::warn!(error = %self.error, "bind attempt failed");
@@ -573,6 +606,141 @@ impl InternalEvent for MoPartsLost<'_> {
             bindId = self.bind_id,
             messages = self.messages,
             "MO parts expired in Redis before their message was published"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smpp_connector::config::{BindKey, Direction, OperatorId};
+
+    use super::*;
+    use crate::telemetry::test_metrics::TestMetrics;
+
+    fn bind_metrics() -> BindMetrics {
+        BindMetrics::new(&BindKey::new(
+            OperatorId::try_new("op-events").unwrap(),
+            Direction::Trx,
+            0,
+        ))
+    }
+
+    #[test]
+    fn a_failure_in_an_outage_is_counted_every_time_and_starts_the_outage_once() {
+        let metrics = TestMetrics::install();
+        let outage = Outage::new();
+        for _ in 0..3 {
+            emit(BackendFailedInOutage {
+                backend: Backend::Postgres,
+                outage: &outage,
+                what: "lookups failing",
+                error: &"refused",
+                message_id: Some("m-1"),
+            });
+        }
+        assert_eq!(
+            metrics.value(metric::BACKEND_ERRORS, &[("backend", "postgres")]),
+            3.0
+        );
+        assert!(!outage.failed(), "the first failure started it");
+        emit(BackendRecovered {
+            outage: &outage,
+            what: "answered again",
+        });
+        assert!(
+            outage.failed(),
+            "recovered: the next failure starts a new outage"
+        );
+    }
+
+    #[test]
+    fn a_bind_event_counts_on_its_bind_s_series() {
+        let metrics = TestMetrics::install();
+        let mut bind = bind_metrics();
+        let labels = [("mno", "op-events"), ("direction", "trx"), ("bindId", "0")];
+        StateChanged {
+            from: BindState::Bound,
+            to: BindState::HalfClosedTx,
+            reason: Some("throttled"),
+        }
+        .emit(&mut bind);
+        assert_eq!(metrics.value(metric::BIND_HALF_CLOSED, &labels), 1.0);
+        assert_eq!(metrics.value(metric::STATE_CHANGES, &labels), 1.0);
+        assert_eq!(metrics.value(metric::BIND_UP, &labels), 1.0);
+
+        SubmitAnswered {
+            status: CommandStatus::ESME_RTHROTTLED,
+            written_at: Instant::now(),
+            outcome: Some(smpp_connector::protocol::taxonomy::classify_submit(
+                CommandStatus::ESME_RTHROTTLED,
+            )),
+            sequence_number: 7,
+            message_id: "m-1",
+            trace: None,
+        }
+        .emit(&mut bind);
+        let mut status = labels.to_vec();
+        status.push(("esme_status", "ESME_RTHROTTLED"));
+        assert_eq!(metrics.value(metric::RESPONSE_STATUS, &status), 1.0);
+
+        SubmitFailed {
+            reason: SubmitFailure::TimedOut,
+            outcome: Some(smpp_connector::protocol::taxonomy::classify_timeout()),
+            sequence_number: 8,
+            message_id: "m-2",
+            trace: None,
+        }
+        .emit(&mut bind);
+        assert_eq!(metrics.value(metric::SUBMIT_TIMEOUTS, &labels), 1.0);
+        assert_eq!(metrics.value(metric::POSSIBLE_DUPLICATES, &labels), 1.0);
+
+        Settled::nak(4).emit(&mut bind);
+        assert_eq!(
+            metrics.value(
+                metric::LANE_MESSAGES,
+                &[("mno", "op-events"), ("lane", "pinned"), ("outcome", "nak")]
+            ),
+            1.0
+        );
+        AttemptCounted {
+            attempt: 1,
+            enquire_link_timed_out: true,
+        }
+        .emit(&mut bind);
+        assert_eq!(metrics.value(metric::ENQUIRE_LINK_TIMEOUTS, &labels), 1.0);
+        assert_eq!(metrics.value(metric::RECONNECT_ATTEMPTS, &labels), 1.0);
+    }
+
+    #[test]
+    fn dead_letter_lines_stop_at_the_budget_and_the_budget_is_the_event_s() {
+        let mut budget = LogBudget::new(2, std::time::Duration::from_secs(60));
+        let mut bind = bind_metrics();
+        let letter = DispatchDeadLetter::new(
+            smpp_connector::dispatch::Rejection {
+                reason: smpp_connector::dispatch::DeadLetterReason::InvalidJson,
+                detail: "not JSON".into(),
+                message_id: None,
+                operator_id: None,
+            },
+            "smpp.op.trx.dispatch".into(),
+            1,
+            1,
+            "2026-12-08T00:00:00.000Z".into(),
+        );
+        let now = Instant::now();
+        for _ in 0..4 {
+            DeadLettered {
+                letter: &letter,
+                trace_id: String::new(),
+                budget: &mut budget,
+                now,
+            }
+            .emit(&mut bind);
+        }
+        assert_eq!(
+            budget.admit(now),
+            Admit::Quiet,
+            "two lines, the flood line, then quiet"
         );
     }
 }

@@ -342,7 +342,6 @@ pub fn register_zeroes(operators: &[smpp_connector::config::OperatorId], directi
     for backend in ["nats", "postgres", "redis", "oms"] {
         metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
     }
-    super::backends::init();
     for name in [
         FINGERPRINT_MISMATCHES,
         GSM7_FORCE_REPLACEMENTS,

@@ -47,7 +47,7 @@ use smpp_connector::dispatch::throttle::{
 };
 
 use crate::telemetry::actor_health::{ActorHealth, Probe};
-use crate::telemetry::backends::{self, Backend};
+use crate::telemetry::internal_events::{Backend, BackendDown, BackendUp, emit};
 use crate::telemetry::metric;
 
 #[cfg(test)]
@@ -327,12 +327,14 @@ impl ThrottleActor {
     }
 
     fn handle_redis_answered(&mut self) {
-        backends::answered(Backend::Redis);
-        if let Some(since) = self.outage.take() {
-            tracing::info!(
-                downForMs = since.elapsed().as_millis() as u64,
-                "redis answers again"
-            );
+        let since = self.outage.take();
+        emit(BackendUp {
+            backend: Backend::Redis,
+            ends: since.is_some(),
+            what: "redis answers again",
+            down_for: since.map(|since| since.elapsed()),
+        });
+        if since.is_some() {
             // The budget is Redis's again for every operator, with traffic or not.
             for operator in self.failing_open.drain() {
                 metrics::gauge!(metric::TPS_FAIL_OPEN, "mno" => operator.to_string()).set(0.0);
@@ -341,12 +343,17 @@ impl ThrottleActor {
     }
 
     fn handle_redis_failed(&mut self, err: &ThrottleError) {
-        metrics::counter!(metric::BACKEND_ERRORS, "backend" => "redis").increment(1);
-        backends::failed(Backend::Redis);
-        if self.outage.is_none() {
+        let starts = self.outage.is_none();
+        if starts {
             self.outage = Some(tokio::time::Instant::now());
-            tracing::warn!(error = %err, "redis unavailable, failing open");
         }
+        emit(BackendDown {
+            backend: Backend::Redis,
+            starts,
+            what: "redis unavailable, failing open",
+            error: err,
+            batch: None,
+        });
     }
 
     fn grant_from_redis(&mut self, msg: &AcquireTps, granted: i64, left_us: i64) -> TpsGrant {
