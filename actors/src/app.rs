@@ -216,12 +216,8 @@ async fn watch_actors(actors: Vec<Watched>, readiness: Arc<Readiness>) {
             return;
         }
         if let Some((name, _)) = actors.iter().find(|(_, alive)| !alive()) {
-            metrics::counter!(crate::telemetry::metric::ACTOR_RESTARTS, "actor" => *name, "bind" => "", "reason" => "crashed")
-                .increment(1);
-            tracing::error!(
-                actor = *name,
-                "a shared actor ended unexpectedly; exiting so the pod is restarted"
-            );
+            use crate::telemetry::internal_events::{SharedActorEnded, emit};
+            emit(SharedActorEnded { actor: name });
             std::process::exit(70);
         }
     }

@@ -39,7 +39,7 @@
 //! reference remembered…); outputs are `poll_*()`: [`BindCore::poll_transmit`] (bytes),
 //! [`BindCore::poll_session_event`] (what a session reported, to report before handing it
 //! back), [`BindCore::poll_event`] (state changes and the flow controller's notices),
-//! [`BindCore::pull_plan`] (a pull, its lanes and room), [`BindCore::grant_wanted`] (ask
+//! [`BindCore::poll_pull`] (a pull, its lanes and room), [`BindCore::poll_grant`] (ask
 //! TPS), [`BindCore::poll_reference`] (remember or reserve references),
 //! [`Ledger::poll_output`] (rows to record; ACK, NAK, REJECTED, dead letter),
 //! [`BindCore::poll_timeout`] (the timer).
@@ -199,6 +199,17 @@ pub enum RefChoice {
     /// Neither (its bind's profile changed meanwhile): take one now and remember it
     /// without waiting, as the rows will say which parts went out.
     TakeNow,
+}
+
+/// A request for TPS tokens ([`BindCore::poll_grant`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantRequest {
+    /// The operator's limit (tokens a second).
+    pub limit: u32,
+    /// Tokens wanted.
+    pub want: u32,
+    /// Binds of the operator that share the limit.
+    pub live_binds: u32,
 }
 
 /// What to do after a TPS grant came back ([`BindCore::grant_answered`]).
@@ -508,6 +519,13 @@ impl<H, P> BindCore<H, P> {
         })
     }
 
+    /// The pull to start now ([`BindCore::pull_plan`]), counted as under way from now.
+    pub fn poll_pull(&mut self, now: Instant, lanes: &[usize]) -> Option<PullPlan> {
+        let plan = self.pull_plan(now, lanes)?;
+        self.pull_started();
+        Some(plan)
+    }
+
     /// The pull of [`BindCore::pull_plan`] started.
     pub fn pull_started(&mut self) {
         self.fetching = true;
@@ -673,6 +691,18 @@ impl<H, P> BindCore<H, P> {
         };
         let want = flow.wanted_grant(now, self.in_flight(), self.ledger.queued(), room);
         (want > 0).then(|| (limit, want, u32::from(credentials.bind_count.max(1))))
+    }
+
+    /// The TPS request to send now ([`BindCore::grant_wanted`]), counted as under way
+    /// from now: answer it with [`BindCore::grant_answered`].
+    pub fn poll_grant(&mut self, now: Instant) -> Option<GrantRequest> {
+        let (limit, want, live_binds) = self.grant_wanted(now)?;
+        self.grant_asked();
+        Some(GrantRequest {
+            limit,
+            want,
+            live_binds,
+        })
     }
 
     /// The request of [`BindCore::grant_wanted`] went out.

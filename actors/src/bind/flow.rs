@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use smpp_connector::bind_core::{BindEvent, SEQUENCE_BLOCK};
+use smpp_connector::bind_core::{BindEvent, GrantRequest, SEQUENCE_BLOCK};
 use tracing::Instrument;
 
 use super::actor::BindActor;
@@ -88,13 +88,17 @@ impl BindActor {
     }
 
     /// Ask the operator's TPS budget for tokens when the window could use more than we
-    /// hold ([`smpp_connector::bind_core::BindCore::grant_wanted`]). One Redis round trip,
+    /// hold ([`smpp_connector::bind_core::BindCore::poll_grant`]). One Redis round trip,
     /// answered into the core.
     pub(super) fn request_grant(&mut self, ctx: &mut Context<Self>) {
-        let Some((limit, want, live_binds)) = self.core.grant_wanted(Instant::now()) else {
+        let Some(GrantRequest {
+            limit,
+            want,
+            live_binds,
+        }) = self.core.poll_grant(Instant::now())
+        else {
             return;
         };
-        self.core.grant_asked();
         let request = self.deps.throttle.send(AcquireTps {
             bind: self.key.clone(),
             limit,

@@ -69,7 +69,7 @@ impl BindActor {
         }));
     }
 
-    /// Start a pull if the core says so ([`smpp_connector::bind_core::BindCore::pull_plan`]).
+    /// Start a pull if the core says so ([`smpp_connector::bind_core::BindCore::poll_pull`]).
     pub(super) fn pull(&mut self, ctx: &mut Context<Self>) {
         // The slots pulled, without an allocation per pull (at most one per slot).
         let mut slots = [0; SLOTS];
@@ -77,7 +77,7 @@ impl BindActor {
         for (slot, (pulled, _)) in slots.iter_mut().zip(self.lanes.pulled.iter()) {
             *slot = *pulled;
         }
-        let Some(plan) = self.core.pull_plan(Instant::now(), &slots[..n]) else {
+        let Some(plan) = self.core.poll_pull(Instant::now(), &slots[..n]) else {
             return;
         };
         // A lane with an open listener is not asked again: what arrives there comes.
@@ -93,7 +93,6 @@ impl BindActor {
                 .cloned()
                 .collect()
         };
-        self.core.pull_started();
         actix::spawn(pull_once(
             self.deps.pulls.clone(),
             lanes,

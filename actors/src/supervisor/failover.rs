@@ -20,7 +20,7 @@ use smpp_connector::protocol::session::BindState;
 
 use super::{BindEntry, BindStateChanged, Supervisor};
 use crate::bind::{AbortBind, ShutdownBind};
-use crate::telemetry::metric;
+use crate::telemetry::internal_events::{Failover as FailoverEvent, emit};
 
 /// OMS answered: the primary's `backupOperatorId` (None: none configured, or OMS down).
 #[derive(Debug, Message)]
@@ -84,10 +84,7 @@ impl Supervisor {
             match action {
                 Action::LookUpBackup => self.look_up_backup(primary, ctx),
                 Action::StartBackup(backup) => self.start_backup(primary, backup),
-                Action::Failback => {
-                    metrics::counter!(metric::FAILOVERS, "mno" => primary.operator_id.to_string(), "direction" => primary.direction.as_str(), "event" => "failback").increment(1);
-                    tracing::info!(operatorId = %primary.operator_id, direction = %primary.direction, bindId = primary.bind_id, "primary bound again: FAILBACK, new traffic goes to the primary");
-                }
+                Action::Failback => emit(FailoverEvent::Failback { primary }),
                 Action::StopBackup { reason, .. } => {
                     self.stop_backup_of(primary, true, reason, ctx);
                 }
@@ -127,14 +124,10 @@ impl Supervisor {
         let lanes = entry.lanes.clone();
         let state = entry.state;
         let key = BindKey::new(backup.clone(), primary.direction, primary.bind_id);
-        tracing::warn!(
-            operatorId = %primary.operator_id,
-            direction = %primary.direction,
-            bindId = primary.bind_id,
-            backupOperatorId = %backup,
-            "primary bind down past the failover threshold: binding the backup operator for its traffic"
-        );
-        metrics::counter!(metric::FAILOVERS, "mno" => primary.operator_id.to_string(), "direction" => primary.direction.as_str(), "event" => "failover").increment(1);
+        emit(FailoverEvent::Started {
+            primary,
+            backup: &backup,
+        });
         let addr = self.spawn_bind(&key, &primary.operator_id, &lanes);
         self.backups.insert(
             primary.clone(),

@@ -381,9 +381,7 @@ impl Supervisor {
             let map = if backup { &self.backups } else { &self.binds };
             let entry = &map[&primary];
             let key = entry.key.clone();
-            metrics::counter!(metric::BIND_CRASHES, "mno" => key.operator_id.to_string(), "direction" => key.direction.as_str(), "bindId" => key.bind_id.to_string()).increment(1);
-            ActorHealth::bind_crashed(&key);
-            tracing::error!(operatorId = %key.operator_id, direction = %key.direction, bindId = key.bind_id, backup, "bind actor ended unexpectedly; respawning it");
+            emit(crate::telemetry::internal_events::BindCrashed { key: &key, backup });
             let addr = self.spawn_bind(&key, &primary.operator_id, &entry.lanes);
             let map = if backup {
                 &mut self.backups

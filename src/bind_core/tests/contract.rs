@@ -276,3 +276,28 @@ fn the_timer_reaches_sessions_ledger_and_flow() {
     );
     assert_eq!(core.in_flight(), 0);
 }
+
+#[test]
+fn a_pull_and_a_grant_are_polled_once_until_they_are_answered() {
+    let t0 = Instant::now();
+    let mut core = bound_with(BindMode::Transceiver, t0, r#", "tpsLimit": 50"#);
+    assert_eq!(
+        core.poll_pull(t0, &[0, 1, 2, 3]),
+        None,
+        "no TPS tokens yet: nothing to pull for"
+    );
+    let request = core.poll_grant(t0).expect("tokens wanted");
+    assert_eq!((request.limit, request.live_binds), (50, 2));
+    assert_eq!(core.poll_grant(t0), None, "one request at a time");
+    core.grant_answered(t0, Some((request.want, Duration::from_secs(1))));
+
+    let plan = core.poll_pull(t0, &[0, 1, 2, 3]).expect("tokens: a pull");
+    assert!(plan.room > 0 && !plan.skip.contains(&true));
+    assert_eq!(
+        core.poll_pull(t0, &[0, 1, 2, 3]),
+        None,
+        "one pull at a time"
+    );
+    assert_eq!(core.pull_finished(t0, &[], false), None);
+    assert!(core.poll_pull(t0, &[0, 1, 2, 3]).is_some(), "the next one");
+}

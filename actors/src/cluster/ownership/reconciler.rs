@@ -26,7 +26,7 @@ use smpp_connector::cluster::ownership::{self, Finding, Heartbeat, Liveness, Own
 use smpp_connector::config::{Direction, OperatorId};
 
 use super::{KvBucket, KvError};
-use crate::telemetry::metric;
+use crate::telemetry::internal_events::{Reconciled, emit};
 
 /// The reconciler's state for one operator and direction in this pod.
 #[derive(Debug, Default)]
@@ -159,8 +159,12 @@ pub(super) async fn step(
                     .is_ok()
                 {
                     round.orphans += 1;
-                    metrics::counter!(metric::BIND_ORPHANS, "mno" => op.to_string(), "direction" => direction.as_str()).increment(1);
-                    tracing::warn!(operatorId = %op, direction = %direction, bindId = bind_id, pod = %pod, "orphaned bind ownership removed (its pod no longer heartbeats); a live pod claims it");
+                    emit(Reconciled::Orphan {
+                        op,
+                        direction,
+                        bind_id,
+                        pod: &pod,
+                    });
                 }
             }
             Finding::DoubleClaim {
@@ -170,8 +174,13 @@ pub(super) async fn step(
             } => {
                 if leader.suspects.contains(&bind_id) {
                     round.double_claims += 1;
-                    metrics::counter!(metric::BIND_DOUBLE_CLAIMS, "mno" => op.to_string(), "direction" => direction.as_str()).increment(1);
-                    tracing::warn!(operatorId = %op, direction = %direction, bindId = bind_id, owner = owner.as_deref().unwrap_or("-"), runners = ?runners, "bind run by a pod its owner key does not name; that pod stops it on its next refresh");
+                    emit(Reconciled::DoubleClaim {
+                        op,
+                        direction,
+                        bind_id,
+                        owner: owner.as_deref(),
+                        runners: &runners,
+                    });
                 }
                 suspects.insert(bind_id);
             }
