@@ -29,6 +29,7 @@
 //! - [`telemetry`]: logs, metric names, internal events (log + count + rate limit in one
 //!   place), actor health, traces, backend state.
 //! - [`cli`]: `send`, `admin` subcommands.
+//! - [`clock`]: the monotonic clock a bind decides with (tokio's: paused in tests).
 //!
 //! No module imports one that imports it back (`scripts/check-layering`).
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@
 pub mod app;
 pub mod bind;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod correlation;
 pub mod events;

@@ -264,7 +264,7 @@ impl BindActor {
         // TPS: tokens for what is queued and what a pull could take (one Redis round trip
         // at a time, a block each; nothing without a limit).
         self.request_grant(ctx);
-        let written = self.core.submit_queued(Instant::now());
+        let written = self.core.submit_queued(crate::clock::now());
         self.metrics.submits.increment(written as u64);
         self.pump(ctx);
         self.drain_events(ctx);
@@ -279,7 +279,7 @@ impl BindActor {
         );
         self.progress.set_oldest_unsettled(oldest_unsettled);
         self.pull(ctx);
-        if self.core.unbind_if_due(Instant::now()) {
+        if self.core.unbind_if_due(crate::clock::now()) {
             self.pump(ctx);
         }
         self.arm_timer(ctx);
@@ -319,7 +319,7 @@ impl BindActor {
         reason: &'static str,
         ctx: &mut Context<Self>,
     ) {
-        match self.core.begin_unbind(then, reason, Instant::now()) {
+        match self.core.begin_unbind(then, reason, crate::clock::now()) {
             UnbindStart::GoDownNow => self.go_down(reason.into(), ctx),
             UnbindStart::AlreadyUnbinding => {}
             UnbindStart::Draining => {
@@ -509,7 +509,7 @@ impl Handler<AbortBind> for BindActor {
         }
         // What is in flight is counted as possible duplicates by `go_down`; it comes back
         // as a redelivery (the new owner sends only what has no row).
-        self.core.unbind_all(Instant::now());
+        self.core.unbind_all(crate::clock::now());
         self.pump(ctx);
         self.go_down(msg.reason.into(), ctx);
     }

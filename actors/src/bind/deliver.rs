@@ -1,8 +1,6 @@
 //! A `deliver_sm` handed to [`crate::inbound`] on a task of its own and answered with
 //! the status it returns; the expiry scans of the bind's own open MO index.
 
-use std::time::Instant;
-
 use actix::prelude::*;
 use smpp_connector::protocol::pdu::{CommandStatus, SmBody};
 use tracing::Instrument;
@@ -29,7 +27,7 @@ impl BindActor {
             self.key.clone(),
             credentials,
             body,
-            Instant::now(),
+            crate::clock::now(),
             self.progress.clone(),
         );
         // A task of its own, answering by address: a context polls every future it holds

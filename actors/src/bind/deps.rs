@@ -52,6 +52,8 @@ pub struct BindDeps {
     pub pulls: PullMux,
     /// TLS to SMSCs of operators with `tls: true`.
     pub tls: tokio_rustls::TlsConnector,
+    /// How the bind reaches its SMSC (TCP in production).
+    pub smsc: Arc<dyn super::io::SmscConnector>,
 }
 
 impl std::fmt::Debug for BindDeps {

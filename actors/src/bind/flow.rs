@@ -3,8 +3,6 @@
 //! (one `AcquireTps` round trip to Redis per pull, never one per message), and the
 //! sequence-number blocks from Redis.
 
-use std::time::Instant;
-
 use actix::prelude::*;
 use smpp_connector::bind_core::{BindEvent, GrantRequest, SEQUENCE_BLOCK};
 use tracing::Instrument;
@@ -95,7 +93,7 @@ impl BindActor {
             limit,
             want,
             live_binds,
-        }) = self.core.poll_grant(Instant::now())
+        }) = self.core.poll_grant(crate::clock::now())
         else {
             return;
         };
@@ -106,7 +104,7 @@ impl BindActor {
             live_binds,
         });
         let generation = self.generation;
-        let asked = Instant::now();
+        let asked = crate::clock::now();
         ctx.spawn(request.into_actor(self).map(move |grant, act, ctx| {
             let _span = act.span.clone().entered();
             metrics::histogram!(metric::TPS_GRANT_LATENCY).record(asked.elapsed().as_secs_f64());
@@ -114,7 +112,7 @@ impl BindActor {
                 .ok()
                 .filter(|_| act.generation == generation)
                 .map(|g| (g.granted, g.valid_for));
-            let after = act.core.grant_answered(Instant::now(), grant);
+            let after = act.core.grant_answered(crate::clock::now(), grant);
             if after.released > 0 {
                 act.drain_outputs(ctx);
             }

@@ -3,7 +3,7 @@
 //! How a pull runs is in [`super::pull`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use async_nats::jetstream::{self, AckKind};
@@ -30,7 +30,7 @@ impl BindActor {
     /// the bind's owner pulls it. Retried every few seconds while NATS refuses (warned
     /// once per outage).
     pub(super) fn ensure_pinned(&mut self, ctx: &mut Context<Self>) {
-        let Some(failures) = self.core.pinned_due(Instant::now()) else {
+        let Some(failures) = self.core.pinned_due(crate::clock::now()) else {
             return;
         };
         let js = self.deps.pulls.context().clone();
@@ -43,7 +43,7 @@ impl BindActor {
         ctx.spawn(create.into_actor(self).map(move |result, act, ctx| {
             let _span = act.span.clone().entered();
             act.core
-                .pinned_created(Instant::now(), result.is_ok(), failures);
+                .pinned_created(crate::clock::now(), result.is_ok(), failures);
             match result {
                 Ok(consumer) => {
                     let consumer = Arc::new(consumer);
@@ -77,7 +77,7 @@ impl BindActor {
         for (slot, (pulled, _)) in slots.iter_mut().zip(self.lanes.pulled.iter()) {
             *slot = *pulled;
         }
-        let Some(plan) = self.core.poll_pull(Instant::now(), &slots[..n]) else {
+        let Some(plan) = self.core.poll_pull(crate::clock::now(), &slots[..n]) else {
             return;
         };
         // A lane with an open listener is not asked again: what arrives there comes.
@@ -130,7 +130,7 @@ impl BindActor {
             acker: Arc::new(acker),
             subject,
             stream_sequence,
-            fetched_at: Instant::now(),
+            fetched_at: crate::clock::now(),
             published_unix_nanos,
             trace,
             priority,
@@ -263,7 +263,7 @@ impl BindActor {
     /// `RememberConcatRef`s of a batch share one round trip of latency), block
     /// reservations, waits for a block on its way, the switch to the local counter.
     pub(super) fn carry_out_references(&mut self, ctx: &mut Context<Self>) {
-        while let Some(work) = self.core.poll_reference(Instant::now()) {
+        while let Some(work) = self.core.poll_reference(crate::clock::now()) {
             match work {
                 ReferenceWork::Remember {
                     order,
@@ -390,7 +390,9 @@ impl BindActor {
             RefChoice::None => None,
             RefChoice::Stored(reference) | RefChoice::Fresh(reference) => Some(reference),
             RefChoice::TakeNow => {
-                let fresh = self.core.take_reference_now(Instant::now(), &command.to);
+                let fresh = self
+                    .core
+                    .take_reference_now(crate::clock::now(), &command.to);
                 // Remembered without waiting: the rows will say which parts went out.
                 self.deps.throttle.do_send(RememberConcatRef {
                     operator_id: self.key.operator_id.clone(),

@@ -6,6 +6,8 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use crate::inbound::ProgressCell;
 use smpp_connector::protocol::pdu::{FrameError, Inbound, SmppCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -40,6 +42,37 @@ pub enum ConnectError {
     Tls { address: String, source: io::Error },
     #[error("TLS: {host:?} is not a valid server name")]
     TlsName { host: String },
+}
+
+/// How a bind reaches its SMSC: [`TcpConnector`] in production; an in-process one (a
+/// duplex pipe to a test's SMSC) in the bind's in-process tests.
+pub trait SmscConnector: Send + Sync {
+    /// Open a connection to `host:port`, with TLS when `tls` is given, within `timeout`.
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        tls: Option<&TlsConnector>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Connection, ConnectError>>;
+}
+
+/// The real [`SmscConnector`]: TCP, TLS over it for operators with `tls: true`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector;
+
+impl SmscConnector for TcpConnector {
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        tls: Option<&TlsConnector>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Connection, ConnectError>> {
+        let host = host.to_owned();
+        let tls = tls.cloned();
+        Box::pin(async move { connect(&host, port, tls.as_ref(), timeout).await })
+    }
 }
 
 /// Open a connection to the SMSC: TCP, then TLS with `tls` (operators with `tls: true`),

@@ -4,7 +4,7 @@
 //! the supervisor's restart is the reconnect).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use futures::StreamExt;
@@ -56,6 +56,7 @@ impl BindActor {
         let ingress = self.metrics.ingress_bytes.clone();
         let egress = self.metrics.egress_bytes.clone();
         let tls = self.deps.tls.clone();
+        let smsc = self.deps.smsc.clone();
         let fut = async move {
             let credentials = source
                 .fetch(&operator_id)
@@ -65,7 +66,7 @@ impl BindActor {
             let mut connections = Vec::with_capacity(modes.len());
             for mode in modes {
                 let connection = bind_io::counted(
-                    bind_io::connect(
+                    smsc.connect(
                         &credentials.host,
                         credentials.port,
                         credentials.tls.then_some(&tls),
@@ -114,7 +115,7 @@ impl BindActor {
         ctx: &mut Context<Self>,
     ) {
         let config = &self.deps.config;
-        let now = Instant::now();
+        let now = crate::clock::now();
         self.generation += 1;
         let generation = self.generation;
         let mut links = Vec::with_capacity(connections.len());
@@ -225,7 +226,9 @@ impl BindActor {
                 return;
             };
             self.report_session_event(link, &event);
-            let follow_up = self.core.handle_session_event(link, event, Instant::now());
+            let follow_up = self
+                .core
+                .handle_session_event(link, event, crate::clock::now());
             self.follow_up(follow_up, ctx);
             if self.core.state() == BindState::Disconnected {
                 return;
@@ -357,7 +360,8 @@ impl StreamHandler<LinkItem> for BindActor {
         }
         match item.item {
             Ok(inbound) => {
-                self.core.handle_inbound(item.link, inbound, Instant::now());
+                self.core
+                    .handle_inbound(item.link, inbound, crate::clock::now());
                 self.pump(ctx);
                 self.update_gate(item.link);
                 self.drive(ctx);

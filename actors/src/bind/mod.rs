@@ -18,6 +18,9 @@
 //! - `deliver`: a deliver_sm handed to [`crate::inbound`] and answered; the bind's own
 //!   MO index scans.
 //!
+//! `in_process_tests` runs the actor in-process under a paused clock (its SMSC over a
+//! duplex pipe, [`io::SmscConnector`]).
+//!
 //! What the bind tells about itself (log lines with their counters) is
 //! [`crate::telemetry::internal_events`].
 
@@ -26,6 +29,8 @@ mod deliver;
 mod deps;
 mod failure;
 mod flow;
+#[cfg(test)]
+mod in_process_tests;
 mod intake;
 pub mod io;
 mod link;

@@ -19,7 +19,7 @@
 //! every time and one request brings up to the window's free room.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use async_nats::StatusCode;
@@ -281,7 +281,7 @@ impl Handler<PullFinished> for BindActor {
             // A pull of a session that is gone: the restart already cleared its state.
             return;
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         let retry_at = self
             .core
             .pull_finished(now, &done.listeners, done.error.is_some());

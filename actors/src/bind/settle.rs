@@ -5,7 +5,7 @@
 //! a bind restart never loses the news that a row was committed: the ledger survives the
 //! restart and settles the message when the answer arrives.
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use actix::prelude::*;
 use smpp_connector::dispatch::ledger::{Output, RecordRequest, SegmentRef, Settlement, Verdict};
@@ -137,7 +137,7 @@ impl BindActor {
             Some(error) => {
                 self.core
                     .ledger
-                    .handle_record_failed(Instant::now(), written.segment);
+                    .handle_record_failed(crate::clock::now(), written.segment);
                 RowWriteFailed {
                     outage: &self.core.outages.record,
                     error: &error,
@@ -218,7 +218,7 @@ impl BindActor {
                 letter,
                 trace_id: held.trace.trace_id(),
                 budget: &mut self.core.dead_letter_log,
-                now: Instant::now(),
+                now: crate::clock::now(),
             }
             .emit(&mut self.metrics);
         }

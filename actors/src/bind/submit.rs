@@ -2,8 +2,6 @@
 //! core's earliest deadline, housekeeping (gauges, window growth, sequence blocks) and the
 //! window reload from `ops.smpp_binds`.
 
-use std::time::Instant;
-
 use actix::prelude::*;
 use smpp_connector::bind_core::submit_outcome;
 use smpp_connector::protocol::pdu::CommandStatus;
@@ -18,7 +16,7 @@ impl BindActor {
     /// Housekeeping: the flow controller's tick (window growth), gauges, sequence blocks,
     /// the pinned consumer, the dead-letter summary.
     pub(super) fn housekeeping(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         if let Some(gauges) = self.core.housekeeping(now) {
             self.metrics.window_inflight.set(gauges.in_flight as f64);
             if let Some(window) = gauges.window {
@@ -69,7 +67,7 @@ impl BindActor {
 
     /// Arm one timer at the core's earliest deadline.
     pub(super) fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let Some(deadline) = self.core.poll_timeout(now) else {
             return;
         };
@@ -83,7 +81,7 @@ impl BindActor {
         let handle = ctx.run_later(delay, |act, ctx| {
             let _span = act.span.clone().entered();
             act.io.timer = None;
-            act.core.handle_timeout(Instant::now());
+            act.core.handle_timeout(crate::clock::now());
             act.pump(ctx);
             act.drive(ctx);
         });

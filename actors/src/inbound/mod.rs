@@ -74,7 +74,7 @@ impl Default for ProgressCell {
         ProgressCell {
             oldest_unsettled: std::sync::atomic::AtomicU64::new(u64::MAX),
             inbound_blocked: std::sync::atomic::AtomicU32::new(0),
-            base: std::time::Instant::now(),
+            base: crate::clock::now(),
         }
     }
 }

@@ -96,14 +96,15 @@ async fn correlate(
         timers.receipt_unmatched_grace,
         timers.receipt_correlation_wait,
     );
-    let store_deadline = Instant::now() + timers.receipt_correlation_wait.min(STORE_ERROR_WAIT);
+    let store_deadline =
+        crate::clock::now() + timers.receipt_correlation_wait.min(STORE_ERROR_WAIT);
     let mut pause = Duration::from_millis(50);
     let count = |result: &'static str| {
         metrics::counter!(metric::RECEIPT_CORRELATION, "mno" => key.operator_id.clone(), "result" => result)
             .increment(1);
     };
     loop {
-        let asked = Instant::now();
+        let asked = crate::clock::now();
         let ask = ApplyReceipt {
             key: key.clone(),
             status,
@@ -138,7 +139,7 @@ async fn correlate(
             // The database failing: ask again a while (a failover; the SMSC waits on TCP
             // meanwhile if the inbound window fills), then publish uncorrelated, best
             // effort (SPEC §7).
-            Some(Err(_)) if Instant::now() + pause < store_deadline => {
+            Some(Err(_)) if crate::clock::now() + pause < store_deadline => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
@@ -190,7 +191,7 @@ where
         let mut look = tokio::time::interval(Duration::from_millis(50));
         loop {
             look.tick().await;
-            if wait.is_over(arrival, Instant::now(), &progress.load()) {
+            if wait.is_over(arrival, crate::clock::now(), &progress.load()) {
                 return;
             }
         }

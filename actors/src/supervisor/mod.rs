@@ -523,6 +523,7 @@ impl Actor for Supervisor {
             throttle: self.throttle.clone(),
             pulls: crate::bind::PullMux::new(self.publisher.context().clone()),
             tls: self.tls.clone(),
+            smsc: Arc::new(crate::bind::io::TcpConnector),
         }));
         self.update_gauges();
         for operator_id in self.config.operator_ids.clone() {
