@@ -95,6 +95,9 @@ fn default_source_ton() -> u8 {
 fn default_one() -> u8 {
     1
 }
+/// The longest enquire_link interval accepted from OMS (a day).
+pub const MAX_ENQUIRE_LINK_SECONDS: u64 = 86_400;
+
 fn default_enquire_link_seconds() -> u64 {
     30
 }
@@ -163,8 +166,31 @@ impl Credentials {
         if !matches!(self.concat_ref_bits, 8 | 16) {
             return invalid("concatRefBits", "must be 8 or 16");
         }
-        if self.enquire_link_seconds < 5 {
-            return invalid("enquireLinkSeconds", "must be at least 5");
+        // The contract sets no maximum; a day is far beyond any SMSC's idle timeout, and
+        // a larger value would overflow the session's deadline arithmetic.
+        if !(5..=MAX_ENQUIRE_LINK_SECONDS).contains(&self.enquire_link_seconds) {
+            return invalid("enquireLinkSeconds", "must be 5..86400");
+        }
+        if self.tps_limit == Some(0) {
+            return invalid("tpsLimit", "must be at least 1 when set");
+        }
+        // SMPP 3.4 §5.2.5 / §5.2.6: TON 0..6, NPI 0..18 (the contract's bounds).
+        for (field, value, max) in [
+            ("sourceTon", self.source_ton, 6),
+            ("sourceNpi", self.source_npi, 18),
+            ("destTon", self.dest_ton, 6),
+            ("destNpi", self.dest_npi, 18),
+        ] {
+            if value > max {
+                return invalid(
+                    field,
+                    if max == 6 {
+                        "must be 0..6 (SMPP TON)"
+                    } else {
+                        "must be 0..18 (SMPP NPI)"
+                    },
+                );
+            }
         }
         if self.source_addr.as_ref().is_some_and(|s| s.len() > 20) {
             return invalid("sourceAddr", "must be at most 20 characters");
@@ -290,6 +316,18 @@ mod tests {
             (r#"{"enquireLinkSeconds": 1}"#, "enquireLinkSeconds"),
             (r#"{"sourceAddr": "123456789012345678901"}"#, "sourceAddr"),
             (r#"{"port": 0}"#, "host/port"),
+            // Numbers from OMS are bounded (issue 21): a huge enquire_link interval
+            // overflowed the session's deadline arithmetic.
+            (
+                r#"{"enquireLinkSeconds": 18446744073709551615}"#,
+                "enquireLinkSeconds",
+            ),
+            (r#"{"enquireLinkSeconds": 86401}"#, "enquireLinkSeconds"),
+            (r#"{"tpsLimit": 0}"#, "tpsLimit"),
+            (r#"{"sourceTon": 7}"#, "sourceTon"),
+            (r#"{"sourceNpi": 19}"#, "sourceNpi"),
+            (r#"{"destTon": 200}"#, "destTon"),
+            (r#"{"destNpi": 255}"#, "destNpi"),
         ];
         for (patch, field) in cases {
             match Credentials::from_json(&doc(patch), "roshan") {
