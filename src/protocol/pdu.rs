@@ -231,7 +231,14 @@ impl CommandStatus {
         self.0 == 0
     }
 
-    /// The SMPP name, or `0x%08X` for an unnamed value. Bounded: suitable as a metric label.
+    /// The SMPP name, or `other` for a value SMPP 3.4 does not name: a metric label, whose
+    /// values must form a bounded set whatever an SMSC sends (issue 21).
+    pub fn label(self) -> &'static str {
+        self.known_name().unwrap_or("other")
+    }
+
+    /// The SMPP name, or `0x%08X` for an unnamed value (for logs and events, not labels:
+    /// an SMSC can send any of 2³² values).
     pub fn name(self) -> String {
         match self.known_name() {
             Some(name) => name.to_owned(),

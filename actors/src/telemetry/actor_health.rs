@@ -146,7 +146,9 @@ impl ActorHealth {
         });
     }
 
-    /// The actor is restarting (a bind's reconnect, with the reason it went down).
+    /// The actor is restarting (a bind's reconnect, with the reason it went down). The
+    /// admin API keeps the whole reason; the metric label only its code (`bind_failed`,
+    /// not `bind_failed:0x…`): the part after `:` comes from the SMSC and is unbounded.
     pub fn restarted(&mut self, reason: &str) {
         self.restarts += 1;
         self.last_restart = Some(reason.to_owned());
@@ -154,7 +156,7 @@ impl ActorHealth {
             metric::ACTOR_RESTARTS,
             "actor" => self.actor,
             "bind" => self.bind.clone(),
-            "reason" => reason.to_owned()
+            "reason" => restart_label(reason).to_owned()
         )
         .increment(1);
     }
@@ -190,4 +192,8 @@ impl ActorHealth {
                 .insert(self.actor, self.snapshot());
         }
     }
+}
+/// The `reason` label of a restart: the reason's code, before any `:` detail.
+fn restart_label(reason: &str) -> &str {
+    reason.split(':').next().unwrap_or(reason)
 }

@@ -136,9 +136,15 @@ impl BindMetrics {
 
     pub(crate) fn status(&mut self, status: CommandStatus) -> &metrics::Counter {
         let labels = &self.labels;
-        self.statuses.entry(status.0).or_insert_with(|| {
+        // Keyed by label: every unnamed status shares the one `other` series.
+        let key = if status.label() == "other" {
+            u32::MAX
+        } else {
+            status.0
+        };
+        self.statuses.entry(key).or_insert_with(|| {
             let mut l = labels.clone();
-            l.push(metrics::Label::new("esme_status", status.name()));
+            l.push(metrics::Label::new("esme_status", status.label()));
             metrics::counter!(metric::RESPONSE_STATUS, l)
         })
     }

@@ -1159,3 +1159,16 @@ mod properties {
         }
     }
 }
+
+/// Metric labels of statuses are a bounded set: SMPP's names, and `other` for anything
+/// an SMSC may invent (issue 21).
+#[test]
+fn an_unnamed_status_is_labelled_other() {
+    assert_eq!(CommandStatus::ESME_RTHROTTLED.label(), "ESME_RTHROTTLED");
+    assert_eq!(CommandStatus(0x0000_ABCD).label(), "other");
+    assert_eq!(
+        CommandStatus(0x0000_ABCD).name(),
+        "0x0000ABCD",
+        "logs keep the value"
+    );
+}

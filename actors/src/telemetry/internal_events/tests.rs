@@ -138,3 +138,45 @@ fn dead_letter_lines_stop_at_the_budget_and_the_budget_is_the_event_s() {
         "two lines, the flood line, then quiet"
     );
 }
+
+/// Statuses an SMSC invents share one `other` series; restart reasons are labelled by
+/// their code without the SMSC's detail (issue 21: bounded label values).
+#[test]
+fn labels_from_the_network_are_a_bounded_set() {
+    let metrics = TestMetrics::install();
+    let mut bind = bind_metrics();
+    for status in [0x0000_1234, 0x0000_5678, 0x7FFF_0000] {
+        SubmitAnswered {
+            status: CommandStatus(status),
+            written_at: Instant::now(),
+            outcome: None,
+            sequence_number: 1,
+            message_id: "m",
+            trace: None,
+        }
+        .emit(&mut bind);
+    }
+    let labels = [
+        ("mno", "op-events"),
+        ("direction", "trx"),
+        ("bindId", "0"),
+        ("esme_status", "other"),
+    ];
+    assert_eq!(metrics.value(metric::RESPONSE_STATUS, &labels), 3.0);
+
+    let key = BindKey::new(OperatorId::try_new("op-events").unwrap(), Direction::Trx, 0);
+    let mut health = crate::telemetry::actor_health::ActorHealth::new("bind", Some(&key));
+    health.restarted("bind_failed:0x0000ABCD");
+    health.restarted("bind_failed:0x00001234");
+    assert_eq!(
+        metrics.value(
+            metric::ACTOR_RESTARTS,
+            &[
+                ("actor", "bind"),
+                ("bind", &key.to_string()),
+                ("reason", "bind_failed")
+            ]
+        ),
+        2.0
+    );
+}
