@@ -168,6 +168,7 @@ pub async fn run(
         token: config.admin_token.clone(),
         list: supervisor.clone().recipient(),
         control: supervisor.clone().recipient(),
+        refusals: Arc::default(),
     };
     let admin_server = HttpServer::new(move || {
         App::new()

@@ -5,7 +5,9 @@
 //! - `GET /ready` — 200 while at least one bind is BOUND and shutdown has not begun, else 503.
 //! - `GET /metrics` — Prometheus text format.
 //!
-//! Admin (header `Authorization: Bearer $ADMIN_TOKEN`, else 401):
+//! Admin (header `Authorization: Bearer $ADMIN_TOKEN`, else 401; a peer refused ten times
+//! in a minute gets 429 for the rest of it; refusals are logged once a minute with a
+//! count):
 //! - `GET /admin/binds` — every bind: role (primary or backup), owner pod, state, intake,
 //!   sessions, in-flight, window, queued, last error.
 //! - `POST /admin/binds/{operatorId}/{direction}/{bindId}/restart` — drain, unbind and
@@ -54,6 +56,80 @@ pub struct AdminState {
     pub token: Secret,
     pub list: Recipient<ListBinds>,
     pub control: Recipient<ControlBind>,
+    /// Failed attempts, shared by the listener's workers.
+    pub refusals: Arc<Refusals>,
+}
+
+/// Refused admin requests a peer may make in a minute before it gets 429 without its
+/// token being looked at (until the minute is over).
+pub const MAX_REFUSALS_PER_MINUTE: u32 = 10;
+const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Peers remembered at most (a spray of addresses cannot grow the table without bound).
+const MAX_PEERS: usize = 1024;
+
+/// Failed admin attempts: limited per peer address, logged once a minute with a count
+/// (an unauthenticated client must not be able to flood the logs), each counted in
+/// `smpp_connector_admin_actions_total{result="unauthorized"|"rate_limited"}`.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    state: std::sync::Mutex<RefusalState>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalState {
+    /// Per peer: the start of its window and its refusals in it.
+    peers: std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>,
+    /// When the last refusal line was written.
+    last_line: Option<std::time::Instant>,
+    /// Refusals since that line.
+    unlogged: u64,
+}
+
+impl Refusals {
+    /// Whether `peer` is locked out now.
+    fn locked(&self, peer: std::net::IpAddr, now: std::time::Instant) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.peers.get(&peer).is_some_and(|(since, count)| {
+            now.duration_since(*since) < REFUSAL_WINDOW && *count >= MAX_REFUSALS_PER_MINUTE
+        })
+    }
+
+    /// A refused (or rate-limited) request of `peer`; `true` when this one is to be
+    /// logged (the first in a minute), with the refusals since the last line.
+    fn refused(&self, peer: std::net::IpAddr, now: std::time::Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.peers.len() >= MAX_PEERS && !state.peers.contains_key(&peer) {
+            state
+                .peers
+                .retain(|_, (since, _)| now.duration_since(*since) < REFUSAL_WINDOW);
+            if state.peers.len() >= MAX_PEERS {
+                state.peers.clear();
+            }
+        }
+        let entry = state.peers.entry(peer).or_insert((now, 0));
+        if now.duration_since(entry.0) >= REFUSAL_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        let due = state
+            .last_line
+            .is_none_or(|at| now.duration_since(at) >= REFUSAL_WINDOW);
+        if due {
+            state.last_line = Some(now);
+            Some(std::mem::take(&mut state.unlogged))
+        } else {
+            state.unlogged += 1;
+            None
+        }
+    }
+
+    /// Refusals not logged yet (they are in the next line's count).
+    pub fn unlogged(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unlogged
+    }
 }
 
 impl std::fmt::Debug for AdminState {
@@ -125,7 +201,7 @@ async fn metrics_text(state: web::Data<ProbeState>) -> HttpResponse {
         .body(body)
 }
 
-/// Constant-time comparison of the bearer token.
+/// Whether the request carries the bearer token.
 fn authorized(request: &HttpRequest, token: &Secret) -> bool {
     let Some(value) = request
         .headers()
@@ -137,16 +213,60 @@ fn authorized(request: &HttpRequest, token: &Secret) -> bool {
     let Some(given) = value.strip_prefix("Bearer ") else {
         return false;
     };
-    let expected = token.expose().as_bytes();
-    let given = given.trim().as_bytes();
-    if given.len() != expected.len() {
-        return false;
-    }
+    token_matches(given.trim().as_bytes(), token)
+}
+
+/// Compare in constant time, and without telling the token's length: both sides are
+/// digested (SHA-256) first, so the comparison always covers 32 bytes whatever was given.
+fn token_matches(given: &[u8], token: &Secret) -> bool {
+    use sha2::{Digest, Sha256};
+    let given = Sha256::digest(given);
+    let expected = Sha256::digest(token.expose().as_bytes());
     given
         .iter()
-        .zip(expected)
+        .zip(expected.iter())
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
+}
+
+/// Check the token of an admin request, within the peer's limit of refusals: `Err` is the
+/// answer (401, or 429 for a peer locked out), already audited.
+fn admit(
+    request: &HttpRequest,
+    state: &AdminState,
+    action: &str,
+    target: &str,
+) -> Result<(), HttpResponse> {
+    let peer = request
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let now = crate::clock::now();
+    let (result, answer) = if state.refusals.locked(peer, now) {
+        (
+            "rate_limited",
+            HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, "60"))
+                .json(json!({"error": "too many failed attempts; retry later"})),
+        )
+    } else if authorized(request, &state.token) {
+        return Ok(());
+    } else {
+        ("unauthorized", unauthorized())
+    };
+    metrics::counter!(metric::ADMIN_ACTIONS, "action" => action.to_owned(), "result" => result)
+        .increment(1);
+    if let Some(before) = state.refusals.refused(peer, now) {
+        // `bind`, not `target`: the JSON log's `target` is the module the line comes from.
+        tracing::warn!(
+            action,
+            bind = target,
+            result,
+            peer = %peer,
+            refused_since_last_line = before,
+            "admin action refused"
+        );
+    }
+    Err(answer)
 }
 
 fn unauthorized() -> HttpResponse {
@@ -155,8 +275,8 @@ fn unauthorized() -> HttpResponse {
         .json(json!({"error": "missing or invalid bearer token"}))
 }
 
-/// One line and one count per admin request: what was asked, of what, and how it ended.
-/// The token is never logged; a refused request is a WARN.
+/// One line and one count per admitted admin request: what was asked, of what, and how
+/// it ended. The token is never logged; refusals are [`admit`]'s, once a minute.
 fn audit(request: &HttpRequest, action: &str, target: &str, result: &'static str) {
     metrics::counter!(metric::ADMIN_ACTIONS, "action" => action.to_owned(), "result" => result)
         .increment(1);
@@ -165,17 +285,12 @@ fn audit(request: &HttpRequest, action: &str, target: &str, result: &'static str
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     // `bind`, not `target`: the JSON log's `target` is the module the line comes from.
-    if result == "unauthorized" {
-        tracing::warn!(action, bind = target, result, peer = %peer, "admin action refused");
-    } else {
-        tracing::info!(action, bind = target, result, peer = %peer, "admin action");
-    }
+    tracing::info!(action, bind = target, result, peer = %peer, "admin action");
 }
 
 async fn list_binds(request: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if !authorized(&request, &state.token) {
-        audit(&request, "list", "binds", "unauthorized");
-        return unauthorized();
+    if let Err(answer) = admit(&request, &state, "list", "binds") {
+        return answer;
     }
     match state.list.send(ListBinds).await {
         Ok(binds) => {
@@ -202,9 +317,8 @@ async fn control_bind(
         Err(_) => "invalid".to_owned(),
     };
     let action_name = BindControl::parse(&action).map_or("invalid", BindControl::as_str);
-    if !authorized(&request, &state.token) {
-        audit(&request, action_name, &target, "unauthorized");
-        return unauthorized();
+    if let Err(answer) = admit(&request, &state, action_name, &target) {
+        return answer;
     }
     let Some(control) = BindControl::parse(&action) else {
         audit(&request, action_name, &target, "bad_request");

@@ -56,6 +56,7 @@ fn admin_state() -> AdminState {
         token: Secret::new(TOKEN),
         list: fake.clone().recipient(),
         control: fake.recipient(),
+        refusals: Arc::default(),
     }
 }
 
@@ -166,4 +167,53 @@ async fn ready_follows_the_binds_and_shutdown() {
     assert_eq!(body["status"], "not ready");
     assert_eq!(body["shuttingDown"], true);
     assert_eq!(test::call_service(&app, get("/health")).await.status(), 200);
+}
+
+/// The token comparison does not depend on the given token's length (both sides are
+/// digested first), and accepts exactly the token.
+#[actix_web::test]
+async fn the_token_check_accepts_exactly_the_token_whatever_the_length_given() {
+    let token = Secret::new(TOKEN);
+    assert!(token_matches(TOKEN.as_bytes(), &token));
+    for wrong in [
+        "",
+        "x",
+        &TOKEN[..TOKEN.len() - 1],
+        &format!("{TOKEN}x"),
+        &"y".repeat(4096),
+    ] {
+        assert!(!token_matches(wrong.as_bytes(), &token), "{wrong:?}");
+    }
+}
+
+/// A peer that keeps failing is stopped: after ten refusals within a minute its requests
+/// get 429 without the token being looked at, until the minute is over; the refusals are
+/// logged once a minute with a count (issue 21), each is counted in the metric.
+#[actix_web::test]
+async fn failed_admin_attempts_are_limited_per_peer_and_logged_once_a_minute() {
+    let state = admin_state();
+    let refusals = state.refusals.clone();
+    let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(admin)).await;
+    let peer: std::net::SocketAddr = "10.1.2.3:40000".parse().unwrap();
+    let other: std::net::SocketAddr = "10.9.9.9:40000".parse().unwrap();
+    let call = |auth: &str, from: std::net::SocketAddr| {
+        test::TestRequest::get()
+            .uri("/admin/binds")
+            .peer_addr(from)
+            .insert_header((header::AUTHORIZATION, auth.to_owned()))
+            .to_request()
+    };
+    for _ in 0..MAX_REFUSALS_PER_MINUTE {
+        let resp = test::call_service(&app, call("Bearer wrong", peer)).await;
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = test::call_service(&app, call(&format!("Bearer {TOKEN}"), peer)).await;
+    assert_eq!(resp.status(), 429, "locked out for the rest of the minute");
+    let resp = test::call_service(&app, call(&format!("Bearer {TOKEN}"), other)).await;
+    assert_eq!(resp.status(), 200, "another peer is not");
+    assert_eq!(
+        refusals.unlogged(),
+        u64::from(MAX_REFUSALS_PER_MINUTE),
+        "one line for the first refusal; the other nine and the 429 wait for the next line"
+    );
 }

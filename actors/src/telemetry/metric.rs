@@ -282,7 +282,7 @@ pub fn describe_all() {
     );
     describe_counter!(
         ADMIN_ACTIONS,
-        "Admin API requests by action and result (ok, not_found, bad_request, unauthorized)."
+        "Admin API requests by action and result (ok, not_found, bad_request, unauthorized, rate_limited)."
     );
     describe_counter!(
         CONCAT_COMPLETE,
