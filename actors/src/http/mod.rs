@@ -229,14 +229,14 @@ fn token_matches(given: &[u8], token: &Secret) -> bool {
         == 0
 }
 
-/// Check the token of an admin request, within the peer's limit of refusals: `Err` is the
-/// answer (401, or 429 for a peer locked out), already audited.
-fn admit(
+/// Check the token of an admin request, within the peer's limit of refusals: `Some` is the
+/// answer of a refused request (401, or 429 for a peer locked out), already counted.
+fn refusal(
     request: &HttpRequest,
     state: &AdminState,
     action: &str,
     target: &str,
-) -> Result<(), HttpResponse> {
+) -> Option<HttpResponse> {
     let peer = request
         .peer_addr()
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
@@ -249,7 +249,7 @@ fn admit(
                 .json(json!({"error": "too many failed attempts; retry later"})),
         )
     } else if authorized(request, &state.token) {
-        return Ok(());
+        return None;
     } else {
         ("unauthorized", unauthorized())
     };
@@ -266,7 +266,7 @@ fn admit(
             "admin action refused"
         );
     }
-    Err(answer)
+    Some(answer)
 }
 
 fn unauthorized() -> HttpResponse {
@@ -276,7 +276,7 @@ fn unauthorized() -> HttpResponse {
 }
 
 /// One line and one count per admitted admin request: what was asked, of what, and how
-/// it ended. The token is never logged; refusals are [`admit`]'s, once a minute.
+/// it ended. The token is never logged; refusals are [`refusal`]'s, once a minute.
 fn audit(request: &HttpRequest, action: &str, target: &str, result: &'static str) {
     metrics::counter!(metric::ADMIN_ACTIONS, "action" => action.to_owned(), "result" => result)
         .increment(1);
@@ -289,7 +289,7 @@ fn audit(request: &HttpRequest, action: &str, target: &str, result: &'static str
 }
 
 async fn list_binds(request: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if let Err(answer) = admit(&request, &state, "list", "binds") {
+    if let Some(answer) = refusal(&request, &state, "list", "binds") {
         return answer;
     }
     match state.list.send(ListBinds).await {
@@ -317,7 +317,7 @@ async fn control_bind(
         Err(_) => "invalid".to_owned(),
     };
     let action_name = BindControl::parse(&action).map_or("invalid", BindControl::as_str);
-    if let Err(answer) = admit(&request, &state, action_name, &target) {
+    if let Some(answer) = refusal(&request, &state, action_name, &target) {
         return answer;
     }
     let Some(control) = BindControl::parse(&action) else {
