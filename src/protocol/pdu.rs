@@ -696,9 +696,12 @@ impl Frame {
             CommandId::SubmitSm => Pdu::SubmitSm(Box::new(sm_body!(
                 smpp34::submit_sm::decode(smpp_header(), bytes).map_err(invalid)?
             ))),
-            CommandId::DeliverSm => Pdu::DeliverSm(Box::new(sm_body!(
-                smpp34::deliver_sm::decode(smpp_header(), bytes).map_err(invalid)?
-            ))),
+            CommandId::DeliverSm => {
+                let body: SmBody =
+                    sm_body!(smpp34::deliver_sm::decode(smpp_header(), bytes).map_err(invalid)?);
+                inbound_lengths(CommandId::DeliverSm, &body)?;
+                Pdu::DeliverSm(Box::new(body))
+            }
             CommandId::SubmitSmResp => {
                 // smpp34 requires the NUL; operators sometimes omit it (or send nothing).
                 let message_id = if status.is_ok() && !body.is_empty() {
@@ -736,6 +739,27 @@ impl Frame {
             pdu,
         })
     }
+}
+
+/// The field lengths of SMPP 3.4 §4.6.1 a body from the SMSC must keep (the NUL
+/// included): nothing longer reaches the service.
+fn inbound_lengths(command_id: CommandId, body: &SmBody) -> Result<(), DecodeError> {
+    for (field, value, max) in [
+        ("service_type", &body.service_type, 6),
+        ("source_addr", &body.source_addr, 21),
+        ("destination_addr", &body.destination_addr, 21),
+    ] {
+        let actual = value.len() + 1;
+        if actual > max {
+            return Err(DecodeError::FieldTooLong {
+                command_id,
+                field,
+                actual,
+                max,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn decode_bind_resp(status: CommandStatus, body: &[u8]) -> BindResponse {
@@ -913,6 +937,15 @@ pub enum DecodeError {
     Unsupported { command_id: CommandId },
     #[error("invalid {} body", command_id.name())]
     InvalidBody { command_id: CommandId },
+    /// A field longer than SMPP 3.4 allows (its NUL included): refused with the status
+    /// SMPP names for that field.
+    #[error("{} {field} is {actual} octets, at most {max} allowed", command_id.name())]
+    FieldTooLong {
+        command_id: CommandId,
+        field: &'static str,
+        actual: usize,
+        max: usize,
+    },
 }
 
 impl DecodeError {
@@ -926,6 +959,12 @@ impl DecodeError {
                 CommandStatus::ESME_RINVCMDID
             }
             DecodeError::InvalidBody { .. } => CommandStatus::ESME_RINVMSGLEN,
+            DecodeError::FieldTooLong { field, .. } => match *field {
+                "source_addr" => CommandStatus::ESME_RINVSRCADR,
+                "destination_addr" => CommandStatus::ESME_RINVDSTADR,
+                "service_type" => CommandStatus::ESME_RINVSERTYP,
+                _ => CommandStatus::ESME_RINVMSGLEN,
+            },
         }
     }
 }

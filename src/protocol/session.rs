@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::protocol::pdu::{
-    BindMode, BindRequest, CommandId, CommandStatus, EncodeError, Frame, Inbound, Malformed, Pdu,
-    SmBody,
+    BindMode, BindRequest, CommandId, CommandStatus, DecodeError, EncodeError, Frame, Inbound,
+    Malformed, Pdu, SmBody,
 };
 use crate::protocol::window::{SequenceNumbers, Window};
 
@@ -456,10 +456,19 @@ impl<T> Session<T> {
                 // Answer and stay bound; a malformed *response* needs no answer.
                 let is_response = malformed.command_id & 0x8000_0000 != 0;
                 if !is_response {
+                    // A well-framed deliver_sm with a field over SMPP's length gets its
+                    // own response with the field's status; anything else a generic_nack.
+                    let answer = match malformed.error {
+                        DecodeError::FieldTooLong {
+                            command_id: CommandId::DeliverSm,
+                            ..
+                        } => Pdu::DeliverSmResp,
+                        _ => Pdu::GenericNack,
+                    };
                     self.queue(Frame::with_status(
                         malformed.sequence_number,
                         malformed.error.nack_status(),
-                        Pdu::GenericNack,
+                        answer,
                     ));
                 }
                 self.events.push_back(Event::Malformed(malformed));

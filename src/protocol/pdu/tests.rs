@@ -1172,3 +1172,73 @@ fn an_unnamed_status_is_labelled_other() {
         "logs keep the value"
     );
 }
+
+/// A raw deliver_sm with these C-string fields (no encoder check in the way).
+fn raw_deliver_sm(service_type: &str, source: &str, destination: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let c_string = |body: &mut Vec<u8>, s: &str| {
+        body.extend_from_slice(s.as_bytes());
+        body.push(0);
+    };
+    c_string(&mut body, service_type);
+    body.extend_from_slice(&[1, 1]);
+    c_string(&mut body, source);
+    body.extend_from_slice(&[1, 1]);
+    c_string(&mut body, destination);
+    body.extend_from_slice(&[0, 0, 0]); // esm_class, protocol_id, priority
+    c_string(&mut body, ""); // schedule_delivery_time
+    c_string(&mut body, ""); // validity_period
+    body.extend_from_slice(&[0, 0, 0, 0]); // registered, replace, data_coding, default_msg_id
+    body.push(2);
+    body.extend_from_slice(b"hi");
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&((16 + body.len()) as u32).to_be_bytes());
+    frame.extend_from_slice(&0x0000_0005u32.to_be_bytes());
+    frame.extend_from_slice(&0u32.to_be_bytes());
+    frame.extend_from_slice(&7u32.to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// deliver_sm fields over SMPP 3.4's lengths (§4.6.1: service_type 6, addresses 21 octets
+/// with their NUL) are refused, each with the status SMPP names for it (issue 21); at
+/// the limits they decode.
+#[test]
+fn an_inbound_deliver_sm_over_the_field_lengths_is_refused_with_its_status() {
+    let twenty = "9".repeat(20);
+    assert!(matches!(
+        decode_inbound(&raw_deliver_sm("CMT12", &twenty, &twenty)),
+        Inbound::Frame(_)
+    ));
+    let cases = [
+        (
+            raw_deliver_sm("", &"9".repeat(21), "93"),
+            "source_addr",
+            CommandStatus::ESME_RINVSRCADR,
+        ),
+        (
+            raw_deliver_sm("", "93", &"9".repeat(40)),
+            "destination_addr",
+            CommandStatus::ESME_RINVDSTADR,
+        ),
+        (
+            raw_deliver_sm("CMT123", "93", "93"),
+            "service_type",
+            CommandStatus::ESME_RINVSERTYP,
+        ),
+    ];
+    for (bytes, field, status) in cases {
+        match decode_inbound(&bytes) {
+            Inbound::Malformed(malformed) => {
+                assert_eq!(malformed.sequence_number, 7);
+                assert_eq!(malformed.error.nack_status(), status, "{field}");
+                assert!(
+                    malformed.error.to_string().contains(field),
+                    "{}",
+                    malformed.error
+                );
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}

@@ -502,3 +502,31 @@ fn rinvbndsts_on_a_submit_breaks_the_session() {
         Event::Closed(CloseReason::InvalidBindStatus)
     ));
 }
+
+/// A deliver_sm with a field over SMPP's length is answered with a deliver_sm_resp
+/// carrying the field's status (not a generic_nack: the PDU itself is well framed), and
+/// reported as malformed; the session stays bound (issue 21).
+#[test]
+fn a_deliver_sm_with_an_over_long_field_is_answered_with_its_status() {
+    let t0 = Instant::now();
+    let mut session = bound(BindMode::Transceiver, t0);
+    let malformed = Inbound::Malformed(Malformed {
+        command_id: 0x0000_0005,
+        command_status: 0,
+        sequence_number: 41,
+        error: DecodeError::FieldTooLong {
+            command_id: CommandId::DeliverSm,
+            field: "source_addr",
+            actual: 30,
+            max: 21,
+        },
+    });
+    session.handle_inbound(t0, malformed);
+    let answers = sent(&mut session);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].sequence_number, 41);
+    assert_eq!(answers[0].pdu, Pdu::DeliverSmResp);
+    assert_eq!(answers[0].command_status, CommandStatus::ESME_RINVSRCADR);
+    assert!(matches!(events(&mut session)[..], [Event::Malformed(_)]));
+    assert_eq!(session.state(), SessionState::Bound);
+}
