@@ -177,6 +177,14 @@ impl std::fmt::Debug for MoInboundEvent {
     }
 }
 
+/// The `Nats-Msg-Id` of a dispatch command's dead letter: its stream sequence identifies
+/// it, so a dead letter stored whose ACK was lost (the command delivered again and
+/// dead-lettered again) is one entry in `sms.dispatch.dlq`. `None` when the sequence is
+/// unknown (0): no id rather than one shared by unrelated letters.
+pub fn dead_letter_msg_id(stream_sequence: u64) -> Option<String> {
+    (stream_sequence > 0).then(|| format!("dlq-{stream_sequence}"))
+}
+
 /// A deterministic id: the first 16 bytes of SHA-256 over the parts, as hex. Parts are
 /// separated, so ("ab", "") and ("a", "b") differ.
 pub fn event_id(parts: &[&str]) -> String {
@@ -244,6 +252,12 @@ mod tests {
 
     fn bind() -> BindKey {
         BindKey::new(OperatorId::try_new("roshan").unwrap(), Direction::Trx, 1)
+    }
+
+    #[test]
+    fn a_dead_letter_is_identified_by_its_stream_sequence_when_known() {
+        assert_eq!(dead_letter_msg_id(42).as_deref(), Some("dlq-42"));
+        assert_eq!(dead_letter_msg_id(0), None, "unknown: no shared id");
     }
 
     #[test]

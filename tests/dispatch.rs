@@ -119,6 +119,13 @@ async fn invalid_payloads_are_dead_lettered_once_and_never_sent() {
             .await;
         schema::assert_valid("dispatch-dead-letter.v1.schema.json", &letter);
         assert_eq!(letter["reason"], *reason, "{letter}");
+        // Identified by the command's stream sequence: a dead letter stored whose ACK was
+        // lost is one entry when the command is dead-lettered again (issue 21).
+        assert_eq!(
+            dlq.msg_id_of(&letter).as_deref(),
+            Some(format!("dlq-{sequence}").as_str()),
+            "Nats-Msg-Id of {letter}"
+        );
         assert_eq!(letter["subject"], subject);
         assert_eq!(letter["deliveries"], 1);
         let text = letter.to_string();

@@ -235,6 +235,7 @@ impl Nats {
         Events {
             subscriber,
             seen: Vec::new(),
+            msg_ids: Vec::new(),
         }
     }
 
@@ -288,9 +289,25 @@ impl Nats {
 pub struct Events {
     subscriber: async_nats::Subscriber,
     pub seen: Vec<Value>,
+    /// The `Nats-Msg-Id` header of each event in `seen`, in the same order.
+    msg_ids: Vec<Option<String>>,
+}
+
+fn msg_id(message: &async_nats::Message) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_owned())
 }
 
 impl Events {
+    /// The `Nats-Msg-Id` the event equal to `event` was published with.
+    pub fn msg_id_of(&self, event: &Value) -> Option<String> {
+        let index = self.seen.iter().position(|v| v == event)?;
+        self.msg_ids[index].clone()
+    }
+
     /// Wait for an event matching `predicate` (earlier ones are kept in `seen`).
     pub async fn wait_for(
         &mut self,
@@ -309,6 +326,7 @@ impl Events {
                     let value: Value = serde_json::from_slice(&message.payload)
                         .unwrap_or_else(|_| panic!("event is not JSON on {}", message.subject));
                     self.seen.push(value.clone());
+                    self.msg_ids.push(msg_id(&message));
                     if predicate(&value) {
                         return value;
                     }
@@ -331,6 +349,7 @@ impl Events {
         {
             if let Ok(value) = serde_json::from_slice(&message.payload) {
                 self.seen.push(value);
+                self.msg_ids.push(msg_id(&message));
             }
         }
         &self.seen

@@ -17,7 +17,9 @@ use tracing::Instrument;
 use super::actor::BindActor;
 use super::message::Held;
 use crate::correlation::{CorrelationError, CorrelationRow, RecordCorrelation};
-use crate::events::{DispatchDeadLetter, DlrInboundEvent, now_rfc3339, subject};
+use crate::events::{
+    DispatchDeadLetter, DlrInboundEvent, dead_letter_msg_id, now_rfc3339, subject,
+};
 use crate::telemetry::internal_events::{
     Backend, BackendFailed, BackendRecovered, BindInternalEvent, DeadLettered, RowRefused,
     RowRequested, RowWriteFailed, Settled, emit,
@@ -230,8 +232,14 @@ impl BindActor {
             let traceparent = traceparent.as_deref();
             let result = async {
                 if let Some(letter) = &letter {
+                    let msg_id = dead_letter_msg_id(letter.stream_sequence);
                     publisher
-                        .publish(subject::DISPATCH_DLQ, letter, None, traceparent)
+                        .publish(
+                            subject::DISPATCH_DLQ,
+                            letter,
+                            msg_id.as_deref(),
+                            traceparent,
+                        )
                         .await?;
                 }
                 if let Some(event) = &rejected {

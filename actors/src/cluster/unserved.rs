@@ -19,7 +19,7 @@ use smpp_connector::dispatch::{unserved_pinned_bind, unserved_pinned_rejection};
 
 use super::ChoreDeps;
 use super::ownership::OWNERS_BUCKET;
-use crate::events::{DispatchDeadLetter, now_rfc3339, subject};
+use crate::events::{DispatchDeadLetter, dead_letter_msg_id, now_rfc3339, subject};
 use crate::telemetry::metric;
 
 /// Messages one sweep dead-letters per subject at most (the next sweep takes the rest).
@@ -124,10 +124,10 @@ async fn sweep_subject(
             now_rfc3339(),
         );
         // The stream sequence de-duplicates a sweep that stored the letter but died
-        // before the ACK.
-        let msg_id = format!("dlq-pinned-{stream_sequence}");
+        // before the ACK (the same id as a bind's dead letter of that message).
+        let msg_id = dead_letter_msg_id(stream_sequence);
         deps.publisher
-            .publish(subject::DISPATCH_DLQ, &letter, Some(&msg_id), None)
+            .publish(subject::DISPATCH_DLQ, &letter, msg_id.as_deref(), None)
             .await
             .context("dead letter")?;
         message
