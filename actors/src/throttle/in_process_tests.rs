@@ -418,6 +418,15 @@ async fn mo_parts_are_due_after_the_window_claimed_once_and_reclaimed_after_the_
         !redis.exists(&open_index_key("opmo", 0)),
         "an empty index is removed"
     );
+    // The tombstone keeps neither the numbers (meta) nor the text (issue 21).
+    let tombstone = redis.hash_fields(hash);
+    assert!(!tombstone.is_empty(), "still there, as a tombstone");
+    assert!(
+        tombstone
+            .iter()
+            .all(|(name, value)| name != b"m" && !value.windows(5).any(|w| w == b"hello")),
+        "no meta, no text: {tombstone:?}"
+    );
     let repeat = pod_a.send(part(&key, 1, b"hello ")).await.unwrap().unwrap();
     assert!(matches!(repeat, Stored::Repeat), "tombstone: {repeat:?}");
 

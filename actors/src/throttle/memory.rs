@@ -132,6 +132,12 @@ impl MemoryRedis {
         self.lock().live(key, now).is_some()
     }
 
+    /// The fields of a hash as they are now (empty when there is none).
+    pub fn hash_fields(&self, key: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let now = Instant::now();
+        self.lock().hgetall(key, now).unwrap_or_default()
+    }
+
     /// Server time now, as `TIME` answers it.
     fn time(&self) -> Duration {
         Duration::from_secs(EPOCH_SECONDS) + Instant::now().saturating_duration_since(self.epoch)
@@ -461,7 +467,8 @@ impl ThrottleStore for MemoryRedis {
                 return Ok(Stored::Busy);
             }
             if state.is_some() {
-                if existing.as_deref() == Some(part.value.as_slice()) {
+                // A finished message's tombstone keeps a digest of each part, not the part.
+                if existing.as_deref() == Some(tombstone_digest(&part.value).as_slice()) {
                     return Ok(Stored::Repeat);
                 }
                 inner.keys.remove(key);
@@ -518,6 +525,18 @@ impl ThrottleStore for MemoryRedis {
         self.op(move |inner, now| {
             inner.zrem(&index_key, &hash_key, now)?;
             if inner.exists(&hash_key, now) {
+                // The tombstone: no numbers (the meta goes), no text (a digest per part).
+                if let Some(fields) = inner.hash(&hash_key, now)? {
+                    fields.retain(|(name, _)| name != field::META.as_bytes());
+                    for (name, value) in fields.iter_mut() {
+                        let kept = [field::STATE, field::INDEX, field::COUNT]
+                            .iter()
+                            .any(|f| name == f.as_bytes());
+                        if !kept {
+                            *value = tombstone_digest(value);
+                        }
+                    }
+                }
                 let state: &[u8] = if complete { b"c" } else { b"p" };
                 inner.hset(&hash_key, &[(field::STATE.as_bytes(), state)], now)?;
                 inner.pexpire(&hash_key, Duration::from_millis(millis(keep)), now);
@@ -602,4 +621,11 @@ fn count(inner: &mut Inner, key: &str, now: Instant) -> Result<i64, ThrottleErro
 /// A hash as `HGETALL` answers it, read as fred's replies are.
 fn message(fields: Fields) -> StoredMessage {
     StoredMessage::from_fields(fields)
+}
+
+/// What a finished message's tombstone keeps of a part: its digest, as the script's
+/// `redis.sha1hex` (SHA-256 here: the store only ever compares its own digests).
+fn tombstone_digest(value: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(value)).into_bytes()
 }

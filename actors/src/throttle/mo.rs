@@ -52,7 +52,8 @@ const OPEN_GRACE: Duration = Duration::from_secs(3600);
 /// ARGV: seq, stored value, meta JSON, window ms, total, hash TTL ms.
 /// KEYS: the message hash, this bind's open index.
 /// Returns `{0, stored}` waiting, `{1, fields}` complete (also for a repeated part once
-/// complete: its publish had failed), `{2}` repeat of a stored part, `{3}` being published partial (retry later), `{4, fields}` another message
+/// complete: its publish had failed), `{2}` repeat of a stored part (of a finished
+/// message: of a part whose SHA-1 the tombstone keeps), `{3}` being published partial (retry later), `{4, fields}` another message
 /// under the same key is still open (publish it partial first).
 pub const STORE_SCRIPT: &str = r#"
 local t = redis.call('TIME')
@@ -61,7 +62,7 @@ local state = redis.call('HGET', KEYS[1], 'd')
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if state == 'x' then return {3} end
 if state then
-  if existing == ARGV[2] then return {2} end
+  if existing == redis.sha1hex(ARGV[2]) then return {2} end
   redis.call('DEL', KEYS[1])
   existing = false
 elseif existing and existing ~= ARGV[2] then
@@ -83,10 +84,20 @@ return {0, n}
 "#;
 
 /// ARGV: final state (`c` or `p`), tombstone TTL ms. KEYS: the message hash, the index
-/// that lists it.
+/// that lists it. The hash stays as a tombstone (a repeated part is recognised) without
+/// the numbers or the text: the meta goes, each part is kept as its SHA-1 only.
 pub const FINISH_SCRIPT: &str = r#"
 redis.call('ZREM', KEYS[2], KEYS[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  local fields = redis.call('HGETALL', KEYS[1])
+  for i = 1, #fields, 2 do
+    local f = fields[i]
+    if f == 'm' then
+      redis.call('HDEL', KEYS[1], 'm')
+    elseif f ~= 'd' and f ~= 'i' and f ~= 'n' then
+      redis.call('HSET', KEYS[1], f, redis.sha1hex(fields[i + 1]))
+    end
+  end
   redis.call('HSET', KEYS[1], 'd', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
