@@ -49,5 +49,7 @@ pub mod oms;
 pub mod readiness;
 pub mod supervisor;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod throttle;
 pub mod tls;

@@ -9,13 +9,12 @@
 //! listens on; the bind's lanes are empty, so it never pulls). The dispatch path runs in
 //! the whole-process tests.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
-use smpp_connector::config::{BindKey, Config, Direction, OperatorId};
+use smpp_connector::config::{BindKey, Direction, OperatorId};
 use smpp_connector::protocol::pdu::{BindResponse, CommandStatus, Frame, Pdu};
 use smpp_connector::protocol::session::BindState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -26,8 +25,8 @@ use super::io::{ConnectError, Connection, SmscConnector};
 use super::{BindActor, BindCrashed, BindDeps, BindStateChanged, PullMux};
 use crate::correlation::{CorrelationActor, MemoryStore};
 use crate::inbound::InboundDeps;
-use crate::nats::EventPublisher;
 use crate::oms::MemoryCredentials;
+use crate::test_support;
 use crate::throttle::{MemoryRedis, ThrottleActor};
 
 const OPERATOR: &str = "opinproc";
@@ -183,32 +182,9 @@ impl Handler<BindCrashed> for Recorder {
     fn handle(&mut self, _: BindCrashed, _ctx: &mut Context<Self>) {}
 }
 
-fn config() -> Arc<Config> {
-    let vars: BTreeMap<String, String> = [
-        ("MNO_ID", OPERATOR),
-        ("NATS_URL", "nats://127.0.0.1:4222"),
-        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ("DATABASE_URL", "postgres://u:p@127.0.0.1/smpp"),
-        ("OMS_BASE_URL", "http://127.0.0.1:8090/"),
-        ("ADMIN_TOKEN", "0123456789abcdef"),
-        ("POD_NAME", "pod-inproc"),
-        ("BIND_DIRECTION", "trx"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Arc::new(Config::from_env(&vars).expect("config"))
-}
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// One trx bind of the test operator against `smsc`; the recorder's state log.
 async fn start_bind(smsc: &PipeSmsc) -> (Addr<BindActor>, Arc<Mutex<Vec<(Instant, BindState)>>>) {
-    let config = config();
+    let config = test_support::config(OPERATOR, "pod-inproc", &[("BIND_DIRECTION", "trx")]);
     let op = OperatorId::try_new(OPERATOR).expect("operator");
     let oms = MemoryCredentials::new();
     oms.set_json(
@@ -219,12 +195,7 @@ async fn start_bind(smsc: &PipeSmsc) -> (Addr<BindActor>, Arc<Mutex<Vec<(Instant
                 "enquireLinkSeconds": 30}}"#
         ),
     );
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(format!("nats://127.0.0.1:{}", closed_port()))
-        .await
-        .expect("a client connecting in the background");
-    let publisher = EventPublisher::new(async_nats::jetstream::new(client));
+    let publisher = test_support::unreachable_publisher(test_support::closed_port()).await;
     let correlation = CorrelationActor::new(Arc::new(MemoryStore::new()), 100, 1).start();
     let throttle = ThrottleActor::new(
         MemoryRedis::new().shared(),

@@ -16,37 +16,19 @@ use actix::prelude::{Actor, Addr};
 use smpp_connector::config::{Config, OperatorId};
 
 use super::{
-    CorrelationActor, EventPublisher, HealthPublisherActor, ListBinds, Readiness, SetOwnership,
-    Shared, Shutdown, Supervisor,
+    CorrelationActor, HealthPublisherActor, ListBinds, Readiness, SetOwnership, Shared, Shutdown,
+    Supervisor,
 };
 use crate::cluster::ownership::{MemoryKv, OwnershipActor, ReleaseAll};
 use crate::correlation::MemoryStore;
 use crate::oms::MemoryCredentials;
+use crate::test_support;
 use crate::throttle::{MemoryRedis, ThrottleActor};
 
 const OPERATOR: &str = "opsup";
 
 fn config(pod: &str) -> Arc<Config> {
-    let vars: BTreeMap<String, String> = [
-        ("MNO_ID", OPERATOR),
-        ("NATS_URL", "nats://127.0.0.1:4222"),
-        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ("DATABASE_URL", "postgres://u:p@127.0.0.1/smpp"),
-        ("OMS_BASE_URL", "http://127.0.0.1:8090/"),
-        ("ADMIN_TOKEN", "0123456789abcdef"),
-        ("POD_NAME", pod),
-        ("BIND_DIRECTION", "rx"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Arc::new(Config::from_env(&vars).expect("config"))
-}
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    test_support::config(OPERATOR, pod, &[("BIND_DIRECTION", "rx")])
 }
 
 /// One pod's supervisor and ownership over the shared in-memory backends.
@@ -58,12 +40,7 @@ async fn pod(
     nats_port: u16,
 ) -> (Addr<Supervisor>, Addr<OwnershipActor>) {
     let config = config(name);
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(format!("nats://127.0.0.1:{nats_port}"))
-        .await
-        .expect("a client connecting in the background");
-    let publisher = EventPublisher::new(async_nats::jetstream::new(client));
+    let publisher = test_support::unreachable_publisher(nats_port).await;
     let readiness = Arc::new(Readiness::default());
     let supervisor = Supervisor::new(
         Shared {
@@ -117,7 +94,7 @@ async fn supervisors_run_the_binds_their_pods_own_once_oms_answers() {
     tokio::time::pause();
     let oms = MemoryCredentials::new();
     let op = OperatorId::try_new(OPERATOR).expect("operator");
-    let smsc = closed_port();
+    let smsc = test_support::closed_port();
     oms.set_json(
         &op,
         &format!(
@@ -127,7 +104,7 @@ async fn supervisors_run_the_binds_their_pods_own_once_oms_answers() {
     oms.set_down(true);
     let ttl = config("x").timers.owner_ttl;
     let (owners, pods) = (MemoryKv::new(ttl), MemoryKv::new(ttl));
-    let nats = closed_port();
+    let nats = test_support::closed_port();
     let (a, _) = pod("pod-a", &oms, &owners, &pods, nats).await;
     let (b, b_ownership) = pod("pod-b", &oms, &owners, &pods, nats).await;
 

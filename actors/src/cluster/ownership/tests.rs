@@ -224,22 +224,15 @@ impl Cluster {
 
 /// A pod's configuration: the default ownership timers, written out.
 fn pod_config(name: &str) -> Arc<Config> {
-    let vars: BTreeMap<String, String> = [
-        ("MNO_ID", OPERATOR),
-        ("NATS_URL", "nats://127.0.0.1:4222"),
-        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ("DATABASE_URL", "postgres://u:p@127.0.0.1/smpp"),
-        ("OMS_BASE_URL", "http://127.0.0.1:8090/"),
-        ("ADMIN_TOKEN", "0123456789abcdef"),
-        ("POD_NAME", name),
-        ("OWNER_TTL_MS", "30000"),
-        ("OWNER_REFRESH_MS", "10000"),
-        ("RECONCILE_MS", "30000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Arc::new(Config::from_env(&vars).expect("config"))
+    crate::test_support::config(
+        OPERATOR,
+        name,
+        &[
+            ("OWNER_TTL_MS", "30000"),
+            ("OWNER_REFRESH_MS", "10000"),
+            ("RECONCILE_MS", "30000"),
+        ],
+    )
 }
 
 fn operator() -> OperatorId {
