@@ -397,6 +397,13 @@ impl<H> Ledger<H> {
     }
 
     /// The message id of a held message (for logs).
+    /// The handle and the messageId of a held message, in one lookup.
+    pub fn message(&self, dispatch: DispatchId) -> Option<(&H, &str)> {
+        self.messages
+            .get(&dispatch)
+            .map(|m| (&m.handle, m.message_id.as_str()))
+    }
+
     pub fn message_id(&self, dispatch: DispatchId) -> Option<&str> {
         self.messages.get(&dispatch).map(|m| m.message_id.as_str())
     }

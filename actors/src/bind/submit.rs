@@ -8,6 +8,7 @@ use smpp_connector::protocol::pdu::CommandStatus;
 use smpp_connector::protocol::session::{Event, SubmitFailure};
 
 use super::actor::{BindActor, SegmentToken};
+use super::message::Held;
 use crate::correlation::GetBindSettings;
 use crate::telemetry::internal_events::{BindInternalEvent, SubmitAnswered, SubmitFailed};
 use opentelemetry::KeyValue;
@@ -98,19 +99,15 @@ impl BindActor {
         status: CommandStatus,
         event: &Event<SegmentToken>,
     ) {
-        self.trace_submit(token, sequence_number, status.name());
-        let held = self.core.ledger.handle(token.segment.dispatch);
+        let held = self.core.ledger.message(token.segment.dispatch);
+        trace_submit(held, token, sequence_number, status.name());
         SubmitAnswered {
             status,
             written_at: token.written_at,
             outcome: submit_outcome(event),
             sequence_number,
-            message_id: self
-                .core
-                .ledger
-                .message_id(token.segment.dispatch)
-                .unwrap_or(""),
-            trace: held.map(|h| &h.trace),
+            message_id: held.map_or("", |(_, id)| id),
+            trace: held.map(|(h, _)| &h.trace),
         }
         .emit(&mut self.metrics);
     }
@@ -124,7 +121,9 @@ impl BindActor {
         reason: SubmitFailure,
         event: &Event<SegmentToken>,
     ) {
-        self.trace_submit(
+        let held = self.core.ledger.message(token.segment.dispatch);
+        trace_submit(
+            held,
             token,
             sequence_number,
             match reason {
@@ -134,35 +133,35 @@ impl BindActor {
             }
             .into(),
         );
-        let held = self.core.ledger.handle(token.segment.dispatch);
         SubmitFailed {
             reason,
             outcome: submit_outcome(event),
             sequence_number,
-            message_id: self
-                .core
-                .ledger
-                .message_id(token.segment.dispatch)
-                .unwrap_or(""),
-            trace: held.map(|h| &h.trace),
+            message_id: held.map_or("", |(_, id)| id),
+            trace: held.map(|(h, _)| &h.trace),
         }
         .emit(&mut self.metrics);
     }
+}
 
-    /// The `submit_sm` span of a segment: written → answered (or failed).
-    fn trace_submit(&self, token: &SegmentToken, sequence_number: u32, result: String) {
-        let Some(held) = self.core.ledger.handle(token.segment.dispatch) else {
-            return;
-        };
-        let started = std::time::SystemTime::now() - token.written_at.elapsed();
-        held.trace.step(
-            "submit_sm",
-            started,
-            vec![
-                KeyValue::new("smpp.sequence_number", i64::from(sequence_number)),
-                KeyValue::new("smpp.segment", i64::from(token.segment.segment)),
-                KeyValue::new("smpp.command_status", result),
-            ],
-        );
-    }
+/// The `submit_sm` span of a segment of `held`: written → answered (or failed).
+fn trace_submit(
+    held: Option<(&Held, &str)>,
+    token: &SegmentToken,
+    sequence_number: u32,
+    result: String,
+) {
+    let Some((held, _)) = held else {
+        return;
+    };
+    let started = std::time::SystemTime::now() - token.written_at.elapsed();
+    held.trace.step(
+        "submit_sm",
+        started,
+        vec![
+            KeyValue::new("smpp.sequence_number", i64::from(sequence_number)),
+            KeyValue::new("smpp.segment", i64::from(token.segment.segment)),
+            KeyValue::new("smpp.command_status", result),
+        ],
+    );
 }
